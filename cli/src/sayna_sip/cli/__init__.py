@@ -1,0 +1,1 @@
+"""The `sayna-sip` command: dispatches to each service's own entry point."""

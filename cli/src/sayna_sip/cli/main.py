@@ -1,0 +1,39 @@
+"""`sayna-sip` entry point. Each subcommand imports its service lazily, so running one
+service never loads the others."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Callable, Sequence
+
+from sayna_sip.common.version import __version__
+
+# subcommand -> (module, function, help). Each function takes the remaining argv.
+COMMANDS: dict[str, tuple[str, str, str]] = {}
+
+
+def _dispatch(name: str) -> Callable[[Sequence[str]], int]:
+    module, func, _ = COMMANDS[name]
+    return getattr(importlib.import_module(module), func)  # type: ignore[no-any-return]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(
+        prog="sayna-sip",
+        description="LiveKit SIP webhooks, routed to each tenant's hook: durable, signed, retried.",
+    )
+    parser.add_argument("--version", action="version", version=f"sayna-sip {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (_, _, help_text) in COMMANDS.items():
+        sub.add_parser(name, help=help_text, add_help=False)
+    if not args or args[0] not in COMMANDS:
+        parser.parse_args(args or ["--help"])
+        return 2
+    return int(_dispatch(args[0])(args[1:]) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,371 @@
+"""ServerConfig: every setting of every service, from a YAML file and the environment.
+
+Precedence: environment > YAML > default (SIP disabled). An environment list replaces
+the YAML list whole. Empty environment variables count as unset, so a compose file can
+pass `${VAR:-}` through. Validation runs on the merged result, whatever its source, and
+fails fast with a ConfigError that names the field.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sayna_sip.common import validate as v
+from sayna_sip.common.errors import ConfigError
+from sayna_sip.common.netpolicy import IPNetwork, parse_networks
+
+DEFAULT_RETRY_SCHEDULE: tuple[float, ...] = (0, 5, 300, 1800, 7200, 18000, 36000, 36000)
+
+# YAML sections and the keys each may hold; anything else is a typo and fails the load.
+_YAML_KEYS: dict[str, set[str]] = {
+    "server": {"host", "port"},
+    "livekit": {"url", "api_key", "api_secret"},
+    "auth": {"required", "api_secret", "api_secrets"},
+    "nats": {"url", "replicas"},
+    "ingress": {"max_body_bytes"},
+    "router": {"port"},
+    "forwarder": {"port", "timeout", "connect_timeout", "host_concurrency", "concurrency"},
+    "logging": {"format", "level"},
+    "sip": {
+        "room_prefix",
+        "allowed_addresses",
+        "hooks",
+        "hook_secret",
+        "retry",
+        "max_participants",
+        "hook_allow_networks",
+        "hook_ca_bundle",
+    },
+}
+
+
+@dataclass(frozen=True)
+class HookConfig:
+    """A hook from static configuration (read-only at runtime)."""
+
+    host: str
+    url: str
+    secrets: tuple[str, ...] = ()
+
+    @property
+    def secret(self) -> str | None:
+        return self.secrets[0] if self.secrets else None
+
+
+@dataclass(frozen=True)
+class SipConfig:
+    room_prefix: str
+    allowed_addresses: tuple[str, ...]
+    hooks: tuple[HookConfig, ...] = ()
+    hook_secrets: tuple[str, ...] = ()
+    retry_schedule: tuple[float, ...] = DEFAULT_RETRY_SCHEDULE
+    max_participants: int = 3
+    hook_allow_networks: tuple[IPNetwork, ...] = ()
+    hook_ca_bundle: str | None = None
+
+    @property
+    def hook_secret(self) -> str | None:
+        return self.hook_secrets[0] if self.hook_secrets else None
+
+    def secrets_for(self, host: str) -> tuple[str, ...]:
+        """The hook's own secrets from static config, else the global ones."""
+        for hook in self.hooks:
+            if hook.host == host and hook.secrets:
+                return hook.secrets
+        return self.hook_secrets
+
+
+@dataclass(frozen=True)
+class LiveKitConfig:
+    url: str | None = None
+    api_key: str | None = None
+    api_secret: str | None = None
+
+    @property
+    def has_credentials(self) -> bool:
+        return bool(self.api_key and self.api_secret)
+
+    @property
+    def http_url(self) -> str | None:
+        """LIVEKIT_URL with ws(s):// mapped to http(s):// for the Twirp API."""
+        if not self.url:
+            return None
+        for ws, http in (("wss://", "https://"), ("ws://", "http://")):
+            if self.url.startswith(ws):
+                return http + self.url[len(ws) :]
+        return self.url
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    required: bool = False
+    tokens: tuple[tuple[str, str], ...] = ()  # (id, secret)
+
+
+@dataclass(frozen=True)
+class NatsConfig:
+    url: str = "nats://127.0.0.1:4222"
+    replicas: int = 1
+
+
+@dataclass(frozen=True)
+class ForwarderConfig:
+    port: int = 3003
+    timeout: float = 10.0
+    connect_timeout: float = 2.0
+    host_concurrency: int = 10
+    concurrency: int = 100
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    sip: SipConfig | None = None
+    livekit: LiveKitConfig = field(default_factory=LiveKitConfig)
+    nats: NatsConfig = field(default_factory=NatsConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    forwarder: ForwarderConfig = field(default_factory=ForwarderConfig)
+    host: str = "0.0.0.0"
+    port: int = 3001
+    max_body_bytes: int = 1024 * 1024
+    router_port: int = 3002
+    log_format: str = "text"
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ServerConfig:
+        """Configuration from the environment alone."""
+        return load({}, os.environ if env is None else env)
+
+    @classmethod
+    def from_file(cls, path: str | Path, env: Mapping[str, str] | None = None) -> ServerConfig:
+        """Configuration from a YAML file, with the environment on top."""
+        try:
+            text = Path(path).read_text()
+        except OSError as exc:
+            raise ConfigError(f"Cannot read config file '{path}': {exc.strerror}") from None
+        try:
+            data = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"Config file '{path}' is not valid YAML: {exc}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"Config file '{path}' must hold a mapping at the top level")
+        return load(data, os.environ if env is None else env)
+
+    @classmethod
+    def load(
+        cls, path: str | Path | None = None, env: Mapping[str, str] | None = None
+    ) -> ServerConfig:
+        """`from_file(path)` when a path is given, else `from_env()`."""
+        return cls.from_file(path, env) if path else cls.from_env(env)
+
+
+def load(data: Mapping[str, Any], env: Mapping[str, str]) -> ServerConfig:
+    """Merge YAML `data` and `env` (env wins) and validate the result."""
+    _check_yaml_keys(data)
+    e = {k: val for k, val in env.items() if val.strip()}
+    y = _Sections(data)
+    auth_tokens = _auth_tokens(y, e)
+    required = v.boolean(
+        _pick(e, "AUTH_REQUIRED", y.get("auth", "required"), False), "AUTH_REQUIRED"
+    )
+    if required and not auth_tokens:
+        raise ConfigError(
+            "AUTH_REQUIRED=true but no API token is configured: "
+            "set AUTH_API_SECRET or AUTH_API_SECRETS_JSON"
+        )
+    fwd = ForwarderConfig(
+        port=v.integer(
+            _pick(e, "FORWARDER_PORT", y.get("forwarder", "port"), 3003), "FORWARDER_PORT", 0, 65535
+        ),
+        timeout=v.number(
+            _pick(e, "FORWARDER_TIMEOUT", y.get("forwarder", "timeout"), 10.0),
+            "FORWARDER_TIMEOUT",
+            0.1,
+        ),
+        connect_timeout=v.number(
+            _pick(e, "FORWARDER_CONNECT_TIMEOUT", y.get("forwarder", "connect_timeout"), 2.0),
+            "FORWARDER_CONNECT_TIMEOUT",
+            0.05,
+        ),
+        host_concurrency=v.integer(
+            _pick(e, "FORWARDER_HOST_CONCURRENCY", y.get("forwarder", "host_concurrency"), 10),
+            "FORWARDER_HOST_CONCURRENCY",
+            1,
+            10_000,
+        ),
+        concurrency=v.integer(
+            _pick(e, "FORWARDER_CONCURRENCY", y.get("forwarder", "concurrency"), 100),
+            "FORWARDER_CONCURRENCY",
+            1,
+            100_000,
+        ),
+    )
+    log_format = str(_pick(e, "LOG_FORMAT", y.get("logging", "format"), "text")).lower()
+    if log_format not in ("text", "json"):
+        raise ConfigError(f"LOG_FORMAT must be 'text' or 'json', got '{log_format}'")
+    return ServerConfig(
+        sip=_sip(y, e),
+        livekit=LiveKitConfig(
+            url=_opt(_pick(e, "LIVEKIT_URL", y.get("livekit", "url"), None)),
+            api_key=_opt(_pick(e, "LIVEKIT_API_KEY", y.get("livekit", "api_key"), None)),
+            api_secret=_opt(_pick(e, "LIVEKIT_API_SECRET", y.get("livekit", "api_secret"), None)),
+        ),
+        nats=NatsConfig(
+            url=str(_pick(e, "NATS_URL", y.get("nats", "url"), NatsConfig.url)).strip(),
+            replicas=v.integer(
+                _pick(e, "NATS_REPLICAS", y.get("nats", "replicas"), 1), "NATS_REPLICAS", 1, 5
+            ),
+        ),
+        auth=AuthConfig(required=required, tokens=tuple(auth_tokens)),
+        forwarder=fwd,
+        host=str(_pick(e, "HOST", y.get("server", "host"), "0.0.0.0")).strip(),
+        port=v.integer(_pick(e, "PORT", y.get("server", "port"), 3001), "PORT", 0, 65535),
+        max_body_bytes=v.integer(
+            _pick(e, "WEBHOOK_MAX_BODY_BYTES", y.get("ingress", "max_body_bytes"), 1024 * 1024),
+            "WEBHOOK_MAX_BODY_BYTES",
+            1024,
+            64 * 1024 * 1024,
+        ),
+        router_port=v.integer(
+            _pick(e, "ROUTER_PORT", y.get("router", "port"), 3002), "ROUTER_PORT", 0, 65535
+        ),
+        log_format=log_format,
+        log_level=str(_pick(e, "LOG_LEVEL", y.get("logging", "level"), "INFO")).upper(),
+    )
+
+
+class _Sections:
+    """Read access to the YAML sections, tolerating absent or null sections."""
+
+    def __init__(self, data: Mapping[str, Any]) -> None:
+        self.data = data
+
+    def section(self, name: str) -> Mapping[str, Any]:
+        value = self.data.get(name)
+        return value if isinstance(value, Mapping) else {}
+
+    def get(self, section: str, key: str) -> Any:
+        return self.section(section).get(key)
+
+    def has(self, section: str) -> bool:
+        return section in self.data
+
+
+def _check_yaml_keys(data: Mapping[str, Any]) -> None:
+    for name, value in data.items():
+        if name not in _YAML_KEYS:
+            raise ConfigError(
+                f"Unknown config section '{name}' (known: {', '.join(sorted(_YAML_KEYS))})"
+            )
+        if value is None:
+            continue
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"Config section '{name}' must be a mapping")
+        unknown = set(value) - _YAML_KEYS[name]
+        if unknown:
+            raise ConfigError(f"Unknown key(s) in '{name}': {', '.join(sorted(unknown))}")
+
+
+def _pick(env: Mapping[str, str], name: str, yaml_value: Any, default: Any) -> Any:
+    if name in env:
+        return env[name]
+    return default if yaml_value is None else yaml_value
+
+
+def _opt(value: Any) -> str | None:
+    text = str(value).strip() if value is not None else ""
+    return text or None
+
+
+def _auth_tokens(y: _Sections, e: Mapping[str, str]) -> list[tuple[str, str]]:
+    tokens: list[tuple[str, str]] = []
+    single = _opt(_pick(e, "AUTH_API_SECRET", y.get("auth", "api_secret"), None))
+    if single:
+        tokens.append(("default", single))
+    if "AUTH_API_SECRETS_JSON" in e:
+        tokens.extend(v.api_tokens_json(e["AUTH_API_SECRETS_JSON"]))
+    elif y.get("auth", "api_secrets") is not None:
+        import json
+
+        tokens.extend(v.api_tokens_json(json.dumps(y.get("auth", "api_secrets"))))
+    return tokens
+
+
+_SIP_ENV = (
+    "SIP_ROOM_PREFIX",
+    "SIP_ALLOWED_ADDRESSES",
+    "SIP_HOOKS_JSON",
+    "SIP_HOOK_SECRET",
+    "SIP_RETRY_SCHEDULE",
+    "SIP_HOOK_ALLOW_NETWORKS",
+    "SIP_HOOK_CA_BUNDLE",
+    "SIP_MAX_PARTICIPANTS",
+)
+
+
+def _sip(y: _Sections, e: Mapping[str, str]) -> SipConfig | None:
+    if not y.has("sip") and not any(name in e for name in _SIP_ENV):
+        return None
+    s = y.section("sip")
+    prefix = v.room_prefix(_pick(e, "SIP_ROOM_PREFIX", s.get("room_prefix"), None))
+    addresses = v.allowed_addresses(
+        v.string_list(
+            _pick(e, "SIP_ALLOWED_ADDRESSES", s.get("allowed_addresses"), []),
+            "sip.allowed_addresses",
+        )
+    )
+    if "SIP_HOOKS_JSON" in e:
+        entries = v.hooks_json(e["SIP_HOOKS_JSON"])
+    else:
+        entries = v.hook_entries(s.get("hooks") or [], "sip.hooks")
+    hooks: list[HookConfig] = []
+    seen: set[str] = set()
+    for entry in entries:
+        host = v.host(entry["host"])
+        if host in seen:
+            raise ConfigError(f"Duplicate SIP hook host: {host}")
+        seen.add(host)
+        hooks.append(
+            HookConfig(host, v.hook_url(entry["url"], host), v.secrets(entry.get("secret"), host))
+        )
+    retry = s.get("retry")
+    if retry is not None and not isinstance(retry, Mapping):
+        raise ConfigError("sip.retry must be a mapping with a 'schedule'")
+    if "SIP_RETRY_SCHEDULE" in e:
+        schedule = v.schedule(e["SIP_RETRY_SCHEDULE"], "SIP_RETRY_SCHEDULE")
+    elif retry and retry.get("schedule") is not None:
+        schedule = v.schedule(retry["schedule"], "sip.retry.schedule")
+    else:
+        schedule = DEFAULT_RETRY_SCHEDULE
+    networks = v.string_list(
+        _pick(e, "SIP_HOOK_ALLOW_NETWORKS", s.get("hook_allow_networks"), []),
+        "SIP_HOOK_ALLOW_NETWORKS",
+    )
+    try:
+        allow = parse_networks(networks)
+    except ValueError as exc:
+        raise ConfigError(f"SIP_HOOK_ALLOW_NETWORKS entry {exc}") from None
+    ca_bundle = _opt(_pick(e, "SIP_HOOK_CA_BUNDLE", s.get("hook_ca_bundle"), None))
+    if ca_bundle and not Path(ca_bundle).is_file():
+        raise ConfigError(f"SIP_HOOK_CA_BUNDLE '{ca_bundle}' is not a readable file")
+    return SipConfig(
+        room_prefix=prefix,
+        allowed_addresses=addresses,
+        hooks=tuple(hooks),
+        hook_secrets=v.secrets(_pick(e, "SIP_HOOK_SECRET", s.get("hook_secret"), None), "global"),
+        retry_schedule=schedule,
+        max_participants=v.integer(
+            _pick(e, "SIP_MAX_PARTICIPANTS", s.get("max_participants"), 3),
+            "SIP_MAX_PARTICIPANTS",
+            1,
+            1000,
+        ),
+        hook_allow_networks=allow,
+        hook_ca_bundle=ca_bundle,
+    )

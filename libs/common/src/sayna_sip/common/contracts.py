@@ -1,0 +1,59 @@
+"""Names that cross process boundaries: subjects, headers, dead-letter reasons.
+
+Every producer and consumer imports these; nothing spells a subject or header by hand.
+"""
+
+from __future__ import annotations
+
+import re
+
+from sayna_sip.common.hosts import host_token
+
+# Subjects
+LK_EVENTS_SUBJECTS = "lk.events.>"
+DELIVERY_SUBJECTS = "sip.deliver.>"
+DEAD_SUBJECTS = "sip.dead.>"
+
+_SUBJECT_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def lk_event_subject(event: str) -> str:
+    """`lk.events.<event>`; an empty or odd event name becomes a safe single token."""
+    token = _SUBJECT_UNSAFE.sub("_", event) or "unknown"
+    return f"lk.events.{token}"
+
+
+def delivery_subject(hook_host: str) -> str:
+    return f"sip.deliver.{host_token(hook_host)}"
+
+
+def dead_subject(hook_host: str) -> str:
+    return f"sip.dead.{host_token(hook_host)}"
+
+
+class Header:
+    """NATS message headers written by sayna-sip services."""
+
+    MSG_ID = "Nats-Msg-Id"  # JetStream dedupe key
+    EVENT_ID = "Sayna-Event-Id"  # LiveKit event id (webhook-id at the hook)
+    EVENT = "Sayna-Event"  # LiveKit event type, e.g. participant_joined
+    ROOM = "Sayna-Room"  # LiveKit room name ('' for events without a room)
+    RECEIVED_AT = "Sayna-Received-At"  # unix seconds (float) when the ingress stored it
+    HOOK = "Sayna-Hook"  # host of the matched hook (its sip_hooks entry), e.g. *.example.com
+    SIP_HOST = "Sayna-Sip-Host"  # host parsed from the call's To header
+    ATTEMPT = "Sayna-Attempt"  # failed delivery attempts so far (0 on first delivery)
+    NOT_BEFORE = "Sayna-Not-Before"  # unix seconds; do not attempt before this time
+    DEAD_REASON = "Sayna-Dead-Reason"
+    DEAD_AT = "Sayna-Dead-At"
+    LAST_STATUS = "Sayna-Last-Status"  # HTTP status of the last attempt, if any
+    LAST_ERROR = "Sayna-Last-Error"
+    HOOK_URL = "Sayna-Hook-Url"
+
+
+class DeadReason:
+    """Values of the Sayna-Dead-Reason header."""
+
+    GONE = "gone"  # the hook answered 410
+    EXHAUSTED = "retries exhausted"
+    HOOK_REMOVED = "hook removed"
+    BLOCKED = "blocked address"

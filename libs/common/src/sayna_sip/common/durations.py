@@ -1,0 +1,37 @@
+"""Parse human durations (`500ms`, `5s`, `1m`, `2h`, `1d`) and retry schedules (`0s,5s,1m`)."""
+
+from __future__ import annotations
+
+import re
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$", re.IGNORECASE)
+_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in `text`; a bare number is seconds. Raises ValueError on anything else."""
+    match = _DURATION.match(text)
+    if not match:
+        raise ValueError(f"'{text.strip()}' is not a duration like 500ms, 5s, 1m, 2h")
+    unit = match.group(2).lower() if match.group(2) else None
+    return float(match.group(1)) * _UNIT[unit]
+
+
+def parse_schedule(value: str | list[object] | tuple[object, ...]) -> tuple[float, ...]:
+    """A retry schedule from `'0s,5s,1m'` or a YAML list; at least one entry."""
+    items = value.split(",") if isinstance(value, str) else list(value)
+    delays = tuple(
+        float(item) if isinstance(item, int | float) else parse_duration(str(item))
+        for item in items
+        if str(item).strip()
+    )
+    if not delays:
+        raise ValueError("schedule needs at least one delay")
+    return delays
+
+
+def format_duration(seconds: float) -> str:
+    for unit, size in (("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"

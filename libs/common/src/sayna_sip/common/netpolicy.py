@@ -1,0 +1,100 @@
+"""Which network addresses a hook may target (SSRF policy), shared by ingress and forwarder.
+
+Blocked: loopback, private, link-local, CGNAT, benchmarking, multicast, reserved,
+unspecified, documentation, cloud metadata, and their IPv6 forms (ULA, link-local,
+IPv4-mapped/compatible, 6to4, NAT64, Teredo). An allow list of CIDRs
+(`SIP_HOOK_ALLOW_NETWORKS`) overrides the block.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+_BLOCKED_V4 = tuple(
+    ipaddress.IPv4Network(n)
+    for n in (
+        "0.0.0.0/8",
+        "10.0.0.0/8",
+        "100.64.0.0/10",
+        "127.0.0.0/8",
+        "169.254.0.0/16",
+        "172.16.0.0/12",
+        "192.0.0.0/24",
+        "192.0.2.0/24",
+        "192.88.99.0/24",
+        "192.168.0.0/16",
+        "198.18.0.0/15",
+        "198.51.100.0/24",
+        "203.0.113.0/24",
+        "224.0.0.0/4",
+        "240.0.0.0/4",
+    )
+)
+_BLOCKED_V6 = tuple(
+    ipaddress.IPv6Network(n)
+    for n in (
+        "::/128",
+        "::1/128",
+        "64:ff9b:1::/48",
+        "100::/64",
+        "2001::/23",
+        "2001:db8::/32",
+        "fc00::/7",
+        "fe80::/10",
+        "fec0::/10",
+        "ff00::/8",
+    )
+)
+# Addresses that embed an IPv4 address: judge them by the embedded one too.
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+_6TO4 = ipaddress.IPv6Network("2002::/16")
+
+
+def parse_networks(values: Iterable[str]) -> tuple[IPNetwork, ...]:
+    """Parse CIDRs or single addresses; raises ValueError naming the bad entry."""
+    nets: list[IPNetwork] = []
+    for value in values:
+        try:
+            nets.append(ipaddress.ip_network(value.strip(), strict=False))
+        except ValueError as exc:
+            raise ValueError(f"'{value.strip()}' is not a valid address or CIDR") from exc
+    return tuple(nets)
+
+
+def _embedded_v4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip in _NAT64:
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    if ip in _6TO4:
+        return ip.sixtofour
+    if ip.teredo is not None:
+        return ip.teredo[1]
+    if int(ip) >> 32 == 0 and int(ip) > 1:  # deprecated IPv4-compatible ::a.b.c.d
+        return ipaddress.IPv4Address(int(ip))
+    return None
+
+
+def is_blocked(ip: IPAddress, allow: Iterable[IPNetwork] = ()) -> bool:
+    """True when `ip` is not a public unicast target and no allowed network contains it."""
+    for net in allow:
+        if ip.version == net.version and ip in net:
+            return False
+    if isinstance(ip, ipaddress.IPv4Address):
+        return any(ip in net for net in _BLOCKED_V4) or not ip.is_global
+    embedded = _embedded_v4(ip)
+    if embedded is not None:
+        return is_blocked(embedded, allow)
+    return any(ip in net for net in _BLOCKED_V6) or not ip.is_global
+
+
+def literal_address(host: str) -> IPAddress | None:
+    """The IP address if `host` is an IP literal (brackets allowed), else None."""
+    try:
+        return ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return None

@@ -1,0 +1,189 @@
+"""Field validators for ServerConfig. Each raises ConfigError with the spec's wording
+and names the field or value at fault."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import ipaddress
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from sayna_sip.common.durations import parse_schedule
+from sayna_sip.common.errors import ConfigError
+from sayna_sip.common.hosts import normalize_host
+
+_PREFIX = re.compile(r"^[A-Za-z0-9_-]+$")
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off", ""}
+MIN_SECRET_LEN = 16
+
+
+def room_prefix(value: object) -> str:
+    if value is None:
+        raise ConfigError("SIP room_prefix is required when SIP configuration is present")
+    prefix = str(value).strip()
+    if not prefix:
+        raise ConfigError("SIP room_prefix cannot be empty")
+    if not _PREFIX.match(prefix):
+        raise ConfigError(
+            f"SIP room_prefix must contain only alphanumeric characters, '-', or '_' "
+            f"(got '{prefix}')"
+        )
+    return prefix
+
+
+def allowed_addresses(values: list[str]) -> tuple[str, ...]:
+    cleaned = tuple(v.strip() for v in values if v.strip())
+    if not cleaned:
+        raise ConfigError("SIP allowed_addresses cannot be empty")
+    for value in cleaned:
+        try:
+            if "/" in value:
+                ipaddress.ip_network(value, strict=False)
+            else:
+                ipaddress.ip_address(value)
+        except ValueError:
+            raise ConfigError(
+                f"SIP allowed_address '{value}' does not look valid "
+                "(expected an IPv4 or IPv6 address or CIDR range)"
+            ) from None
+    return cleaned
+
+
+def secret(value: str, owner: str) -> str:
+    """A signing secret: `whsec_<base64>` or at least 16 characters of plain text."""
+    value = value.strip()
+    if value.startswith("whsec_"):
+        try:
+            key = base64.b64decode(value.removeprefix("whsec_"), validate=True)
+        except (binascii.Error, ValueError):
+            key = b""
+        if not key:
+            raise ConfigError(f"SIP hook secret for '{owner}' starts with whsec_ but is not base64")
+        return value
+    if len(value.encode()) < MIN_SECRET_LEN:
+        raise ConfigError(
+            f"SIP hook secret for '{owner}' must be at least {MIN_SECRET_LEN} characters long "
+            f"(got {len(value.encode())})"
+        )
+    return value
+
+
+def secrets(value: object, owner: str) -> tuple[str, ...]:
+    """One secret, several space-separated (rotation), or a YAML list of them."""
+    if value is None:
+        return ()
+    items = value.split() if isinstance(value, str) else [str(v) for v in _as_list(value, owner)]
+    return tuple(secret(item, owner) for item in items if item.strip())
+
+
+def hook_url(url: object, host: str) -> str:
+    text = str(url or "").strip()
+    parts = urlsplit(text)
+    try:
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError:
+        raise ConfigError(f"SIP hook URL for '{host}' has an invalid port: '{text}'") from None
+    if parts.scheme.lower() != "https" or not parts.hostname:
+        raise ConfigError(f"SIP hook URL must be HTTPS (host '{host}', url '{text}')")
+    return text
+
+
+def hook_entries(items: object, field: str) -> list[Mapping[str, Any]]:
+    if not isinstance(items, list):
+        raise ConfigError(f"{field} must be a list of {{host, url, secret?}} objects")
+    for index, item in enumerate(items):
+        if not isinstance(item, Mapping):
+            raise ConfigError(f"{field}[{index}] must be an object with host and url")
+        for key in ("host", "url"):
+            if not isinstance(item.get(key), str) or not item[key].strip():
+                raise ConfigError(f"{field}[{index}] is missing '{key}'")
+        unknown = set(item) - {"host", "url", "secret"}
+        if unknown:
+            raise ConfigError(f"{field}[{index}] has unknown keys: {', '.join(sorted(unknown))}")
+    return items
+
+
+def hooks_json(text: str) -> list[Mapping[str, Any]]:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"Invalid SIP_HOOKS_JSON format: {exc}") from None
+    try:
+        return hook_entries(data, "SIP_HOOKS_JSON")
+    except ConfigError as exc:
+        raise ConfigError(f"Invalid SIP_HOOKS_JSON format: {exc}") from None
+
+
+def host(value: str) -> str:
+    return normalize_host(value)
+
+
+def schedule(value: object, field: str) -> tuple[float, ...]:
+    try:
+        return parse_schedule(value)  # type: ignore[arg-type]
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"{field} is invalid: {exc}") from None
+
+
+def boolean(value: object, field: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ConfigError(f"{field} must be true or false (1/0, yes/no), got '{value}'")
+
+
+def integer(value: object, field: str, low: int, high: int) -> int:
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        raise ConfigError(f"{field} must be an integer, got '{value}'") from None
+    if not low <= number <= high:
+        raise ConfigError(f"{field} must be between {low} and {high}, got {number}")
+    return number
+
+
+def number(value: object, field: str, low: float) -> float:
+    try:
+        result = float(str(value).strip())
+    except ValueError:
+        raise ConfigError(f"{field} must be a number, got '{value}'") from None
+    if result < low:
+        raise ConfigError(f"{field} must be at least {low:g}, got {result:g}")
+    return result
+
+
+def api_tokens_json(text: str) -> list[tuple[str, str]]:
+    try:
+        data = json.loads(text)
+        if not isinstance(data, list):
+            raise ValueError("expected a JSON array of {id, secret} objects")
+        tokens: list[tuple[str, str]] = []
+        for index, item in enumerate(data):
+            if not isinstance(item, dict) or not str(item.get("secret") or "").strip():
+                raise ValueError(f"item {index} needs a non-empty 'secret'")
+            tokens.append((str(item.get("id") or f"token-{index}"), str(item["secret"]).strip()))
+    except ValueError as exc:
+        raise ConfigError(f"Invalid AUTH_API_SECRETS_JSON format: {exc}") from None
+    return tokens
+
+
+def _as_list(value: object, field: str) -> list[object]:
+    if isinstance(value, list | tuple):
+        return list(value)
+    raise ConfigError(f"{field} must be a list")
+
+
+def string_list(value: object, field: str) -> list[str]:
+    """A YAML list or a comma-separated string; entries trimmed, empty ones dropped."""
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    return [str(v).strip() for v in _as_list(value, field) if str(v).strip()]

@@ -1,0 +1,1 @@
+"""sayna-sip provisioner service."""
