@@ -41,7 +41,7 @@ async def test_jetstream_fixture_has_the_whole_topology(jetstream: JetStreamCont
 
 
 async def test_check_topology_names_what_is_missing(nats_client: nats.NATS) -> None:
-    with pytest.raises(topology.TopologyError, match="stream LK_EVENTS.*KV bucket sip_rooms"):
+    with pytest.raises(topology.TopologyError, match=r"stream LK_EVENTS.*KV bucket sip_rooms"):
         await topology.check_topology(nats_client.jetstream())
 
 
@@ -96,5 +96,5 @@ def test_signed_webhook_verifies_with_livekits_receiver() -> None:
     event = receiver.receive(body.decode(), headers["Authorization"])
     assert event.id == "EV_1"
     assert event.participant.attributes["sip.h.to"] == "sip:+15551234567@example.com"
-    with pytest.raises(Exception):
+    with pytest.raises(Exception, match="hash mismatch"):
         receiver.receive(body.decode() + " ", headers["Authorization"])

@@ -11,7 +11,24 @@ from collections.abc import Callable, Sequence
 from sayna_sip.common.version import __version__
 
 # subcommand -> (module, function, help). Each function takes the remaining argv.
-COMMANDS: dict[str, tuple[str, str, str]] = {}
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "up": ("sayna_sip.cli.up", "main", "run the whole stack on one machine (embedded NATS)"),
+    "provision": (
+        "sayna_sip.provisioner.main",
+        "main",
+        "create/update NATS topology, hooks, LiveKit SIP",
+    ),
+    "ingress": ("sayna_sip.ingress.main", "main", "run the webhook intake and hooks API"),
+    "router": ("sayna_sip.router.main", "main", "run the SIP router"),
+    "forwarder": ("sayna_sip.forwarder.main", "main", "run a delivery worker"),
+    "dlq": (
+        "sayna_sip.forwarder.dlq_cli",
+        "main",
+        "inspect (list) and replay (redrive) dead letters",
+    ),
+    "sink": ("sayna_sip.cli.sink", "main", "a local HTTPS hook receiver that checks signatures"),
+    "send-test-event": ("sayna_sip.cli.send_test_event", "main", "send a signed SIP test webhook"),
+}
 
 
 def _dispatch(name: str) -> Callable[[Sequence[str]], int]:

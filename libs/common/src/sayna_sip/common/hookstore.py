@@ -7,6 +7,7 @@ never stored: static hooks take theirs from the config, runtime hooks use the gl
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -109,10 +110,8 @@ class HookDirectory:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
         if self._watcher is not None:
-            try:
+            with contextlib.suppress(Exception):  # connection already closed on shutdown
                 await self._watcher.stop()
-            except Exception:  # connection already closed on shutdown
-                pass
 
     async def _follow(self) -> None:
         assert self._watcher is not None

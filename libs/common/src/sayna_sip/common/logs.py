@@ -16,7 +16,9 @@ import time
 class KeyValueFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-        line = f"ts={stamp}.{int(record.msecs):03d}Z level={record.levelname.lower()} logger={record.name} {record.getMessage()}"
+        level = record.levelname.lower()
+        line = f"ts={stamp}.{int(record.msecs):03d}Z level={level} logger={record.name} "
+        line += record.getMessage()
         if record.exc_info:
             line += " exc=" + json.dumps(self.formatException(record.exc_info))
         return line
@@ -33,7 +35,7 @@ class JsonFormatter(logging.Formatter):
         try:
             pairs = [p.split("=", 1) for p in shlex.split(message)]
             if pairs and all(len(p) == 2 for p in pairs):
-                out.update({k: val for k, val in pairs})
+                out.update(dict(pairs))
             else:
                 out["msg"] = message
         except ValueError:
