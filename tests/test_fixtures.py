@@ -9,6 +9,7 @@ import nats
 import pytest
 from livekit import api
 from livekit.protocol import sip as sip_pb
+from nats.aio.client import Client
 from nats.js import JetStreamContext
 
 from sayna_sip.common import topology
@@ -40,7 +41,7 @@ async def test_jetstream_fixture_has_the_whole_topology(jetstream: JetStreamCont
     assert info.config.retention == "workqueue"
 
 
-async def test_check_topology_names_what_is_missing(nats_client: nats.NATS) -> None:
+async def test_check_topology_names_what_is_missing(nats_client: Client) -> None:
     with pytest.raises(topology.TopologyError, match=r"stream LK_EVENTS.*KV bucket sip_rooms"):
         await topology.check_topology(nats_client.jetstream())
 

@@ -99,7 +99,7 @@ class HookDirectory:
         """Load every hook, then follow changes in the background."""
         self._watcher = await self._kv.watchall()
         while True:
-            entry = await self._watcher.updates(timeout=30.0)
+            entry = await self._watcher.updates(timeout=30.0)  # type: ignore[no-untyped-call]
             if entry is None:  # initial values replayed
                 break
             self._apply(entry)
@@ -111,7 +111,7 @@ class HookDirectory:
             await asyncio.gather(self._task, return_exceptions=True)
         if self._watcher is not None:
             with contextlib.suppress(Exception):  # connection already closed on shutdown
-                await self._watcher.stop()
+                await self._watcher.stop()  # type: ignore[no-untyped-call]
 
     async def _follow(self) -> None:
         assert self._watcher is not None

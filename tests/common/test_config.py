@@ -1,0 +1,339 @@
+"""ServerConfig: sources, precedence and every validation rule with its message."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+import pytest
+
+from sayna_sip.common.config import DEFAULT_RETRY_SCHEDULE, ServerConfig
+from sayna_sip.common.errors import ConfigError
+
+SECRET = "0123456789abcdef"  # 16 characters: the minimum
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "sayna.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_nothing_set_means_sip_disabled_and_defaults() -> None:
+    config = ServerConfig.from_env({})
+    assert config.sip is None
+    assert (config.host, config.port) == ("0.0.0.0", 3001)
+    assert config.auth.required is False
+    assert config.max_body_bytes == 1024 * 1024
+
+
+def test_empty_environment_values_count_as_unset() -> None:
+    assert ServerConfig.from_env({"SIP_ROOM_PREFIX": "", "SIP_HOOKS_JSON": "  "}).sip is None
+
+
+# The spec's reference configurations load as written.
+SINGLE_CARRIER = """
+sip:
+  room_prefix: "sip-"
+  allowed_addresses:
+    - "203.0.113.0/24"
+  hooks:
+    - host: "sip-provider.example.com"
+      url: "https://backend.myapp.com/sip/events"
+"""
+MULTIPLE_CARRIERS = """
+sip:
+  room_prefix: "sip-"
+  allowed_addresses:
+    - "203.0.113.0/24"
+    - "198.51.100.0/24"
+  hooks:
+    - host: "provider-a.example.com"
+      url: "https://backend.myapp.com/sip/provider-a"
+    - host: "provider-b.example.com"
+      url: "https://backend.myapp.com/sip/provider-b"
+"""
+LOCAL_TESTING = """
+sip:
+  room_prefix: "test-sip-"
+  allowed_addresses:
+    - "127.0.0.1"
+    - "192.168.1.0/24"
+  hooks:
+    - host: "localhost"
+      url: "https://localhost:8443/webhooks"
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "prefix", "addresses", "hosts"),
+    [
+        (SINGLE_CARRIER, "sip-", ("203.0.113.0/24",), ["sip-provider.example.com"]),
+        (
+            MULTIPLE_CARRIERS,
+            "sip-",
+            ("203.0.113.0/24", "198.51.100.0/24"),
+            ["provider-a.example.com", "provider-b.example.com"],
+        ),
+        (LOCAL_TESTING, "test-sip-", ("127.0.0.1", "192.168.1.0/24"), ["localhost"]),
+    ],
+    ids=["single-carrier", "multiple-carriers", "local-testing"],
+)
+def test_reference_configurations_load(
+    tmp_path: Path, text: str, prefix: str, addresses: tuple[str, ...], hosts: list[str]
+) -> None:
+    sip = ServerConfig.from_file(write(tmp_path, text), env={}).sip
+    assert sip is not None
+    assert sip.room_prefix == prefix
+    assert sip.allowed_addresses == addresses
+    assert [h.host for h in sip.hooks] == hosts
+    assert sip.retry_schedule == DEFAULT_RETRY_SCHEDULE
+    assert sip.max_participants == 3
+
+
+def test_spec_environment_example() -> None:
+    sip = ServerConfig.from_env(
+        {
+            "SIP_ROOM_PREFIX": "sip-",
+            "SIP_ALLOWED_ADDRESSES": "192.168.1.0/24, 10.0.0.1,,",
+            "SIP_HOOKS_JSON": '[{"host":"Example.COM","url":"https://webhook.example.com/events"}]',
+        }
+    ).sip
+    assert sip is not None
+    assert sip.allowed_addresses == ("192.168.1.0/24", "10.0.0.1")
+    assert sip.hooks[0].host == "example.com"
+    assert sip.hooks[0].url == "https://webhook.example.com/events"
+
+
+def test_environment_overrides_yaml_and_lists_replace_whole(tmp_path: Path) -> None:
+    path = write(tmp_path, MULTIPLE_CARRIERS)
+    env = {
+        "SIP_ROOM_PREFIX": "call_",
+        "SIP_ALLOWED_ADDRESSES": "10.1.1.1",
+        "SIP_HOOKS_JSON": '[{"host":"only.example.com","url":"https://only.example.com/h"}]',
+        "PORT": "8080",
+    }
+    config = ServerConfig.from_file(path, env=env)
+    assert config.sip is not None
+    assert config.sip.room_prefix == "call_"
+    assert config.sip.allowed_addresses == ("10.1.1.1",)
+    assert [h.host for h in config.sip.hooks] == ["only.example.com"]
+    assert config.port == 8080
+
+
+def test_yaml_values_kept_where_environment_is_silent(tmp_path: Path) -> None:
+    config = ServerConfig.from_file(
+        write(tmp_path, SINGLE_CARRIER), env={"SIP_HOOK_SECRET": SECRET}
+    )
+    assert config.sip is not None
+    assert config.sip.allowed_addresses == ("203.0.113.0/24",)
+    assert config.sip.hook_secret == SECRET
+
+
+def test_any_sip_variable_enables_sip_and_then_requires_a_prefix() -> None:
+    with pytest.raises(
+        ConfigError, match="SIP room_prefix is required when SIP configuration is present"
+    ):
+        ServerConfig.from_env({"SIP_ALLOWED_ADDRESSES": "10.0.0.1"})
+
+
+def test_ipv6_addresses_and_cidrs_accepted() -> None:
+    sip = ServerConfig.from_env(
+        {"SIP_ROOM_PREFIX": "sip-", "SIP_ALLOWED_ADDRESSES": "2001:db8::1,2001:db8::/32,::1"}
+    ).sip
+    assert sip is not None and sip.allowed_addresses == ("2001:db8::1", "2001:db8::/32", "::1")
+
+
+def base(**extra: str) -> dict[str, str]:
+    return {"SIP_ROOM_PREFIX": "sip-", "SIP_ALLOWED_ADDRESSES": "10.0.0.1", **extra}
+
+
+def hooks(json_text: str) -> dict[str, str]:
+    return base(SIP_HOOKS_JSON=json_text)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        (
+            base(SIP_ROOM_PREFIX="sip room"),
+            "SIP room_prefix must contain only alphanumeric characters, '-', or '_'",
+        ),
+        (base(SIP_ROOM_PREFIX="sip.x"), "must contain only alphanumeric"),
+        (base(SIP_ALLOWED_ADDRESSES=" , "), "SIP allowed_addresses cannot be empty"),
+        (
+            base(SIP_ALLOWED_ADDRESSES="999.1.1.1"),
+            "SIP allowed_address '999.1.1.1' does not look valid",
+        ),
+        (
+            base(SIP_ALLOWED_ADDRESSES="10.0.0.0/33"),
+            "SIP allowed_address '10.0.0.0/33' does not look valid",
+        ),
+        (base(SIP_ALLOWED_ADDRESSES="10.0.0"), "SIP allowed_address '10.0.0' does not look valid"),
+        (
+            base(SIP_ALLOWED_ADDRESSES="2001:db8::/129"),
+            "SIP allowed_address '2001:db8::/129' does not look valid",
+        ),
+        (base(SIP_ALLOWED_ADDRESSES="carrier.example.com"), "does not look valid"),
+        (hooks('[{"host":"a.com","url":"http://a.com/h"}]'), "SIP hook URL must be HTTPS"),
+        (hooks('[{"host":"a.com","url":"ftp://a.com/h"}]'), "SIP hook URL must be HTTPS"),
+        (hooks('[{"host":"a.com","url":"https:///nohost"}]'), "SIP hook URL must be HTTPS"),
+        (hooks('[{"host":"a.com","url":"https://a.com:99999/h"}]'), "invalid port"),
+        (
+            hooks(
+                '[{"host":"A.com","url":"https://a.com/1"},{"host":"a.COM","url":"https://a.com/2"}]'
+            ),
+            "Duplicate SIP hook host: a.com",
+        ),
+        (
+            hooks('[{"host":"bad host","url":"https://a.com/h"}]'),
+            "'bad host' is not a valid host name",
+        ),
+        (hooks('[{"host":"a.*.com","url":"https://a.com/h"}]'), "is not a valid host name"),
+        (hooks('[{"host":"*.com.","url":"https://a.com/h"}]'), "wildcard must cover a domain"),
+        (hooks('{"host":"a.com"}'), "Invalid SIP_HOOKS_JSON format: SIP_HOOKS_JSON must be a list"),
+        (hooks("[{not json"), "Invalid SIP_HOOKS_JSON format: Expecting property name"),
+        (
+            hooks('[{"host":"a.com"}]'),
+            "Invalid SIP_HOOKS_JSON format: SIP_HOOKS_JSON[0] is missing 'url'",
+        ),
+        (hooks('["a.com"]'), "SIP_HOOKS_JSON[0] must be an object"),
+        (hooks('[{"host":"a.com","url":"https://a.com","x":1}]'), "unknown keys: x"),
+        (
+            hooks('[{"host":"a.com","url":"https://a.com/h","secret":"short"}]'),
+            "SIP hook secret for 'a.com' must be at least 16 characters long (got 5)",
+        ),
+        (base(SIP_HOOK_SECRET="tooshort"), "SIP hook secret for 'global' must be at least 16"),
+        (base(SIP_HOOK_SECRET="whsec_!!!notbase64"), "starts with whsec_ but is not base64"),
+        (
+            base(SIP_RETRY_SCHEDULE="1s,soon"),
+            "SIP_RETRY_SCHEDULE is invalid: 'soon' is not a duration",
+        ),
+        (
+            base(SIP_RETRY_SCHEDULE=","),
+            "SIP_RETRY_SCHEDULE is invalid: schedule needs at least one delay",
+        ),
+        (
+            base(SIP_HOOK_ALLOW_NETWORKS="10.0.0.0/99"),
+            "SIP_HOOK_ALLOW_NETWORKS entry '10.0.0.0/99'",
+        ),
+        (
+            base(SIP_HOOK_CA_BUNDLE="/nonexistent/ca.pem"),
+            "SIP_HOOK_CA_BUNDLE '/nonexistent/ca.pem'",
+        ),
+        (base(SIP_MAX_PARTICIPANTS="0"), "SIP_MAX_PARTICIPANTS must be between 1 and 1000"),
+        ({"AUTH_REQUIRED": "maybe"}, "AUTH_REQUIRED must be true or false"),
+        ({"AUTH_REQUIRED": "true"}, "AUTH_REQUIRED=true but no API token is configured"),
+        (
+            {"AUTH_REQUIRED": "yes", "AUTH_API_SECRETS_JSON": "{}"},
+            "Invalid AUTH_API_SECRETS_JSON format",
+        ),
+        ({"AUTH_API_SECRETS_JSON": '[{"id":"a"}]'}, "item 0 needs a non-empty 'secret'"),
+        ({"PORT": "http"}, "PORT must be an integer, got 'http'"),
+        ({"PORT": "70000"}, "PORT must be between 0 and 65535"),
+        ({"NATS_REPLICAS": "7"}, "NATS_REPLICAS must be between 1 and 5"),
+        ({"FORWARDER_TIMEOUT": "fast"}, "FORWARDER_TIMEOUT must be a number"),
+        ({"LOG_FORMAT": "xml"}, "LOG_FORMAT must be 'text' or 'json'"),
+    ],
+)
+def test_validation_fails_fast_naming_the_field(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        ServerConfig.from_env(env)
+    assert message in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "message"),
+    [
+        ("sip:\n  allowed_addresses: ['10.0.0.1']\n", "SIP room_prefix is required"),
+        (
+            "sip:\n  room_prefix: ''\n  allowed_addresses: ['10.0.0.1']\n",
+            "SIP room_prefix cannot be empty",
+        ),
+        ("sip:\n  room_prefix: 'sip-'\n", "SIP allowed_addresses cannot be empty"),
+        (
+            "sip:\n  room_prefix: 'sip-'\n  allowed_addresses: ['256.0.0.1']\n",
+            "'256.0.0.1' does not look valid",
+        ),
+        (
+            "sip:\n  room_prefix: 'sip-'\n  allowed_addresses: ['10.0.0.1']\n"
+            "  hooks:\n    - host: a.com\n      url: http://a.com/\n",
+            "SIP hook URL must be HTTPS",
+        ),
+        (
+            "sip:\n  room_prefix: 'sip-'\n  allowed_addresses: ['10.0.0.1']\n"
+            "  retry:\n    schedule: [1s, never]\n",
+            "sip.retry.schedule is invalid",
+        ),
+        ("sip:\n  room_prefx: 'sip-'\n", "Unknown key(s) in 'sip': room_prefx"),
+        ("sipp:\n  room_prefix: 'sip-'\n", "Unknown config section 'sipp'"),
+        ("- a\n- b\n", "must hold a mapping at the top level"),
+        ("sip: [unclosed\n", "is not valid YAML"),
+    ],
+)
+def test_yaml_validation(tmp_path: Path, yaml_text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        ServerConfig.from_file(write(tmp_path, yaml_text), env={})
+    assert message in str(err.value)
+
+
+def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="Cannot read config file"):
+        ServerConfig.from_file(tmp_path / "nope.yaml", env={})
+
+
+def test_secrets_rotation_per_hook_and_global() -> None:
+    sip = ServerConfig.from_env(
+        hooks(
+            '[{"host":"a.com","url":"https://a.com/h","secret":"whsec_c2VjcmV0a2V5MTIzNDU2Nzg="}]'
+        )
+        | {"SIP_HOOK_SECRET": f"{SECRET}new {SECRET}old"}
+    ).sip
+    assert sip is not None
+    assert sip.hook_secrets == (f"{SECRET}new", f"{SECRET}old")
+    assert sip.secrets_for("a.com") == ("whsec_c2VjcmV0a2V5MTIzNDU2Nzg=",)
+    assert sip.secrets_for("runtime.example.com") == sip.hook_secrets
+
+
+def test_retry_schedule_and_allow_networks_and_wildcards_parse() -> None:
+    sip = ServerConfig.from_env(
+        hooks(
+            '[{"host":"*.Tenant.example.com","url":"https://t.example.com/h"},{"host":"[2001:DB8::10]","url":"https://x.example.com/"}]'
+        )
+        | {"SIP_RETRY_SCHEDULE": "0s, 500ms, 1m, 2h", "SIP_HOOK_ALLOW_NETWORKS": "127.0.0.0/8, ::1"}
+    ).sip
+    assert sip is not None
+    assert sip.retry_schedule == (0.0, 0.5, 60.0, 7200.0)
+    assert sip.hook_allow_networks == (
+        ipaddress.ip_network("127.0.0.0/8"),
+        ipaddress.ip_network("::1/128"),
+    )
+    assert [h.host for h in sip.hooks] == ["*.tenant.example.com", "2001:db8::10"]
+
+
+def test_yaml_retry_schedule_and_participants(tmp_path: Path) -> None:
+    text = SINGLE_CARRIER + "  retry:\n    schedule: [1s, 5s, 1m]\n  max_participants: 5\n"
+    sip = ServerConfig.from_file(write(tmp_path, text), env={}).sip
+    assert sip is not None
+    assert sip.retry_schedule == (1.0, 5.0, 60.0)
+    assert sip.max_participants == 5
+
+
+def test_auth_tokens_from_both_variables() -> None:
+    auth = ServerConfig.from_env(
+        {
+            "AUTH_REQUIRED": "1",
+            "AUTH_API_SECRET": "one",
+            "AUTH_API_SECRETS_JSON": '[{"id":"ci","secret":"two"}]',
+        }
+    ).auth
+    assert auth.required is True
+    assert auth.tokens == (("default", "one"), ("ci", "two"))
+
+
+def test_livekit_ws_url_maps_to_http() -> None:
+    lk = ServerConfig.from_env(
+        {"LIVEKIT_URL": "wss://lk.example.com", "LIVEKIT_API_KEY": "k"}
+    ).livekit
+    assert lk.http_url == "https://lk.example.com"
+    assert lk.has_credentials is False

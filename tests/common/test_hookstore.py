@@ -1,0 +1,43 @@
+"""HookDirectory follows the sip_hooks bucket on a real NATS server."""
+
+from __future__ import annotations
+
+import asyncio
+
+from nats.js import JetStreamContext
+
+from sayna_sip.common import topology
+from sayna_sip.common.hookstore import HookDirectory, HookRecord
+
+
+async def test_directory_loads_then_follows_puts_and_deletes(jetstream: JetStreamContext) -> None:
+    kv = await jetstream.key_value(topology.HOOKS_BUCKET)
+    first = HookRecord.new("*.example.com", "https://hooks.example.com/a", "config")
+    await kv.put(first.key, first.encode())
+
+    changed = asyncio.Event()
+    directory = HookDirectory(kv, on_change=changed.set)
+    await directory.start()
+    try:
+        assert directory.match("a.example.com") == first
+
+        changed.clear()
+        second = HookRecord.new("b.example.com", "https://hooks.example.com/b", "runtime")
+        await kv.put(second.key, second.encode())
+        await asyncio.wait_for(changed.wait(), 5)
+        assert directory.match("b.example.com") == second
+
+        changed.clear()
+        await kv.delete(first.key)
+        await asyncio.wait_for(changed.wait(), 5)
+        assert directory.match("a.example.com") is None
+        assert list(directory.hooks) == ["b.example.com"]
+    finally:
+        await directory.stop()
+
+
+async def test_directory_starts_empty_on_an_empty_bucket(jetstream: JetStreamContext) -> None:
+    directory = HookDirectory(await jetstream.key_value(topology.HOOKS_BUCKET))
+    await directory.start()
+    assert len(directory) == 0
+    await directory.stop()
