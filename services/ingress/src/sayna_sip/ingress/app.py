@@ -1,0 +1,103 @@
+"""Composition root: `create_app(config)` builds the ingress; NATS opens in its lifespan.
+
+Nothing is built at import time, so tests build apps with any config. With SIP
+disabled the ingress needs no NATS at all: it verifies webhooks and answers 200.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.exceptions import HTTPException
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
+
+from sayna_sip.common import metrics as common_metrics
+from sayna_sip.common import natsconn, topology
+from sayna_sip.common.config import ServerConfig
+from sayna_sip.common.version import __version__
+from sayna_sip.ingress import routes_health, routes_hooks, routes_webhook
+from sayna_sip.ingress.errors import (
+    IngressError,
+    http_error_handler,
+    ingress_error_handler,
+    internal_error_handler,
+)
+from sayna_sip.ingress.hooks import HookStore
+from sayna_sip.ingress.intake import PUBLISH_TIMEOUT_S, EventPublisher, WebhookIntake
+from sayna_sip.ingress.metrics import IngressMetrics
+from sayna_sip.ingress.state import Ingress, provide_ingress
+from sayna_sip.ingress.webhook import WebhookVerifier
+
+log = logging.getLogger("sayna_sip.ingress")
+
+
+def _openapi() -> OpenAPIConfig:
+    return OpenAPIConfig(
+        title="sayna-sip ingress",
+        version=__version__,
+        description="LiveKit webhook intake (to JetStream) and runtime SIP hook management.",
+        path="/schema",
+        components=Components(
+            security_schemes={
+                routes_hooks.BEARER_SCHEME: SecurityScheme(
+                    type="http",
+                    scheme="bearer",
+                    description="AUTH_API_SECRET / AUTH_API_SECRETS_JSON token, when AUTH_REQUIRED",
+                )
+            }
+        ),
+    )
+
+
+def create_app(config: ServerConfig, *, publish_timeout: float = PUBLISH_TIMEOUT_S) -> Litestar:
+    registry = common_metrics.new_registry()
+    metrics = IngressMetrics.create(registry)
+    lk = config.livekit
+    verifier = WebhookVerifier(lk.api_key, lk.api_secret) if lk.api_key and lk.api_secret else None
+    ingress = Ingress(config, registry, metrics, WebhookIntake(verifier, None, metrics))
+
+    @asynccontextmanager
+    async def lifespan(_: Litestar) -> AsyncIterator[None]:
+        if config.sip is None:
+            yield
+            return
+        if verifier is None:
+            log.warning("event=livekit_credentials_missing detail='webhooks answer 503'")
+        nc = await natsconn.connect(config.nats.url, name="sayna-sip-ingress")
+        try:
+            js = nc.jetstream()
+            await topology.check_topology(js)
+            ingress.nc, ingress.js = nc, js
+            ingress.hooks = HookStore(await js.key_value(topology.HOOKS_BUCKET))
+            publisher = EventPublisher(nc, js, metrics, publish_timeout)
+            ingress.intake = WebhookIntake(verifier, publisher, metrics)
+            log.info("event=ingress_nats_ready url=%s", config.nats.url)
+            yield
+        finally:
+            await nc.close()
+
+    return Litestar(
+        route_handlers=[
+            routes_webhook.receive_webhook,
+            routes_hooks.hooks_router(config.auth, metrics.hook_api_calls),
+            routes_health.healthz,
+            routes_health.readyz,
+            routes_health.metrics,
+        ],
+        dependencies={"ingress": Provide(provide_ingress, sync_to_thread=False)},
+        state=State({"ingress": ingress}),
+        lifespan=[lifespan],
+        exception_handlers={
+            IngressError: ingress_error_handler,
+            HTTPException: http_error_handler,
+            Exception: internal_error_handler,
+        },
+        openapi_config=_openapi(),
+        request_max_body_size=config.max_body_bytes,
+    )

@@ -1,0 +1,85 @@
+"""Validation of runtime hook writes: the config file's rules, plus the SSRF policy.
+
+Pure functions over the request and the static config; the first problem found is
+raised with a message that names the host at fault.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from sayna_sip.common import validate
+from sayna_sip.common.config import SipConfig
+from sayna_sip.common.errors import ConfigError
+from sayna_sip.common.hosts import normalize_host
+from sayna_sip.common.netpolicy import is_blocked, literal_address
+from sayna_sip.ingress.errors import BadRequest, Conflict
+from sayna_sip.ingress.schemas import HookIn
+
+MAX_HOOKS_PER_REQUEST = 1000
+
+
+def _host(raw: str) -> str:
+    try:
+        return normalize_host(raw)
+    except ConfigError as exc:
+        raise BadRequest(str(exc), "invalid_host") from None
+
+
+def _url(raw: str, host: str, sip: SipConfig) -> str:
+    try:
+        url = validate.hook_url(raw, host)
+    except ConfigError as exc:
+        code = "insecure_url" if "HTTPS" in str(exc) else "invalid_url"
+        raise BadRequest(str(exc), code) from None
+    if url != raw or any(c.isspace() or ord(c) < 0x20 for c in url):
+        raise BadRequest(f"SIP hook URL for '{host}' must not contain whitespace", "invalid_url")
+    target = urlsplit(url).hostname or ""
+    address = literal_address(target)
+    if address is not None and is_blocked(address, sip.hook_allow_networks):
+        raise BadRequest(
+            f"SIP hook URL for '{host}' targets blocked address {address} "
+            "(loopback, private, link-local or reserved; see SIP_HOOK_ALLOW_NETWORKS)",
+            "blocked_target",
+        )
+    return url
+
+
+def _not_static(host: str, sip: SipConfig) -> None:
+    if any(hook.host == host for hook in sip.hooks):
+        raise Conflict(
+            f"SIP hook host '{host}' is defined in the static configuration and is read-only",
+            "config_hook",
+        )
+
+
+def _count(n: int, what: str) -> None:
+    if n == 0:
+        raise BadRequest(f"'{what}' must list at least one entry", "empty_request")
+    if n > MAX_HOOKS_PER_REQUEST:
+        raise BadRequest(f"'{what}' holds more than {MAX_HOOKS_PER_REQUEST} entries", "too_many")
+
+
+def upserts(items: list[HookIn], sip: SipConfig) -> list[tuple[str, str]]:
+    """Normalised (host, url) pairs to write; raises on the first invalid item."""
+    _count(len(items), "hooks")
+    seen: set[str] = set()
+    out: list[tuple[str, str]] = []
+    for item in items:
+        host = _host(item.host)
+        if host in seen:
+            raise BadRequest(f"Duplicate SIP hook host: {host}", "duplicate_host")
+        seen.add(host)
+        out.append((host, _url(item.url, host, sip)))
+    for host, _ in out:
+        _not_static(host, sip)
+    return out
+
+
+def removals(hosts: list[str], sip: SipConfig) -> list[str]:
+    """Normalised, de-duplicated hosts to remove; raises on the first invalid one."""
+    _count(len(hosts), "hosts")
+    out = list(dict.fromkeys(_host(raw) for raw in hosts))
+    for host in out:
+        _not_static(host, sip)
+    return out

@@ -1,0 +1,125 @@
+"""Store a verified webhook in JetStream `LK_EVENTS`, exactly as received.
+
+`Nats-Msg-Id` = the event id, so LiveKit's retries and duplicates are stored once.
+The caller answers LiveKit only after the PubAck; any NATS trouble becomes
+`Unavailable` (503) so that LiveKit retries.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+import nats.errors
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+
+from sayna_sip.common import contracts, topology
+from sayna_sip.ingress.errors import IngressError, Unavailable
+from sayna_sip.ingress.metrics import IngressMetrics
+from sayna_sip.ingress.webhook import Event, WebhookVerifier, parse_event
+
+log = logging.getLogger("sayna_sip.ingress")
+
+PUBLISH_TIMEOUT_S = 3.0
+
+
+def _header_value(value: str) -> str:
+    # A header value with CR/LF would break NATS header framing.
+    return (
+        value.replace("\r", " ").replace("\n", " ") if ("\r" in value or "\n" in value) else value
+    )
+
+
+def event_headers(event: Event, received_at: float) -> dict[str, str]:
+    return {
+        contracts.Header.MSG_ID: _header_value(event.id),
+        contracts.Header.EVENT_ID: _header_value(event.id),
+        contracts.Header.EVENT: _header_value(event.event),
+        contracts.Header.ROOM: _header_value(event.room),
+        contracts.Header.RECEIVED_AT: f"{received_at:.6f}",
+    }
+
+
+class EventPublisher:
+    """Publishes webhook bodies to LK_EVENTS over one shared NATS connection."""
+
+    def __init__(
+        self,
+        nc: Client,
+        js: JetStreamContext,
+        metrics: IngressMetrics,
+        timeout: float = PUBLISH_TIMEOUT_S,
+    ) -> None:
+        self._nc = nc
+        self._js = js
+        self._metrics = metrics
+        self._timeout = timeout
+
+    async def publish(self, event: Event, body: bytes) -> bool:
+        """Store `body`; True when JetStream already had this event id (a duplicate)."""
+        if not self._nc.is_connected:  # fail fast: waiting out the timeout helps no one
+            raise Unavailable("NATS is not connected; retry later", "nats_unavailable")
+        started = time.perf_counter()
+        try:
+            ack = await self._js.publish(
+                contracts.lk_event_subject(event.event),
+                body,
+                timeout=self._timeout,
+                stream=topology.LK_EVENTS,
+                headers=event_headers(event, time.time()),
+            )
+        except (TimeoutError, nats.errors.Error, OSError) as exc:
+            log.warning(
+                "event=webhook_publish_failed event_id=%s lk_event=%s error=%r",
+                event.id,
+                event.event,
+                exc,
+            )
+            raise Unavailable(
+                f"could not store the event in NATS: {exc!r}", "nats_unavailable"
+            ) from exc
+        self._metrics.publish_seconds.observe(time.perf_counter() - started)
+        return bool(ack.duplicate)
+
+
+class WebhookIntake:
+    """The webhook route's logic: verify, decode, store, in the order LiveKit expects.
+
+    `verifier` is None when LiveKit credentials are missing (every webhook gets 503);
+    `publisher` is None when SIP is disabled (verified webhooks are answered, not stored).
+    """
+
+    def __init__(
+        self,
+        verifier: WebhookVerifier | None,
+        publisher: EventPublisher | None,
+        metrics: IngressMetrics,
+    ) -> None:
+        self._verifier = verifier
+        self._publisher = publisher
+        self._metrics = metrics
+
+    async def receive(
+        self, authorization: str | None, read_body: Callable[[], Awaitable[bytes]]
+    ) -> None:
+        event_name = "unknown"
+        try:
+            if self._verifier is None:
+                raise Unavailable(
+                    "LiveKit credentials are not configured (LIVEKIT_API_KEY, LIVEKIT_API_SECRET)",
+                    "livekit_not_configured",
+                )
+            digest = self._verifier.token_digest(authorization)
+            body = await read_body()
+            self._verifier.check_body(digest, body)
+            event = parse_event(body)
+            event_name = event.event or "unknown"
+            outcome = "ignored"
+            if self._publisher is not None:
+                outcome = "duplicate" if await self._publisher.publish(event, body) else "stored"
+        except IngressError as exc:
+            self._metrics.webhooks.labels(event_name, exc.code).inc()
+            raise
+        self._metrics.webhooks.labels(event_name, outcome).inc()

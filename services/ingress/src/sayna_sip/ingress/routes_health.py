@@ -1,0 +1,57 @@
+"""GET /healthz, /readyz and /metrics."""
+
+from __future__ import annotations
+
+import asyncio
+
+from litestar import MediaType, Response, get
+from litestar.openapi.datastructures import ResponseSpec
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from sayna_sip.common.topology import TopologyError, check_topology
+from sayna_sip.ingress.schemas import ErrorBody, Health
+from sayna_sip.ingress.state import IngressDep
+
+READY_TIMEOUT_S = 2.0
+
+
+@get("/healthz", summary="Liveness: the process serves HTTP", tags=["health"])
+async def healthz() -> Health:
+    return Health(status="ok")
+
+
+@get(
+    "/readyz",
+    summary="Readiness: NATS connected and the topology present (always ready with SIP off)",
+    responses={
+        503: ResponseSpec(
+            ErrorBody, description="NATS down or topology missing", generate_examples=False
+        )
+    },
+    tags=["health"],
+)
+async def readyz(ingress: IngressDep) -> Response[Health | ErrorBody]:
+    if ingress.nc is None or ingress.js is None:
+        return Response(Health(status="ready"))
+    if not ingress.nc.is_connected:
+        return Response(ErrorBody("nats_unavailable", "NATS is not connected"), status_code=503)
+    try:
+        await asyncio.wait_for(check_topology(ingress.js), READY_TIMEOUT_S)
+    except TopologyError as exc:
+        return Response(ErrorBody("topology_missing", str(exc)), status_code=503)
+    except Exception as exc:  # any NATS failure means "not ready", whatever its type
+        return Response(
+            ErrorBody("nats_unavailable", f"NATS check failed: {exc!r}"), status_code=503
+        )
+    return Response(Health(status="ready"))
+
+
+@get(
+    "/metrics",
+    summary="Prometheus metrics",
+    media_type=MediaType.TEXT,
+    tags=["health"],
+    response_description="Prometheus text exposition format",
+)
+async def metrics(ingress: IngressDep) -> Response[bytes]:
+    return Response(generate_latest(ingress.registry), media_type=CONTENT_TYPE_LATEST)

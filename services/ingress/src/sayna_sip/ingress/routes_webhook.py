@@ -1,0 +1,75 @@
+"""POST /livekit/webhook: LiveKit's webhooks, verified, stored, then acknowledged."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from litestar import Request, post
+from litestar.exceptions import HTTPException
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
+from litestar.params import Parameter
+from litestar.status_codes import HTTP_413_REQUEST_ENTITY_TOO_LARGE
+
+from sayna_sip.ingress.errors import PayloadTooLarge
+from sayna_sip.ingress.schemas import ErrorBody, Received
+from sayna_sip.ingress.state import IngressDep
+
+
+@dataclass
+class _WebhookOperation(Operation):
+    """The route reads the raw body itself (for the hash), so describe it here."""
+
+    def __post_init__(self) -> None:
+        obj = OpenAPIMediaType(schema=Schema(type=OpenAPIType.OBJECT))
+        self.request_body = RequestBody(
+            description="The LiveKit WebhookEvent (protojson), signed by the Authorization JWT",
+            required=True,
+            content={
+                "application/webhook+json": obj,
+                "application/json": obj,
+            },
+        )
+
+
+def _err(description: str) -> ResponseSpec:
+    return ResponseSpec(data_container=ErrorBody, description=description, generate_examples=False)
+
+
+@post(
+    "/livekit/webhook",
+    status_code=200,
+    operation_class=_WebhookOperation,
+    summary="Receive a LiveKit webhook",
+    description=(
+        "Verifies LiveKit's HS256 token (raw JWT or `Bearer <jwt>`, issuer LIVEKIT_API_KEY) "
+        "and the body's SHA-256, stores the exact body in JetStream LK_EVENTS "
+        "(deduplicated on the event id), and answers only after JetStream acknowledged it."
+    ),
+    responses={
+        400: _err("Body is not a JSON object"),
+        401: _err("Missing, invalid or expired token, wrong issuer, or body hash mismatch"),
+        413: _err("Body larger than the configured limit (default 1 MiB)"),
+        503: _err("LiveKit credentials not configured, or NATS unavailable (LiveKit retries)"),
+    },
+    tags=["webhooks"],
+)
+async def receive_webhook(
+    request: Request[Any, Any, Any],
+    ingress: IngressDep,
+    authorization: Annotated[
+        str | None, Parameter(header="Authorization", description="LiveKit's signed JWT")
+    ] = None,
+) -> Received:
+    async def read_body() -> bytes:
+        try:
+            return await request.body()
+        except HTTPException as exc:
+            if exc.status_code == HTTP_413_REQUEST_ENTITY_TOO_LARGE:
+                limit = ingress.config.max_body_bytes
+                raise PayloadTooLarge(f"webhook body exceeds {limit} bytes") from None
+            raise
+
+    await ingress.intake.receive(authorization, read_body)
+    return Received()

@@ -1,0 +1,37 @@
+"""What the routes share at run time, built by the app (clients in its lifespan)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from litestar.datastructures import State
+from litestar.params import Dependency
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+from prometheus_client import CollectorRegistry
+
+from sayna_sip.common.config import ServerConfig
+from sayna_sip.ingress.hooks import HookStore
+from sayna_sip.ingress.intake import WebhookIntake
+from sayna_sip.ingress.metrics import IngressMetrics
+
+
+@dataclass
+class Ingress:
+    config: ServerConfig
+    registry: CollectorRegistry
+    metrics: IngressMetrics
+    intake: WebhookIntake
+    nc: Client | None = None  # None with SIP disabled: the ingress then needs no NATS
+    js: JetStreamContext | None = None
+    hooks: HookStore | None = None
+
+
+# The routes' view of the Ingress; skip_validation: it is ours, not client input.
+IngressDep = Annotated[Ingress, Dependency(skip_validation=True)]
+
+
+def provide_ingress(state: State) -> Ingress:
+    ingress: Ingress = state.ingress
+    return ingress
