@@ -1,0 +1,130 @@
+"""`sayna-sip sink`: a local HTTPS hook receiver for trying the pipeline.
+
+Serves https://localhost:PORT (127.0.0.1 and ::1) with a certificate from the data dir's
+dev CA (the one `sayna-sip up` tells the forwarders to trust), prints one line per
+delivery and whether its Standard Webhooks signature verifies, and answers 200.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import ssl
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+from sayna_sip.cli.devca import DEFAULT_DATA_DIR, dev_ca
+from sayna_sip.common.config import ServerConfig
+from sayna_sip.common.errors import ConfigError
+
+CERT_HOSTS = ("localhost", "127.0.0.1", "::1")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="sayna-sip sink", description=__doc__.split("\n\n")[0])
+    p.add_argument("--port", type=int, default=8443, help="port to listen on (default 8443)")
+    p.add_argument("--secret", action="append", help="signing secret (default: the config's)")
+    p.add_argument("--config", help="YAML configuration to read the hook secrets from")
+    p.add_argument("--data-dir", default=DEFAULT_DATA_DIR, help="where the dev CA lives")
+    p.add_argument("--status", type=int, default=200, help="status to answer (default 200)")
+    return p
+
+
+def configured_secrets(config: ServerConfig) -> list[str]:
+    """Every secret a delivery may be signed with: the global ones and each hook's."""
+    sip = config.sip
+    if sip is None:
+        return []
+    found = list(sip.hook_secrets)
+    for hook in sip.hooks:
+        found += [s for s in hook.secrets if s not in found]
+    return found
+
+
+def check_signature(body: bytes, headers: dict[str, str], secrets: Sequence[str]) -> str:
+    """`verified`, `INVALID`, `unsigned` (no signature headers) or `unchecked` (no secret)."""
+    if "webhook-signature" not in headers:
+        return "unsigned"
+    if not secrets:
+        return "unchecked"
+    for secret in secrets:
+        # Our contract: a whsec_ secret is base64; any other is its UTF-8 bytes.
+        key: str | bytes = secret if secret.startswith("whsec_") else secret.encode()
+        try:
+            Webhook(key).verify(body, headers, json_parse=False)
+            return "verified"
+        except WebhookVerificationError:
+            continue
+    return "INVALID"
+
+
+def describe(body: bytes, headers: dict[str, str], secrets: Sequence[str]) -> str:
+    """The one line printed for a delivery."""
+    try:
+        payload: Any = json.loads(body)
+    except ValueError:
+        payload = {}
+    payload = payload if isinstance(payload, dict) else {}
+    room = payload.get("room") if isinstance(payload.get("room"), dict) else {}
+    return (
+        f"delivery event={payload.get('event', '?')} "
+        f"webhook-id={headers.get('webhook-id', '-')} room={room.get('name', '-')} "
+        f"bytes={len(body)} signature={check_signature(body, headers, secrets)}"
+    )
+
+
+def make_app(secrets: Sequence[str], status: int) -> web.Application:
+    async def receive(request: web.Request) -> web.Response:
+        body = await request.read()
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        print(f"{describe(body, headers, secrets)} path={request.path}", flush=True)
+        return web.Response(status=status, text="ok\n")
+
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app.router.add_route("*", "/{tail:.*}", receive)
+    return app
+
+
+async def serve(app: web.Application, port: int, ctx: ssl.SSLContext) -> None:
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+    await runner.setup()
+    bound = []
+    for host in ("127.0.0.1", "::1"):
+        try:
+            await web.TCPSite(runner, host, port, ssl_context=ctx).start()
+            bound.append(host)
+        except OSError as exc:
+            if host == "127.0.0.1":
+                await runner.cleanup()
+                raise SystemExit(f"sayna-sip sink: cannot listen on {host}:{port}: {exc}") from None
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    print(f"sink listening on https://localhost:{port} ({', '.join(bound)})", flush=True)
+    await stop.wait()
+    await runner.cleanup()
+
+
+def main(argv: Sequence[str]) -> int:
+    args = _parser().parse_args(list(argv))
+    try:
+        secrets = args.secret or configured_secrets(ServerConfig.load(args.config))
+    except ConfigError as exc:
+        print(f"sayna-sip sink: {exc}", file=sys.stderr)
+        return 2
+    ca = dev_ca(Path(args.data_dir))
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.ca.issue_cert(*CERT_HOSTS).configure_cert(ctx)
+    print(f"sink certificate from the dev CA {ca.pem_path}", flush=True)
+    if not secrets:
+        print("no secret configured (--secret or SIP_HOOK_SECRET): signatures unchecked")
+    asyncio.run(serve(make_app(secrets, args.status), args.port, ctx))
+    return 0
