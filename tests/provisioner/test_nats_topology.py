@@ -1,0 +1,119 @@
+"""NATS topology: created from nothing, unchanged on re-run, changes applied or refused clearly."""
+
+from __future__ import annotations
+
+import pytest
+from nats.aio.client import Client
+from nats.js.api import AckPolicy, ConsumerConfig, KeyValueConfig, RetentionPolicy
+
+from sayna_sip.common import contracts, topology
+from sayna_sip.common.config import ServerConfig
+from sayna_sip.provisioner.errors import TopologyChangeError
+from sayna_sip.provisioner.nats_topology import apply_topology
+
+ALL = [
+    "stream:LK_EVENTS",
+    "stream:SIP_DELIVERIES",
+    "stream:SIP_DEAD",
+    "bucket:sip_hooks",
+    "bucket:sip_rooms",
+    "consumer:LK_EVENTS/router",
+    "consumer:SIP_DELIVERIES/forwarders",
+]
+
+
+async def test_topology_from_nothing_then_unchanged(nats_client: Client) -> None:
+    js = nats_client.jetstream()
+
+    first = await apply_topology(js, ServerConfig())
+    second = await apply_topology(js, ServerConfig())
+
+    assert first.names("created") == ALL
+    await topology.check_topology(js)
+    assert second.names("unchanged") == ALL
+    assert not second.changed
+    info = await js.stream_info(topology.LK_EVENTS)
+    assert info.config.duplicate_window == topology.DUPLICATE_WINDOW
+
+
+async def test_forwarder_timeout_change_updates_consumer_ack_wait(nats_client: Client) -> None:
+    js = nats_client.jetstream()
+    await apply_topology(js, ServerConfig())
+    await js.publish(contracts.delivery_subject("example.com"), b"pending")
+    slower = ServerConfig.from_env({"FORWARDER_TIMEOUT": "45"})
+
+    summary = await apply_topology(js, slower)
+
+    assert summary.names("updated") == ["consumer:SIP_DELIVERIES/forwarders"]
+    info = await js.consumer_info(topology.SIP_DELIVERIES, topology.FORWARDER_CONSUMER)
+    assert info.config.ack_wait == 45 + topology.ACK_MARGIN
+    assert info.num_pending == 1  # updated in place: nothing lost
+
+
+async def test_stream_setting_drift_is_applied(nats_client: Client) -> None:
+    js = nats_client.jetstream()
+    await apply_topology(js, ServerConfig())
+    info = await js.stream_info(topology.LK_EVENTS)
+    await js.update_stream(info.config.evolve(duplicate_window=30.0))
+
+    summary = await apply_topology(js, ServerConfig())
+
+    assert summary.names("updated") == ["stream:LK_EVENTS"]
+    info = await js.stream_info(topology.LK_EVENTS)
+    assert info.config.duplicate_window == topology.DUPLICATE_WINDOW
+
+
+async def test_bucket_created_elsewhere_with_other_history_is_updated(nats_client: Client) -> None:
+    js = nats_client.jetstream()
+    await js.create_key_value(KeyValueConfig(bucket=topology.HOOKS_BUCKET, history=1))
+    kv = await js.key_value(topology.HOOKS_BUCKET)
+    await kv.put("example_com", b"kept")
+
+    summary = await apply_topology(js, ServerConfig())
+
+    assert "bucket:sip_hooks" in summary.names("updated")
+    info = await js.stream_info(f"KV_{topology.HOOKS_BUCKET}")
+    assert info.config.max_msgs_per_subject == 10
+    assert (await kv.get("example_com")).value == b"kept"
+
+
+async def test_incompatible_stream_change_names_stream_and_field(nats_client: Client) -> None:
+    js = nats_client.jetstream()
+    await js.add_stream(
+        name=topology.SIP_DELIVERIES,
+        subjects=[contracts.DELIVERY_SUBJECTS],
+        retention=RetentionPolicy.LIMITS,
+    )
+
+    with pytest.raises(TopologyChangeError) as err:
+        await apply_topology(js, ServerConfig())
+
+    message = str(err.value)
+    assert "stream SIP_DELIVERIES" in message
+    assert "retention (limits -> workqueue)" in message
+    assert "workqueue" in message.split(":", 2)[2]  # NATS's own reason is included
+
+
+async def test_replicas_beyond_the_server_name_the_field(nats_client: Client) -> None:
+    js = nats_client.jetstream()
+    await apply_topology(js, ServerConfig())
+
+    with pytest.raises(TopologyChangeError, match=r"stream LK_EVENTS: num_replicas \(1 -> 3\)"):
+        await apply_topology(js, ServerConfig.from_env({"NATS_REPLICAS": "3"}))
+
+
+async def test_incompatible_consumer_change_is_reported(nats_client: Client) -> None:
+    js = nats_client.jetstream()
+    for stream in topology.streams():
+        await js.add_stream(stream)
+    await js.add_consumer(
+        topology.LK_EVENTS,
+        ConsumerConfig(
+            durable_name=topology.ROUTER_CONSUMER,
+            ack_policy=AckPolicy.ALL,
+            filter_subject=contracts.LK_EVENTS_SUBJECTS,
+        ),
+    )
+
+    with pytest.raises(TopologyChangeError, match=r"consumer LK_EVENTS/router: .*ack_policy"):
+        await apply_topology(js, ServerConfig())
