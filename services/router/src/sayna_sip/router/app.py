@@ -1,0 +1,188 @@
+"""Composition root of the router: broker, subscriber, hook cache, room memory, HTTP.
+
+`RouterService(config)` builds everything without I/O; `start()` connects, checks the
+topology, loads the hooks and starts consuming; `stop()` undoes it. Tests run it
+in-process with any ServerConfig; `main` runs it until a signal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import nats.errors
+import uvicorn
+from faststream import AckPolicy
+from faststream.nats import JStream, NatsBroker, NatsMessage, PullSub
+from faststream.nats.subscriber.usecases.basic import LogicSubscriber
+from nats.js.api import PubAck
+from nats.js.errors import NotFoundError
+
+from sayna_sip.common import contracts, topology
+from sayna_sip.common.config import ServerConfig
+from sayna_sip.common.hookstore import HookDirectory
+from sayna_sip.common.metrics import new_registry
+from sayna_sip.common.natsconn import NatsUnavailable
+from sayna_sip.router.health import health_app
+from sayna_sip.router.metrics import RouterMetrics
+from sayna_sip.router.rooms import RoomMemory
+from sayna_sip.router.routing import RETRY_DELAY, Action, EventRouter
+
+log = logging.getLogger("sayna_sip.router")
+
+BATCH = 100  # messages fetched per pull request, routed concurrently
+PUBLISH_TIMEOUT = 5.0  # seconds to wait for SIP_DELIVERIES' PubAck before a retry
+CONNECT_ATTEMPTS = 10
+
+
+class RouterService:
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.registry = new_registry()
+        self.metrics = RouterMetrics(self.registry)
+        self.broker = NatsBroker(
+            config.nats.url,
+            name="sayna-sip-router",
+            max_reconnect_attempts=-1,
+            log_level=logging.DEBUG,  # FastStream's per-message access lines
+            graceful_timeout=PUBLISH_TIMEOUT + 1,
+        )
+        self.subscriber = self._subscribe()
+        self.hooks: HookDirectory | None = None
+        self.port: int | None = None  # bound HTTP port, after start()
+        self._router: EventRouter | None = None
+        self._http: uvicorn.Server | None = None
+        self._http_task: asyncio.Task[None] | None = None
+
+    def _subscribe(self) -> LogicSubscriber[Any]:
+        """The LK_EVENTS handler, bound to the provisioned durable (never declared here)."""
+        subscriber = self.broker.subscriber(
+            contracts.LK_EVENTS_SUBJECTS,
+            stream=JStream(topology.LK_EVENTS, declare=False),
+            durable=topology.ROUTER_CONSUMER,
+            pull_sub=PullSub(batch_size=BATCH, timeout=1.0),
+            ack_policy=AckPolicy.MANUAL,
+            include_in_schema=False,
+        )
+
+        @subscriber
+        async def on_event(msg: NatsMessage) -> None:
+            action = await self._require_router().handle(msg.body, msg.headers)
+            if action is Action.ACK:
+                await msg.ack()
+            elif action is Action.TERM:
+                await msg.reject()
+            else:
+                await msg.nack(delay=RETRY_DELAY)
+
+        return subscriber
+
+    def _require_router(self) -> EventRouter:
+        if self._router is None:
+            raise RuntimeError("router not started")
+        return self._router
+
+    async def start(self) -> None:
+        await self._connect()
+        js = self.broker.config.connection_state.stream
+        await topology.check_topology(js)
+        try:  # bind to the provisioner's durable; never let a subscribe create another
+            await js.consumer_info(topology.LK_EVENTS, topology.ROUTER_CONSUMER)
+        except NotFoundError:
+            raise topology.TopologyError(
+                f"consumer {topology.ROUTER_CONSUMER} on {topology.LK_EVENTS} is missing: "
+                "run `sayna-sip provision`"
+            ) from None
+        self.hooks = HookDirectory(
+            await self.broker.key_value(topology.HOOKS_BUCKET, declare=False)
+        )
+        if self.config.sip is not None:
+            await self.hooks.start()
+        rooms = RoomMemory(await self.broker.key_value(topology.ROOMS_BUCKET, declare=False))
+        self._router = EventRouter(self.config.sip, self.hooks, rooms, self._publish, self.metrics)
+        await self.broker.start()
+        await self._start_http()
+        log.info("event=router_started port=%s", self.port)
+        if self.config.sip is not None:
+            log.info(
+                "event=sip_routing_enabled room_prefix=%s hooks=%d",
+                self.config.sip.room_prefix,
+                len(self.hooks),
+            )
+
+    async def _connect(self) -> None:
+        delay = 0.2
+        for attempt in range(1, CONNECT_ATTEMPTS + 1):
+            try:
+                await self.broker.connect()
+                return
+            except (OSError, nats.errors.Error) as exc:
+                log.warning(
+                    "event=nats_connect_failed url=%s attempt=%d error=%r",
+                    self.config.nats.url,
+                    attempt,
+                    exc,
+                )
+                if attempt == CONNECT_ATTEMPTS:
+                    raise NatsUnavailable(
+                        f"cannot connect to NATS at {self.config.nats.url}"
+                    ) from exc
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 3.0)
+
+    async def _publish(self, body: bytes, subject: str, headers: dict[str, str]) -> PubAck:
+        return await self.broker.publish(
+            body,
+            subject,
+            headers=headers,
+            stream=topology.SIP_DELIVERIES,
+            timeout=PUBLISH_TIMEOUT,
+        )
+
+    async def _start_http(self) -> None:
+        app = health_app(self.registry, self.readiness)
+        cfg = uvicorn.Config(
+            app,
+            host=self.config.host,
+            port=self.config.router_port,
+            lifespan="off",
+            access_log=False,
+            log_config=None,
+        )
+        sock = cfg.bind_socket()
+        self.port = sock.getsockname()[1]
+        # startup()/main_loop() rather than serve(): serve() takes over SIGINT/SIGTERM,
+        # which belong to main().
+        self._http = uvicorn.Server(cfg)
+        await self._http.startup(sockets=[sock])
+        self._http_task = asyncio.create_task(self._http.main_loop(), name="router-http")
+
+    async def readiness(self) -> tuple[bool, str]:
+        if self._router is None:
+            return False, "starting"
+        try:
+            nc = self.broker.config.connection_state.connection
+        except Exception:  # IncorrectState: stopped
+            return False, "NATS not connected"
+        if not nc.is_connected:
+            return False, "NATS not connected"
+        try:
+            await asyncio.wait_for(
+                topology.check_topology(self.broker.config.connection_state.stream), 2.0
+            )
+        except (topology.TopologyError, nats.errors.Error, TimeoutError) as exc:
+            return False, str(exc)
+        return True, ""
+
+    async def stop(self) -> None:
+        if self._http is not None:
+            self._http.should_exit = True
+            if self._http_task is not None:
+                await self._http_task
+            await self._http.shutdown()
+        if self.hooks is not None:
+            await self.hooks.stop()
+        await self.broker.stop()
+        self._router = None
+        log.info("event=router_stopped")

@@ -1,0 +1,179 @@
+"""Routing one LK_EVENTS message: SIP room? which host? which hook? then one delivery.
+
+Transport-free: the handler passes the body and headers in and turns the returned
+`Action` into ack / term / nak. Retry rules live here, as data (`ACTIONS`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from enum import Enum
+from typing import Protocol
+
+import nats.errors
+from nats.js.api import PubAck
+
+from sayna_sip.common.config import SipConfig
+from sayna_sip.common.contracts import Header, delivery_subject
+from sayna_sip.common.hookstore import HookRecord
+from sayna_sip.common.logs import quote
+from sayna_sip.router.events import LkEvent, Malformed, decode_event
+from sayna_sip.router.metrics import Outcome, RouterMetrics
+from sayna_sip.router.rooms import RoomRecord
+
+log = logging.getLogger("sayna_sip.router")
+
+# publish(body, subject, headers) -> PubAck from SIP_DELIVERIES
+Publish = Callable[[bytes, str, dict[str, str]], Awaitable[PubAck]]
+
+
+class Action(Enum):
+    ACK = "ack"
+    TERM = "term"  # never redeliver: it cannot get better
+    RETRY = "retry"  # nak with RETRY_DELAY: NATS trouble, it will
+
+
+ACTIONS: dict[Outcome, Action] = {
+    Outcome.ROUTED: Action.ACK,
+    Outcome.UNMATCHED: Action.ACK,
+    Outcome.NO_HOST: Action.ACK,
+    Outcome.NON_SIP: Action.ACK,
+    Outcome.DISABLED: Action.ACK,
+    Outcome.MALFORMED: Action.TERM,
+    Outcome.RETRY: Action.RETRY,
+}
+RETRY_DELAY = 2.0  # seconds before a nak'd event comes back
+
+
+class HookMatcher(Protocol):
+    def match(self, host: str) -> HookRecord | None: ...
+
+
+class Rooms(Protocol):
+    async def remember(self, room: str, record: RoomRecord) -> None: ...
+
+    async def recall(self, room: str) -> RoomRecord | None: ...
+
+
+@dataclass(frozen=True)
+class _Target:
+    hook: HookRecord
+    sip_host: str
+    from_participant: bool  # the host came from this event, not from room memory
+
+
+class EventRouter:
+    """Decides and performs the routing of one event; counts every outcome."""
+
+    def __init__(
+        self,
+        sip: SipConfig | None,
+        hooks: HookMatcher,
+        rooms: Rooms,
+        publish: Publish,
+        metrics: RouterMetrics,
+    ) -> None:
+        self._sip = sip
+        self._hooks = hooks
+        self._rooms = rooms
+        self._publish = publish
+        self._metrics = metrics
+
+    async def handle(self, body: bytes, headers: Mapping[str, str]) -> Action:
+        started = time.perf_counter()
+        try:
+            outcome = await self._route(body, headers)
+        except (TimeoutError, nats.errors.Error) as exc:
+            log.warning(
+                "event=router_retry event_id=%s error=%s",
+                quote(headers.get(Header.EVENT_ID, "")),
+                quote(repr(exc)),
+            )
+            outcome = Outcome.RETRY
+        self._metrics.count(outcome)
+        if outcome is Outcome.ROUTED:
+            self._metrics.routing_seconds.observe(time.perf_counter() - started)
+            self._observe_age(headers)
+        return ACTIONS[outcome]
+
+    async def _route(self, body: bytes, headers: Mapping[str, str]) -> Outcome:
+        if self._sip is None:
+            return Outcome.DISABLED
+        try:
+            event = decode_event(body)
+        except Malformed as exc:
+            return _malformed(headers.get(Header.EVENT_ID, ""), str(exc))
+        room = event.room_name
+        if not room.startswith(self._sip.room_prefix):
+            return Outcome.NON_SIP
+        event_id = event.id or headers.get(Header.EVENT_ID, "")
+        if not event_id:
+            return _malformed("", "no event id")
+        target = await self._target(event, event_id)
+        if isinstance(target, Outcome):
+            return target
+        if target.from_participant:
+            await self._rooms.remember(room, RoomRecord(target.sip_host, target.hook.host))
+        ack = await self._publish(
+            body, delivery_subject(target.hook.host), _out_headers(event, event_id, target, headers)
+        )
+        if ack.duplicate:
+            self._metrics.duplicates.inc()
+        return Outcome.ROUTED
+
+    async def _target(self, event: LkEvent, event_id: str) -> _Target | Outcome:
+        sip_host = event.sip_host()
+        from_participant = sip_host is not None
+        if sip_host is None:
+            record = await self._rooms.recall(event.room_name)
+            if record is None:
+                log.debug(
+                    "event=sip_no_host room=%s event_id=%s type=%s",
+                    quote(event.room_name),
+                    quote(event_id),
+                    event.event,
+                )
+                return Outcome.NO_HOST
+            sip_host = record.sip_host
+        hook = self._hooks.match(sip_host)
+        if hook is None:
+            log.info("event=sip_no_hook host=%s event_id=%s", quote(sip_host), quote(event_id))
+            return Outcome.UNMATCHED
+        return _Target(hook, sip_host, from_participant)
+
+    def _observe_age(self, headers: Mapping[str, str]) -> None:
+        try:
+            received = float(headers.get(Header.RECEIVED_AT, ""))
+        except ValueError:
+            return
+        self._metrics.event_age_seconds.observe(max(0.0, time.time() - received))
+
+
+def _malformed(event_id: str, reason: str) -> Outcome:
+    log.warning("event=router_malformed event_id=%s error=%s", quote(event_id), quote(reason))
+    return Outcome.MALFORMED
+
+
+def _out_headers(
+    event: LkEvent, event_id: str, target: _Target, incoming: Mapping[str, str]
+) -> dict[str, str]:
+    headers = {
+        Header.MSG_ID: event_id,  # a redelivered event is dropped by SIP_DELIVERIES' dedupe
+        Header.EVENT_ID: event_id,
+        Header.EVENT: event.event,
+        Header.ROOM: event.room_name,
+        Header.HOOK: target.hook.host,
+        Header.SIP_HOST: target.sip_host,
+    }
+    received_at = incoming.get(Header.RECEIVED_AT)
+    if received_at:
+        headers[Header.RECEIVED_AT] = received_at
+    return {name: _one_line(value) for name, value in headers.items()}
+
+
+def _one_line(value: str) -> str:
+    """A header value cannot hold line breaks (they would end the NATS header block)."""
+    return value.replace("\r", " ").replace("\n", " ") if "\n" in value or "\r" in value else value

@@ -1,0 +1,102 @@
+"""parse_sip_host: the original's vectors, RFC 3261 header forms, garbage, and totality."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from sayna_sip.router.sipuri import parse_sip_host
+
+ORIGINAL_VECTORS = [
+    ("sip:user@example.com", "example.com"),
+    ('"User" <sip:user@example.com>', "example.com"),
+    ("sip:user@example.com;user=phone", "example.com"),
+    ("sip-1.example.com:5060", "sip-1.example.com"),
+    ("example.com", "example.com"),
+    ("192.168.1.100:5060", "192.168.1.100"),
+    ("SIP-Server.EXAMPLE.COM:5060", "sip-server.example.com"),
+    ("", None),
+    ("not-a-domain", None),
+    ("sip:nodomain", None),
+    ("user@example.com", None),
+]
+
+RFC3261_FORMS = [
+    ("Bob <sip:bob@biloxi.com>;tag=a6c85cf", "biloxi.com"),
+    ('"Bob" <sips:bob@biloxi.example.com:5061;transport=tls>', "biloxi.example.com"),
+    ("SIP:alice@Atlanta.COM", "atlanta.com"),
+    ("<sip:+15551234567@sip.carrier.net;user=phone>", "sip.carrier.net"),
+    ("sip:user@[2001:db8::10]:5060", "2001:db8::10"),
+    ("sip:user@example.com:5060", "example.com"),  # the original kept the port here
+    ("sip:example.com", "example.com"),  # no user part
+    ("sips:example.com:5061", "example.com"),
+    ("sip:user:secret@example.com", "example.com"),  # password in userinfo
+    ("sip:+1555;phone-context=x@carrier.example.com", "carrier.example.com"),  # ';' in user
+    ("sip:bob@biloxi.com?subject=project", "biloxi.com"),  # URI headers
+    ('"Bob \\"the\\" <Builder>" <sip:bob@biloxi.com>', "biloxi.com"),  # escaped quotes
+    ("  <SIPS:Bob@Example.COM.>  ", "example.com"),  # blanks, case, trailing root dot
+    ("sip:user@10.0.0.5", "10.0.0.5"),
+    ("10.0.0.5", "10.0.0.5"),  # an X-To-IP value
+    ("2001:DB8::10", "2001:db8::10"),  # bare IPv6 (X-To-IP)
+    ("[2001:db8::10]:5060", "2001:db8::10"),
+]
+
+NO_HOST = [
+    "tel:+15551234567",
+    "tel:+1-555-123-4567;phone-context=example.com",
+    "<tel:5551234>",
+    "mailto:bob@example.com",
+    "http://example.com/",
+    "sip:",
+    "sip:user@",
+    "sip:user@[2001:db8::10",  # unclosed bracket
+    "sip:user@[not-ipv6]:5060",
+    "sip:user@example.com:99999",  # port out of range
+    "sip:user@example.com:abc",
+    "example.com:0",
+    "Bob <sip:bob@biloxi.com",  # unclosed <
+    '"Bob" sip:bob@biloxi.com',  # quoted name without <uri>
+    '"unterminated <sip:bob@biloxi.com>',
+    "sip:user@exa mple.com",
+    "sip:user@-bad-.example.com",
+    "sip:user@999.1.1.1",  # not an IPv4 address, not a name
+    "sip:user@sip.例え.jp",  # IDNs arrive punycoded from LiveKit, never raw
+    "sip:user@2001:db8::10",  # unbracketed IPv6 inside a URI is ambiguous
+    "<>",
+    "garbage",
+    "@@@",
+    ";;;",
+    "   ",
+]
+
+
+@pytest.mark.parametrize(("value", "host"), ORIGINAL_VECTORS)
+def test_original_vectors(value: str, host: str | None) -> None:
+    assert parse_sip_host(value) == host
+
+
+@pytest.mark.parametrize(("value", "host"), RFC3261_FORMS)
+def test_rfc3261_header_forms(value: str, host: str) -> None:
+    assert parse_sip_host(value) == host
+
+
+@pytest.mark.parametrize("value", NO_HOST)
+def test_no_host(value: str) -> None:
+    assert parse_sip_host(value) is None
+
+
+@given(st.text())
+def test_never_raises_on_any_text(value: str) -> None:
+    host = parse_sip_host(value)
+    assert host is None or (host == host.lower() and host.strip() == host and host)
+
+
+_PIECES = ["sip:", "SIPS:", "tel:", "<", ">", '"', "\\", "@", ":", ";", "?", "[", "]", "."]
+_PIECES += ["-", "user", "example", "com", "5060", "::", "2001:db8::1", "1.2.3.4", " ", "="]
+_sip_ish = st.lists(st.sampled_from(_PIECES), max_size=12).map("".join)
+
+
+@given(_sip_ish)
+def test_never_raises_on_sip_like_text(value: str) -> None:
+    parse_sip_host(value)
