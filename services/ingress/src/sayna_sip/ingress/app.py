@@ -74,7 +74,9 @@ def create_app(config: ServerConfig, *, publish_timeout: float = PUBLISH_TIMEOUT
             js = nc.jetstream()
             await topology.check_topology(js)
             ingress.nc, ingress.js = nc, js
-            ingress.hooks = HookStore(await js.key_value(topology.HOOKS_BUCKET))
+            ingress.hooks = HookStore(
+                await js.key_value(topology.HOOKS_BUCKET), lambda: nc.is_connected
+            )
             publisher = EventPublisher(nc, js, metrics, publish_timeout)
             ingress.intake = WebhookIntake(verifier, publisher, metrics)
             log.info("event=ingress_nats_ready url=%s", config.nats.url)

@@ -9,7 +9,7 @@ re-read and the write retried, so concurrent writers never lose an update and a
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import msgspec
@@ -32,14 +32,21 @@ SNAPSHOT_TIMEOUT_S = 5.0
 class HookStore:
     """The hooks API's view of `sip_hooks`."""
 
-    def __init__(self, kv: KeyValue) -> None:
+    def __init__(self, kv: KeyValue, connected: Callable[[], bool] = lambda: True) -> None:
         self._kv = kv
+        self._connected = connected
 
     async def all(self) -> list[HookRecord]:
         """Every hook, sorted by host, read from KV now."""
+        self._check_connected()
         return await _guard(self._snapshot())
 
+    def _check_connected(self) -> None:
+        if not self._connected():  # fail fast rather than wait out KV request timeouts
+            raise Unavailable("NATS is not connected; retry later", "nats_unavailable")
+
     async def upsert(self, hooks: list[tuple[str, str]]) -> list[HookRecord]:
+        self._check_connected()
         for host, url in hooks:
             await _guard(self._put(host, url))
             log.info("event=hook_saved host=%s url=%s source=runtime", host, url)
@@ -47,6 +54,7 @@ class HookStore:
 
     async def remove(self, hosts: list[str]) -> tuple[list[HookRecord], list[str]]:
         """Delete runtime hooks; returns the hooks left and the hosts that had none."""
+        self._check_connected()
         missing: list[str] = []
         for host in hosts:
             if await _guard(self._delete(host)):

@@ -9,7 +9,7 @@ from litestar import Request, post
 from litestar.exceptions import HTTPException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
-from litestar.params import Parameter
+from litestar.params import HeaderParameter
 from litestar.status_codes import HTTP_413_REQUEST_ENTITY_TOO_LARGE
 
 from sayna_sip.ingress.errors import PayloadTooLarge
@@ -59,7 +59,7 @@ async def receive_webhook(
     request: Request[Any, Any, Any],
     ingress: IngressDep,
     authorization: Annotated[
-        str | None, Parameter(header="Authorization", description="LiveKit's signed JWT")
+        str | None, HeaderParameter(name="Authorization", description="LiveKit's signed JWT")
     ] = None,
 ) -> Received:
     async def read_body() -> bytes:

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
 
 from litestar.datastructures import State
-from litestar.params import Dependency
+from litestar.params import SkipValidation
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from prometheus_client import CollectorRegistry
@@ -29,7 +28,7 @@ class Ingress:
 
 
 # The routes' view of the Ingress; skip_validation: it is ours, not client input.
-IngressDep = Annotated[Ingress, Dependency(skip_validation=True)]
+IngressDep = SkipValidation[Ingress]
 
 
 def provide_ingress(state: State) -> Ingress:

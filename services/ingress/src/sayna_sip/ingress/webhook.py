@@ -19,7 +19,7 @@ import msgspec
 from sayna_sip.ingress.errors import BadRequest, Unauthorized
 
 LEEWAY_S = 10.0
-_BEARER = "bearer "
+_BEARER = "bearer"
 
 
 class _Room(msgspec.Struct):
@@ -56,8 +56,8 @@ class WebhookVerifier:
     def token_digest(self, authorization: str | None) -> bytes:
         """The body digest the token vouches for; Unauthorized unless the token is valid."""
         token = (authorization or "").strip()
-        if token[:7].lower() == _BEARER:
-            token = token[7:].strip()
+        if token[:6].lower() == _BEARER and (len(token) == 6 or token[6].isspace()):
+            token = token[6:].strip()  # `Bearer <jwt>`; LiveKit itself sends the raw JWT
         if not token:
             raise Unauthorized("missing Authorization token", "missing_token")
         try:
