@@ -40,6 +40,10 @@ class Retry:
     max_delay: float = 8.0
     request_timeout: float = 10.0
 
+    def __post_init__(self) -> None:
+        if self.attempts < 1:
+            raise ValueError("Retry.attempts must be at least 1")
+
 
 async def provision_livekit(
     config: ServerConfig, summary: Summary, retry: Retry | None = None
