@@ -43,6 +43,7 @@ class Header:
     SIP_HOST = "Sayna-Sip-Host"  # host parsed from the call's To header
     ATTEMPT = "Sayna-Attempt"  # failed delivery attempts so far (0 on first delivery)
     NOT_BEFORE = "Sayna-Not-Before"  # unix seconds; do not attempt before this time
+    REDRIVE = "Sayna-Redrive"  # times redriven from SIP_DEAD (part of the copies' dedupe ids)
     DEAD_REASON = "Sayna-Dead-Reason"
     DEAD_AT = "Sayna-Dead-At"
     LAST_STATUS = "Sayna-Last-Status"  # HTTP status of the last attempt, if any

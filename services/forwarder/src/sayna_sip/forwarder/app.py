@@ -1,0 +1,106 @@
+"""Composition root: build a running forwarder from a ServerConfig, and take it down.
+
+`Forwarder.start(config)` connects to NATS, checks the topology, loads the hook cache,
+binds to the shared durable consumer, builds the one HTTP client and serves health and
+metrics; `stop()` undoes it in reverse. Tests start several in one process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import httpx
+from nats.aio.client import Client
+
+from sayna_sip.common import natsconn, topology
+from sayna_sip.common.config import ServerConfig
+from sayna_sip.common.hookstore import HookDirectory
+from sayna_sip.common.metrics import new_registry
+from sayna_sip.forwarder.client import build_client
+from sayna_sip.forwarder.delivery import Deliverer, warn_if_unsigned
+from sayna_sip.forwarder.health import HealthServer, health_app
+from sayna_sip.forwarder.metrics import ForwarderMetrics
+from sayna_sip.forwarder.settings import Tuning
+from sayna_sip.forwarder.worker import Worker
+
+log = logging.getLogger("sayna_sip.forwarder")
+
+
+class Forwarder:
+    def __init__(
+        self,
+        nc: Client,
+        hooks: HookDirectory,
+        http: httpx.AsyncClient,
+        worker: Worker,
+        health: HealthServer,
+    ) -> None:
+        self.nc = nc
+        self.hooks = hooks
+        self.http = http
+        self.worker = worker
+        self.health = health
+        self._loop = asyncio.create_task(worker.run(), name="forwarder-fetch")
+
+    @property
+    def port(self) -> int:
+        """The bound health/metrics port."""
+        return self.health.port
+
+    @property
+    def running(self) -> asyncio.Task[None]:
+        """The fetch loop; it ends only on stop() or a bug."""
+        return self._loop
+
+    def ready(self) -> bool:
+        return self.nc.is_connected and not self._loop.done()
+
+    @classmethod
+    async def start(cls, config: ServerConfig, tuning: Tuning | None = None) -> Forwarder:
+        tuning = tuning or Tuning()
+        nc = await natsconn.connect(config.nats.url, name="sayna-sip-forwarder")
+        async with contextlib.AsyncExitStack() as undo:
+            undo.push_async_callback(nc.close)
+            js = nc.jetstream()
+            await topology.check_topology(js)
+            kv = await js.key_value(topology.HOOKS_BUCKET)
+            hooks = HookDirectory(kv)
+            await hooks.start()
+            undo.push_async_callback(hooks.stop)
+            pull = await js.pull_subscribe_bind(
+                durable=topology.FORWARDER_CONSUMER, stream=topology.SIP_DELIVERIES
+            )
+            http = build_client(config, http2=tuning.http2)
+            undo.push_async_callback(http.aclose)
+            registry = new_registry()
+            metrics = ForwarderMetrics(registry)
+            worker = Worker(config, tuning, js, pull, Deliverer(config, http, hooks, kv), metrics)
+            forwarder: Forwarder | None = None
+            health = HealthServer(
+                health_app(registry, lambda: forwarder is not None and forwarder.ready()),
+                config.host,
+                config.forwarder.port,
+            )
+            await health.start()
+            forwarder = cls(nc, hooks, http, worker, health)
+            undo.pop_all()
+        warn_if_unsigned(config)
+        log.info(
+            "event=forwarder_started port=%d hooks=%d concurrency=%d host_concurrency=%d",
+            forwarder.port, len(hooks), config.forwarder.concurrency,
+            config.forwarder.host_concurrency,
+        )  # fmt: skip
+        return forwarder
+
+    async def stop(self) -> None:
+        """Graceful: stop pulling, finish or nak in-flight work, close everything."""
+        await self.worker.stop(self._loop)
+        await self.health.stop()
+        await self.hooks.stop()
+        await self.http.aclose()
+        with contextlib.suppress(Exception):
+            await self.nc.flush(timeout=2)  # push the last acks/naks out
+        await self.nc.close()
+        log.info("event=forwarder_stopped")

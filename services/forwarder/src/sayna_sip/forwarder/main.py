@@ -1,0 +1,56 @@
+"""`sayna-sip forwarder [--config FILE]`: run one delivery worker until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+from sayna_sip.common.config import ServerConfig
+from sayna_sip.common.errors import ConfigError
+from sayna_sip.common.logs import quote, setup_logging
+from sayna_sip.common.natsconn import NatsUnavailable
+from sayna_sip.common.topology import TopologyError
+from sayna_sip.forwarder.app import Forwarder
+
+log = logging.getLogger("sayna_sip.forwarder")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="sayna-sip forwarder",
+        description="Deliver SIP_DELIVERIES to tenant hooks: signed, retried, SSRF-safe.",
+    )
+    parser.add_argument("--config", metavar="FILE", help="YAML config (environment wins)")
+    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    try:
+        config = ServerConfig.load(args.config)
+    except ConfigError as exc:
+        print(f"sayna-sip forwarder: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(config.log_level, config.log_format)
+    return asyncio.run(serve(config))
+
+
+async def serve(config: ServerConfig) -> int:
+    """Run until a signal asks to stop (exit 0) or the fetch loop dies (exit 1)."""
+    try:
+        forwarder = await Forwarder.start(config)
+    except (NatsUnavailable, TopologyError) as exc:
+        log.error("event=forwarder_start_failed error=%s", quote(exc))
+        return 1
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    stopper = asyncio.create_task(stop.wait())
+    await asyncio.wait({stopper, forwarder.running}, return_when=asyncio.FIRST_COMPLETED)
+    crashed = forwarder.running.done() and not stop.is_set()
+    if crashed:
+        log.error("event=fetch_loop_died error=%s", quote(repr(forwarder.running.exception())))
+    stopper.cancel()
+    await forwarder.stop()
+    return 1 if crashed else 0

@@ -1,0 +1,105 @@
+"""Retry rules as data: what one attempt's result means for the message.
+
+`decide()` is pure: 2xx delivered, 410 dead at once, anything else retried on the
+schedule with ±20% jitter, `Retry-After` honoured within 1x-2x of the scheduled delay,
+and dead once the schedule is spent. The schedule lists the delays *between* tries:
+`0s,5s,1m` means a first try, then retries immediately, after 5 s and after 1 min.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from enum import Enum
+
+from sayna_sip.common.contracts import DeadReason
+
+JITTER = 0.2
+
+
+class Kind(Enum):
+    """What happened on one attempt."""
+
+    DELIVERED = "delivered"  # 2xx
+    STATUS = "status"  # any other HTTP status
+    TIMEOUT = "timeout"
+    ERROR = "error"  # connection refused/reset, TLS, protocol
+    BLOCKED = "blocked"  # target address refused by the SSRF policy; nothing was sent
+    REMOVED = "removed"  # the hook no longer exists
+
+
+@dataclass(frozen=True)
+class Result:
+    kind: Kind
+    status: int | None = None
+    error: str = ""
+    retry_after: float | None = None  # seconds, from the response
+    url: str = ""
+
+    @property
+    def was_attempt(self) -> bool:
+        """True when a request went out (it counts for the breaker and the schedule)."""
+        return self.kind not in (Kind.BLOCKED, Kind.REMOVED)
+
+
+@dataclass(frozen=True)
+class Ack:
+    """Delivered: acknowledge."""
+
+
+@dataclass(frozen=True)
+class Retry:
+    delay: float  # seconds until the next try
+    attempt: int  # failed attempts after this one
+
+
+@dataclass(frozen=True)
+class Dead:
+    reason: str
+    attempts: int  # attempts made
+
+
+Decision = Ack | Retry | Dead
+
+
+def decide(
+    result: Result, failed_before: int, schedule: tuple[float, ...], rng: random.Random
+) -> Decision:
+    """The fate of a message whose `failed_before` earlier attempts failed."""
+    if result.kind is Kind.DELIVERED:
+        return Ack()
+    if result.kind is Kind.BLOCKED:
+        return Dead(DeadReason.BLOCKED, failed_before)
+    if result.kind is Kind.REMOVED:
+        return Dead(DeadReason.HOOK_REMOVED, failed_before)
+    failed = failed_before + 1
+    if result.status == 410:
+        return Dead(DeadReason.GONE, failed)
+    if failed > len(schedule):
+        return Dead(DeadReason.EXHAUSTED, failed)
+    return Retry(retry_delay(schedule[failed - 1], result.retry_after, rng), failed)
+
+
+def retry_delay(scheduled: float, retry_after: float | None, rng: random.Random) -> float:
+    """Jittered scheduled delay, or the server's Retry-After clamped to [1x, 2x] of it."""
+    if retry_after is not None:
+        return min(max(retry_after, scheduled), 2 * scheduled)
+    return scheduled * rng.uniform(1 - JITTER, 1 + JITTER)
+
+
+def parse_retry_after(value: str | None, now: float) -> float | None:
+    """Seconds from a `Retry-After` header (delta-seconds or HTTP-date); None if unusable."""
+    if not value:
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, when.timestamp() - now) if when > datetime.fromtimestamp(0, UTC) else None

@@ -1,0 +1,20 @@
+"""Knobs of the worker that are not operator configuration (ServerConfig holds those).
+
+Defaults suit production; tests pass a Tuning with short waits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sayna_sip.forwarder.breaker import BreakerSettings
+
+
+@dataclass(frozen=True)
+class Tuning:
+    fetch_batch: int = 64  # upper bound of one pull; the worker adapts below it
+    fetch_timeout: float = 1.0  # how long one pull waits for messages (bounds shutdown too)
+    shutdown_grace: float = 5.0  # in-flight requests get this long after SIGTERM, then nak
+    breaker: BreakerSettings = field(default_factory=BreakerSettings)
+    http2: bool = True
+    seed: int | None = None  # jitter RNG seed (tests)

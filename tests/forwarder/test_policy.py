@@ -1,0 +1,72 @@
+"""Retry rules as a table: outcome x history -> ack, retry after a delay, or dead."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from sayna_sip.common.contracts import DeadReason
+from sayna_sip.forwarder.policy import (
+    Ack,
+    Dead,
+    Kind,
+    Result,
+    Retry,
+    decide,
+    parse_retry_after,
+    retry_delay,
+)
+
+SCHEDULE = (0.0, 5.0, 300.0)
+
+
+@pytest.mark.parametrize(
+    ("result", "failed_before", "expected"),
+    [
+        (Result(Kind.DELIVERED, 200), 0, Ack()),
+        (Result(Kind.DELIVERED, 204), 2, Ack()),
+        (Result(Kind.STATUS, 410), 0, Dead(DeadReason.GONE, 1)),
+        (Result(Kind.BLOCKED), 0, Dead(DeadReason.BLOCKED, 0)),
+        (Result(Kind.REMOVED), 2, Dead(DeadReason.HOOK_REMOVED, 2)),
+        (Result(Kind.STATUS, 500), 0, Retry(0.0, 1)),
+        (Result(Kind.STATUS, 302), 0, Retry(0.0, 1)),  # redirects are failures
+        (Result(Kind.TIMEOUT), 3, Dead(DeadReason.EXHAUSTED, 4)),
+        (Result(Kind.ERROR), 2, "retry 300s"),
+    ],
+)
+def test_decide(result: Result, failed_before: int, expected: object) -> None:
+    got = decide(result, failed_before, SCHEDULE, random.Random(1))
+    if expected == "retry 300s":
+        assert isinstance(got, Retry) and got.attempt == 3 and 240 <= got.delay <= 360
+    else:
+        assert got == expected
+
+
+def test_schedule_delays_are_jittered_within_20_percent() -> None:
+    rng = random.Random(3)
+    delays = [retry_delay(10.0, None, rng) for _ in range(500)]
+    assert 8.0 <= min(delays) < 8.5 and 11.5 < max(delays) <= 12.0
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "expected"), [(1.0, 10.0), (15.0, 15.0), (100.0, 20.0), (0.0, 10.0)]
+)
+def test_retry_after_is_clamped_to_1x_2x_of_schedule(retry_after: float, expected: float) -> None:
+    assert retry_delay(10.0, retry_after, random.Random(1)) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("7", 7.0),
+        (" 120 ", 120.0),
+        ("Thu, 01 Jan 1970 00:01:40 GMT", 40.0),  # now = 60
+        ("Thu, 01 Jan 1970 00:00:10 GMT", 0.0),
+        ("soon", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_parse_retry_after(value: str | None, expected: float | None) -> None:
+    assert parse_retry_after(value, now=60.0) == expected
