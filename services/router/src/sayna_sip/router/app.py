@@ -8,7 +8,9 @@ in-process with any ServerConfig; `main` runs it until a signal.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 import nats.errors
@@ -34,6 +36,14 @@ log = logging.getLogger("sayna_sip.router")
 BATCH = 100  # messages fetched per pull request, routed concurrently
 PUBLISH_TIMEOUT = 5.0  # seconds to wait for SIP_DELIVERIES' PubAck before a retry
 CONNECT_ATTEMPTS = 10
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its signal handling: SIGINT/SIGTERM belong to `main`."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 class RouterService:
@@ -152,11 +162,13 @@ class RouterService:
         )
         sock = cfg.bind_socket()
         self.port = sock.getsockname()[1]
-        # startup()/main_loop() rather than serve(): serve() takes over SIGINT/SIGTERM,
-        # which belong to main().
-        self._http = uvicorn.Server(cfg)
-        await self._http.startup(sockets=[sock])
-        self._http_task = asyncio.create_task(self._http.main_loop(), name="router-http")
+        self._http = _Server(cfg)
+        self._http_task = asyncio.create_task(self._http.serve(sockets=[sock]), name="router-http")
+        while not self._http.started:  # uvicorn offers no startup event to await
+            if self._http_task.done():
+                await self._http_task  # raises what broke it
+                raise RuntimeError("router HTTP server exited during start")
+            await asyncio.sleep(0.01)
 
     async def readiness(self) -> tuple[bool, str]:
         if self._router is None:
@@ -176,11 +188,9 @@ class RouterService:
         return True, ""
 
     async def stop(self) -> None:
-        if self._http is not None:
+        if self._http is not None and self._http_task is not None:
             self._http.should_exit = True
-            if self._http_task is not None:
-                await self._http_task
-            await self._http.shutdown()
+            await self._http_task
         if self.hooks is not None:
             await self.hooks.stop()
         await self.broker.stop()

@@ -1,0 +1,97 @@
+"""Router test helpers: publish events as the ingress does, set hooks, read deliveries."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+
+from sayna_sip.common import contracts, topology
+from sayna_sip.common.contracts import Header
+from sayna_sip.common.hookstore import HookRecord
+from sayna_sip.common.hosts import host_token
+
+
+def ingress_headers(event: dict[str, Any]) -> dict[str, str]:
+    """The headers the ingress puts on an LK_EVENTS message."""
+    return {
+        Header.MSG_ID: event["id"],
+        Header.EVENT_ID: event["id"],
+        Header.EVENT: event["event"],
+        Header.ROOM: (event.get("room") or {}).get("name", ""),
+        Header.RECEIVED_AT: f"{time.time():.6f}",
+    }
+
+
+async def publish_event(js: JetStreamContext, event: dict[str, Any]) -> bytes:
+    """Store `event` in LK_EVENTS as the ingress does; returns the exact body."""
+    body = json.dumps(event, separators=(",", ":")).encode()
+    await publish_raw(js, body, ingress_headers(event), contracts.lk_event_subject(event["event"]))
+    return body
+
+
+async def publish_raw(
+    js: JetStreamContext, body: bytes, headers: dict[str, str], subject: str
+) -> None:
+    await js.publish(subject, body, headers=headers, stream=topology.LK_EVENTS)
+
+
+async def put_hook(js: JetStreamContext, host: str, url: str | None = None) -> None:
+    kv = await js.key_value(topology.HOOKS_BUCKET)
+    record = HookRecord.new(host, url or f"https://hooks.test/{host_token(host)}", "runtime")
+    await kv.put(host_token(host), record.encode())
+
+
+async def delete_hook(js: JetStreamContext, host: str) -> None:
+    kv = await js.key_value(topology.HOOKS_BUCKET)
+    await kv.delete(host_token(host))
+
+
+async def take_deliveries(js: JetStreamContext, n: int, timeout: float = 5.0) -> list[Msg]:
+    """Fetch (and ack) `n` messages from SIP_DELIVERIES, as the forwarders' durable."""
+    sub = await js.pull_subscribe_bind(topology.FORWARDER_CONSUMER, stream=topology.SIP_DELIVERIES)
+    got: list[Msg] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(got) < n:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"only {len(got)} of {n} deliveries within {timeout}s")
+            try:
+                batch = await sub.fetch(n - len(got), timeout=left)
+            except TimeoutError:
+                continue
+            for msg in batch:
+                await msg.ack()
+            got.extend(batch)
+    finally:
+        await sub.unsubscribe()
+    return got
+
+
+async def stored_deliveries(js: JetStreamContext) -> int:
+    return (await js.stream_info(topology.SIP_DELIVERIES)).state.messages
+
+
+async def drained(js: JetStreamContext, timeout: float = 5.0) -> None:
+    """Wait until the router consumer has acked (or terminated) everything in LK_EVENTS.
+
+    JetStream has no event for "consumer caught up", so this polls its info.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        info = await js.consumer_info(topology.LK_EVENTS, topology.ROUTER_CONSUMER)
+        if info.num_pending == 0 and info.num_ack_pending == 0:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"router did not drain LK_EVENTS: {info}")
+        await asyncio.sleep(0.02)
+
+
+def headers_of(msg: Msg) -> dict[str, str]:
+    assert msg.headers is not None, f"message on {msg.subject} has no headers"
+    return msg.headers
