@@ -1,0 +1,113 @@
+"""Pure pieces of the ingress, as tables: token forms, event decoding, hook rules, auth."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from sayna_sip.common.config import AuthConfig, HookConfig, SipConfig
+from sayna_sip.common.netpolicy import parse_networks
+from sayna_sip.ingress import hookrules
+from sayna_sip.ingress.auth import token_matches
+from sayna_sip.ingress.errors import BadRequest, Conflict, Unauthorized
+from sayna_sip.ingress.intake import event_headers
+from sayna_sip.ingress.schemas import HookIn
+from sayna_sip.ingress.webhook import Event, WebhookVerifier, parse_event
+from tests.fixtures.livekit import API_KEY, API_SECRET, sign_webhook
+
+SIP = SipConfig(
+    room_prefix="sip-",
+    allowed_addresses=("10.0.0.1",),
+    hooks=(HookConfig("static.example.com", "https://s.example.com/"),),
+    hook_allow_networks=parse_networks(["192.168.50.0/24"]),
+)
+
+
+@pytest.mark.parametrize("form", ["{t}", "Bearer {t}", "bearer {t}", "  Bearer   {t}  "])
+def test_verifier_accepts_raw_and_bearer_tokens(form: str) -> None:
+    body = b'{"event":"room_started"}'
+    verifier = WebhookVerifier(API_KEY, API_SECRET)
+    digest = verifier.token_digest(form.format(t=sign_webhook(body)))
+    verifier.check_body(digest, body)
+    with pytest.raises(Unauthorized):
+        verifier.check_body(digest, body + b" ")
+
+
+def test_verifier_allows_small_clock_skew_only() -> None:
+    verifier = WebhookVerifier(API_KEY, API_SECRET)
+    verifier.token_digest(sign_webhook(b"{}", ttl_s=-5))  # within the 10 s leeway
+    with pytest.raises(Unauthorized, match="expired"):
+        verifier.token_digest(sign_webhook(b"{}", ttl_s=-30))
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (
+            b'{"id":"EV_1","event":"participant_joined","room":{"name":"sip-1"}}',
+            ("EV_1", "participant_joined", "sip-1"),
+        ),
+        (
+            b'{"event":"egress_ended","id":"EV_2","extra":[1,{"a":null}]}',
+            ("EV_2", "egress_ended", ""),
+        ),
+        (b'{"event":"room_finished","room":null,"id":null}', (None, "room_finished", "")),
+        (b"{}", (None, "", "")),
+    ],
+)
+def test_parse_event_reads_only_what_it_needs(
+    body: bytes, expected: tuple[str | None, str, str]
+) -> None:
+    event = parse_event(body)
+    event_id = expected[0] or "sha256:" + hashlib.sha256(body).hexdigest()
+    assert event == Event(event_id, expected[1], expected[2])
+
+
+def test_event_headers_never_carry_line_breaks() -> None:
+    headers = event_headers(Event("EV_1", "room_started", "sip-a\r\nX-Evil: 1"), 1.5)
+    assert all("\r" not in v and "\n" not in v for v in headers.values())
+    assert headers["Sayna-Received-At"] == "1.500000"
+
+
+@pytest.mark.parametrize(
+    ("host", "url", "error"),
+    [
+        ("A.Example.com", "https://hook.example.com/x", None),
+        ("*.example.com", "https://hook.example.com/x", None),
+        ("2001:db8::10", "https://hook.example.com/x", None),
+        ("a.example.com", "https://192.168.50.7:8443/x", None),  # allowed network
+        ("a.example.com", "https://8.8.8.8/x", None),  # public IP literal
+        ("a.example.com", "https://192.168.51.7/x", BadRequest),
+        ("a.example.com", "https://[fe80::1]/x", BadRequest),
+        ("a.example.com", "https://[::ffff:127.0.0.1]/x", BadRequest),
+        ("a.example.com", "HTTP://hook.example.com/", BadRequest),
+        ("a.example.com", "ftp://hook.example.com/", BadRequest),
+        ("a.example.com", " https://hook.example.com/", BadRequest),
+        ("", "https://hook.example.com/", BadRequest),
+        ("*.", "https://hook.example.com/", BadRequest),
+        ("exa mple.com", "https://hook.example.com/", BadRequest),
+        ("STATIC.example.com", "https://hook.example.com/", Conflict),
+    ],
+)
+def test_upsert_rules(host: str, url: str, error: type[Exception] | None) -> None:
+    if error is None:
+        [(got_host, got_url)] = hookrules.upserts([HookIn(host, url)], SIP)
+        assert (got_host, got_url) == (host.lower(), url)
+    else:
+        with pytest.raises(error):
+            hookrules.upserts([HookIn(host, url)], SIP)
+
+
+def test_removals_normalise_and_deduplicate() -> None:
+    assert hookrules.removals(["A.example.com", "a.example.com", "b.example.com"], SIP) == [
+        "a.example.com",
+        "b.example.com",
+    ]
+
+
+def test_token_matches_any_configured_token() -> None:
+    tokens = AuthConfig(True, (("a", "first-token"), ("b", "second-token"))).tokens
+    assert token_matches("second-token", tokens)
+    assert not token_matches("second-token ", tokens)
+    assert not token_matches("", tokens)
