@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 
-import nats
 from nats.aio.client import Client
 
 log = logging.getLogger("sayna_sip.nats")
@@ -27,18 +26,25 @@ async def connect(
     delay = first_delay
     last: Exception | None = None
     for attempt in range(1, attempts + 1):
+        nc = Client()
+
+        async def on_disconnect(nc: Client = nc) -> None:
+            if not (nc.is_closed or nc.is_draining):  # a deliberate close is not news
+                log.warning("event=nats_disconnected")
+
         try:
-            return await nats.connect(
+            await nc.connect(
                 url,
                 name=name,
                 connect_timeout=2,
                 allow_reconnect=True,
                 max_reconnect_attempts=-1,
-                reconnect_time_wait=0.5,
+                reconnect_time_wait=0.5,  # type: ignore[arg-type]  # float works; stub says int
                 error_cb=_on_error,
-                disconnected_cb=_on_disconnect,
+                disconnected_cb=on_disconnect,
                 reconnected_cb=_on_reconnect,
             )
+            return nc
         except Exception as exc:  # nats-py raises several unrelated types here
             last = exc
             log.warning("event=nats_connect_failed url=%s attempt=%d error=%r", url, attempt, exc)
@@ -50,10 +56,6 @@ async def connect(
 
 async def _on_error(exc: Exception) -> None:
     log.debug("event=nats_error error=%r", exc)
-
-
-async def _on_disconnect() -> None:
-    log.warning("event=nats_disconnected")
 
 
 async def _on_reconnect() -> None:
