@@ -57,6 +57,6 @@ def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
 
 
 def quote(value: object) -> str:
-    """A value safe for a key=value line (quoted when it holds spaces or quotes)."""
+    """A value safe for a key=value line (double-quoted, JSON-escaped, when needed)."""
     text = str(value)
-    return shlex.quote(text) if (not text or any(c in text for c in " \"'=\t\n")) else text
+    return json.dumps(text) if (not text or any(c in text for c in " \"'=\t\n\\")) else text
