@@ -49,8 +49,11 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
 class EmbeddedNats:
     """One nats-server child process; `start()` returns once it says it is ready."""
 
-    def __init__(self, data_dir: Path, echo: Callable[[str], None]) -> None:
+    def __init__(
+        self, data_dir: Path, echo: Callable[[str], None], port: int | None = None
+    ) -> None:
         self.store = data_dir / "nats"
+        self.wanted_port = port
         self.log_path = data_dir / "nats.log"
         self.echo = echo
         self.port = 0
@@ -67,7 +70,10 @@ class EmbeddedNats:
 
     async def start(self, timeout: float = 30.0) -> str:
         self.store.mkdir(parents=True, exist_ok=True)
-        port = DEFAULT_PORT if port_is_free(DEFAULT_PORT) else -1
+        port = self.wanted_port
+        if port is None:
+            port = DEFAULT_PORT if port_is_free(DEFAULT_PORT) else 0
+        port = port or -1  # nats-server's "any free port"
         cmd = [nats_server_binary(), "-js", "-a", "127.0.0.1", "-p", str(port)]
         cmd += ["-sd", str(self.store)]
         self.proc = await asyncio.create_subprocess_exec(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import signal
 import ssl
 import sys
@@ -46,6 +47,19 @@ def configured_secrets(config: ServerConfig) -> list[str]:
     for hook in sip.hooks:
         found += [s for s in hook.secrets if s not in found]
     return found
+
+
+def find_secrets(flag: Sequence[str] | None, config_path: str | None) -> list[str]:
+    """--secret wins; else the configuration's. Without a config file, SIP_HOOK_SECRET
+    alone is enough (on its own it is not a valid SIP configuration)."""
+    if flag:
+        return [s for item in flag for s in item.split()]
+    try:
+        return configured_secrets(ServerConfig.load(config_path))
+    except ConfigError:
+        if config_path or not os.environ.get("SIP_HOOK_SECRET", "").strip():
+            raise
+        return os.environ["SIP_HOOK_SECRET"].split()
 
 
 def check_signature(body: bytes, headers: dict[str, str], secrets: Sequence[str]) -> str:
@@ -116,7 +130,7 @@ async def serve(app: web.Application, port: int, ctx: ssl.SSLContext) -> None:
 def main(argv: Sequence[str]) -> int:
     args = _parser().parse_args(list(argv))
     try:
-        secrets = args.secret or configured_secrets(ServerConfig.load(args.config))
+        secrets = find_secrets(args.secret, args.config)
     except ConfigError as exc:
         print(f"sayna-sip sink: {exc}", file=sys.stderr)
         return 2

@@ -28,6 +28,7 @@ from sayna_sip.common.errors import ConfigError
 
 LOOPBACK_NETWORKS = ("127.0.0.0/8", "::1/128")
 READY_WARN_AFTER = 60.0
+_LIVEKIT_CREDENTIALS = ("LIVEKIT_API_KEY", "LIVEKIT_API_SECRET")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -35,6 +36,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="YAML configuration file (the environment overrides it)")
     p.add_argument("--forwarders", type=int, default=2, help="forwarder workers (default 2)")
     p.add_argument("--nats-url", help="use this NATS instead of the embedded one (or NATS_URL)")
+    p.add_argument(
+        "--nats-port",
+        type=int,
+        help="embedded NATS port (default 4222 when free, else any; 0 = any free port)",
+    )
     p.add_argument(
         "--data-dir", default=DEFAULT_DATA_DIR, help="NATS store and dev CA (default .sayna-sip)"
     )
@@ -140,11 +146,13 @@ class Stack:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         url = external_nats_url(self.args.nats_url, os.environ, self.config)
         if url is None:
-            self.nats = EmbeddedNats(self.data_dir, self.console.echo("nats"))
+            self.nats = EmbeddedNats(self.data_dir, self.console.echo("nats"), self.args.nats_port)
             url = await self.nats.start()
             self.log(f"event=nats_started url={url} pid={self.nats.pid} store={self.nats.store}")
         env = child_env(os.environ, self.config, url, self._dev_ca())
-        code = await self.sup.run_once(ChildSpec("provision", self._command("provision"), env))
+        code = await self.sup.run_once(
+            ChildSpec("provision", self._command("provision"), self._provision_env(env))
+        )
         if code is None:
             return 0
         if code != 0:
@@ -166,6 +174,20 @@ class Stack:
             f"ca_bundle={sip.hook_ca_bundle or pem}"
         )
         return pem
+
+    def _provision_env(self, env: dict[str, str]) -> dict[str, str]:
+        """Dev mode without a LiveKit server: LiveKit credentials given only to verify
+        webhooks (no LIVEKIT_URL) must not make the provisioner fail. Credentials from
+        the environment are withheld from it so it skips LiveKit SIP; credentials in the
+        YAML file cannot be, and the provisioner then says LIVEKIT_URL is missing."""
+        lk = self.config.livekit
+        if self.config.sip is None or not lk.has_credentials or lk.url:
+            return env
+        trimmed = {k: v for k, v in env.items() if k not in _LIVEKIT_CREDENTIALS}
+        if ServerConfig.load(self.args.config, trimmed).livekit.has_credentials:
+            return env
+        self.log("event=dev_mode livekit_provisioning=skipped reason=LIVEKIT_URL_not_set")
+        return trimmed
 
     def _start_services(self, env: dict[str, str]) -> None:
         self.sup.keep_running(ChildSpec("ingress", self._command("ingress"), env))
