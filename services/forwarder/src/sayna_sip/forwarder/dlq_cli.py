@@ -1,0 +1,100 @@
+"""`sayna-sip dlq list [--host H] [--limit N]` and `sayna-sip dlq redrive (--host H | --all)`.
+
+Both read the NATS URL from the configuration (`--config FILE` and the environment).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+
+from sayna_sip.common import natsconn
+from sayna_sip.common.config import ServerConfig
+from sayna_sip.common.contracts import Header
+from sayna_sip.common.errors import ConfigError
+from sayna_sip.forwarder import dlq
+from sayna_sip.forwarder.dlq import DeadLetter
+
+COLUMNS = ("SEQ", "DEAD AT", "HOOK", "EVENT", "EVENT ID", "TRIES", "REASON", "LAST")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sayna-sip dlq", description="Inspect and replay dead letters."
+    )
+    parser.add_argument("--config", metavar="FILE", help="YAML config (environment wins)")
+    sub = parser.add_subparsers(dest="action", required=True)
+    ls = sub.add_parser("list", help="print dead letters, oldest first")
+    ls.add_argument("--host", help="only this hook host")
+    ls.add_argument("--limit", type=int, default=100, help="at most N (default 100)")
+    ls.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS)
+    rd = sub.add_parser("redrive", help="deliver dead letters again, then remove them")
+    rd.add_argument("--host", help="only this hook host")
+    rd.add_argument("--all", action="store_true", help="every dead letter")
+    rd.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    if args.action == "redrive" and not (args.host or args.all):
+        parser.error("redrive needs --host H or --all")
+    try:
+        config = ServerConfig.load(args.config)
+        if args.host:
+            dlq.subject_for(args.host)  # validates the host
+    except ConfigError as exc:
+        print(f"sayna-sip dlq: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return asyncio.run(_run(config, args))
+    except natsconn.NatsUnavailable as exc:
+        print(f"sayna-sip dlq: {exc}", file=sys.stderr)
+        return 1
+
+
+async def _run(config: ServerConfig, args: argparse.Namespace) -> int:
+    nc = await natsconn.connect(config.nats.url, name="sayna-sip-dlq", attempts=3)
+    try:
+        js = nc.jetstream()
+        if args.action == "list":
+            rows: list[tuple[str, ...]] = []
+            async for letter in dlq.letters(js, args.host):
+                if len(rows) >= args.limit:
+                    break
+                rows.append(_row(letter))
+            print(_table(rows) if rows else "no dead letters")
+            return 0
+        count = 0
+        async for letter in dlq.letters(js, args.host):
+            await dlq.redrive(js, letter)
+            count += 1
+        print(f"redriven {count} dead letter(s)")
+        return 0
+    finally:
+        await nc.close()
+
+
+def _row(letter: DeadLetter) -> tuple[str, ...]:
+    status = letter.get(Header.LAST_STATUS)
+    last = f"HTTP {status}" if status else letter.get(Header.LAST_ERROR)
+    return (
+        str(letter.seq),
+        letter.dead_at,
+        letter.hook,
+        letter.get(Header.EVENT),
+        letter.get(Header.EVENT_ID),
+        letter.get(Header.ATTEMPT),
+        letter.get(Header.DEAD_REASON),
+        last[:60],
+    )
+
+
+def _table(rows: list[tuple[str, ...]]) -> str:
+    widths = [max(len(r[i]) for r in [COLUMNS, *rows]) for i in range(len(COLUMNS))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip()
+             for r in [COLUMNS, *rows]]  # fmt: skip
+    return "\n".join(lines)

@@ -1,0 +1,95 @@
+"""`sayna-sip dlq list` and `dlq redrive` against dead letters made by a real forwarder."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from nats.js import JetStreamContext
+
+from sayna_sip.forwarder import dlq_cli
+from tests.fixtures.https_sink import HttpsSink, Reply
+from tests.fixtures.nats import NatsServer
+from tests.forwarder.conftest import (
+    StartForwarder,
+    dead_letters,
+    drained,
+    publish,
+    put_hook,
+    wait_dead,
+)
+
+
+async def cli(*args: str) -> int:
+    """Run the command as `sayna-sip dlq ...` does (its own event loop, in a thread)."""
+    return await asyncio.to_thread(dlq_cli.main, list(args))
+
+
+@pytest.fixture(autouse=True)
+def _nats_url_env(monkeypatch: pytest.MonkeyPatch, nats_server: NatsServer) -> None:
+    monkeypatch.setenv("NATS_URL", nats_server.url)
+
+
+async def test_list_then_redrive_one_host_delivers_once_healthy(
+    start_forwarder: StartForwarder,
+    https_sink: HttpsSink,
+    jetstream: JetStreamContext,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    https_sink.program("/later", Reply(500), Reply(500))
+    https_sink.program("/gone", Reply(410))
+    await put_hook(jetstream, "later.example.com", https_sink.url("/later"))
+    await put_hook(jetstream, "gone.example.com", https_sink.url("/gone"))
+    await start_forwarder(SIP_RETRY_SCHEDULE="0s")
+    event_id, body = await publish(jetstream, "later.example.com")
+    gone_id, _ = await publish(jetstream, "gone.example.com")
+    await wait_dead(jetstream, 2)
+
+    assert await cli("list") == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split() == ["SEQ", "DEAD", "AT", "HOOK", "EVENT", "EVENT", "ID", "TRIES",
+                              "REASON", "LAST"]  # fmt: skip
+    rows = {line.split()[4]: line for line in out[1:]}
+    assert set(rows) == {event_id, gone_id}
+    assert "later.example.com" in rows[event_id] and "retries exhausted" in rows[event_id]
+    assert "gone" in rows[gone_id] and "HTTP 410" in rows[gone_id]
+    assert await cli("list", "--host", "gone.example.com", "--limit", "5") == 0
+    assert gone_id in capsys.readouterr().out
+
+    # Healthy again after one more failure: the redriven event retries on a fresh id
+    # (not swallowed by the dedupe window) and arrives with the same webhook-id.
+    https_sink.program("/later", Reply(500))
+    assert await cli("redrive", "--host", "later.example.com") == 0
+    assert "redriven 1 dead letter(s)" in capsys.readouterr().out
+    got = await https_sink.wait_for(4, "/later")
+    assert [r.headers["webhook-id"] for r in got] == [event_id] * 4
+    assert got[-1].body == body
+    await drained(jetstream)
+    remaining = await dead_letters(jetstream)
+    assert [(m.headers or {}).get("Sayna-Event-Id") for m in remaining] == [gone_id]
+
+
+async def test_redrive_all_and_guard_against_accidents(
+    start_forwarder: StartForwarder,
+    https_sink: HttpsSink,
+    jetstream: JetStreamContext,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        await cli("redrive")  # neither --host nor --all
+    assert exit_info.value.code == 2
+    assert await cli("list") == 0
+    assert "no dead letters" in capsys.readouterr().out
+
+    https_sink.program("/a", then=Reply(410))
+    await put_hook(jetstream, "a.example.com", https_sink.url("/a"))
+    await start_forwarder()
+    for _ in range(3):
+        await publish(jetstream, "a.example.com")
+    assert len(await wait_dead(jetstream, 3)) == 3
+    https_sink.program("/a", then=Reply(200))
+    assert await cli("redrive", "--all") == 0
+    assert "redriven 3 dead letter(s)" in capsys.readouterr().out
+    await https_sink.wait_for(6, "/a")
+    await drained(jetstream)
+    assert await dead_letters(jetstream) == []
