@@ -1,0 +1,174 @@
+"""Baseline servers, run with the ingress's exact uvicorn settings.
+
+`python -m bench.baselines bare --port P`: a Litestar handler that only answers 200, the
+ceiling for any Python HTTP intake on this machine.
+`python -m bench.baselines inproc --port P --hook-url U --ca F`: the original's
+architecture, an in-process forwarder: verify LiveKit's JWT and body hash, parse the
+`To` host, answer 200 and POST the body to the hook from a background task (httpx, signed
+like the original, at most `--concurrency` requests in flight). No queue: what the process
+holds when it dies is lost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import hashlib
+import hmac
+import logging
+import ssl
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import jwt
+import msgspec
+import uvicorn
+from litestar import Litestar, Request, post
+from litestar.exceptions import HTTPException
+
+from bench import events
+
+log = logging.getLogger("bench.inproc")
+
+
+def _serve(app: Litestar, port: int) -> None:
+    # The same settings as sayna_sip.ingress.main.
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        access_log=False,
+        log_config=None,
+        server_header=False,
+    )
+
+
+@post("/livekit/webhook", status_code=200)
+async def bare_webhook() -> dict[str, str]:
+    return {"status": "received"}
+
+
+class _Participant(msgspec.Struct):
+    attributes: dict[str, str] = {}
+
+
+class _Event(msgspec.Struct):
+    id: str = ""
+    participant: _Participant | None = None
+
+
+_decode_event = msgspec.json.Decoder(_Event).decode
+
+
+def to_host(header: str) -> str:
+    """Host of a `To` header such as `"X" <sip:user@host;user=phone>` (enough for here)."""
+    rest = header.split("@", 1)[-1]
+    for stop in (">", ";", ":"):
+        rest = rest.split(stop, 1)[0]
+    return rest.strip().lower()
+
+
+class InProcForwarder:
+    """Verify, answer, forward in the background: the original's design, in Python."""
+
+    def __init__(self, hook_url: str, ca_path: str, concurrency: int) -> None:
+        self.hook_url = hook_url
+        self._jwt = jwt.PyJWT(options={"require": ["exp", "iss"]})
+        ctx = ssl.create_default_context(cafile=ca_path)
+        self._client = httpx.AsyncClient(
+            verify=ctx,
+            timeout=httpx.Timeout(5.0, connect=0.5),
+            limits=httpx.Limits(max_connections=concurrency),
+        )
+        self._slots = asyncio.Semaphore(concurrency)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def verify(self, authorization: str, body: bytes) -> _Event:
+        token = authorization.removeprefix("Bearer ").strip()
+        try:
+            claims = self._jwt.decode(
+                token, events.API_SECRET, algorithms=["HS256"], issuer=events.API_KEY, leeway=10
+            )
+        except jwt.PyJWTError as exc:
+            raise HTTPException(status_code=401, detail=str(exc)) from None
+        digest = base64.b64encode(hashlib.sha256(body).digest()).decode()
+        if not hmac.compare_digest(str(claims.get("sha256", "")), digest):
+            raise HTTPException(status_code=401, detail="hash mismatch")
+        try:
+            return _decode_event(body)
+        except msgspec.DecodeError:
+            raise HTTPException(status_code=400, detail="invalid json") from None
+
+    def submit(self, event: _Event, body: bytes) -> None:
+        attrs = event.participant.attributes if event.participant else {}
+        if to_host(attrs.get("sip.h.to", "")) != events.TENANT_HOST:
+            return
+        task = asyncio.create_task(self._deliver(event.id, body))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _deliver(self, event_id: str, body: bytes) -> None:
+        ts = str(int(time.time()))
+        mac = hmac.new(
+            events.HOOK_SECRET.encode(), f"v1:{ts}:{event_id}:".encode() + body, hashlib.sha256
+        )
+        headers = {
+            "Content-Type": "application/json",
+            "X-Sayna-Signature": f"v1={mac.hexdigest()}",
+            "X-Sayna-Timestamp": ts,
+            "X-Sayna-Event-Id": event_id,
+            "X-Sayna-Signature-Version": "v1",
+        }
+        async with self._slots:
+            try:
+                await self._client.post(self.hook_url, content=body, headers=headers)
+            except httpx.HTTPError as exc:  # the original only logged failures
+                log.warning("event=inproc_delivery_failed event_id=%s error=%r", event_id, exc)
+
+    async def close(self) -> None:
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._client.aclose()
+
+
+def inproc_app(hook_url: str, ca_path: str, concurrency: int) -> Litestar:
+    holder: dict[str, InProcForwarder] = {}
+
+    @asynccontextmanager
+    async def lifespan(_: Litestar) -> AsyncIterator[None]:
+        holder["fwd"] = InProcForwarder(hook_url, ca_path, concurrency)
+        yield
+        await holder["fwd"].close()
+
+    @post("/livekit/webhook", status_code=200)
+    async def webhook(request: Request[Any, Any, Any]) -> dict[str, str]:
+        body = await request.body()
+        fwd = holder["fwd"]
+        fwd.submit(fwd.verify(request.headers.get("authorization", ""), body), body)
+        return {"status": "received"}
+
+    return Litestar([webhook], lifespan=[lifespan])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.baselines")
+    parser.add_argument("kind", choices=["bare", "inproc"])
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--hook-url", default="")
+    parser.add_argument("--ca", default="")
+    parser.add_argument("--concurrency", type=int, default=10)
+    args = parser.parse_args()
+    if args.kind == "bare":
+        _serve(Litestar([bare_webhook]), args.port)
+    else:
+        _serve(inproc_app(args.hook_url, args.ca, args.concurrency), args.port)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,143 @@
+"""`python -m bench.run [--quick|--smoke] [--only ingress,e2e,forwarders]` (`make bench`).
+
+Starts everything it measures as child processes in a temporary directory, runs the
+scenarios in order, prints the table and writes `bench/results/<date>-<plan>.json` and
+a PNG plot next to it. Exits non-zero when a scenario failed or an event was lost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import secrets
+import shutil
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from bench import report, scenarios
+from bench.harness import Bench, Sink, service_available
+from bench.plan import PLANS, Plan
+
+RESULTS = Path(__file__).parent / "results"
+SCENARIOS = ("ingress", "e2e", "forwarders")
+NEEDS = {
+    "ingress": ("ingress",),
+    "e2e": ("ingress", "router", "forwarder"),
+    "forwarders": ("forwarder",),
+}
+
+
+def _machine() -> dict[str, Any]:
+    cpu = platform.processor() or "unknown cpu"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cores": os.cpu_count(),
+        "cpu": cpu,
+        "python": platform.python_version(),
+        "loadavg_start": round(os.getloadavg()[0], 2),
+    }
+
+
+def _run_one(name: str, b: Bench, sink: Sink, plan: Plan, res: dict[str, Any]) -> None:
+    if name == "ingress":
+        res["ingress"], memory = scenarios.ingress(b, sink, plan)
+    elif name == "e2e":
+        res["e2e"], memory = scenarios.end_to_end(b, sink, plan)
+    else:
+        res["forwarders"], res["httpx_baseline"], memory = scenarios.forwarders(b, sink, plan)
+    res["memory"] += memory
+
+
+def measure(
+    plan: Plan, only: Sequence[str], work: Path, log: Callable[[str], None]
+) -> dict[str, Any]:
+    """Run the selected scenarios; a failed one is recorded and the others still run."""
+    res: dict[str, Any] = {
+        "date": datetime.now().astimezone().isoformat(timespec="seconds"),
+        "plan": asdict(plan),
+        "machine": _machine(),
+        "memory": [],
+        "skipped": {},
+        "failed": {},
+    }
+    b = Bench(work, secrets.token_hex(3))
+    try:
+        sink = b.start_sink()
+        for name in only:
+            missing = [s for s in NEEDS[name] if not service_available(s)]
+            if missing:
+                res["skipped"][name] = f"service(s) not installed yet: {', '.join(missing)}"
+                continue
+            started = time.perf_counter()
+            log(f"running {name} ...")
+            try:
+                _run_one(name, b, sink, plan, res)
+            except Exception as exc:  # keep the other scenarios' numbers
+                res["failed"][name] = "".join(traceback.format_exception_only(exc)).strip()
+                log(traceback.format_exc())
+            log(f"{name} took {time.perf_counter() - started:.1f}s")
+        sink.close()
+    finally:
+        b.close()
+    return res
+
+
+def _lost(res: dict[str, Any]) -> int:
+    return sum(r["lost"] for r in res.get("e2e", []) if r["target"] == "sayna-sip")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="under 2 minutes (make bench-quick)")
+    size.add_argument("--smoke", action="store_true", help="seconds; checks the harness works")
+    parser.add_argument("--only", default=",".join(SCENARIOS), help="comma-separated scenarios")
+    parser.add_argument("--out-dir", type=Path, default=RESULTS)
+    parser.add_argument("--keep", action="store_true", help="keep the work dir (process logs)")
+    args = parser.parse_args(argv)
+    plan = PLANS["quick" if args.quick else "smoke" if args.smoke else "full"]
+    only = [s.strip() for s in args.only.split(",") if s.strip()]
+    if unknown := set(only) - set(SCENARIOS):
+        parser.error(f"unknown scenario(s): {', '.join(sorted(unknown))}")
+    started = time.perf_counter()
+    work = Path(tempfile.mkdtemp(prefix="sayna-bench-"))
+
+    def log(line: str) -> None:
+        print(f"[bench {time.perf_counter() - started:5.1f}s] {line}", file=sys.stderr, flush=True)
+
+    try:
+        res = measure(plan, only, work, log)
+    finally:
+        if args.keep:
+            log(f"work dir kept: {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    res["elapsed_seconds"] = round(time.perf_counter() - started, 1)
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    stem = args.out_dir / f"{datetime.now():%Y-%m-%d-%H%M%S}-{plan.name}"
+    stem.with_suffix(".json").write_text(json.dumps(res, indent=2) + "\n")
+    print(report.text(res))
+    print(report.plot(res, stem.with_suffix(".png")))
+    print(f"results: {stem.with_suffix('.json')} ({res['elapsed_seconds']}s)")
+    for name, why in res["failed"].items():
+        print(f"FAILED {name}: {why}")
+    return 1 if res["failed"] or _lost(res) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
