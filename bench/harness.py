@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
+import ssl
 import subprocess
 import time
 from pathlib import Path
@@ -38,7 +39,8 @@ class Sink:
 
     def __init__(self, proc: Proc, port: int, ca_path: Path) -> None:
         self.proc, self.port = proc, port
-        self._client = httpx.Client(verify=str(ca_path), timeout=30.0)
+        ctx = ssl.create_default_context(cafile=str(ca_path))
+        self._client = httpx.Client(verify=ctx, timeout=30.0)
 
     def url(self, path: str = "/hook") -> str:
         return f"https://127.0.0.1:{self.port}{path}"
@@ -103,7 +105,7 @@ class Bench:
         args = ["--port", str(port), "--cert", str(self.cert_path), "--key", str(self.key_path)]
         proc = self.track(procs.python_module("sink", "bench.sink", args, self.logs, {}))
         sink = Sink(proc, port, self.ca_path)
-        procs.wait_http(proc, sink.url("/_count"), verify=str(self.ca_path))
+        procs.wait_http(proc, sink.url("/_count"), cafile=str(self.ca_path))
         return sink
 
     def start_nats(self, label: str) -> tuple[Proc, str]:

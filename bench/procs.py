@@ -10,6 +10,7 @@ import contextlib
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -102,11 +103,12 @@ def wait_http(
     url: str,
     *,
     timeout: float = 30.0,
-    verify: str | bool = True,
+    cafile: str | None = None,
 ) -> None:
     """Poll `url` until it answers 200 (a service is ready only when its NATS is)."""
     deadline = time.monotonic() + timeout
     last = "no answer"
+    verify = ssl.create_default_context(cafile=cafile) if cafile else True
     with httpx.Client(verify=verify, timeout=1.0) as client:
         while time.monotonic() < deadline:
             if not proc.alive():
