@@ -102,4 +102,5 @@ def create_app(config: ServerConfig, *, publish_timeout: float = PUBLISH_TIMEOUT
         },
         openapi_config=_openapi(),
         request_max_body_size=config.max_body_bytes,
+        logging_config=None,  # keep the process's key=value logging (setup_logging)
     )

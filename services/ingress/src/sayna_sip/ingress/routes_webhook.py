@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Any
 
 from litestar import Request, post
+from litestar.enums import ParamType
 from litestar.exceptions import HTTPException
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
-from litestar.params import HeaderParameter
+from litestar.openapi.spec import (
+    OpenAPIMediaType,
+    OpenAPIType,
+    Operation,
+    RequestBody,
+    Schema,
+)
+from litestar.openapi.spec import Parameter as OpenAPIParameter
 from litestar.status_codes import HTTP_413_REQUEST_ENTITY_TOO_LARGE
 
 from sayna_sip.ingress.errors import PayloadTooLarge
 from sayna_sip.ingress.schemas import ErrorBody, Received
-from sayna_sip.ingress.state import IngressDep
+from sayna_sip.ingress.state import Ingress
 
 
 @dataclass
@@ -22,6 +29,15 @@ class _WebhookOperation(Operation):
     """The route reads the raw body itself (for the hash), so describe it here."""
 
     def __post_init__(self) -> None:
+        self.parameters = [
+            OpenAPIParameter(
+                name="Authorization",
+                param_in=ParamType.HEADER,
+                required=True,
+                description="LiveKit's signed HS256 JWT, raw or as `Bearer <jwt>`",
+                schema=Schema(type=OpenAPIType.STRING),
+            )
+        ]
         obj = OpenAPIMediaType(schema=Schema(type=OpenAPIType.OBJECT))
         self.request_body = RequestBody(
             description="The LiveKit WebhookEvent (protojson), signed by the Authorization JWT",
@@ -55,13 +71,11 @@ def _err(description: str) -> ResponseSpec:
     },
     tags=["webhooks"],
 )
-async def receive_webhook(
-    request: Request[Any, Any, Any],
-    ingress: IngressDep,
-    authorization: Annotated[
-        str | None, HeaderParameter(name="Authorization", description="LiveKit's signed JWT")
-    ] = None,
-) -> Received:
+async def receive_webhook(request: Request[Any, Any, Any]) -> Received:
+    # The hot path: no dependency injection or parameter parsing, just the request.
+    ingress: Ingress = request.app.state.ingress
+    authorization = request.headers.get("authorization")
+
     async def read_body() -> bytes:
         try:
             return await request.body()
