@@ -132,3 +132,52 @@ async def test_run_once_returns_the_exit_code(supervised: tuple[Supervisor, Line
     code = await sup.run_once(spec("import sys; print('boom', flush=True); sys.exit(3)"))
     assert code == 3
     assert "child | boom" in out.lines
+
+
+ORPHANING_PARENT = f"""
+import asyncio, os, sys
+from sayna_sip.cli.procs import Console
+from sayna_sip.cli.supervisor import ChildSpec, Supervisor
+
+async def main():
+    sup = Supervisor(Console(["up", "child"]))
+    sup.keep_running(ChildSpec("child", [sys.executable, "-c", {SLEEPER!r}], dict(os.environ)))
+    await asyncio.Event().wait()
+
+asyncio.run(main())
+"""
+
+
+async def wait_exit(pid: int, timeout: float = 10.0) -> None:
+    """Wait for a process that is not our child to exit (pidfd turns readable)."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    gone = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_reader(fd, gone.set)
+    try:
+        await asyncio.wait_for(gone.wait(), timeout)
+    finally:
+        loop.remove_reader(fd)
+        os.close(fd)
+
+
+async def test_children_die_with_a_killed_supervisor() -> None:
+    parent = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", ORPHANING_PARENT, stdout=asyncio.subprocess.PIPE
+    )
+    assert parent.stdout is not None
+    child = 0
+    async with asyncio.timeout(10):
+        while b"| started" not in (line := await parent.stdout.readline()):
+            if m := re.search(rb"pid=(\d+)", line):
+                child = int(m.group(1))
+    assert alive(child)
+
+    parent.kill()  # SIGKILL: no chance to stop its children itself
+    await parent.wait()
+
+    await wait_exit(child)
+    assert not alive(child)

@@ -82,7 +82,7 @@ class EmbeddedNats:
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
             start_new_session=True,  # Ctrl-C reaches `up` only; `up` stops NATS last
-            preexec_fn=die_with_parent,
+            preexec_fn=die_with_parent(),
         )
         log = self.log_path.open("w", encoding="utf-8")
         try:

@@ -5,22 +5,27 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
-import ctypes.util
 import signal
 import sys
+from collections.abc import Callable
 from typing import TextIO
 
 _PR_SET_PDEATHSIG = 1
 READ_LIMIT = 1024 * 1024  # longest log line read whole; longer ones are split
 
 
-def die_with_parent() -> None:
-    """In the child before exec (Linux): get SIGTERM when `up` dies, even by SIGKILL,
-    so an `up` that is killed outright leaves no service behind."""
+def die_with_parent() -> Callable[[], None] | None:
+    """A pre-exec hook (Linux) that makes the child get SIGTERM when `up` dies, even by
+    SIGKILL, so an `up` killed outright leaves no service behind. The C library is
+    looked up here, in the parent: after fork the child only makes the one call."""
     if not sys.platform.startswith("linux"):
-        return
-    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl  # libc, already loaded
+
+    def hook() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+    return hook
 
 
 class Console:

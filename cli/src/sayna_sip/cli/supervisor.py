@@ -57,7 +57,7 @@ class Supervisor:
             # Own session: a terminal's Ctrl-C reaches `up` alone, which then stops the
             # children in order instead of racing their own shutdown against restarts.
             start_new_session=True,
-            preexec_fn=die_with_parent,
+            preexec_fn=die_with_parent(),
         )
         assert proc.stdout is not None
         pump = asyncio.create_task(self.console.pump(spec.name, proc.stdout))
