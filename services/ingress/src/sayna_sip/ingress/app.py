@@ -64,11 +64,11 @@ def create_app(config: ServerConfig, *, publish_timeout: float = PUBLISH_TIMEOUT
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
-        if config.sip is None:
-            yield
-            return
         if verifier is None:
             log.warning("event=livekit_credentials_missing detail='webhooks answer 503'")
+        if config.sip is None:  # nothing to store or route: no NATS needed
+            yield
+            return
         nc = await natsconn.connect(config.nats.url, name="sayna-sip-ingress")
         try:
             js = nc.jetstream()

@@ -16,6 +16,7 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 
 from sayna_sip.common import contracts, topology
+from sayna_sip.common.logs import quote
 from sayna_sip.ingress.errors import IngressError, Unavailable
 from sayna_sip.ingress.metrics import IngressMetrics
 from sayna_sip.ingress.webhook import Event, WebhookVerifier, parse_event
@@ -121,5 +122,12 @@ class WebhookIntake:
                 outcome = "duplicate" if await self._publisher.publish(event, body) else "stored"
         except IngressError as exc:
             self._metrics.webhooks.labels(event_name, exc.code).inc()
+            if exc.status != 503:  # 503s are logged where they happen
+                log.warning(
+                    "event=webhook_rejected status=%d code=%s detail=%s",
+                    exc.status,
+                    exc.code,
+                    quote(exc.message),
+                )
             raise
         self._metrics.webhooks.labels(event_name, outcome).inc()
