@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import signal
 import sys
@@ -150,6 +151,8 @@ class Stack:
             url = await self.nats.start()
             self.log(f"event=nats_started url={url} pid={self.nats.pid} store={self.nats.store}")
         env = child_env(os.environ, self.config, url, self._dev_ca())
+        if self.sup.stopping.is_set():  # Ctrl-C while NATS was starting
+            return 0
         code = await self.sup.run_once(
             ChildSpec("provision", self._command("provision"), self._provision_env(env))
         )
@@ -162,6 +165,8 @@ class Stack:
         announce = asyncio.create_task(self._announce_when_ready())
         await self.sup.stopping.wait()
         announce.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await announce
         return 0
 
     def _dev_ca(self) -> Path | None:
