@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from typing import Any
 
@@ -95,3 +96,9 @@ async def drained(js: JetStreamContext, timeout: float = 5.0) -> None:
 def headers_of(msg: Msg) -> dict[str, str]:
     assert msg.headers is not None, f"message on {msg.subject} has no headers"
     return msg.headers
+
+
+def clean_env() -> dict[str, str]:
+    """This environment without sayna-sip settings, so a child reads only its YAML."""
+    ours = ("SIP_", "NATS_", "LIVEKIT_", "AUTH_", "ROUTER_", "LOG_", "HOST", "PORT")
+    return {k: v for k, v in os.environ.items() if not k.startswith(ours)}

@@ -107,10 +107,11 @@ def _ipv6(text: str) -> str | None:
 
 def _host(text: str) -> str | None:
     host = text.lower().removesuffix(".")
-    try:
-        return str(ipaddress.IPv4Address(host))
-    except ValueError:
-        pass
+    if host[-1:].isdigit():  # only then can it be an IPv4 address (skip a costly raise)
+        try:
+            return str(ipaddress.IPv4Address(host))
+        except ValueError:
+            pass
     labels = host.split(".")
     if len(labels) < 2 or len(host) > 253 or labels[-1].isdigit():
         return None  # single label, or a dotted quad that is no IPv4 address (999.1.1.1)

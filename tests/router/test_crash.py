@@ -1,0 +1,138 @@
+"""At-least-once into SIP_DELIVERIES, exactly once out of its dedupe window.
+
+The router acks an event only after the delivery's PubAck; a router killed in between
+leaves the event unacked, so it is redelivered, routed again, and JetStream drops the
+second delivery (`Nats-Msg-Id` = event id).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import yaml
+from nats.js import JetStreamContext
+from nats.js.api import ConsumerConfig
+
+from sayna_sip.common import contracts, topology
+from sayna_sip.common.config import ServerConfig
+from sayna_sip.common.contracts import Header
+from sayna_sip.router.app import RouterService
+from tests.fixtures.livekit import sip_event
+from tests.fixtures.nats import NatsServer
+from tests.router.helpers import (
+    clean_env,
+    drained,
+    headers_of,
+    publish_event,
+    put_hook,
+    stored_deliveries,
+    take_deliveries,
+)
+
+BACKLOG = 1500
+ACK_WAIT = 1.0  # the provisioned 30 s, shortened so redelivery happens within the test
+
+
+async def test_redelivered_event_is_not_delivered_twice(
+    jetstream: JetStreamContext, router_config: ServerConfig
+) -> None:
+    await put_hook(jetstream, "example.com")
+    event = sip_event(event_id="EV_again")
+    body = await publish_event(jetstream, event)
+    # What a router that died after its publish and before its ack left behind:
+    await jetstream.publish(
+        contracts.delivery_subject("example.com"),
+        body,
+        headers={Header.MSG_ID: "EV_again"},
+        stream=topology.SIP_DELIVERIES,
+    )
+    service = RouterService(router_config)
+    await service.start()
+    try:
+        await drained(jetstream)
+    finally:
+        await service.stop()
+    assert await stored_deliveries(jetstream) == 1
+    assert service.registry.get_sample_value("sayna_sip_router_duplicate_deliveries_total") == 1
+    assert (
+        service.registry.get_sample_value("sayna_sip_router_events_total", {"outcome": "routed"})
+        == 1
+    )
+
+
+async def _short_ack_wait(js: JetStreamContext) -> None:
+    info = await js.consumer_info(topology.LK_EVENTS, topology.ROUTER_CONSUMER)
+    config: ConsumerConfig = info.config
+    config.ack_wait = ACK_WAIT
+    await js.delete_consumer(topology.LK_EVENTS, topology.ROUTER_CONSUMER)
+    await js.add_consumer(topology.LK_EVENTS, config)
+
+
+def _spawn_router(nats_server: NatsServer, tmp_path: Path) -> subprocess.Popen[bytes]:
+    config = tmp_path / "router.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "nats": {"url": nats_server.url},
+                "sip": {"room_prefix": "sip-", "allowed_addresses": ["10.0.0.1"]},
+                "server": {"host": "127.0.0.1"},
+                "router": {"port": 0},
+                "logging": {"level": "WARNING"},
+            }
+        )
+    )
+    cli = Path(sys.executable).parent / "sayna-sip"
+    return subprocess.Popen([str(cli), "router", "--config", str(config)], env=clean_env())
+
+
+async def _wait_stored(js: JetStreamContext, at_least: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while await stored_deliveries(js) < at_least:  # no event for "n stored": poll
+        assert time.monotonic() < deadline, f"fewer than {at_least} deliveries stored"
+        await asyncio.sleep(0.005)
+
+
+async def test_router_killed_between_consume_and_ack_loses_and_duplicates_nothing(
+    jetstream: JetStreamContext,
+    nats_server: NatsServer,
+    router_config: ServerConfig,
+    tmp_path: Path,
+) -> None:
+    await _short_ack_wait(jetstream)
+    await put_hook(jetstream, "*.example.com")
+    ids = [f"EV_{i:05d}" for i in range(BACKLOG)]
+    for i, event_id in enumerate(ids):
+        to = f"sip:+1555@t{i % 7}.example.com"
+        await publish_event(jetstream, sip_event(room=f"sip-r{i}", to=to, event_id=event_id))
+
+    in_flight_at_kill = 0
+    for attempt in range(3):  # kill until the SIGKILL lands with events consumed, unacked
+        proc = _spawn_router(nats_server, tmp_path)
+        await _wait_stored(jetstream, (attempt + 1) * 200)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        info = await jetstream.consumer_info(topology.LK_EVENTS, topology.ROUTER_CONSUMER)
+        in_flight_at_kill = info.num_ack_pending
+        if in_flight_at_kill and info.num_pending:
+            break
+    assert in_flight_at_kill > 0, "no kill landed between consume and ack"
+    assert await stored_deliveries(jetstream) < BACKLOG
+
+    service = RouterService(router_config)  # a fresh router picks up what the dead one held
+    await service.start()
+    try:
+        await drained(jetstream, timeout=30)
+    finally:
+        await service.stop()
+    assert await stored_deliveries(jetstream) == BACKLOG  # each event stored exactly once
+
+    got = await take_deliveries(jetstream, BACKLOG)
+    seen = Counter(headers_of(m)[Header.EVENT_ID] for m in got)
+    assert sorted(seen) == ids  # nothing lost
+    assert max(seen.values()) == 1  # nothing twice

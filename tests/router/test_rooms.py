@@ -1,0 +1,89 @@
+"""Room memory: room-level events and non-SIP participants of a SIP call follow its hook."""
+
+from __future__ import annotations
+
+import re
+
+import msgspec
+from hypothesis import given
+from hypothesis import strategies as st
+from nats.js import JetStreamContext
+
+from sayna_sip.common import contracts, topology
+from sayna_sip.common.contracts import Header
+from sayna_sip.router.app import RouterService
+from sayna_sip.router.rooms import RoomRecord, room_key
+from tests.fixtures.livekit import sip_event
+from tests.router.helpers import (
+    delete_hook,
+    drained,
+    headers_of,
+    publish_event,
+    put_hook,
+    stored_deliveries,
+    take_deliveries,
+)
+
+_KV_KEY = re.compile(r"^[-/_=.a-zA-Z0-9]+$")
+
+
+@given(st.text(min_size=1), st.text(min_size=1))
+def test_room_key_is_a_valid_kv_key_and_injective(a: str, b: str) -> None:
+    assert _KV_KEY.match(room_key(a))
+    assert (room_key(a) == room_key(b)) == (a == b)
+
+
+def test_room_key_keeps_plain_names_readable() -> None:
+    assert room_key("sip-_abc123XYZ") == "sip-_abc123XYZ"
+    assert room_key("sip-a.b=c") == "sip-a=2Eb=3Dc"
+
+
+async def test_room_finished_follows_the_calls_hook(
+    jetstream: JetStreamContext, router: RouterService
+) -> None:
+    await put_hook(jetstream, "*.example.com")
+    room = "sip-call-room1"
+    joined = sip_event(room=room, to="sip:+1555@tenant.example.com", event_id="EV_join")
+    agent = sip_event(room=room, to=None, event_id="EV_agent")  # the agent: no SIP headers
+    finished = sip_event("room_finished", room=room, event_id="EV_fin")
+    await publish_event(jetstream, joined)
+    [first] = await take_deliveries(jetstream, 1)
+    bodies = {"EV_agent": await publish_event(jetstream, agent)}
+    bodies["EV_fin"] = await publish_event(jetstream, finished)
+
+    got = await take_deliveries(jetstream, 2)
+
+    assert headers_of(first)[Header.EVENT_ID] == "EV_join"
+    for msg in got:
+        headers = headers_of(msg)
+        assert msg.data == bodies[headers[Header.EVENT_ID]]
+        assert msg.subject == contracts.delivery_subject("*.example.com")
+        assert headers[Header.HOOK] == "*.example.com"
+        assert headers[Header.SIP_HOST] == "tenant.example.com"
+    assert {headers_of(m)[Header.EVENT] for m in got} == {"participant_joined", "room_finished"}
+    kv = await jetstream.key_value(topology.ROOMS_BUCKET)
+    stored = msgspec.json.decode((await kv.get(room_key(room))).value or b"", type=RoomRecord)
+    assert stored == RoomRecord(sip_host="tenant.example.com", hook="*.example.com")
+
+
+async def test_room_events_of_unknown_or_unhooked_rooms_go_nowhere(
+    jetstream: JetStreamContext, router: RouterService
+) -> None:
+    await put_hook(jetstream, "example.com")
+    await publish_event(jetstream, sip_event(room="sip-r2", to="sip:a@example.com"))
+    await take_deliveries(jetstream, 1)
+    await delete_hook(jetstream, "example.com")
+
+    await publish_event(jetstream, sip_event("room_finished", room="sip-r2"))  # hook gone
+    await publish_event(jetstream, sip_event("room_finished", room="sip-never-seen"))
+    await drained(jetstream)
+
+    assert await stored_deliveries(jetstream) == 0
+    assert (
+        router.registry.get_sample_value("sayna_sip_router_events_total", {"outcome": "unmatched"})
+        == 1
+    )
+    assert (
+        router.registry.get_sample_value("sayna_sip_router_events_total", {"outcome": "no_host"})
+        == 1
+    )
