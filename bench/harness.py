@@ -21,6 +21,7 @@ import trustme
 
 from bench import events, procs
 from bench.procs import Proc
+from bench.profiling import Profiles
 from sayna_sip.common import topology
 from sayna_sip.common.config import ServerConfig
 from sayna_sip.common.hookstore import HookRecord
@@ -76,8 +77,16 @@ class Sink:
 class Bench:
     """One benchmark run's directory, CA and child processes."""
 
-    def __init__(self, run_dir: Path, run_id: str) -> None:
+    def __init__(
+        self,
+        run_dir: Path,
+        run_id: str,
+        profile_dir: Path | None = None,
+        uvloop_services: tuple[str, ...] = (),
+    ) -> None:
         self.dir = run_dir
+        self.uvloop_services = uvloop_services  # experiment: run these commands on uvloop
+        self.profiles = Profiles(profile_dir)
         self.run_id = run_id
         self.logs = run_dir / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
@@ -133,7 +142,12 @@ class Bench:
         }
 
     def start_service(self, name: str, command: str, env: dict[str, str], port: int) -> Proc:
-        proc = self.track(procs.sayna_sip(name, command, self.logs, env))
+        if command in self.uvloop_services:
+            proc = procs.python_module(name, "bench.uvloop_run", [command], self.logs, env)
+        else:
+            proc = procs.sayna_sip(name, command, self.logs, env)
+        self.track(proc)
+        proc.port = port
         _wait_ready(proc, port)
         return proc
 

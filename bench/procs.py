@@ -36,6 +36,7 @@ class Proc:
     def __init__(self, name: str, cmd: list[str], log_dir: Path, env: dict[str, str]) -> None:
         self.name = name
         self.cmd = cmd
+        self.port: int | None = None  # a service's HTTP port (health, metrics)
         self.log_path = log_dir / f"{name}.log"
         self._log = self.log_path.open("ab")
         self.popen = subprocess.Popen(
@@ -85,6 +86,21 @@ class Proc:
                 self.popen.kill()
                 self.popen.wait()
         self._log.close()
+
+
+def metric_total(proc: Proc, name: str) -> float:
+    """Sum of every sample of Prometheus metric `name` (all labels) on `proc`'s /metrics."""
+    if proc.port is None:
+        return 0.0
+    try:
+        text = httpx.get(f"http://127.0.0.1:{proc.port}/metrics", timeout=5.0).text
+    except httpx.HTTPError:
+        return 0.0
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name) and line[len(name) : len(name) + 1] in ("{", " "):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
 
 
 def wait_tcp(proc: Proc, port: int, timeout: float = 20.0) -> None:

@@ -56,10 +56,11 @@ def _e2e(res: Results) -> list[str]:
         ratio = _ratio(e["p99_ms"], b["e2e"]["p99_ms"]) if b and r is not b else "1.00x"
         rows.append([
             r["offered_rate"], r["target"], r["accepted"], r["delivered"], r["lost"],
-            r["duplicates"], e["p50_ms"], e["p99_ms"], e["max_ms"], r["response"]["p99_ms"], ratio,
+            r["duplicates"], e["p50_ms"], e["p99_ms"], e["max_ms"], r["response"]["p99_ms"],
+            int(r.get("deferred", 0)), ratio,
         ])  # fmt: skip
     head = ["ev/s", "target", "accepted", "delivered", "lost", "dups", "p50 ms", "p99 ms"]
-    head += ["max ms", "resp p99", "p99 vs in-proc"]
+    head += ["max ms", "resp p99", "naks", "p99 vs in-proc"]
     title = "2. End to end: POST -> arrival at the HTTPS sink (latency from scheduled send)"
     return [title, *_table(head, rows)]
 
@@ -67,15 +68,16 @@ def _e2e(res: Results) -> list[str]:
 def _forwarders(res: Results) -> list[str]:
     raw = res["httpx_baseline"]
     rows: list[list[Any]] = [
-        ["raw httpx", f"{raw['rate']:.0f}", raw["ok"], f"{raw['cpu_util']}", "-", "1.00x"]
+        ["raw httpx", f"{raw['rate']:.0f}", raw["ok"], f"{raw['cpu_util']}", "-", "-", "1.00x"]
     ]
     for r in res["forwarders"]:
         cpu = "+".join(str(c) for c in r["forwarder_cpu_util"])
         rows.append([
             f"{r['forwarders']} forwarder(s)", f"{r['rate']:.0f}", r["delivered"], cpu,
-            r["sink_cpu_util"], _ratio(r["rate"], raw["rate"]),
+            r["sink_cpu_util"], int(r.get("deferred", 0)), _ratio(r["rate"], raw["rate"]),
         ])  # fmt: skip
-    head = ["sender", "deliveries/s", "delivered", "sender CPU", "sink CPU", "vs raw httpx"]
+    head = ["sender", "deliveries/s", "delivered", "sender CPU", "sink CPU", "naks"]
+    head += ["vs raw httpx"]
     title = f"3. Forwarder scaling: draining {res['plan']['backlog']} queued deliveries"
     title += f" (raw httpx: one process, {raw['concurrency']} in flight)"
     return [title, *_table(head, rows)]
@@ -103,6 +105,13 @@ def _loadgen(res: Results) -> list[str]:
     ]
 
 
+def _profile(name: str, prof: dict[str, Any], top: int = 8) -> list[str]:
+    rows = [[f"{pct}%", func] for func, pct in prof["self"][:top]]
+    title = f"profile {name}: top self time ({prof['samples']} py-spy samples)"
+    libs = ", ".join(f"{pkg} {pct}%" for pkg, pct in prof.get("packages", [])[:top])
+    return [title, *_table(["self", "function"], rows), f"by library: {libs}"]
+
+
 def text(res: Results) -> str:
     m = res["machine"]
     lines = [
@@ -112,6 +121,8 @@ def text(res: Results) -> str:
         f"NOTE: load generator, nats-server, services and sink all share these {m['cores']} cores.",
         "",
     ]
+    if res.get("uvloop_services"):
+        lines[-1:-1] = [f"EXPERIMENT: on uvloop: {', '.join(res['uvloop_services'])}"]
     for part, render in (
         ("ingress", _ingress),
         ("e2e", _e2e),
@@ -121,6 +132,8 @@ def text(res: Results) -> str:
     ):
         if res.get(part):
             lines += [*render(res), ""]
+    for name, prof in res.get("profiles", {}).items():
+        lines += [*_profile(name, prof), ""]
     for name, why in res.get("skipped", {}).items():
         lines.append(f"skipped {name}: {why}")
     return "\n".join(lines)

@@ -64,7 +64,12 @@ def _run_one(name: str, b: Bench, sink: Sink, plan: Plan, res: dict[str, Any]) -
 
 
 def measure(
-    plan: Plan, only: Sequence[str], work: Path, log: Callable[[str], None]
+    plan: Plan,
+    only: Sequence[str],
+    work: Path,
+    log: Callable[[str], None],
+    profile_dir: Path | None = None,
+    uvloop_services: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """Run the selected scenarios; a failed one is recorded and the others still run."""
     res: dict[str, Any] = {
@@ -74,8 +79,9 @@ def measure(
         "memory": [],
         "skipped": {},
         "failed": {},
+        "uvloop_services": list(uvloop_services),
     }
-    b = Bench(work, secrets.token_hex(3))
+    b = Bench(work, secrets.token_hex(3), profile_dir, uvloop_services)
     try:
         sink = b.start_sink()
         for name in only:
@@ -94,6 +100,8 @@ def measure(
         sink.close()
     finally:
         b.close()
+    if profile_dir is not None:
+        res["profiles"] = b.profiles.summaries()
     return res
 
 
@@ -109,6 +117,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--only", default=",".join(SCENARIOS), help="comma-separated scenarios")
     parser.add_argument("--out-dir", type=Path, default=RESULTS)
     parser.add_argument("--keep", action="store_true", help="keep the work dir (process logs)")
+    parser.add_argument(
+        "--profile", action="store_true", help="py-spy the ingress, router and forwarder"
+    )
+    parser.add_argument(
+        "--uvloop",
+        default="",
+        metavar="CMDS",
+        help="experiment: run these services on uvloop, e.g. forwarder",
+    )
     args = parser.parse_args(argv)
     plan = PLANS["quick" if args.quick else "smoke" if args.smoke else "full"]
     only = [s.strip() for s in args.only.split(",") if s.strip()]
@@ -116,12 +133,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"unknown scenario(s): {', '.join(sorted(unknown))}")
     started = time.perf_counter()
     work = Path(tempfile.mkdtemp(prefix="sayna-bench-"))
+    stem = args.out_dir / f"{datetime.now():%Y-%m-%d-%H%M%S}-{plan.name}"
+    profile_dir = Path(f"{stem}-profiles") if args.profile else None
+    if profile_dir is not None:
+        profile_dir.mkdir(parents=True)
 
     def log(line: str) -> None:
         print(f"[bench {time.perf_counter() - started:5.1f}s] {line}", file=sys.stderr, flush=True)
 
     try:
-        res = measure(plan, only, work, log)
+        uv = tuple(s.strip() for s in args.uvloop.split(",") if s.strip())
+        res = measure(plan, only, work, log, profile_dir, uv)
     finally:
         if args.keep:
             log(f"work dir kept: {work}")
@@ -129,7 +151,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             shutil.rmtree(work, ignore_errors=True)
     res["elapsed_seconds"] = round(time.perf_counter() - started, 1)
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    stem = args.out_dir / f"{datetime.now():%Y-%m-%d-%H%M%S}-{plan.name}"
     stem.with_suffix(".json").write_text(json.dumps(res, indent=2) + "\n")
     print(report.text(res))
     print(report.plot(res, stem.with_suffix(".png")))

@@ -9,7 +9,9 @@ Each returns plain dicts for the JSON file; peak RSS goes to `memory`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import nats
@@ -23,6 +25,8 @@ from sayna_sip.common import contracts, topology
 from sayna_sip.common.contracts import Header
 
 Row = dict[str, Any]
+# Messages a forwarder put back (nak) because the host was at its cap: churn, not work.
+DEFERRED = "sayna_sip_forwarder_deferred_total"
 
 
 def _memory(scenario: str, *named: tuple[str, Proc]) -> list[Row]:
@@ -67,14 +71,23 @@ def ingress(b: Bench, sink: Sink, plan: Plan) -> tuple[list[Row], list[Row]]:
     count = int(12_000 * (plan.ingress_seconds + plan.warmup_seconds))
     for conns in plan.ingress_conns:
         rows.append(_closed(b, bare, bare_port, "bare", conns, plan, 2_000))
-        rows.append(_closed(b, ing, ing_port, "ingress", conns, plan, count))
+        profiled = conns == plan.ingress_conns[-1]
+        with b.profiles.record("ingress", ing) if profiled else contextlib.nullcontext():
+            rows.append(_closed(b, ing, ing_port, "ingress", conns, plan, count))
     memory = _memory("ingress", ("ingress", ing), ("nats-server", nats_proc), ("bare", bare))
     b.stop(ing, bare, nats_proc)
     return rows, memory
 
 
-def _open_rate(b: Bench, sink: Sink, port: int, label: str, rate: int, plan: Plan) -> Row:
+def _deferred(workers: Sequence[Proc]) -> float:
+    return sum(procs.metric_total(f, DEFERRED) for f in workers)
+
+
+def _open_rate(
+    b: Bench, sink: Sink, port: int, label: str, rate: int, plan: Plan, workers: Sequence[Proc] = ()
+) -> Row:
     sink.reset()
+    deferred0 = _deferred(workers)
     args = ["--mode", "open", "--rate", str(rate), "--duration", str(plan.e2e_seconds)]
     r = b.loadgen(port, f"{label}{rate}", [*args, "--conns", str(plan.e2e_conns)])
     sink.wait_for(r["ok"], plan.drain_timeout)
@@ -100,6 +113,7 @@ def _open_rate(b: Bench, sink: Sink, port: int, label: str, rate: int, plan: Pla
         "response": r["latency"],
         "loadgen_cpu_util": r["cpu_util"],
         "max_send_lag_ms": round(r["max_send_lag_ms"], 2),
+        "deferred": _deferred(workers) - deferred0,
     }
 
 
@@ -114,7 +128,12 @@ def end_to_end(b: Bench, sink: Sink, plan: Plan) -> tuple[list[Row], list[Row]]:
         "router", "router", env | {"ROUTER_PORT": str(router_port)}, router_port
     )
     workers = _start_forwarders(b, env, plan.e2e_forwarders)
-    rows = [_open_rate(b, sink, ing_port, "sayna-sip", rate, plan) for rate in plan.e2e_rates]
+    rows = [
+        _open_rate(b, sink, ing_port, "sayna-sip", rate, plan, workers)
+        for rate in plan.e2e_rates[:-1]
+    ]
+    with b.profiles.record("router", router), b.profiles.record("forwarder-e2e", workers[0]):
+        rows.append(_open_rate(b, sink, ing_port, "sayna-sip", plan.e2e_rates[-1], plan, workers))
     memory = _memory("e2e", ("ingress", ing), ("router", router), ("nats-server", nats_proc))
     memory += _memory("e2e", *(("forwarder", f) for f in workers), ("sink", sink.proc))
     b.stop(ing, router, *workers, nats_proc)
@@ -171,8 +190,9 @@ def _drain(b: Bench, sink: Sink, url: str, env: dict[str, str], k: int, plan: Pl
     cpu0 = [f.cpu_seconds() for f in workers]
     sink_cpu0 = sink.proc.cpu_seconds()
     run = b.unique(f"fwd{k}x")
-    asyncio.run(_publish_backlog(url, run, plan.backlog))
-    delivered = sink.wait_for(plan.backlog, plan.drain_timeout)
+    with b.profiles.record("forwarder", workers[0]) if k == 1 else contextlib.nullcontext():
+        asyncio.run(_publish_backlog(url, run, plan.backlog))
+        delivered = sink.wait_for(plan.backlog, plan.drain_timeout)
     times = sorted(sink.arrivals().values())
     span = (times[-1] - times[0]) if len(times) > 1 else 0.0
     busy = max(span, 1e-6)
@@ -187,6 +207,7 @@ def _drain(b: Bench, sink: Sink, url: str, env: dict[str, str], k: int, plan: Pl
         ],
         "sink_cpu_util": round((sink.proc.cpu_seconds() - sink_cpu0) / busy, 2),
         "duplicates": sink.stats()["duplicates"],
+        "deferred": _deferred(workers),
         "peak_rss_mb": [round(f.peak_rss_mb(), 1) for f in workers],
     }
     b.stop(*workers)
