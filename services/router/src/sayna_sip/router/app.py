@@ -23,10 +23,10 @@ from nats.js.errors import NotFoundError
 
 from sayna_sip.common import contracts, topology
 from sayna_sip.common.config import ServerConfig
-from sayna_sip.common.hookstore import HookDirectory
 from sayna_sip.common.metrics import new_registry
 from sayna_sip.common.natsconn import NatsUnavailable
 from sayna_sip.router.health import health_app
+from sayna_sip.router.hooks import ReloadingHooks
 from sayna_sip.router.metrics import RouterMetrics
 from sayna_sip.router.rooms import RoomMemory
 from sayna_sip.router.routing import RETRY_DELAY, Action, EventRouter
@@ -68,6 +68,9 @@ class RouterService:
             config.nats.url,
             name="sayna-sip-router",
             max_reconnect_attempts=-1,
+            reconnect_time_wait=1,
+            disconnected_cb=self._on_disconnected,
+            reconnected_cb=self._on_reconnected,
             logger=_framework_logger(),
             log_level=logging.DEBUG,
             # No dependency injection: fast_depends resolves each `Context` parameter in a
@@ -77,7 +80,10 @@ class RouterService:
             graceful_timeout=PUBLISH_TIMEOUT + 1,
         )
         self.subscriber = self._subscribe()
-        self.hooks: HookDirectory | None = None
+        self.hooks = ReloadingHooks(
+            lambda: self.broker.key_value(topology.HOOKS_BUCKET, declare=False)
+        )
+        self._reloads: set[asyncio.Task[None]] = set()
         self.port: int | None = None  # bound HTTP port, after start()
         self._router: EventRouter | None = None
         self._http: uvicorn.Server | None = None
@@ -107,6 +113,17 @@ class RouterService:
 
         return subscriber
 
+    async def _on_disconnected(self) -> None:
+        log.warning("event=nats_disconnected")
+
+    async def _on_reconnected(self) -> None:
+        log.info("event=nats_reconnected")
+        if self._router is not None and self.config.sip is not None:
+            # Not awaited here: this callback runs inside nats-py's reconnect logic.
+            task = asyncio.create_task(self.hooks.reload_quietly(), name="hooks-reload")
+            self._reloads.add(task)
+            task.add_done_callback(self._reloads.discard)
+
     def _require_router(self) -> EventRouter:
         if self._router is None:
             raise RuntimeError("router not started")
@@ -123,9 +140,6 @@ class RouterService:
                 f"consumer {topology.ROUTER_CONSUMER} on {topology.LK_EVENTS} is missing: "
                 "run `sayna-sip provision`"
             ) from None
-        self.hooks = HookDirectory(
-            await self.broker.key_value(topology.HOOKS_BUCKET, declare=False)
-        )
         if self.config.sip is not None:
             await self.hooks.start()
         rooms = RoomMemory(await self.broker.key_value(topology.ROOMS_BUCKET, declare=False))
@@ -210,8 +224,10 @@ class RouterService:
         if self._http is not None and self._http_task is not None:
             self._http.should_exit = True
             await self._http_task
-        if self.hooks is not None:
-            await self.hooks.stop()
+        for task in list(self._reloads):
+            task.cancel()
+        await asyncio.gather(*self._reloads, return_exceptions=True)
+        await self.hooks.stop()
         await self.broker.stop()
         self._router = None
         log.info("event=router_stopped")
