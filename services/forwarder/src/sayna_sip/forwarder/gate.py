@@ -3,14 +3,15 @@
 Each hook host gets at most `host_cap` concurrent requests and a circuit breaker.
 A message for a host at its cap or behind an open breaker is not held anywhere: the
 worker naks it with the delay returned here, so it waits in JetStream (no slot, no
-memory) and does not count as a failed attempt. The busy delay follows the host's
-recent request time, so a hanging host is asked about rarely and a fast one soon.
+memory) and does not count as a failed attempt. The busy delay follows how long the
+host's requests take (recent ones, and the oldest still running), so a hanging host's
+backlog is looked at rarely and a fast host's soon.
 """
 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sayna_sip.forwarder.breaker import BreakerSettings, CircuitBreaker
 
@@ -28,8 +29,16 @@ class Defer:
 @dataclass
 class _Host:
     breaker: CircuitBreaker
-    in_flight: int = 0
+    started: list[float] = field(default_factory=list)  # start times of requests in flight
     latency: float = 0.1  # EWMA of request durations, seconds
+
+    @property
+    def in_flight(self) -> int:
+        return len(self.started)
+
+    def busy_delay(self, now: float) -> float:
+        oldest = now - min(self.started) if self.started else 0.0
+        return min(max(self.latency, oldest, BUSY_FLOOR), BUSY_CEILING)
 
 
 class HostGate:
@@ -50,23 +59,24 @@ class HostGate:
         return state.in_flight if state else 0
 
     def admit(self, host: str, now: float) -> Defer | None:
-        """Take a slot for `host` (None), or say how long its message should wait."""
+        """Take a slot for `host` at `now` (None), or say how long its message should
+        wait. The caller releases the slot with the same `now` as `started`."""
         state = self._host(host)
         if state.in_flight >= self._cap:
-            busy = min(max(state.latency, BUSY_FLOOR), BUSY_CEILING)
-            return Defer(busy * self._rng.uniform(0.5, 1.5), "busy")
+            return Defer(state.busy_delay(now) * self._rng.uniform(0.5, 1.5), "busy")
         wait = state.breaker.wait(now)
         if wait is not None:
             # Spread the wake-ups so the backlog does not return as one burst.
             return Defer(wait + self._rng.uniform(0, 0.2) * state.breaker.s.open_for, "breaker")
-        state.in_flight += 1
+        state.started.append(now)
         return None
 
-    def release(self, host: str, ok: bool | None, duration: float, now: float) -> bool:
-        """Free the slot; `ok` is None when no request went out. True if the breaker opened."""
+    def release(self, host: str, started: float, ok: bool | None, now: float) -> bool:
+        """Free the slot taken at `started`; `ok` is None when no request went out.
+        True when this outcome opened the host's breaker."""
         state = self._host(host)
-        state.in_flight -= 1
+        state.started.remove(started)
         if ok is None:
             return False
-        state.latency += EWMA_WEIGHT * (duration - state.latency)
+        state.latency += EWMA_WEIGHT * (now - started - state.latency)
         return state.breaker.record(ok, now)

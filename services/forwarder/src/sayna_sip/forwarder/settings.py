@@ -14,7 +14,9 @@ from sayna_sip.forwarder.breaker import BreakerSettings
 class Tuning:
     fetch_batch: int = 64  # upper bound of one pull; the worker adapts below it
     fetch_timeout: float = 1.0  # how long one pull waits for messages (bounds shutdown too)
-    shutdown_grace: float = 5.0  # in-flight requests get this long after SIGTERM, then nak
+    # After SIGTERM in-flight requests get this long (default: their timeout, at most
+    # 5 s, inside a container's usual 10 s stop budget); then they are nak'ed.
+    shutdown_grace: float | None = None
     breaker: BreakerSettings = field(default_factory=BreakerSettings)
     http2: bool = True
     seed: int | None = None  # jitter RNG seed (tests)

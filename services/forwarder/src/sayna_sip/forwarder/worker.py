@@ -34,6 +34,7 @@ log = logging.getLogger("sayna_sip.forwarder")
 
 DUE_SLACK = 0.005  # a message due within this is treated as due now
 ERROR_PAUSE = 0.5  # after a NATS error in the loop, before pulling again
+MIN_BATCH = 8  # smallest pull after busy hosts bounced messages
 
 
 class Worker:
@@ -55,6 +56,8 @@ class Worker:
         self._gate = HostGate(config.forwarder.host_concurrency, tuning.breaker, self._rng)
         self._schedule = config.sip.retry_schedule if config.sip else DEFAULT_RETRY_SCHEDULE
         self._concurrency = config.forwarder.concurrency
+        grace = tuning.shutdown_grace
+        self._grace = min(config.forwarder.timeout, 5.0) if grace is None else grace
         self._tasks: dict[asyncio.Task[None], Msg] = {}
         self._finished = 0  # deliveries finished so far (wakes a waiting loop)
         self._wake = asyncio.Event()
@@ -88,7 +91,7 @@ class Worker:
         """Pull about as many as can start: shrink when busy hosts bounced messages,
         grow again while whole batches start (no nak churn on a one-host backlog)."""
         if busy:
-            self._batch = max(1, started)
+            self._batch = max(MIN_BATCH, started)
         elif fetched >= self._batch:
             self._batch = min(self._tuning.fetch_batch, self._batch * 2)
 
@@ -127,12 +130,13 @@ class Worker:
             await _nak(msg, due_in + self._rng.uniform(0, 0.05))
             self._metrics.deferred.labels(d.hook, "scheduled").inc()
             return "scheduled"
-        defer = self._gate.admit(d.hook, time.monotonic())
+        started = time.monotonic()
+        defer = self._gate.admit(d.hook, started)
         if defer is not None:
             await _nak(msg, defer.delay)
             self._metrics.deferred.labels(d.hook, defer.reason).inc()
             return defer.reason
-        task = asyncio.create_task(self._run(msg, d), name=f"deliver-{d.event_id}")
+        task = asyncio.create_task(self._run(msg, d, started), name=f"deliver-{d.event_id}")
         self._tasks[task] = msg
         task.add_done_callback(self._on_done)
         return "started"
@@ -142,8 +146,7 @@ class Worker:
         self._finished += 1
         self._wake.set()
 
-    async def _run(self, msg: Msg, d: envelope.Delivery) -> None:
-        started = time.monotonic()
+    async def _run(self, msg: Msg, d: envelope.Delivery, started: float) -> None:
         ok: bool | None = None
         self._metrics.in_flight.inc()
         try:
@@ -161,8 +164,7 @@ class Worker:
             await _nak(msg, ERROR_PAUSE)
         finally:
             self._metrics.in_flight.dec()
-            now = time.monotonic()
-            if self._gate.release(d.hook, ok, now - started, now):
+            if self._gate.release(d.hook, started, ok, time.monotonic()):
                 self._metrics.breaker_opened.labels(d.hook).inc()
                 log.warning("event=breaker_opened hook=%s", d.hook)
 
@@ -218,7 +220,7 @@ class Worker:
         await asyncio.gather(loop_task, return_exceptions=True)
         tasks = list(self._tasks)
         if tasks:
-            _, pending = await asyncio.wait(tasks, timeout=self._tuning.shutdown_grace)
+            _, pending = await asyncio.wait(tasks, timeout=self._grace)
             for task in pending:
                 task.cancel()  # its handler naks the message
             await asyncio.gather(*pending, return_exceptions=True)
