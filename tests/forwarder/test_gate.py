@@ -1,0 +1,53 @@
+"""Per-host admission: cap, busy delays that follow the host's speed, breaker deferrals."""
+
+from __future__ import annotations
+
+import random
+
+from sayna_sip.forwarder.breaker import BreakerSettings
+from sayna_sip.forwarder.gate import BUSY_CEILING, HostGate
+
+
+def gate(cap: int = 2) -> HostGate:
+    return HostGate(cap, BreakerSettings(min_requests=3, open_for=10.0), random.Random(1))
+
+
+def test_cap_is_per_host_and_released_slots_are_reusable() -> None:
+    g = gate()
+    assert g.admit("a", 0.0) is None and g.admit("a", 0.0) is None
+    busy = g.admit("a", 0.0)
+    assert busy is not None and busy.reason == "busy"
+    assert g.admit("b", 0.0) is None  # another tenant is not affected
+    g.release("a", 0.0, True, 0.01)
+    assert g.admit("a", 0.02) is None
+
+
+def test_busy_delay_grows_with_a_hanging_request_up_to_a_ceiling() -> None:
+    g = gate(cap=1)
+    assert g.admit("slow", 0.0) is None
+    early = g.admit("slow", 0.01)
+    late = g.admit("slow", 30.0)
+    assert early is not None and late is not None
+    assert early.delay < 0.2 and BUSY_CEILING * 0.5 <= late.delay <= BUSY_CEILING * 1.5
+
+
+def test_failures_open_the_breaker_and_defer_until_half_open() -> None:
+    g = gate(cap=5)
+    for i in range(3):
+        assert g.admit("dead", float(i)) is None
+        opened = g.release("dead", float(i), False, float(i) + 0.5)
+    assert opened
+    defer = g.admit("dead", 3.0)
+    assert defer is not None and defer.reason == "breaker" and 9.5 <= defer.delay <= 11.5
+    assert g.admit("dead", 13.0) is None  # half-open probe
+    assert g.admit("dead", 13.0) is not None  # others wait for its verdict
+    assert g.release("dead", 13.0, True, 13.1) is False
+    assert g.admit("dead", 13.2) is None  # closed again
+
+
+def test_refused_targets_do_not_count_for_the_breaker() -> None:
+    g = gate(cap=5)
+    for i in range(5):
+        g.admit("blocked", float(i))
+        assert g.release("blocked", float(i), None, float(i)) is False
+    assert g.admit("blocked", 6.0) is None

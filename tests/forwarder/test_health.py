@@ -1,0 +1,63 @@
+"""The forwarder's health, readiness and Prometheus endpoints, and its quiet start when
+SIP is disabled."""
+
+from __future__ import annotations
+
+import logging
+
+import httpx
+import pytest
+from nats.js import JetStreamContext
+
+from sayna_sip.common.config import ServerConfig
+from sayna_sip.forwarder.app import Forwarder
+from tests.fixtures.https_sink import HttpsSink, Reply
+from tests.fixtures.nats import NatsServer
+from tests.forwarder.conftest import (
+    FAST,
+    StartForwarder,
+    drained,
+    publish,
+    put_hook,
+    wait_dead,
+)
+
+
+async def test_health_ready_and_metrics(
+    start_forwarder: StartForwarder, https_sink: HttpsSink, jetstream: JetStreamContext
+) -> None:
+    https_sink.program("/m", Reply(500), Reply(410))
+    await put_hook(jetstream, "m.example.com", https_sink.url("/m"))
+    await put_hook(jetstream, "ok.example.com", https_sink.url("/ok"))
+    fwd = await start_forwarder()
+    await publish(jetstream, "m.example.com")
+    await publish(jetstream, "ok.example.com")
+    await wait_dead(jetstream, 1)
+    await https_sink.wait_for(1, "/ok")
+    await drained(jetstream)
+
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{fwd.port}") as client:
+        assert (await client.get("/healthz")).status_code == 200
+        assert (await client.get("/readyz")).status_code == 200
+        text = (await client.get("/metrics")).text
+    m = 'host="m.example.com"'
+    for line in (
+        f'sayna_sip_forwarder_attempts_total{{{m},outcome="status",status="500"}} 1.0',
+        f'sayna_sip_forwarder_attempts_total{{{m},outcome="status",status="410"}} 1.0',
+        'attempts_total{host="ok.example.com",outcome="delivered",status="200"} 1.0',
+        f"sayna_sip_forwarder_retries_scheduled_total{{{m}}} 1.0",
+        f'sayna_sip_forwarder_dead_letters_total{{{m},reason="gone"}} 1.0',
+        "sayna_sip_forwarder_delivery_latency_seconds_count 1.0",
+        "sayna_sip_forwarder_in_flight 0.0",
+    ):
+        assert line in text
+
+
+async def test_sip_disabled_starts_quietly(
+    nats_server: NatsServer, jetstream: JetStreamContext, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = ServerConfig.from_env({"NATS_URL": nats_server.url, "FORWARDER_PORT": "0"})
+    with caplog.at_level(logging.INFO):
+        fwd = await Forwarder.start(config, FAST)
+        await fwd.stop()
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
