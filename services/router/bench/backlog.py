@@ -46,10 +46,7 @@ def start_nats(store: Path) -> tuple[subprocess.Popen[bytes], str]:
     raise RuntimeError("nats-server did not start")
 
 
-ROOMS = 50
-
-
-async def setup(js: JetStreamContext, n: int) -> None:
+async def setup(js: JetStreamContext, n: int, rooms: int) -> None:
     for stream in topology.streams():
         await js.add_stream(stream)
     for bucket in topology.buckets():
@@ -67,7 +64,7 @@ async def setup(js: JetStreamContext, n: int) -> None:
         event = {
             "event": "participant_joined",
             "id": f"EV_{i:07d}",
-            "room": {"sid": "RM_x", "name": f"sip-bench-{i % ROOMS}", "creationTime": "1700000000"},
+            "room": {"sid": "RM_x", "name": f"sip-bench-{i % rooms}", "creationTime": "1700000000"},
             "participant": {
                 "sid": "PA_x",
                 "identity": "sip_+15557654321",
@@ -105,10 +102,10 @@ def spawn(cmd: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(cmd, env=env)
 
 
-async def run(url: str, n: int, workdir: Path) -> None:
+async def run(url: str, n: int, rooms: int, workdir: Path) -> None:
     nc = await nats.connect(url)
     js = nc.jetstream()
-    await setup(js, n)
+    await setup(js, n, rooms)
     config = workdir / "router.yaml"
     config.write_text(
         yaml.safe_dump(
@@ -150,6 +147,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=5000)
     parser.add_argument("--nats-url")
+    parser.add_argument(
+        "--rooms", type=int, default=50, help="distinct rooms (calls); each costs one KV put"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
@@ -158,7 +158,7 @@ def main() -> None:
         if url is None:
             server, url = start_nats(workdir / "nats")
         try:
-            asyncio.run(run(url, args.events, workdir))
+            asyncio.run(run(url, args.events, args.rooms, workdir))
         finally:
             if server is not None:
                 server.terminate()

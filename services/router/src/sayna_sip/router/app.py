@@ -16,7 +16,9 @@ from typing import Any
 import nats.errors
 import uvicorn
 from faststream import AckPolicy
-from faststream.nats import JStream, NatsBroker, NatsMessage, PullSub
+from faststream.exceptions import IncorrectState
+from faststream.nats import JStream, NatsBroker, PullSub
+from faststream.nats.message import NatsMessage
 from faststream.nats.subscriber.usecases.basic import LogicSubscriber
 from nats.js.api import PubAck
 from nats.js.errors import NotFoundError
@@ -114,7 +116,8 @@ class RouterService:
         return subscriber
 
     async def _on_disconnected(self) -> None:
-        log.warning("event=nats_disconnected")
+        if self._router is not None:  # not the disconnect of our own stop()
+            log.warning("event=nats_disconnected")
 
     async def _on_reconnected(self) -> None:
         log.info("event=nats_reconnected")
@@ -208,7 +211,7 @@ class RouterService:
             return False, "starting"
         try:
             nc = self.broker.config.connection_state.connection
-        except Exception:  # IncorrectState: stopped
+        except IncorrectState:  # not connected yet, or stopped
             return False, "NATS not connected"
         if not nc.is_connected:
             return False, "NATS not connected"
@@ -227,7 +230,7 @@ class RouterService:
         for task in list(self._reloads):
             task.cancel()
         await asyncio.gather(*self._reloads, return_exceptions=True)
+        self._router = None
         await self.hooks.stop()
         await self.broker.stop()
-        self._router = None
         log.info("event=router_stopped")
