@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 
 from nats.aio.msg import Msg
@@ -102,3 +103,12 @@ def clean_env() -> dict[str, str]:
     """This environment without sayna-sip settings, so a child reads only its YAML."""
     ours = ("SIP_", "NATS_", "LIVEKIT_", "AUTH_", "ROUTER_", "LOG_", "HOST", "PORT")
     return {k: v for k, v in os.environ.items() if not k.startswith(ours)}
+
+
+async def until(condition: Callable[[], bool], timeout: float = 15.0) -> None:
+    """Poll `condition` (reconnects, reloads and counters announce themselves to no one)."""
+    async with asyncio.timeout(timeout):
+        while True:
+            if condition():
+                return
+            await asyncio.sleep(0.02)

@@ -33,6 +33,7 @@ from tests.router.helpers import (
     put_hook,
     stored_deliveries,
     take_deliveries,
+    until,
 )
 
 BACKLOG = 1500
@@ -136,3 +137,26 @@ async def test_router_killed_between_consume_and_ack_loses_and_duplicates_nothin
     seen = Counter(headers_of(m)[Header.EVENT_ID] for m in got)
     assert sorted(seen) == ids  # nothing lost
     assert max(seen.values()) == 1  # nothing twice
+
+
+async def test_publish_failure_naks_and_the_event_is_routed_later(
+    jetstream: JetStreamContext, router: RouterService
+) -> None:
+    await put_hook(jetstream, "example.com")
+    await jetstream.delete_stream(topology.SIP_DELIVERIES)  # every publish now fails
+    body = await publish_event(jetstream, sip_event(event_id="EV_later"))
+
+    await until(
+        lambda: bool(
+            router.registry.get_sample_value("sayna_sip_router_events_total", {"outcome": "retry"})
+        )
+    )
+    info = await jetstream.consumer_info(topology.LK_EVENTS, topology.ROUTER_CONSUMER)
+    assert info.num_ack_pending + info.num_pending == 1  # held for redelivery, not acked
+    [stream] = [s for s in topology.streams() if s.name == topology.SIP_DELIVERIES]
+    await jetstream.add_stream(stream)
+    [spec] = [c for c in topology.consumers(ServerConfig()) if c.stream == stream.name]
+    await jetstream.add_consumer(spec.stream, spec.config)
+
+    [msg] = await take_deliveries(jetstream, 1, timeout=10)  # after the nak delay
+    assert msg.data == body

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
-
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
@@ -12,16 +9,7 @@ from sayna_sip.common.contracts import Header
 from sayna_sip.router.app import RouterService
 from tests.fixtures.livekit import sip_event
 from tests.fixtures.nats import NatsServer
-from tests.router.helpers import headers_of, publish_event, put_hook, take_deliveries
-
-
-async def _until(condition: Callable[[], bool], timeout: float = 15.0) -> None:
-    """Poll `condition`: reconnects and reloads announce themselves to no one outside."""
-    async with asyncio.timeout(timeout):
-        while True:
-            if condition():
-                return
-            await asyncio.sleep(0.05)
+from tests.router.helpers import headers_of, publish_event, put_hook, take_deliveries, until
 
 
 async def test_nats_restart_then_new_hook_routes(
@@ -35,7 +23,7 @@ async def test_nats_restart_then_new_hook_routes(
     await take_deliveries(jetstream, 1)
 
     nats_server.restart()
-    await _until(lambda: router.hooks.generation == 2 and nats_client.is_connected)
+    await until(lambda: router.hooks.generation == 2 and nats_client.is_connected)
 
     await put_hook(jetstream, "after.example.com")
     await publish_event(jetstream, sip_event(to="sip:a@after.example.com", event_id="EV_a"))
