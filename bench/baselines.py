@@ -142,6 +142,7 @@ def inproc_app(hook_url: str, ca_path: str, concurrency: int) -> Litestar:
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per POST is not free
         holder["fwd"] = InProcForwarder(hook_url, ca_path, concurrency)
         yield
         await holder["fwd"].close()

@@ -49,6 +49,7 @@ async def post_all(url: str, ca: str, count: int, concurrency: int, run: str) ->
         "seconds": round(seconds, 3),
         "rate": round(ok / seconds, 1),
         "cpu_util": round((_cpu() - cpu0) / seconds, 3),
+        "cpu_us_per_delivery": round((_cpu() - cpu0) / max(ok, 1) * 1e6),
     }
 
 

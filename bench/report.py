@@ -28,20 +28,12 @@ def _ingress(res: Results) -> list[str]:
         lat = r["latency"]
         rows.append([
             r["conns"], r["target"], f"{r['rate']:.0f}", lat["p50_ms"], lat["p99_ms"],
-            r["errors"], r["server_cpu_util"], r["loadgen_cpu_util"],
+            r["errors"], r["server_cpu_util"], r.get("server_cpu_us_per_req", "-"),
+            r["loadgen_cpu_util"],
             _ratio(r["rate"], bare.get(r["conns"], 0)) if r["target"] != "bare" else "1.00x",
         ])  # fmt: skip
-    head = [
-        "conns",
-        "target",
-        "req/s",
-        "p50 ms",
-        "p99 ms",
-        "errors",
-        "srv CPU",
-        "gen CPU",
-        "vs bare",
-    ]
+    head = ["conns", "target", "req/s", "p50 ms", "p99 ms", "errors", "srv CPU", "CPU us/req"]
+    head += ["gen CPU", "vs bare"]
     return [
         "1. Ingress intake, closed loop (ingress = 200 after JetStream PubAck)",
         *_table(head, rows),
@@ -57,26 +49,26 @@ def _e2e(res: Results) -> list[str]:
         rows.append([
             r["offered_rate"], r["target"], r["accepted"], r["delivered"], r["lost"],
             r["duplicates"], e["p50_ms"], e["p99_ms"], e["max_ms"], r["response"]["p99_ms"],
-            int(r.get("deferred", 0)), ratio,
+            int(r.get("deferred", 0)), r.get("cpu_us_per_event", "-"), ratio,
         ])  # fmt: skip
     head = ["ev/s", "target", "accepted", "delivered", "lost", "dups", "p50 ms", "p99 ms"]
-    head += ["max ms", "resp p99", "naks", "p99 vs in-proc"]
+    head += ["max ms", "resp p99", "naks", "CPU us/ev", "p99 vs in-proc"]
     title = "2. End to end: POST -> arrival at the HTTPS sink (latency from scheduled send)"
     return [title, *_table(head, rows)]
 
 
 def _forwarders(res: Results) -> list[str]:
     raw = res["httpx_baseline"]
-    rows: list[list[Any]] = [
-        ["raw httpx", f"{raw['rate']:.0f}", raw["ok"], f"{raw['cpu_util']}", "-", "-", "1.00x"]
-    ]
+    first = ["raw httpx", f"{raw['rate']:.0f}", raw["ok"], f"{raw['cpu_util']}"]
+    rows: list[list[Any]] = [[*first, raw.get("cpu_us_per_delivery", "-"), "-", "-", "1.00x"]]
     for r in res["forwarders"]:
         cpu = "+".join(str(c) for c in r["forwarder_cpu_util"])
         rows.append([
             f"{r['forwarders']} forwarder(s)", f"{r['rate']:.0f}", r["delivered"], cpu,
-            r["sink_cpu_util"], int(r.get("deferred", 0)), _ratio(r["rate"], raw["rate"]),
+            r.get("cpu_us_per_delivery", "-"), r["sink_cpu_util"], int(r.get("deferred", 0)),
+            _ratio(r["rate"], raw["rate"]),
         ])  # fmt: skip
-    head = ["sender", "deliveries/s", "delivered", "sender CPU", "sink CPU", "naks"]
+    head = ["sender", "deliveries/s", "delivered", "sender CPU", "CPU us/dlv", "sink CPU", "naks"]
     head += ["vs raw httpx"]
     title = f"3. Forwarder scaling: draining {res['plan']['backlog']} queued deliveries"
     title += f" (raw httpx: one process, {raw['concurrency']} in flight)"

@@ -55,6 +55,8 @@ def _closed(b: Bench, proc: Proc, port: int, label: str, conns: int, plan: Plan,
         "errors": r["sent"] - r["ok"],
         "latency": r["latency"],
         "server_cpu_util": round((proc.cpu_seconds() - cpu0) / busy, 2),
+        # CPU per request moves much less than req/s when other work shares the cores.
+        "server_cpu_us_per_req": round((proc.cpu_seconds() - cpu0) / max(r["issued"], 1) * 1e6),
         "loadgen_cpu_util": r["cpu_util"],
         "ids_wrapped": r.get("wrapped", 0),
     }
@@ -84,13 +86,23 @@ def _deferred(workers: Sequence[Proc]) -> float:
 
 
 def _open_rate(
-    b: Bench, sink: Sink, port: int, label: str, rate: int, plan: Plan, workers: Sequence[Proc] = ()
+    b: Bench,
+    sink: Sink,
+    port: int,
+    label: str,
+    rate: int,
+    plan: Plan,
+    servers: Sequence[Proc],
+    workers: Sequence[Proc] = (),
 ) -> Row:
+    """One offered rate; `servers` are every process of the system under test (for CPU)."""
     sink.reset()
     deferred0 = _deferred(workers)
+    cpu0 = sum(p.cpu_seconds() for p in servers)
     args = ["--mode", "open", "--rate", str(rate), "--duration", str(plan.e2e_seconds)]
     r = b.loadgen(port, f"{label}{rate}", [*args, "--conns", str(plan.e2e_conns)])
     sink.wait_for(r["ok"], plan.drain_timeout)
+    cpu = sum(p.cpu_seconds() for p in servers) - cpu0
     arrivals, failed = sink.arrivals(), set(r["failed_indices"])
     latencies, lost = [], 0
     for i in range(r["sent"]):
@@ -114,6 +126,7 @@ def _open_rate(
         "loadgen_cpu_util": r["cpu_util"],
         "max_send_lag_ms": round(r["max_send_lag_ms"], 2),
         "deferred": _deferred(workers) - deferred0,
+        "cpu_us_per_event": round(cpu / max(r["ok"], 1) * 1e6),
     }
 
 
@@ -128,18 +141,20 @@ def end_to_end(b: Bench, sink: Sink, plan: Plan) -> tuple[list[Row], list[Row]]:
         "router", "router", env | {"ROUTER_PORT": str(router_port)}, router_port
     )
     workers = _start_forwarders(b, env, plan.e2e_forwarders)
+    system = [ing, router, *workers, nats_proc]
     rows = [
-        _open_rate(b, sink, ing_port, "sayna-sip", rate, plan, workers)
+        _open_rate(b, sink, ing_port, "sayna-sip", rate, plan, system, workers)
         for rate in plan.e2e_rates[:-1]
     ]
+    last = plan.e2e_rates[-1]
     with b.profiles.record("router", router), b.profiles.record("forwarder-e2e", workers[0]):
-        rows.append(_open_rate(b, sink, ing_port, "sayna-sip", plan.e2e_rates[-1], plan, workers))
+        rows.append(_open_rate(b, sink, ing_port, "sayna-sip", last, plan, system, workers))
     memory = _memory("e2e", ("ingress", ing), ("router", router), ("nats-server", nats_proc))
     memory += _memory("e2e", *(("forwarder", f) for f in workers), ("sink", sink.proc))
     b.stop(ing, router, *workers, nats_proc)
     extra = ["--hook-url", sink.url(), "--ca", str(b.ca_path)]
     inproc, port = b.start_baseline("inproc", extra)
-    rows += [_open_rate(b, sink, port, "in-process", rate, plan) for rate in plan.e2e_rates]
+    rows += [_open_rate(b, sink, port, "in-process", r, plan, [inproc]) for r in plan.e2e_rates]
     memory += _memory("e2e", ("in-process", inproc))
     b.stop(inproc)
     return rows, memory
@@ -196,6 +211,7 @@ def _drain(b: Bench, sink: Sink, url: str, env: dict[str, str], k: int, plan: Pl
     times = sorted(sink.arrivals().values())
     span = (times[-1] - times[0]) if len(times) > 1 else 0.0
     busy = max(span, 1e-6)
+    cpu = sum(f.cpu_seconds() - c for f, c in zip(workers, cpu0, strict=True))
     row = {
         "forwarders": k,
         "backlog": plan.backlog,
@@ -206,6 +222,7 @@ def _drain(b: Bench, sink: Sink, url: str, env: dict[str, str], k: int, plan: Pl
             round((f.cpu_seconds() - c) / busy, 2) for f, c in zip(workers, cpu0, strict=True)
         ],
         "sink_cpu_util": round((sink.proc.cpu_seconds() - sink_cpu0) / busy, 2),
+        "cpu_us_per_delivery": round(cpu / max(delivered, 1) * 1e6),
         "duplicates": sink.stats()["duplicates"],
         "deferred": _deferred(workers),
         "peak_rss_mb": [round(f.peak_rss_mb(), 1) for f in workers],
