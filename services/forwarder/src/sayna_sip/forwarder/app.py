@@ -16,11 +16,11 @@ from nats.aio.client import Client
 
 from sayna_sip.common import natsconn, topology
 from sayna_sip.common.config import ServerConfig
-from sayna_sip.common.hookstore import HookDirectory
 from sayna_sip.common.metrics import new_registry
 from sayna_sip.forwarder.client import build_client
 from sayna_sip.forwarder.delivery import Deliverer, warn_if_unsigned
 from sayna_sip.forwarder.health import HealthServer, health_app
+from sayna_sip.forwarder.hooks import LiveHooks
 from sayna_sip.forwarder.metrics import ForwarderMetrics
 from sayna_sip.forwarder.settings import Tuning
 from sayna_sip.forwarder.worker import Worker
@@ -32,7 +32,7 @@ class Forwarder:
     def __init__(
         self,
         nc: Client,
-        hooks: HookDirectory,
+        hooks: LiveHooks,
         http: httpx.AsyncClient,
         worker: Worker,
         health: HealthServer,
@@ -66,7 +66,7 @@ class Forwarder:
             js = nc.jetstream()
             await topology.check_topology(js)
             kv = await js.key_value(topology.HOOKS_BUCKET)
-            hooks = HookDirectory(kv)
+            hooks = LiveHooks(nc, kv)
             await hooks.start()
             undo.push_async_callback(hooks.stop)
             pull = await js.pull_subscribe_bind(

@@ -15,10 +15,11 @@ from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 
 from sayna_sip.common.config import ServerConfig
-from sayna_sip.common.hookstore import HookDirectory, HookRecord
+from sayna_sip.common.hookstore import HookRecord
 from sayna_sip.common.hosts import host_token
 from sayna_sip.forwarder import client, signing
 from sayna_sip.forwarder.envelope import Delivery
+from sayna_sip.forwarder.hooks import LiveHooks
 from sayna_sip.forwarder.policy import Kind, Result
 
 log = logging.getLogger("sayna_sip.forwarder")
@@ -29,7 +30,7 @@ class Deliverer:
         self,
         config: ServerConfig,
         http: httpx.AsyncClient,
-        hooks: HookDirectory,
+        hooks: LiveHooks,
         kv: KeyValue,
     ) -> None:
         self._config = config
