@@ -40,7 +40,7 @@ async def test_list_then_redrive_one_host_delivers_once_healthy(
     https_sink.program("/gone", Reply(410))
     await put_hook(jetstream, "later.example.com", https_sink.url("/later"))
     await put_hook(jetstream, "gone.example.com", https_sink.url("/gone"))
-    await start_forwarder(SIP_RETRY_SCHEDULE="0s")
+    await start_forwarder(SIP_RETRY_SCHEDULE="0s,0s")  # two tries
     event_id, body = await publish(jetstream, "later.example.com")
     gone_id, _ = await publish(jetstream, "gone.example.com")
     await wait_dead(jetstream, 2)

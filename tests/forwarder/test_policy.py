@@ -29,18 +29,32 @@ SCHEDULE = (0.0, 5.0, 300.0)
         (Result(Kind.STATUS, 410), 0, Dead(DeadReason.GONE, 1)),
         (Result(Kind.BLOCKED), 0, Dead(DeadReason.BLOCKED, 0)),
         (Result(Kind.REMOVED), 2, Dead(DeadReason.HOOK_REMOVED, 2)),
-        (Result(Kind.STATUS, 500), 0, Retry(0.0, 1)),
-        (Result(Kind.STATUS, 302), 0, Retry(0.0, 1)),  # redirects are failures
-        (Result(Kind.TIMEOUT), 3, Dead(DeadReason.EXHAUSTED, 4)),
-        (Result(Kind.ERROR), 2, "retry 300s"),
+        (Result(Kind.STATUS, 500), 0, "retry 5s"),
+        (Result(Kind.STATUS, 302), 0, "retry 5s"),  # redirects are failures
+        (Result(Kind.TIMEOUT), 2, Dead(DeadReason.EXHAUSTED, 3)),  # 3 entries = 3 tries
+        (Result(Kind.ERROR), 1, "retry 300s"),
     ],
 )
 def test_decide(result: Result, failed_before: int, expected: object) -> None:
     got = decide(result, failed_before, SCHEDULE, random.Random(1))
-    if expected == "retry 300s":
-        assert isinstance(got, Retry) and got.attempt == 3 and 240 <= got.delay <= 360
+    if expected == "retry 5s":
+        assert isinstance(got, Retry) and got.attempt == 1 and 4 <= got.delay <= 6
+    elif expected == "retry 300s":
+        assert isinstance(got, Retry) and got.attempt == 2 and 240 <= got.delay <= 360
     else:
         assert got == expected
+
+
+def test_default_schedule_is_eight_tries_over_about_27_6_hours() -> None:
+    from sayna_sip.common.config import DEFAULT_RETRY_SCHEDULE
+
+    rng, failed, waited = random.Random(5), 0, 0.0
+    while isinstance(
+        got := decide(Result(Kind.STATUS, 500), failed, DEFAULT_RETRY_SCHEDULE, rng), Retry
+    ):
+        failed, waited = got.attempt, waited + got.delay
+    assert got == Dead(DeadReason.EXHAUSTED, 8)
+    assert 0.8 * 99305 <= waited <= 1.2 * 99305  # 5s+5m+30m+2h+5h+10h+10h
 
 
 def test_schedule_delays_are_jittered_within_20_percent() -> None:

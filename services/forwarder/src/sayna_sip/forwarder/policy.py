@@ -2,8 +2,10 @@
 
 `decide()` is pure: 2xx delivered, 410 dead at once, anything else retried on the
 schedule with ±20% jitter, `Retry-After` honoured within 1x-2x of the scheduled delay,
-and dead once the schedule is spent. The schedule lists the delays *between* tries:
-`0s,5s,1m` means a first try, then retries immediately, after 5 s and after 1 min.
+and dead once the schedule is spent. The schedule has one entry per try: the delay of
+the first try from receipt (normally `0s`, immediately), then of each retry from the
+previous failure. `0s,5s,1m` means three tries: at once, 5 s later, 1 min after that;
+the default `0s,5s,5m,30m,2h,5h,10h,10h` is Svix's eight tries over about 27.6 h.
 """
 
 from __future__ import annotations
@@ -77,9 +79,9 @@ def decide(
     failed = failed_before + 1
     if result.status == 410:
         return Dead(DeadReason.GONE, failed)
-    if failed > len(schedule):
+    if failed >= len(schedule):
         return Dead(DeadReason.EXHAUSTED, failed)
-    return Retry(retry_delay(schedule[failed - 1], result.retry_after, rng), failed)
+    return Retry(retry_delay(schedule[failed], result.retry_after, rng), failed)
 
 
 def retry_delay(scheduled: float, retry_after: float | None, rng: random.Random) -> float:

@@ -125,7 +125,10 @@ class Worker:
             log.error("event=delivery_malformed subject=%s error=%s", msg.subject, quote(exc))
             await msg.term()  # cannot be delivered or dead-lettered without its hook
             return "bad"
-        due_in = d.not_before - time.time()
+        not_before = d.not_before
+        if not d.attempt and not not_before and self._schedule[0] and d.received_at:
+            not_before = d.received_at + self._schedule[0]  # the first try's own delay
+        due_in = not_before - time.time()
         if due_in > DUE_SLACK:
             await _nak(msg, due_in + self._rng.uniform(0, 0.05))
             self._metrics.deferred.labels(d.hook, "scheduled").inc()
