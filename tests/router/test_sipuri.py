@@ -40,6 +40,8 @@ RFC3261_FORMS = [
     ("10.0.0.5", "10.0.0.5"),  # an X-To-IP value
     ("2001:DB8::10", "2001:db8::10"),  # bare IPv6 (X-To-IP)
     ("[2001:db8::10]:5060", "2001:db8::10"),
+    ("sip:alice@localhost:5060", "localhost"),  # the spec's "Local testing" hook host
+    ("<sip:+15551234567@LocalHost>", "localhost"),
 ]
 
 NO_HOST = [
@@ -50,6 +52,8 @@ NO_HOST = [
     "http://example.com/",
     "sip:",
     "sip:user@",
+    "sip:localhost",  # a lone single label, like sip:nodomain
+    "localhost:5060",
     "sip:user@[2001:db8::10",  # unclosed bracket
     "sip:user@[not-ipv6]:5060",
     "sip:user@example.com:99999",  # port out of range

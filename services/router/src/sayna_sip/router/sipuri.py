@@ -8,8 +8,10 @@ Accepted forms (RFC 3261 §20.10, §25.1):
 - a name-addr: `"Display Name" <sip:...>;tag=...` or `Name <sip:...>`;
 - a URI without user part: `sip:host[:port]`;
 - plain `host[:port]`, `[ipv6][:port]` or a bare IP address (as proxies set `X-To-IP`).
-A host is an IP address or a DNS name with at least one dot; `tel:` and other schemes,
-`user@host` without a scheme, and single-label names (`sip:nodomain`) give None.
+A host is an IP address or a DNS name with at least one dot, or, after a user part, a
+single label (`sip:alice@localhost`, the spec's local-testing host); `tel:` and other
+schemes, `user@host` without a scheme, and lone single labels (`sip:nodomain`,
+`not-a-domain`) give None.
 """
 
 from __future__ import annotations
@@ -66,8 +68,9 @@ def _uri_host(uri: str) -> str | None:
         rest = uri[scheme.end() :]
         # The user part may hold ';' and '?' (RFC 3261 user-unreserved) but never a raw
         # '@', and nothing after the host may either: the last '@' ends the userinfo.
-        hostpart = rest.rpartition("@")[2]
-        return _hostport(re.split(r"[;?]", hostpart, maxsplit=1)[0], bare_ipv6=False)
+        userinfo, at, hostpart = rest.rpartition("@")
+        hostport = re.split(r"[;?]", hostpart, maxsplit=1)[0]
+        return _hostport(hostport, bare_ipv6=False, single_label=bool(at and userinfo))
     if "@" in uri:
         return None  # `user@host` without a scheme is not a SIP URI (original's vectors)
     return _hostport(uri, bare_ipv6=True)
@@ -78,7 +81,7 @@ def _is_port_suffix(text: str) -> bool:
     return bool(_PORT.match(text))
 
 
-def _hostport(text: str, *, bare_ipv6: bool) -> str | None:
+def _hostport(text: str, *, bare_ipv6: bool, single_label: bool = False) -> str | None:
     """`host[:port]` or `[ipv6][:port]`; a bare IPv6 address only outside URIs, where
     RFC 3261 requires brackets (`2001:db8::1:5060` would be ambiguous)."""
     if text.startswith("["):
@@ -91,7 +94,7 @@ def _hostport(text: str, *, bare_ipv6: bool) -> str | None:
     host, sep, port = text.partition(":")
     if sep and not _valid_port(port):
         return None
-    return _host(host)
+    return _host(host, single_label)
 
 
 def _valid_port(text: str) -> bool:
@@ -105,7 +108,7 @@ def _ipv6(text: str) -> str | None:
         return None
 
 
-def _host(text: str) -> str | None:
+def _host(text: str, single_label: bool = False) -> str | None:
     host = text.lower().removesuffix(".")
     if host[-1:].isdigit():  # only then can it be an IPv4 address (skip a costly raise)
         try:
@@ -113,7 +116,7 @@ def _host(text: str) -> str | None:
         except ValueError:
             pass
     labels = host.split(".")
-    if len(labels) < 2 or len(host) > 253 or labels[-1].isdigit():
+    if (len(labels) < 2 and not single_label) or len(host) > 253 or labels[-1].isdigit():
         return None  # single label, or a dotted quad that is no IPv4 address (999.1.1.1)
     if not all(_LABEL.match(label) for label in labels):
         return None
