@@ -97,7 +97,7 @@ def alive(pid: int) -> bool:
     return stat.rsplit(") ", 1)[1][0] != "Z"  # a zombie is gone, only not reaped yet
 
 
-HOOK_HOST = "sip.localhost"
+HOOK_HOST = "localhost"
 
 
 def local_testing_config(path: Path, sink_port: int) -> Path:
