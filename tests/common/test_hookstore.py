@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
+import nats
 from nats.js import JetStreamContext
 
 from sayna_sip.common import topology
 from sayna_sip.common.hookstore import HookDirectory, HookRecord
+from tests.fixtures.nats import NatsServer
 
 
 async def test_directory_loads_then_follows_puts_and_deletes(jetstream: JetStreamContext) -> None:
@@ -41,3 +43,33 @@ async def test_directory_starts_empty_on_an_empty_bucket(jetstream: JetStreamCon
     await directory.start()
     assert len(directory) == 0
     await directory.stop()
+
+
+async def test_reload_recovers_the_watch_after_a_nats_server_restart(
+    jetstream: JetStreamContext, nats_server: NatsServer
+) -> None:
+    reconnected = asyncio.Event()
+
+    async def on_reconnect() -> None:
+        reconnected.set()
+
+    nc = await nats.connect(nats_server.url, reconnected_cb=on_reconnect, reconnect_time_wait=0.1)
+    kv = await nc.jetstream().key_value(topology.HOOKS_BUCKET)
+    directory = HookDirectory(kv)
+    await directory.start()
+    nats_server.restart()  # forgets the ephemeral consumer behind the watch
+    await asyncio.wait_for(reconnected.wait(), 10)
+
+    record = HookRecord.new("late.example.com", "https://late.example.com/h", "runtime")
+    await kv.put(record.key, record.encode())
+    await directory.reload()
+    assert directory.get("late.example.com") == record
+    assert directory.generation == 2
+
+    changed = asyncio.Event()
+    directory._on_change = changed.set
+    await kv.delete(record.key)
+    await asyncio.wait_for(changed.wait(), 5)  # the fresh watch follows changes again
+    assert directory.get("late.example.com") is None
+    await directory.stop()
+    await nc.close()

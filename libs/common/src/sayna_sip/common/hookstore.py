@@ -69,7 +69,11 @@ def match_host(hooks: dict[str, HookRecord], host: str) -> HookRecord | None:
 
 
 class HookDirectory:
-    """In-memory view of `sip_hooks`, kept current by a KV watch (no KV read per event)."""
+    """In-memory view of `sip_hooks`, kept current by a KV watch (no KV read per event).
+
+    Call `reload()` after a NATS reconnect: the watch is an ephemeral ordered consumer,
+    which a restarted nats-server forgets and nats-py does not recreate.
+    """
 
     def __init__(self, kv: KeyValue, on_change: Callable[[], None] | None = None) -> None:
         self._kv = kv
@@ -77,6 +81,8 @@ class HookDirectory:
         self._task: asyncio.Task[None] | None = None
         self._watcher: KeyValue.KeyWatcher | None = None
         self._on_change = on_change
+        self._lock = asyncio.Lock()
+        self.generation = 0  # complete loads so far (1 after start, +1 per reload)
         self.updated_at = 0.0
 
     @property
@@ -97,40 +103,58 @@ class HookDirectory:
 
     async def start(self) -> None:
         """Load every hook, then follow changes in the background."""
-        self._watcher = await self._kv.watchall()
-        while True:
-            entry = await self._watcher.updates(timeout=30.0)  # type: ignore[no-untyped-call]
-            if entry is None:  # initial values replayed
-                break
-            self._apply(entry)
-        self._task = asyncio.create_task(self._follow(), name="hook-directory")
+        await self.reload()
+
+    async def reload(self) -> None:
+        """Load every hook through a fresh watch, then swap it in for the old one."""
+        async with self._lock:
+            old_task, old_watcher = self._task, self._watcher
+            watcher = await self._kv.watchall()
+            hooks: dict[str, HookRecord] = {}
+            while True:
+                entry = await watcher.updates(timeout=30.0)  # type: ignore[no-untyped-call]
+                if entry is None:  # initial values replayed
+                    break
+                self._apply(hooks, entry)
+            self._hooks, self._watcher = hooks, watcher
+            self._task = asyncio.create_task(self._follow(watcher, hooks), name="hook-directory")
+            self.generation += 1
+            self._changed()
+        await self._close(old_task, old_watcher)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-        if self._watcher is not None:
+        await self._close(self._task, self._watcher)
+        self._task = self._watcher = None
+
+    @staticmethod
+    async def _close(task: asyncio.Task[None] | None, watcher: KeyValue.KeyWatcher | None) -> None:
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        if watcher is not None:
             with contextlib.suppress(Exception):  # connection already closed on shutdown
-                await self._watcher.stop()  # type: ignore[no-untyped-call]
+                await watcher.stop()  # type: ignore[no-untyped-call]
 
-    async def _follow(self) -> None:
-        assert self._watcher is not None
-        async for entry in self._watcher:
+    async def _follow(self, watcher: KeyValue.KeyWatcher, hooks: dict[str, HookRecord]) -> None:
+        async for entry in watcher:
             if entry is not None:
-                self._apply(entry)
+                self._apply(hooks, entry)
+                self._changed()
 
-    def _apply(self, entry: KeyValue.Entry) -> None:
-        if entry.operation in (KV_DEL, KV_PURGE) or not entry.value:
-            removed = [h for h, r in self._hooks.items() if r.key == entry.key]
-            for host in removed:
-                del self._hooks[host]
-        else:
-            try:
-                record = HookRecord.decode(entry.value)
-            except msgspec.DecodeError:
-                log.warning("event=hook_record_invalid key=%s", entry.key)
-                return
-            self._hooks[record.host] = record
+    def _changed(self) -> None:
         self.updated_at = time.time()
         if self._on_change is not None:
             self._on_change()
+
+    @staticmethod
+    def _apply(hooks: dict[str, HookRecord], entry: KeyValue.Entry) -> None:
+        if entry.operation in (KV_DEL, KV_PURGE) or not entry.value:
+            for host in [h for h, r in hooks.items() if r.key == entry.key]:
+                del hooks[host]
+            return
+        try:
+            record = HookRecord.decode(entry.value)
+        except msgspec.DecodeError:
+            log.warning("event=hook_record_invalid key=%s", entry.key)
+            return
+        hooks[record.host] = record

@@ -9,7 +9,6 @@ noticed by polling the client's reconnect counter: no hook into nats-py's callba
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from nats.aio.client import Client
@@ -62,11 +61,7 @@ class LiveHooks:
                 seen = now
 
     async def reload(self) -> None:
-        fresh = HookDirectory(self._kv)
-        await fresh.start()
-        old, self._directory = self._directory, fresh
+        await self._directory.reload()
         self.reloads += 1
         self.reloaded.set()
-        with contextlib.suppress(Exception):
-            await old.stop()
-        log.info("event=hooks_reloaded hooks=%d", len(fresh))
+        log.info("event=hooks_reloaded hooks=%d", len(self._directory))

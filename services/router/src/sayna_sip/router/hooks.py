@@ -1,13 +1,8 @@
-"""The router's view of `sip_hooks`: a HookDirectory, rebuilt after every NATS reconnect.
-
-HookDirectory follows the bucket through a KV watch, an ephemeral ordered consumer. A
-nats-server restart forgets ephemeral consumers, and nats-py does not recreate the watch,
-so without a rebuild the cache would silently stop seeing new and deleted hooks.
-"""
+"""The router's view of `sip_hooks`: a HookDirectory opened once the broker is connected
+and reloaded after every NATS reconnect (a restarted nats-server forgets the KV watch)."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -23,44 +18,39 @@ OpenBucket = Callable[[], Awaitable[KeyValue]]
 
 
 class ReloadingHooks:
-    """`match()` against the current directory; `reload()` swaps in a fresh one."""
+    """`match()` against the directory; `reload_quietly()` for the reconnect callback."""
 
     def __init__(self, open_bucket: OpenBucket) -> None:
         self._open = open_bucket
-        self._current: HookDirectory | None = None
-        self._lock = asyncio.Lock()
-        self.generation = 0  # directories loaded so far (tests wait on it)
+        self._directory: HookDirectory | None = None
+
+    @property
+    def generation(self) -> int:
+        """Complete loads so far (tests wait on it)."""
+        return self._directory.generation if self._directory is not None else 0
 
     def match(self, host: str) -> HookRecord | None:
-        return self._current.match(host) if self._current is not None else None
+        return self._directory.match(host) if self._directory is not None else None
 
     def __len__(self) -> int:
-        return len(self._current) if self._current is not None else 0
+        return len(self._directory) if self._directory is not None else 0
 
     async def start(self) -> None:
-        await self.reload()
-
-    async def reload(self) -> None:
-        """Load every hook into a new directory, then drop the old one (and its watch)."""
-        async with self._lock:
-            fresh = HookDirectory(await self._open())
-            await fresh.start()
-            old, self._current = self._current, fresh
-            self.generation += 1
-        if old is not None:
-            await old.stop()
+        self._directory = HookDirectory(await self._open())
+        await self._directory.start()
 
     async def reload_quietly(self) -> None:
-        """`reload()` for the reconnect callback: failures are logged, the old view kept;
-        the next reconnect tries again."""
+        """Reload; failures are logged and the old view kept (the next reconnect retries)."""
+        if self._directory is None:
+            return
         try:
-            await self.reload()
+            await self._directory.reload()
         except (nats.errors.Error, TimeoutError) as exc:
             log.warning("event=hooks_reload_failed error=%s", quote(repr(exc)))
         else:
             log.info("event=hooks_reloaded hooks=%d", len(self))
 
     async def stop(self) -> None:
-        if self._current is not None:
-            await self._current.stop()
-            self._current = None
+        if self._directory is not None:
+            await self._directory.stop()
+            self._directory = None
