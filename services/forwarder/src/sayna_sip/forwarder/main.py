@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
 import signal
@@ -10,9 +9,9 @@ import sys
 from collections.abc import Sequence
 
 from sayna_sip.common.config import ServerConfig
-from sayna_sip.common.errors import ConfigError
-from sayna_sip.common.logs import quote, setup_logging
+from sayna_sip.common.logs import quote
 from sayna_sip.common.natsconn import NatsUnavailable
+from sayna_sip.common.startup import EXIT_CONFIG, config_from_args
 from sayna_sip.common.topology import TopologyError
 from sayna_sip.forwarder.app import Forwarder
 
@@ -20,18 +19,13 @@ log = logging.getLogger("sayna_sip.forwarder")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="sayna-sip forwarder",
-        description="Deliver SIP_DELIVERIES to tenant hooks: signed, retried, SSRF-safe.",
+    config = config_from_args(
+        "sayna-sip forwarder",
+        "Deliver SIP_DELIVERIES to tenant hooks: signed, retried, SSRF-safe.",
+        sys.argv[1:] if argv is None else argv,
     )
-    parser.add_argument("--config", metavar="FILE", help="YAML config (environment wins)")
-    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
-    try:
-        config = ServerConfig.load(args.config)
-    except ConfigError as exc:
-        print(f"sayna-sip forwarder: {exc}", file=sys.stderr)
-        return 2
-    setup_logging(config.log_level, config.log_format)
+    if config is None:
+        return EXIT_CONFIG
     return asyncio.run(serve(config))
 
 

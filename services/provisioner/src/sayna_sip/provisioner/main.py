@@ -6,37 +6,30 @@ message says which resource and why); 2 the configuration is invalid.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
 import sys
 from collections.abc import Sequence
 
-from sayna_sip.common.config import ServerConfig
-from sayna_sip.common.errors import ConfigError
-from sayna_sip.common.logs import quote, setup_logging
+from sayna_sip.common.logs import quote
 from sayna_sip.common.natsconn import NatsUnavailable
+from sayna_sip.common.startup import EXIT_CONFIG, config_from_args
 from sayna_sip.provisioner.errors import ProvisionError
 from sayna_sip.provisioner.provision import provision
 
 log = logging.getLogger("sayna_sip.provisioner")
 
-EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+EXIT_OK, EXIT_FAILED = 0, 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="sayna-sip provision",
-        description="Create or update the NATS topology, the static hooks and LiveKit SIP.",
+    config = config_from_args(
+        "sayna-sip provision",
+        "Create or update the NATS topology, the static hooks and LiveKit SIP.",
+        sys.argv[1:] if argv is None else argv,
     )
-    parser.add_argument("--config", metavar="FILE", help="YAML config (environment wins)")
-    args = parser.parse_args(sys.argv[1:] if argv is None else list(argv))
-    try:
-        config = ServerConfig.load(args.config)
-    except ConfigError as exc:
-        print(f"sayna-sip provision: configuration error: {exc}", file=sys.stderr)
+    if config is None:
         return EXIT_CONFIG
-    setup_logging(config.log_level, config.log_format)
     try:
         summary = asyncio.run(provision(config))
     except (ProvisionError, NatsUnavailable) as exc:

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
 import signal
-import sys
 from collections.abc import Callable, Sequence
 
 from sayna_sip.common.config import ServerConfig
-from sayna_sip.common.errors import ConfigError
-from sayna_sip.common.logs import quote, setup_logging
+from sayna_sip.common.logs import quote
 from sayna_sip.common.natsconn import NatsUnavailable
+from sayna_sip.common.startup import EXIT_CONFIG, config_from_args
 from sayna_sip.common.topology import TopologyError
 from sayna_sip.router.app import RouterService
 
@@ -20,18 +18,13 @@ log = logging.getLogger("sayna_sip.router")
 
 
 def main(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(
-        prog="sayna-sip router",
-        description="Route LiveKit events of SIP calls from LK_EVENTS to SIP_DELIVERIES.",
+    config = config_from_args(
+        "sayna-sip router",
+        "Route LiveKit events of SIP calls from LK_EVENTS to SIP_DELIVERIES.",
+        argv,
     )
-    parser.add_argument("--config", metavar="FILE", help="YAML config (environment wins)")
-    args = parser.parse_args(list(argv))
-    try:
-        config = ServerConfig.load(args.config)
-    except ConfigError as exc:
-        print(f"sayna-sip router: {exc}", file=sys.stderr)
-        return 2
-    setup_logging(config.log_level, config.log_format)
+    if config is None:
+        return EXIT_CONFIG
     try:
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
             runner.run(_run(config))
