@@ -83,8 +83,10 @@ class Bench:
         run_id: str,
         profile_dir: Path | None = None,
         uvloop_services: tuple[str, ...] = (),
+        extra_env: dict[str, str] | None = None,
     ) -> None:
         self.dir = run_dir
+        self.extra_env = extra_env or {}  # experiment: on top of every service's environment
         self.uvloop_services = uvloop_services  # experiment: run these commands on uvloop
         self.profiles = Profiles(profile_dir)
         self.run_id = run_id
@@ -139,7 +141,7 @@ class Bench:
             "SIP_HOOK_CA_BUNDLE": str(self.ca_path),
             "HOST": "127.0.0.1",
             "LOG_LEVEL": "INFO",
-        }
+        } | self.extra_env
 
     def start_service(self, name: str, command: str, env: dict[str, str], port: int) -> Proc:
         if command in self.uvloop_services:

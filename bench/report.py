@@ -115,6 +115,9 @@ def text(res: Results) -> str:
     ]
     if res.get("uvloop_services"):
         lines[-1:-1] = [f"EXPERIMENT: on uvloop: {', '.join(res['uvloop_services'])}"]
+    if res.get("extra_env"):
+        env = " ".join(f"{k}={v}" for k, v in res["extra_env"].items())
+        lines[-1:-1] = [f"EXPERIMENT: service environment {env}"]
     for part, render in (
         ("ingress", _ingress),
         ("e2e", _e2e),

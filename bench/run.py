@@ -70,6 +70,7 @@ def measure(
     log: Callable[[str], None],
     profile_dir: Path | None = None,
     uvloop_services: tuple[str, ...] = (),
+    extra_env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Run the selected scenarios; a failed one is recorded and the others still run."""
     res: dict[str, Any] = {
@@ -80,8 +81,9 @@ def measure(
         "skipped": {},
         "failed": {},
         "uvloop_services": list(uvloop_services),
+        "extra_env": extra_env or {},
     }
-    b = Bench(work, secrets.token_hex(3), profile_dir, uvloop_services)
+    b = Bench(work, secrets.token_hex(3), profile_dir, uvloop_services, extra_env)
     try:
         sink = b.start_sink()
         for name in only:
@@ -121,6 +123,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--profile", action="store_true", help="py-spy the ingress, router and forwarder"
     )
     parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="experiment: extra environment for the services, e.g. FORWARDER_HOST_CONCURRENCY=4",
+    )
+    parser.add_argument(
         "--uvloop",
         default="",
         metavar="CMDS",
@@ -143,7 +152,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         uv = tuple(s.strip() for s in args.uvloop.split(",") if s.strip())
-        res = measure(plan, only, work, log, profile_dir, uv)
+        env = dict(item.split("=", 1) for item in args.env)
+        res = measure(plan, only, work, log, profile_dir, uv, env)
     finally:
         if args.keep:
             log(f"work dir kept: {work}")

@@ -98,11 +98,11 @@ def _open_rate(
     """One offered rate; `servers` are every process of the system under test (for CPU)."""
     sink.reset()
     deferred0 = _deferred(workers)
-    cpu0 = sum(p.cpu_seconds() for p in servers)
+    cpu0 = [p.cpu_seconds() for p in servers]
     args = ["--mode", "open", "--rate", str(rate), "--duration", str(plan.e2e_seconds)]
     r = b.loadgen(port, f"{label}{rate}", [*args, "--conns", str(plan.e2e_conns)])
     sink.wait_for(r["ok"], plan.drain_timeout)
-    cpu = sum(p.cpu_seconds() for p in servers) - cpu0
+    spent = {p.name: p.cpu_seconds() - c for p, c in zip(servers, cpu0, strict=True)}
     arrivals, failed = sink.arrivals(), set(r["failed_indices"])
     latencies, lost = [], 0
     for i in range(r["sent"]):
@@ -126,7 +126,10 @@ def _open_rate(
         "loadgen_cpu_util": r["cpu_util"],
         "max_send_lag_ms": round(r["max_send_lag_ms"], 2),
         "deferred": _deferred(workers) - deferred0,
-        "cpu_us_per_event": round(cpu / max(r["ok"], 1) * 1e6),
+        "cpu_us_per_event": round(sum(spent.values()) / max(r["ok"], 1) * 1e6),
+        "cpu_us_per_event_by_process": {
+            name: round(sec / max(r["ok"], 1) * 1e6) for name, sec in spent.items()
+        },
     }
 
 
