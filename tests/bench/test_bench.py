@@ -11,8 +11,9 @@ from pathlib import Path
 import jwt
 import pytest
 
-from bench import events, run
+from bench import events, report, run
 from bench.baselines import to_host
+from bench.profiling import summarize
 from bench.sink import Recorder, _event_id
 from bench.stats import percentile, summary_ms
 
@@ -88,3 +89,27 @@ def test_smoke_run_writes_results_with_expected_keys(
         assert {"p50_ms", "p99_ms"} <= row["latency"].keys()
     assert {m["process"] for m in res["memory"]} >= {"ingress", "nats-server"}
     assert "1. Ingress intake" in out and "vs bare" in out
+
+
+def test_profile_summary_ranks_self_total_and_library(tmp_path: Path) -> None:
+    raw = tmp_path / "p.txt"
+    raw.write_text(
+        "main (app/main.py:1);decode (jwt/api_jwt.py:10);loads (json/__init__.py:3) 3\n"
+        "main (app/main.py:1);send (httpx/_client.py:5) 1\n"
+    )
+    prof = summarize(raw)
+    assert prof["samples"] == 4
+    assert prof["self"][0] == ("loads (json/__init__.py)", 75.0)
+    assert dict(prof["total"])["decode (jwt/api_jwt.py)"] == 75.0
+    assert dict(prof["total"])["main (app/main.py)"] == 100.0
+    assert dict(prof["packages"]) == {"json": 75.0, "httpx": 25.0}
+
+
+def test_report_renders_every_section_of_a_real_run(tmp_path: Path) -> None:
+    res = json.loads((Path(__file__).parent / "sample_results.json").read_text())
+    text = report.text(res)
+    for title in ("1. Ingress", "2. End to end", "3. Forwarder scaling", "4. Peak RSS", "5. Load"):
+        assert title in text
+    assert "profile forwarder" in text and "by library:" in text
+    note = report.plot(res, tmp_path / "plot.png")
+    assert (tmp_path / "plot.png").exists() or "matplotlib is not installed" in note
