@@ -13,6 +13,7 @@ import os
 import platform
 import secrets
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -107,6 +108,10 @@ def measure(
     return res
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def _lost(res: dict[str, Any]) -> int:
     return sum(r["lost"] for r in res.get("e2e", []) if r["target"] == "sayna-sip")
 
@@ -150,10 +155,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     def log(line: str) -> None:
         print(f"[bench {time.perf_counter() - started:5.1f}s] {line}", file=sys.stderr, flush=True)
 
+    # SIGTERM (CI timeout, kill) unwinds like Ctrl-C, so every child process is stopped.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         uv = tuple(s.strip() for s in args.uvloop.split(",") if s.strip())
         env = dict(item.split("=", 1) for item in args.env)
         res = measure(plan, only, work, log, profile_dir, uv, env)
+    except KeyboardInterrupt as exc:
+        log(f"interrupted ({exc or 'Ctrl-C'}): child processes stopped, no results written")
+        return 130
     finally:
         if args.keep:
             log(f"work dir kept: {work}")
