@@ -11,7 +11,7 @@ from pathlib import Path
 import jwt
 import pytest
 
-from bench import events, report, run
+from bench import events, jwt_check, report, run
 from bench.baselines import to_host
 from bench.profiling import summarize
 from bench.sink import Recorder, _event_id
@@ -113,3 +113,28 @@ def test_report_renders_every_section_of_a_real_run(tmp_path: Path) -> None:
     assert "profile forwarder" in text and "by library:" in text
     note = report.plot(res, tmp_path / "plot.png")
     assert (tmp_path / "plot.png").exists() or "matplotlib is not installed" in note
+
+
+def test_reference_hs256_check_agrees_with_pyjwt() -> None:
+    key = events.API_SECRET.encode()
+    pyjwt = jwt.PyJWT(options={"require": ["exp", "iss"]})
+
+    def with_pyjwt(token: str) -> bool:
+        try:
+            pyjwt.decode(
+                token, events.API_SECRET, algorithms=["HS256"], issuer=events.API_KEY, leeway=10
+            )
+        except jwt.PyJWTError:
+            return False
+        return True
+
+    def with_stdlib(token: str) -> bool:
+        try:
+            jwt_check.verify_hs256(token, key, events.API_KEY, 10.0)
+        except jwt_check.InvalidToken:
+            return False
+        return True
+
+    verdicts = {name: (with_pyjwt(t), with_stdlib(t)) for name, t in jwt_check.cases().items()}
+    assert verdicts["valid"] == (True, True)
+    assert all(a == b for a, b in verdicts.values()), verdicts
