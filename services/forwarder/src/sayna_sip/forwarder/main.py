@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from sayna_sip.common.config import ServerConfig
 from sayna_sip.common.logs import quote
 from sayna_sip.common.natsconn import NatsUnavailable
-from sayna_sip.common.startup import EXIT_CONFIG, config_from_args
+from sayna_sip.common.startup import EXIT_CONFIG, config_from_args, run
 from sayna_sip.common.topology import TopologyError
 from sayna_sip.forwarder.app import Forwarder
 
@@ -26,7 +26,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if config is None:
         return EXIT_CONFIG
-    return asyncio.run(serve(config))
+    return run(serve(config))
 
 
 async def serve(config: ServerConfig) -> int:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from sayna_sip.common.config import ServerConfig
 from sayna_sip.common.logs import quote
 from sayna_sip.common.natsconn import NatsUnavailable
-from sayna_sip.common.startup import EXIT_CONFIG, config_from_args
+from sayna_sip.common.startup import EXIT_CONFIG, config_from_args, run
 from sayna_sip.common.topology import TopologyError
 from sayna_sip.router.app import RouterService
 
@@ -26,21 +26,11 @@ def main(argv: Sequence[str]) -> int:
     if config is None:
         return EXIT_CONFIG
     try:
-        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-            runner.run(_run(config))
+        run(_run(config))
     except (NatsUnavailable, TopologyError) as exc:
         log.error("event=router_start_failed error=%s", quote(str(exc)))
         return 1
     return 0
-
-
-def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop when installed (it comes with uvicorn[standard]): a faster event loop."""
-    try:
-        import uvloop
-    except ImportError:
-        return None
-    return uvloop.new_event_loop
 
 
 async def _run(config: ServerConfig) -> None:
