@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 import subprocess
 import sys
@@ -65,3 +66,20 @@ async def test_sigterm_stops_cleanly(
     assert await proc.wait() == 0
     assert "event=router_stopped" in rest
     assert "Traceback" not in rest
+
+
+def test_idle_pull_timeouts_are_not_logged_as_errors() -> None:
+    """nats-py's builtin TimeoutError from an idle fetch is FastStream-retried noise;
+    any other exception still reaches the log."""
+    from sayna_sip.router.app import _framework_logger
+
+    logger = _framework_logger()
+
+    def record(exc: BaseException) -> logging.LogRecord:
+        return logger.makeRecord(
+            logger.name, logging.ERROR, __file__, 1, "Task-15 raised an exception, retrying...",
+            (), (type(exc), exc, None),
+        )  # fmt: skip
+
+    assert not logger.filter(record(TimeoutError()))
+    assert logger.filter(record(RuntimeError("boom")))

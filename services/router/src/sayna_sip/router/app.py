@@ -45,7 +45,20 @@ def _framework_logger() -> logging.Logger:
     stdout); below WARNING they are per-message and per-task chatter."""
     logger = logging.getLogger("sayna_sip.router.faststream")
     logger.setLevel(logging.WARNING)
+    if not any(isinstance(f, _IdleFetchTimeout) for f in logger.filters):
+        logger.addFilter(_IdleFetchTimeout())
     return logger
+
+
+class _IdleFetchTimeout(logging.Filter):
+    """Drop FastStream's error for an idle pull that timed out. nats-py 2.16's fetch can
+    raise the builtin TimeoutError (its deadline path) where FastStream 0.7 expects
+    nats.errors.TimeoutError; FastStream's supervisor restarts the pull at once, so
+    nothing is lost, but the traceback read as a failure on every quiet stream."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not (type(exc) is TimeoutError and "retrying" in record.getMessage())
 
 
 async def _message_itself(msg: NatsMessage) -> NatsMessage:
