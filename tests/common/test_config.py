@@ -178,7 +178,13 @@ def hooks(json_text: str) -> dict[str, str]:
         (hooks('[{"host":"a.com","url":"http://a.com/h"}]'), "SIP hook URL must be HTTPS"),
         (hooks('[{"host":"a.com","url":"ftp://a.com/h"}]'), "SIP hook URL must be HTTPS"),
         (hooks('[{"host":"a.com","url":"https:///nohost"}]'), "SIP hook URL must be HTTPS"),
-        (hooks('[{"host":"a.com","url":"https://a.com:99999/h"}]'), "invalid port"),
+        (
+            hooks('[{"host":"a.com","url":"https://a.com:99999/h"}]'),
+            "is invalid (Port out of range",
+        ),
+        (hooks('[{"host":"a.com","url":"https://[::1/h"}]'), "is invalid (Invalid IPv6 URL)"),
+        (hooks('[{"host":"a.com","url":"https://a.com/\\u007f"}]'), "characters a URL cannot hold"),
+        (hooks('[{"host":"a.com","url":"https://a.com/a b"}]'), "characters a URL cannot hold"),
         (
             hooks(
                 '[{"host":"A.com","url":"https://a.com/1"},{"host":"a.COM","url":"https://a.com/2"}]'
@@ -264,6 +270,16 @@ def test_validation_fails_fast_naming_the_field(env: dict[str, str], message: st
             "sip:\n  room_prefix: 'sip-'\n  allowed_addresses: ['10.0.0.1']\n"
             "  retry:\n    schedule: [1s, never]\n",
             "sip.retry.schedule is invalid",
+        ),
+        (
+            "sip:\n  room_prefix: 'sip-'\n  allowed_addresses: ['10.0.0.1']\n"
+            "  retry:\n    schedule: [1, -5, .nan]\n",
+            "sip.retry.schedule is invalid: '-5' is not a finite, non-negative delay",
+        ),
+        (
+            "sip:\n  room_prefix: 'sip-'\n  allowed_addresses: ['10.0.0.1']\n"
+            "  retry:\n    schedule: [yes]\n",
+            "sip.retry.schedule is invalid: 'True' is not a duration",
         ),
         ("sip:\n  room_prefx: 'sip-'\n", "Unknown key(s) in 'sip': room_prefx"),
         ("sipp:\n  room_prefix: 'sip-'\n", "Unknown config section 'sipp'"),

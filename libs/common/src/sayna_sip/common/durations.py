@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$", re.IGNORECASE)
@@ -20,14 +21,19 @@ def parse_duration(text: str) -> float:
 def parse_schedule(value: str | list[object] | tuple[object, ...]) -> tuple[float, ...]:
     """A retry schedule from `'0s,5s,1m'` or a YAML list; at least one entry."""
     items = value.split(",") if isinstance(value, str) else list(value)
-    delays = tuple(
-        float(item) if isinstance(item, int | float) else parse_duration(str(item))
-        for item in items
-        if str(item).strip()
-    )
+    delays = tuple(_delay(item) for item in items if str(item).strip())
     if not delays:
         raise ValueError("schedule needs at least one delay")
     return delays
+
+
+def _delay(item: object) -> float:
+    if isinstance(item, bool):  # YAML `yes`/`true` is not a duration
+        raise ValueError(f"'{item}' is not a duration like 500ms, 5s, 1m, 2h")
+    seconds = float(item) if isinstance(item, int | float) else parse_duration(str(item))
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"'{item}' is not a finite, non-negative delay")
+    return seconds
 
 
 def format_duration(seconds: float) -> str:

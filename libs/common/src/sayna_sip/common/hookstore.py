@@ -110,17 +110,24 @@ class HookDirectory:
         async with self._lock:
             old_task, old_watcher = self._task, self._watcher
             watcher = await self._kv.watchall()
-            hooks: dict[str, HookRecord] = {}
-            while True:
-                entry = await watcher.updates(timeout=30.0)  # type: ignore[no-untyped-call]
-                if entry is None:  # initial values replayed
-                    break
-                self._apply(hooks, entry)
+            try:
+                hooks = await self._replay(watcher)
+            except BaseException:
+                await self._close(None, watcher)  # a failed reload must not leak its watch
+                raise
             self._hooks, self._watcher = hooks, watcher
             self._task = asyncio.create_task(self._follow(watcher, hooks), name="hook-directory")
             self.generation += 1
             self._changed()
         await self._close(old_task, old_watcher)
+
+    async def _replay(self, watcher: KeyValue.KeyWatcher) -> dict[str, HookRecord]:
+        hooks: dict[str, HookRecord] = {}
+        while True:
+            entry = await watcher.updates(timeout=30.0)  # type: ignore[no-untyped-call]
+            if entry is None:  # initial values replayed
+                return hooks
+            self._apply(hooks, entry)
 
     async def stop(self) -> None:
         await self._close(self._task, self._watcher)

@@ -128,9 +128,10 @@ def consumers(config: ServerConfig) -> list[ConsumerSpec]:
                 ack_wait=config.forwarder.timeout + ACK_MARGIN,
                 # Retries are counted in the Sayna-Attempt header, not by redelivery.
                 max_deliver=-1,
-                # Messages waiting for a retry or a busy host sit here; keep room for
-                # a dead tenant's backlog so it never starves the others.
-                max_ack_pending=100_000,
+                # Messages waiting for a retry or a busy host stay pending here. Any cap
+                # would let one dead tenant's backlog stall every tenant once reached,
+                # so there is none (-1); watch num_ack_pending instead.
+                max_ack_pending=-1,
                 filter_subject=contracts.DELIVERY_SUBJECTS,
             ),
         ),

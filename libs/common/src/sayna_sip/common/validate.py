@@ -83,11 +83,16 @@ def secrets(value: object, owner: str) -> tuple[str, ...]:
 
 def hook_url(url: object, host: str) -> str:
     text = str(url or "").strip()
-    parts = urlsplit(text)
+    if not all(0x21 <= ord(ch) <= 0x7E for ch in text):  # no spaces, controls or non-ASCII
+        raise ConfigError(
+            f"SIP hook URL for '{host}' has characters a URL cannot hold (percent-encode them): "
+            f"{text!r}"
+        )
     try:
+        parts = urlsplit(text)
         parts.port  # noqa: B018 - raises on a bad port
-    except ValueError:
-        raise ConfigError(f"SIP hook URL for '{host}' has an invalid port: '{text}'") from None
+    except ValueError as exc:
+        raise ConfigError(f"SIP hook URL for '{host}' is invalid ({exc}): '{text}'") from None
     if parts.scheme.lower() != "https" or not parts.hostname:
         raise ConfigError(f"SIP hook URL must be HTTPS (host '{host}', url '{text}')")
     return text
