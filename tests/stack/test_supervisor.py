@@ -9,6 +9,7 @@ import re
 import signal
 import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -181,3 +182,21 @@ async def test_children_die_with_a_killed_supervisor() -> None:
 
     await wait_exit(child)
     assert not alive(child)
+
+
+@pytest.mark.parametrize(
+    ("env", "sip_lines"),
+    [({}, False), ({"SIP_ROOM_PREFIX": "sip-", "SIP_ALLOWED_ADDRESSES": "10.0.0.1"}, True)],
+    ids=["sip-off", "sip-on"],
+)
+def test_ready_banner_mentions_sip_only_when_sip_is_on(
+    tmp_path: Path, env: dict[str, str], sip_lines: bool
+) -> None:
+    from sayna_sip.cli.up import Stack, _parser
+    from sayna_sip.common.config import ServerConfig
+
+    args = _parser().parse_args(["--data-dir", str(tmp_path)])
+    banner = "\n".join(Stack(args, ServerConfig.from_env(env))._banner())
+    assert "stack_ready" in banner
+    assert ("/sip/hooks" in banner) is sip_lines
+    assert ("send-test-event" in banner) is sip_lines

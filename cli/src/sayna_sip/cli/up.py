@@ -230,10 +230,13 @@ class Stack:
             hint += f" --url {self.ingress_url}/livekit/webhook"
         lines = [
             f"event=stack_ready ingress={self.ingress_url} forwarders={self.args.forwarders}",
-            f"LiveKit webhooks -> {self.ingress_url}/livekit/webhook",
-            f"hooks API        -> {self.ingress_url}/sip/hooks   metrics: /metrics",
-            f"send a test event: {hint}",
+            f"LiveKit webhooks -> {self.ingress_url}/livekit/webhook   metrics: /metrics",
         ]
+        if self.config.sip is not None:  # quiet about SIP when it is off
+            lines += [
+                f"hooks API        -> {self.ingress_url}/sip/hooks",
+                f"send a test event: {hint}",
+            ]
         if not self.config.livekit.has_credentials:
             lines.append("note: set LIVEKIT_API_KEY/LIVEKIT_API_SECRET, else webhooks get 503")
         return [*lines, "Ctrl-C stops everything."]
