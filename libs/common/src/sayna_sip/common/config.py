@@ -170,42 +170,6 @@ def load(data: Mapping[str, Any], env: Mapping[str, str]) -> ServerConfig:
     _check_yaml_keys(data)
     e = {k: val for k, val in env.items() if val.strip()}
     y = _Sections(data)
-    auth_tokens = _auth_tokens(y, e)
-    required = v.boolean(
-        _pick(e, "AUTH_REQUIRED", y.get("auth", "required"), False), "AUTH_REQUIRED"
-    )
-    if required and not auth_tokens:
-        raise ConfigError(
-            "AUTH_REQUIRED=true but no API token is configured: "
-            "set AUTH_API_SECRET or AUTH_API_SECRETS_JSON"
-        )
-    fwd = ForwarderConfig(
-        port=v.integer(
-            _pick(e, "FORWARDER_PORT", y.get("forwarder", "port"), 3003), "FORWARDER_PORT", 0, 65535
-        ),
-        timeout=v.number(
-            _pick(e, "FORWARDER_TIMEOUT", y.get("forwarder", "timeout"), 10.0),
-            "FORWARDER_TIMEOUT",
-            0.1,
-        ),
-        connect_timeout=v.number(
-            _pick(e, "FORWARDER_CONNECT_TIMEOUT", y.get("forwarder", "connect_timeout"), 2.0),
-            "FORWARDER_CONNECT_TIMEOUT",
-            0.05,
-        ),
-        host_concurrency=v.integer(
-            _pick(e, "FORWARDER_HOST_CONCURRENCY", y.get("forwarder", "host_concurrency"), 10),
-            "FORWARDER_HOST_CONCURRENCY",
-            1,
-            10_000,
-        ),
-        concurrency=v.integer(
-            _pick(e, "FORWARDER_CONCURRENCY", y.get("forwarder", "concurrency"), 100),
-            "FORWARDER_CONCURRENCY",
-            1,
-            100_000,
-        ),
-    )
     log_format = str(_pick(e, "LOG_FORMAT", y.get("logging", "format"), "text")).lower()
     if log_format not in ("text", "json"):
         raise ConfigError(f"LOG_FORMAT must be 'text' or 'json', got '{log_format}'")
@@ -218,26 +182,61 @@ def load(data: Mapping[str, Any], env: Mapping[str, str]) -> ServerConfig:
         ),
         nats=NatsConfig(
             url=str(_pick(e, "NATS_URL", y.get("nats", "url"), NatsConfig.url)).strip(),
-            replicas=v.integer(
-                _pick(e, "NATS_REPLICAS", y.get("nats", "replicas"), 1), "NATS_REPLICAS", 1, 5
-            ),
+            replicas=_int(e, y, "NATS_REPLICAS", ("nats", "replicas"), 1, 1, 5),
         ),
-        auth=AuthConfig(required=required, tokens=tuple(auth_tokens)),
-        forwarder=fwd,
+        auth=_auth(y, e),
+        forwarder=_forwarder(y, e),
         host=str(_pick(e, "HOST", y.get("server", "host"), "0.0.0.0")).strip(),
-        port=v.integer(_pick(e, "PORT", y.get("server", "port"), 3001), "PORT", 0, 65535),
-        max_body_bytes=v.integer(
-            _pick(e, "WEBHOOK_MAX_BODY_BYTES", y.get("ingress", "max_body_bytes"), 1024 * 1024),
-            "WEBHOOK_MAX_BODY_BYTES",
-            1024,
-            64 * 1024 * 1024,
+        port=_int(e, y, "PORT", ("server", "port"), 3001, 0, 65535),
+        max_body_bytes=_int(
+            e, y, "WEBHOOK_MAX_BODY_BYTES", ("ingress", "max_body_bytes"), 1 << 20, 1024, 64 << 20
         ),
-        router_port=v.integer(
-            _pick(e, "ROUTER_PORT", y.get("router", "port"), 3002), "ROUTER_PORT", 0, 65535
-        ),
+        router_port=_int(e, y, "ROUTER_PORT", ("router", "port"), 3002, 0, 65535),
         log_format=log_format,
         log_level=str(_pick(e, "LOG_LEVEL", y.get("logging", "level"), "INFO")).upper(),
     )
+
+
+def _auth(y: _Sections, e: Mapping[str, str]) -> AuthConfig:
+    tokens = _auth_tokens(y, e)
+    required = v.boolean(
+        _pick(e, "AUTH_REQUIRED", y.get("auth", "required"), False), "AUTH_REQUIRED"
+    )
+    if required and not tokens:
+        raise ConfigError(
+            "AUTH_REQUIRED=true but no API token is configured: "
+            "set AUTH_API_SECRET or AUTH_API_SECRETS_JSON"
+        )
+    return AuthConfig(required=required, tokens=tuple(tokens))
+
+
+def _forwarder(y: _Sections, e: Mapping[str, str]) -> ForwarderConfig:
+    def seconds(name: str, key: str, default: float, low: float) -> float:
+        return v.number(_pick(e, name, y.get("forwarder", key), default), name, low)
+
+    return ForwarderConfig(
+        port=_int(e, y, "FORWARDER_PORT", ("forwarder", "port"), 3003, 0, 65535),
+        timeout=seconds("FORWARDER_TIMEOUT", "timeout", 10.0, 0.1),
+        connect_timeout=seconds("FORWARDER_CONNECT_TIMEOUT", "connect_timeout", 2.0, 0.05),
+        host_concurrency=_int(
+            e, y, "FORWARDER_HOST_CONCURRENCY", ("forwarder", "host_concurrency"), 10, 1, 10_000
+        ),
+        concurrency=_int(
+            e, y, "FORWARDER_CONCURRENCY", ("forwarder", "concurrency"), 100, 1, 100_000
+        ),
+    )
+
+
+def _int(
+    e: Mapping[str, str],
+    y: _Sections,
+    name: str,
+    yaml_key: tuple[str, str],
+    default: int,
+    low: int,
+    high: int,
+) -> int:
+    return v.integer(_pick(e, name, y.get(*yaml_key), default), name, low, high)
 
 
 class _Sections:
@@ -313,59 +312,65 @@ def _sip(y: _Sections, e: Mapping[str, str]) -> SipConfig | None:
     if not y.has("sip") and not any(name in e for name in _SIP_ENV):
         return None
     s = y.section("sip")
-    prefix = v.room_prefix(_pick(e, "SIP_ROOM_PREFIX", s.get("room_prefix"), None))
-    addresses = v.allowed_addresses(
-        v.string_list(
-            _pick(e, "SIP_ALLOWED_ADDRESSES", s.get("allowed_addresses"), []),
-            "sip.allowed_addresses",
-        )
+    addresses = v.string_list(
+        _pick(e, "SIP_ALLOWED_ADDRESSES", s.get("allowed_addresses"), []), "sip.allowed_addresses"
     )
-    if "SIP_HOOKS_JSON" in e:
-        entries = v.hooks_json(e["SIP_HOOKS_JSON"])
-    else:
-        entries = v.hook_entries(s.get("hooks") or [], "sip.hooks")
-    hooks: list[HookConfig] = []
-    seen: set[str] = set()
-    for entry in entries:
-        host = v.host(entry["host"])
-        if host in seen:
-            raise ConfigError(f"Duplicate SIP hook host: {host}")
-        seen.add(host)
-        hooks.append(
-            HookConfig(host, v.hook_url(entry["url"], host), v.secrets(entry.get("secret"), host))
-        )
-    retry = s.get("retry")
-    if retry is not None and not isinstance(retry, Mapping):
-        raise ConfigError("sip.retry must be a mapping with a 'schedule'")
-    if "SIP_RETRY_SCHEDULE" in e:
-        schedule = v.schedule(e["SIP_RETRY_SCHEDULE"], "SIP_RETRY_SCHEDULE")
-    elif retry and retry.get("schedule") is not None:
-        schedule = v.schedule(retry["schedule"], "sip.retry.schedule")
-    else:
-        schedule = DEFAULT_RETRY_SCHEDULE
-    networks = v.string_list(
-        _pick(e, "SIP_HOOK_ALLOW_NETWORKS", s.get("hook_allow_networks"), []),
-        "SIP_HOOK_ALLOW_NETWORKS",
-    )
-    try:
-        allow = parse_networks(networks)
-    except ValueError as exc:
-        raise ConfigError(f"SIP_HOOK_ALLOW_NETWORKS entry {exc}") from None
-    ca_bundle = _opt(_pick(e, "SIP_HOOK_CA_BUNDLE", s.get("hook_ca_bundle"), None))
-    if ca_bundle and not Path(ca_bundle).is_file():
-        raise ConfigError(f"SIP_HOOK_CA_BUNDLE '{ca_bundle}' is not a readable file")
     return SipConfig(
-        room_prefix=prefix,
-        allowed_addresses=addresses,
-        hooks=tuple(hooks),
+        room_prefix=v.room_prefix(_pick(e, "SIP_ROOM_PREFIX", s.get("room_prefix"), None)),
+        allowed_addresses=v.allowed_addresses(addresses),
+        hooks=_hooks(s, e),
         hook_secrets=v.secrets(_pick(e, "SIP_HOOK_SECRET", s.get("hook_secret"), None), "global"),
-        retry_schedule=schedule,
+        retry_schedule=_schedule(s, e),
         max_participants=v.integer(
             _pick(e, "SIP_MAX_PARTICIPANTS", s.get("max_participants"), 3),
             "SIP_MAX_PARTICIPANTS",
             1,
             1000,
         ),
-        hook_allow_networks=allow,
-        hook_ca_bundle=ca_bundle,
+        hook_allow_networks=_allow_networks(s, e),
+        hook_ca_bundle=_ca_bundle(s, e),
     )
+
+
+def _hooks(s: Mapping[str, Any], e: Mapping[str, str]) -> tuple[HookConfig, ...]:
+    if "SIP_HOOKS_JSON" in e:
+        entries = v.hooks_json(e["SIP_HOOKS_JSON"])
+    else:
+        entries = v.hook_entries(s.get("hooks") or [], "sip.hooks")
+    hooks: dict[str, HookConfig] = {}
+    for entry in entries:
+        host = v.host(entry["host"])
+        if host in hooks:
+            raise ConfigError(f"Duplicate SIP hook host: {host}")
+        url = v.hook_url(entry["url"], host)
+        hooks[host] = HookConfig(host, url, v.secrets(entry.get("secret"), host))
+    return tuple(hooks.values())
+
+
+def _schedule(s: Mapping[str, Any], e: Mapping[str, str]) -> tuple[float, ...]:
+    retry = s.get("retry")
+    if retry is not None and not isinstance(retry, Mapping):
+        raise ConfigError("sip.retry must be a mapping with a 'schedule'")
+    if "SIP_RETRY_SCHEDULE" in e:
+        return v.schedule(e["SIP_RETRY_SCHEDULE"], "SIP_RETRY_SCHEDULE")
+    if retry and retry.get("schedule") is not None:
+        return v.schedule(retry["schedule"], "sip.retry.schedule")
+    return DEFAULT_RETRY_SCHEDULE
+
+
+def _allow_networks(s: Mapping[str, Any], e: Mapping[str, str]) -> tuple[IPNetwork, ...]:
+    networks = v.string_list(
+        _pick(e, "SIP_HOOK_ALLOW_NETWORKS", s.get("hook_allow_networks"), []),
+        "SIP_HOOK_ALLOW_NETWORKS",
+    )
+    try:
+        return parse_networks(networks)
+    except ValueError as exc:
+        raise ConfigError(f"SIP_HOOK_ALLOW_NETWORKS entry {exc}") from None
+
+
+def _ca_bundle(s: Mapping[str, Any], e: Mapping[str, str]) -> str | None:
+    ca_bundle = _opt(_pick(e, "SIP_HOOK_CA_BUNDLE", s.get("hook_ca_bundle"), None))
+    if ca_bundle and not Path(ca_bundle).is_file():
+        raise ConfigError(f"SIP_HOOK_CA_BUNDLE '{ca_bundle}' is not a readable file")
+    return ca_bundle

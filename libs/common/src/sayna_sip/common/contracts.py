@@ -58,3 +58,4 @@ class DeadReason:
     EXHAUSTED = "retries exhausted"
     HOOK_REMOVED = "hook removed"
     BLOCKED = "blocked address"
+    INVALID_URL = "invalid url"  # the hook URL cannot be requested at all
