@@ -65,13 +65,21 @@ async def post(
 ) -> Result:
     """One attempt: POST `body` to `url` within `total` seconds, classified."""
     try:
-        async with (
-            asyncio.timeout(total),
-            client.stream("POST", url, content=body, headers=headers) as response,
-        ):
-            await _drain(response)
+        request = client.build_request("POST", url, content=body, headers=headers)
+        _check_port(request.url)
+        async with asyncio.timeout(total):
+            response = await client.send(request, stream=True)
+            try:
+                await _drain(response)
+            finally:
+                await response.aclose()
     except BlockedAddress as exc:
         return Result(Kind.BLOCKED, error=str(exc), url=url)
+    except (httpx.InvalidURL, ValueError) as exc:
+        # A URL httpx cannot use (bad IDNA label, control character, port out of
+        # range): not an httpx.HTTPError, and retrying cannot fix it. UnicodeError,
+        # from encoding the host at connect time, is a ValueError.
+        return Result(Kind.INVALID_URL, error=f"invalid url: {type(exc).__name__}: {exc}", url=url)
     except (httpx.TimeoutException, TimeoutError):
         return Result(Kind.TIMEOUT, error=f"timeout after {total:g}s", url=url)
     except httpx.HTTPError as exc:
@@ -86,6 +94,12 @@ async def post(
         retry_after=retry_after,
         url=url,
     )
+
+
+def _check_port(url: httpx.URL) -> None:
+    """httpx accepts any number as a port; the socket layer then fails in odd ways."""
+    if url.port is not None and not 0 < url.port < 65536:
+        raise httpx.InvalidURL(f"port {url.port} out of range")
 
 
 async def _drain(response: httpx.Response) -> None:

@@ -30,6 +30,7 @@ class Kind(Enum):
     ERROR = "error"  # connection refused/reset, TLS, protocol
     BLOCKED = "blocked"  # target address refused by the SSRF policy; nothing was sent
     REMOVED = "removed"  # the hook no longer exists
+    INVALID_URL = "invalid_url"  # the hook URL cannot be requested; nothing was sent
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ class Result:
     @property
     def was_attempt(self) -> bool:
         """True when a request went out (it counts for the breaker and the schedule)."""
-        return self.kind not in (Kind.BLOCKED, Kind.REMOVED)
+        return self.kind not in (Kind.BLOCKED, Kind.REMOVED, Kind.INVALID_URL)
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,8 @@ def decide(
         return Dead(DeadReason.BLOCKED, failed_before)
     if result.kind is Kind.REMOVED:
         return Dead(DeadReason.HOOK_REMOVED, failed_before)
+    if result.kind is Kind.INVALID_URL:  # permanent: retrying cannot make it valid
+        return Dead(DeadReason.INVALID_URL, failed_before)
     failed = failed_before + 1
     if result.status == 410:
         return Dead(DeadReason.GONE, failed)

@@ -12,6 +12,7 @@ worker slot and survives restarts. Outcomes map to actions in `_settle` only.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -162,9 +163,11 @@ class Worker:
         except asyncio.CancelledError:  # shutdown: hand it back (a nak after an ack is void)
             await _nak(msg, None)
             raise
-        except Exception as exc:  # NATS publish failed: not an attempt, try again soon
+        except nats.errors.Error as exc:  # KV read/publish/ack failed: not an attempt, soon again
             log.warning("event=settle_failed event_id=%s error=%s", d.event_id, quote(repr(exc)))
             await _nak(msg, ERROR_PAUSE)
+        except Exception as exc:  # a bug: a redelivery would hit it again, forever
+            await self._crashed(msg, d, exc)
         finally:
             self._metrics.in_flight.dec()
             if self._gate.release(d.hook, started, ok, time.monotonic()):
@@ -193,6 +196,27 @@ class Worker:
             )  # fmt: skip
             return
         await self._dead_letter(msg, d, result, decision)
+
+    async def _crashed(self, msg: Msg, d: envelope.Delivery, exc: Exception) -> None:
+        """Dead-letter a message whose delivery raised unexpectedly (reason names the
+        exception type), so a bug costs one dead letter, not an endless nak loop."""
+        log.error(
+            "event=delivery_crashed event_id=%s hook=%s error=%s",
+            d.event_id, d.hook, quote(repr(exc)), exc_info=exc,
+        )  # fmt: skip
+        dead = policy.Dead(f"internal error: {type(exc).__name__}", d.attempt)
+        failed = Result(Kind.ERROR, error=f"{type(exc).__name__}: {exc}")
+        try:
+            await self._dead_letter(msg, d, failed, dead)
+        except nats.errors.Error as nats_exc:  # comes back and is dead-lettered then
+            log.warning(
+                "event=settle_failed event_id=%s error=%s", d.event_id, quote(repr(nats_exc))
+            )
+            await _nak(msg, ERROR_PAUSE)
+        except Exception:  # cannot even dead-letter it: drop it rather than loop
+            log.exception("event=delivery_dropped event_id=%s hook=%s", d.event_id, d.hook)
+            with contextlib.suppress(nats.errors.Error):
+                await msg.term()
 
     async def _dead_letter(
         self, msg: Msg, d: envelope.Delivery, result: Result, dead: policy.Dead
