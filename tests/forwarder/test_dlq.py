@@ -7,7 +7,9 @@ import asyncio
 import pytest
 from nats.js import JetStreamContext
 
-from sayna_sip.forwarder import dlq_cli
+from sayna_sip.common import topology
+from sayna_sip.common.contracts import Header
+from sayna_sip.forwarder import dlq, dlq_cli
 from tests.fixtures.https_sink import HttpsSink, Reply
 from tests.fixtures.nats import NatsServer
 from tests.forwarder.conftest import (
@@ -93,3 +95,39 @@ async def test_redrive_all_and_guard_against_accidents(
     await https_sink.wait_for(6, "/a")
     await drained(jetstream)
     assert await dead_letters(jetstream) == []
+
+
+async def test_redrive_stops_at_the_letters_present_when_it_began(
+    start_forwarder: StartForwarder,
+    https_sink: HttpsSink,
+    jetstream: JetStreamContext,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    https_sink.program("/dies", then=Reply(410))
+    await put_hook(jetstream, "dies.example.com", https_sink.url("/dies"))
+    fwd = await start_forwarder()
+    for _ in range(2):
+        await publish(jetstream, "dies.example.com")
+    assert len(await wait_dead(jetstream, 2)) == 2
+    await fwd.stop()
+
+    # Each redriven letter dies again at once (still 410, or its hook removed), as a
+    # running forwarder would do it: a new dead letter appears during the redrive.
+    real = dlq.redrive
+    calls = 0
+
+    async def redrive_and_die_again(js: JetStreamContext, letter: dlq.DeadLetter) -> None:
+        nonlocal calls
+        calls += 1
+        if calls > 10:
+            raise RuntimeError("redrive is chasing its own dead letters")
+        await real(js, letter)
+        headers = {**letter.headers, Header.MSG_ID: f"again-{calls}"}
+        await js.publish(letter.subject, letter.body, stream=topology.SIP_DEAD, headers=headers)
+
+    monkeypatch.setattr(dlq, "redrive", redrive_and_die_again)
+    assert await cli("redrive", "--all") == 0
+    assert "redriven 2 dead letter(s)" in capsys.readouterr().out
+    assert calls == 2
+    assert len(await dead_letters(jetstream)) == 2  # the two new ones, for a later redrive

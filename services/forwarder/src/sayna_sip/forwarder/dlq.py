@@ -50,15 +50,21 @@ def subject_for(host: str | None) -> str:
 
 
 async def letters(js: JetStreamContext, host: str | None = None) -> AsyncIterator[DeadLetter]:
-    """Dead letters in stream order, optionally of one hook host."""
+    """Dead letters in stream order, optionally of one hook host, up to the last one
+    stored when the read began: a redrive must not chase letters that die again while
+    it runs (a 410 or a removed hook would be redriven endlessly)."""
     subject = subject_for(host)
+    info = await js.stream_info(topology.SIP_DEAD)
+    last = info.state.last_seq
     seq = 1
-    while True:
+    while seq <= last:
         try:
             raw = await js.get_msg(topology.SIP_DEAD, seq=seq, subject=subject, next=True)
         except NotFoundError:
             return
         assert raw.seq is not None
+        if raw.seq > last:
+            return
         yield DeadLetter(raw.seq, raw.subject or "", dict(raw.headers or {}), raw.data or b"")
         seq = raw.seq + 1
 
