@@ -22,9 +22,11 @@ from tests.router.helpers import (
     put_hook,
     stored_deliveries,
     take_deliveries,
+    until,
 )
 
 _KV_KEY = re.compile(r"^[-/_=.a-zA-Z0-9]+$")
+WAITED = ("no_host", "deferred")  # outcomes of a host-less event in an unknown room
 
 
 @given(st.text(min_size=1), st.text(min_size=1))
@@ -86,4 +88,32 @@ async def test_room_events_of_unknown_or_unhooked_rooms_go_nowhere(
     assert (
         router.registry.get_sample_value("sayna_sip_router_events_total", {"outcome": "no_host"})
         == 1
+    )
+
+
+async def test_room_event_racing_the_calls_join_is_not_lost(
+    jetstream: JetStreamContext, router: RouterService
+) -> None:
+    """The agent's join handled before the caller's join was remembered (same pulled
+    batch, or another replica): it must wait for the room memory, not be dropped."""
+    await put_hook(jetstream, "example.com")
+    room = "sip-call-race"
+    agent = await publish_event(jetstream, sip_event(room=room, to=None, event_id="EV_agent"))
+
+    def looked_at() -> bool:
+        counted = router.registry.get_sample_value
+        return any(counted("sayna_sip_router_events_total", {"outcome": o}) for o in WAITED)
+
+    await until(looked_at)  # the agent's event found no host and no room memory
+    await publish_event(jetstream, sip_event(room=room, to="sip:a@example.com", event_id="EV_j"))
+
+    got = await take_deliveries(jetstream, 2)
+
+    assert {headers_of(m)[Header.EVENT_ID] for m in got} == {"EV_agent", "EV_j"}
+    [late] = [m for m in got if headers_of(m)[Header.EVENT_ID] == "EV_agent"]
+    assert late.data == agent
+    assert headers_of(late)[Header.SIP_HOST] == "example.com"
+    assert (
+        router.registry.get_sample_value("sayna_sip_router_events_total", {"outcome": "no_host"})
+        == 0
     )

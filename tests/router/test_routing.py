@@ -100,6 +100,7 @@ async def test_ignored_events_are_acked_and_produce_nothing(
     assert info.num_redelivered == 0  # terminated, not retried
     counts = {o: events_counted(router, o) for o in ("non_sip", "unmatched", "no_host")}
     assert counts == {"non_sip": 2, "unmatched": 1, "no_host": 2}
+    assert events_counted(router, "deferred") == 4  # each no_host event waited twice first
     assert events_counted(router, "malformed") == 2
     lines = [r.getMessage() for r in caplog.records]
     assert [ln for ln in lines if "sip_no_hook" in ln] == [

@@ -31,7 +31,7 @@ from sayna_sip.router.health import health_app
 from sayna_sip.router.hooks import ReloadingHooks
 from sayna_sip.router.metrics import RouterMetrics
 from sayna_sip.router.rooms import RoomMemory
-from sayna_sip.router.routing import RETRY_DELAY, Action, EventRouter
+from sayna_sip.router.routing import NO_HOST_DELAY, RETRY_DELAY, Action, EventRouter
 
 log = logging.getLogger("sayna_sip.router")
 
@@ -118,11 +118,14 @@ class RouterService:
 
         @subscriber
         async def on_event(msg: NatsMessage) -> None:
-            action = await self._require_router().handle(msg.body, msg.headers)
+            delivered = msg.raw_message.metadata.num_delivered
+            action = await self._require_router().handle(msg.body, msg.headers, delivered)
             if action is Action.ACK:
                 await msg.ack()
             elif action is Action.TERM:
                 await msg.reject()
+            elif action is Action.WAIT:
+                await msg.nack(delay=NO_HOST_DELAY)
             else:
                 await msg.nack(delay=RETRY_DELAY)
 

@@ -14,7 +14,8 @@ class Outcome(StrEnum):
 
     ROUTED = "routed"  # published to SIP_DELIVERIES, input acked
     UNMATCHED = "unmatched"  # SIP host found, no hook for it
-    NO_HOST = "no_host"  # SIP room, but no host in the event nor in room memory
+    NO_HOST = "no_host"  # SIP room, no host in the event nor in room memory: gave up
+    DEFERRED = "deferred"  # no host yet: nak'd briefly, the caller's join may be in flight
     NON_SIP = "non_sip"  # room name without the SIP prefix, or no room
     DISABLED = "disabled"  # SIP not configured: everything is acked unread
     MALFORMED = "malformed"  # unreadable body: terminated

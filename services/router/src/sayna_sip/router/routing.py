@@ -34,18 +34,26 @@ class Action(Enum):
     ACK = "ack"
     TERM = "term"  # never redeliver: it cannot get better
     RETRY = "retry"  # nak with RETRY_DELAY: NATS trouble, it will
+    WAIT = "wait"  # nak with NO_HOST_DELAY: the room's host may be remembered any moment
 
 
 ACTIONS: dict[Outcome, Action] = {
     Outcome.ROUTED: Action.ACK,
     Outcome.UNMATCHED: Action.ACK,
     Outcome.NO_HOST: Action.ACK,
+    Outcome.DEFERRED: Action.WAIT,
     Outcome.NON_SIP: Action.ACK,
     Outcome.DISABLED: Action.ACK,
     Outcome.MALFORMED: Action.TERM,
     Outcome.RETRY: Action.RETRY,
 }
 RETRY_DELAY = 2.0  # seconds before a nak'd event comes back
+# A host-less event of an unknown SIP room may have raced the caller's join: handled in
+# the same pulled batch (or by another replica) before the join's room memory was
+# written. It is nak'd for NO_HOST_DELAY until its NO_HOST_DELIVERIES-th delivery, and
+# only then acked as no_host.
+NO_HOST_DELAY = 1.0
+NO_HOST_DELIVERIES = 3
 
 
 class HookMatcher(Protocol):
@@ -82,10 +90,11 @@ class EventRouter:
         self._publish = publish
         self._metrics = metrics
 
-    async def handle(self, body: bytes, headers: Mapping[str, str]) -> Action:
+    async def handle(self, body: bytes, headers: Mapping[str, str], delivered: int = 1) -> Action:
+        """Route one event; `delivered` = JetStream's delivery count of this message."""
         started = time.perf_counter()
         try:
-            outcome = await self._route(body, headers)
+            outcome = await self._route(body, headers, delivered)
         except (TimeoutError, nats.errors.Error) as exc:
             log.warning(
                 "event=router_retry event_id=%s error=%s",
@@ -99,7 +108,7 @@ class EventRouter:
             self._observe_age(headers)
         return ACTIONS[outcome]
 
-    async def _route(self, body: bytes, headers: Mapping[str, str]) -> Outcome:
+    async def _route(self, body: bytes, headers: Mapping[str, str], delivered: int) -> Outcome:
         if self._sip is None:
             return Outcome.DISABLED
         try:
@@ -112,7 +121,7 @@ class EventRouter:
         event_id = event.id or headers.get(Header.EVENT_ID, "")
         if not event_id:
             return _malformed("", "no event id")
-        target = await self._target(event, event_id)
+        target = await self._target(event, event_id, delivered)
         if isinstance(target, Outcome):
             return target
         if target.from_participant:
@@ -124,19 +133,13 @@ class EventRouter:
             self._metrics.duplicates.inc()
         return Outcome.ROUTED
 
-    async def _target(self, event: LkEvent, event_id: str) -> _Target | Outcome:
+    async def _target(self, event: LkEvent, event_id: str, delivered: int) -> _Target | Outcome:
         sip_host = event.sip_host()
         from_participant = sip_host is not None
         if sip_host is None:
             record = await self._rooms.recall(event.room_name)
             if record is None:
-                log.debug(
-                    "event=sip_no_host room=%s event_id=%s type=%s",
-                    quote(event.room_name),
-                    quote(event_id),
-                    event.event,
-                )
-                return Outcome.NO_HOST
+                return _no_host(event, event_id, delivered)
             sip_host = record.sip_host
         hook = self._hooks.match(sip_host)
         if hook is None:
@@ -150,6 +153,19 @@ class EventRouter:
         except ValueError:
             return
         self._metrics.event_age_seconds.observe(max(0.0, time.time() - received))
+
+
+def _no_host(event: LkEvent, event_id: str, delivered: int) -> Outcome:
+    final = delivered >= NO_HOST_DELIVERIES
+    log.debug(
+        "event=%s room=%s event_id=%s type=%s delivered=%d",
+        "sip_no_host" if final else "sip_no_host_yet",
+        quote(event.room_name),
+        quote(event_id),
+        event.event,
+        delivered,
+    )
+    return Outcome.NO_HOST if final else Outcome.DEFERRED
 
 
 def _malformed(event_id: str, reason: str) -> Outcome:
