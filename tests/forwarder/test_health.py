@@ -9,14 +9,18 @@ import httpx
 import pytest
 from nats.js import JetStreamContext
 
+from sayna_sip.common import topology
 from sayna_sip.common.config import ServerConfig
+from sayna_sip.common.topology import TopologyError
 from sayna_sip.forwarder.app import Forwarder
+from sayna_sip.forwarder.main import serve
 from tests.fixtures.https_sink import HttpsSink, Reply
 from tests.fixtures.nats import NatsServer
 from tests.forwarder.conftest import (
     FAST,
     StartForwarder,
     drained,
+    forwarder_env,
     publish,
     put_hook,
     wait_dead,
@@ -61,3 +65,15 @@ async def test_sip_disabled_starts_quietly(
         fwd = await Forwarder.start(config, FAST)
         await fwd.stop()
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+async def test_missing_consumer_fails_start_instead_of_ready_and_idle(
+    nats_server: NatsServer, jetstream: JetStreamContext, https_sink: HttpsSink
+) -> None:
+    await jetstream.delete_consumer(topology.SIP_DELIVERIES, topology.FORWARDER_CONSUMER)
+    config = ServerConfig.from_env(forwarder_env(nats_server.url, https_sink))
+    with pytest.raises(TopologyError) as raised:
+        await Forwarder.start(config, FAST)
+    assert f"consumer {topology.FORWARDER_CONSUMER}" in str(raised.value)
+    assert "run `sayna-sip provision`" in str(raised.value)
+    assert await serve(config) == 1  # what `sayna-sip forwarder` exits with

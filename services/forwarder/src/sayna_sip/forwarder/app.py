@@ -13,6 +13,8 @@ import logging
 
 import httpx
 from nats.aio.client import Client
+from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError
 
 from sayna_sip.common import natsconn, topology
 from sayna_sip.common.config import ServerConfig
@@ -69,6 +71,7 @@ class Forwarder:
             hooks = LiveHooks(nc, kv)
             await hooks.start()
             undo.push_async_callback(hooks.stop)
+            await _check_consumer(js)
             pull = await js.pull_subscribe_bind(
                 durable=topology.FORWARDER_CONSUMER, stream=topology.SIP_DELIVERIES
             )
@@ -104,3 +107,15 @@ class Forwarder:
             await self.nc.flush(timeout=2)  # push the last acks/naks out
         await self.nc.close()
         log.info("event=forwarder_stopped")
+
+
+async def _check_consumer(js: JetStreamContext) -> None:
+    """pull_subscribe_bind does not check that the durable exists: without it the fetch
+    loop would only warn twice a second while /readyz says ready."""
+    try:
+        await js.consumer_info(topology.SIP_DELIVERIES, topology.FORWARDER_CONSUMER)
+    except NotFoundError:
+        raise topology.TopologyError(
+            f"NATS topology incomplete (missing consumer {topology.FORWARDER_CONSUMER} on "
+            f"stream {topology.SIP_DELIVERIES}): run `sayna-sip provision`"
+        ) from None
