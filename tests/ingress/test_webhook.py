@@ -190,3 +190,22 @@ async def test_sip_disabled_verifies_answers_and_publishes_nothing(
     assert (ok.status_code, ok.json()) == (200, {"status": "received"})
     assert bad.status_code == 401
     assert await stored(jetstream) == []
+
+
+async def test_streamed_body_without_content_length_is_stored_whole(
+    nats_server: NatsServer, jetstream: JetStreamContext
+) -> None:
+    body, headers = signed_webhook(sip_event(event_id="EV_chunked"))
+
+    async def chunks() -> Any:  # chunked transfer: the body arrives in several messages
+        for i in range(0, len(body), 100):
+            yield body[i : i + 100]
+
+    async with serve_http(ingress_config(nats_server.url)) as client:
+        r = await client.post(URL, content=chunks(), headers=headers)
+    assert (r.status_code, r.headers["content-type"], r.content) == (
+        200,
+        "application/json",
+        b'{"status":"received"}',
+    )
+    assert [m.data for m in await stored(jetstream)] == [body]
