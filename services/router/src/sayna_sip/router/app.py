@@ -101,6 +101,7 @@ class RouterService:
         self._reloads: set[asyncio.Task[None]] = set()
         self.port: int | None = None  # bound HTTP port, after start()
         self._router: EventRouter | None = None
+        self._stopping = False  # our own stop(): its disconnect is not worth a warning
         self._http: uvicorn.Server | None = None
         self._http_task: asyncio.Task[None] | None = None
 
@@ -132,12 +133,12 @@ class RouterService:
         return subscriber
 
     async def _on_disconnected(self) -> None:
-        if self._router is not None:  # not the disconnect of our own stop()
+        if self._router is not None and not self._stopping:
             log.warning("event=nats_disconnected")
 
     async def _on_reconnected(self) -> None:
         log.info("event=nats_reconnected")
-        if self._router is not None and self.config.sip is not None:
+        if self._router is not None and not self._stopping and self.config.sip is not None:
             # Not awaited here: this callback runs inside nats-py's reconnect logic.
             task = asyncio.create_task(self.hooks.reload_quietly(), name="hooks-reload")
             self._reloads.add(task)
@@ -225,6 +226,8 @@ class RouterService:
     async def readiness(self) -> tuple[bool, str]:
         if self._router is None:
             return False, "starting"
+        if self._stopping:
+            return False, "stopping"
         try:
             nc = self.broker.config.connection_state.connection
         except IncorrectState:  # not connected yet, or stopped
@@ -240,13 +243,19 @@ class RouterService:
         return True, ""
 
     async def stop(self) -> None:
-        if self._http is not None and self._http_task is not None:
-            self._http.should_exit = True
-            await self._http_task
+        """Broker first: it stops fetching and lets the handlers in flight finish (up to
+        graceful_timeout) with the hook cache and room memory still in place; stopping
+        those first made a handler in flight miss its hook and ack the event unrouted."""
+        self._stopping = True
         for task in list(self._reloads):
             task.cancel()
         await asyncio.gather(*self._reloads, return_exceptions=True)
-        self._router = None
-        await self.hooks.stop()
-        await self.broker.stop()
+        try:
+            await self.broker.stop()
+        finally:
+            await self.hooks.stop()
+            self._router = None
+            if self._http is not None and self._http_task is not None:
+                self._http.should_exit = True
+                await self._http_task
         log.info("event=router_stopped")
