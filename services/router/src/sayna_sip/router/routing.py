@@ -57,7 +57,7 @@ NO_HOST_DELIVERIES = 3
 
 
 class HookMatcher(Protocol):
-    def match(self, host: str) -> HookRecord | None: ...
+    async def lookup(self, host: str) -> HookRecord | None: ...
 
 
 class Rooms(Protocol):
@@ -141,7 +141,7 @@ class EventRouter:
             if record is None:
                 return _no_host(event, event_id, delivered)
             sip_host = record.sip_host
-        hook = self._hooks.match(sip_host)
+        hook = await self._hooks.lookup(sip_host)
         if hook is None:
             log.info("event=sip_no_hook host=%s event_id=%s", quote(sip_host), quote(event_id))
             return Outcome.UNMATCHED
