@@ -77,7 +77,8 @@ def create_app(config: ServerConfig, *, publish_timeout: float = PUBLISH_TIMEOUT
             ingress.hooks = HookStore(
                 await js.key_value(topology.HOOKS_BUCKET), lambda: nc.is_connected
             )
-            publisher = EventPublisher(nc, js, metrics, publish_timeout)
+            publisher = EventPublisher(nc, metrics, publish_timeout)
+            await publisher.start()
             ingress.intake = WebhookIntake(verifier, publisher, metrics)
             log.info("event=ingress_nats_ready url=%s", config.nats.url)
             yield

@@ -13,12 +13,12 @@ from collections.abc import Awaitable, Callable
 
 import nats.errors
 from nats.aio.client import Client
-from nats.js import JetStreamContext
 
 from sayna_sip.common import contracts, topology
 from sayna_sip.common.logs import quote
 from sayna_sip.ingress.errors import IngressError, Unavailable
 from sayna_sip.ingress.metrics import IngressMetrics
+from sayna_sip.ingress.puback import AckedPublisher
 from sayna_sip.ingress.webhook import Event, WebhookVerifier, parse_event
 
 log = logging.getLogger("sayna_sip.ingress")
@@ -47,16 +47,15 @@ class EventPublisher:
     """Publishes webhook bodies to LK_EVENTS over one shared NATS connection."""
 
     def __init__(
-        self,
-        nc: Client,
-        js: JetStreamContext,
-        metrics: IngressMetrics,
-        timeout: float = PUBLISH_TIMEOUT_S,
+        self, nc: Client, metrics: IngressMetrics, timeout: float = PUBLISH_TIMEOUT_S
     ) -> None:
         self._nc = nc
-        self._js = js
+        self._acked = AckedPublisher(nc, topology.LK_EVENTS)
         self._metrics = metrics
         self._timeout = timeout
+
+    async def start(self) -> None:
+        await self._acked.start()
 
     async def publish(self, event: Event, body: bytes) -> bool:
         """Store `body`; True when JetStream already had this event id (a duplicate)."""
@@ -64,12 +63,11 @@ class EventPublisher:
             raise Unavailable("NATS is not connected; retry later", "nats_unavailable")
         started = time.perf_counter()
         try:
-            ack = await self._js.publish(
+            duplicate = await self._acked.publish(
                 contracts.lk_event_subject(event.event),
                 body,
-                timeout=self._timeout,
-                stream=topology.LK_EVENTS,
-                headers=event_headers(event, time.time()),
+                event_headers(event, time.time()),
+                self._timeout,
             )
         except (TimeoutError, nats.errors.Error, OSError) as exc:
             log.warning(
@@ -82,7 +80,7 @@ class EventPublisher:
                 f"could not store the event in NATS: {exc!r}", "nats_unavailable"
             ) from exc
         self._metrics.publish_seconds.observe(time.perf_counter() - started)
-        return bool(ack.duplicate)
+        return duplicate
 
 
 class WebhookIntake:
