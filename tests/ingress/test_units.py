@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import time
+from typing import Any
 
+import jwt
 import pytest
 
 from sayna_sip.common.config import AuthConfig, HookConfig, SipConfig
@@ -32,6 +35,56 @@ def test_verifier_accepts_raw_and_bearer_tokens(form: str) -> None:
     verifier.check_body(digest, body)
     with pytest.raises(Unauthorized):
         verifier.check_body(digest, body + b" ")
+
+
+def _token(claims: dict[str, Any], secret: str = API_SECRET, alg: str = "HS256") -> str:
+    now = int(time.time())
+    return jwt.encode({"iss": API_KEY, "exp": now + 60, "sha256": "AAAA", **claims}, secret, alg)
+
+
+_PEM = "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n-----END PUBLIC KEY-----"
+
+
+@pytest.mark.parametrize("secret", [API_SECRET, _PEM], ids=["secret", "pem-secret"])
+@pytest.mark.parametrize(
+    "token",
+    [
+        _token({}),
+        _token({}, secret="another-secret-0123456789abcdef01234"),
+        _token({}, secret=API_SECRET * 2, alg="HS384"),  # refused for its alg, first
+        _token({"iss": "APIother"}),
+        _token({"exp": int(time.time()) - 60}),
+        _token({"nbf": int(time.time()) + 60}),
+        jwt.encode({"iss": API_KEY, "sha256": "AAAA"}, API_SECRET, "HS256"),  # no exp
+        jwt.encode({"iss": API_KEY, "exp": 2e9}, None, "none"),
+        "not.a.jwt",
+    ],
+    ids=["valid", "bad-sig", "hs384", "issuer", "expired", "nbf", "no-exp", "alg-none", "junk"],
+)
+def test_verifier_agrees_with_plain_pyjwt(secret: str, token: str) -> None:
+    # The once-prepared key accepts and refuses exactly as PyJWT with the raw secret
+    # (the messages are the 401 bodies' text).
+    def plain() -> str:
+        try:
+            jwt.PyJWT(options={"require": ["exp", "iss"]}).decode(
+                token, secret, algorithms=["HS256"], issuer=API_KEY, leeway=10.0
+            )
+        except jwt.ExpiredSignatureError:
+            return "webhook token has expired"
+        except jwt.InvalidIssuerError:
+            return "webhook token issuer is not our API key"
+        except jwt.PyJWTError as exc:
+            return f"invalid webhook token: {exc}"
+        return "ok"
+
+    def ours() -> str:
+        try:
+            WebhookVerifier(API_KEY, secret).token_digest(token)
+        except Unauthorized as exc:
+            return exc.message
+        return "ok"
+
+    assert ours() == plain()
 
 
 def test_verifier_allows_small_clock_skew_only() -> None:
