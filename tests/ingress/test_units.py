@@ -56,7 +56,7 @@ _PEM = "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n-----E
         _token({"exp": int(time.time()) - 60}),
         _token({"nbf": int(time.time()) + 60}),
         jwt.encode({"iss": API_KEY, "sha256": "AAAA"}, API_SECRET, "HS256"),  # no exp
-        jwt.encode({"iss": API_KEY, "exp": 2e9}, None, "none"),
+        jwt.encode({"iss": API_KEY, "exp": 2e9}, "", "none"),
         "not.a.jwt",
     ],
     ids=["valid", "bad-sig", "hs384", "issuer", "expired", "nbf", "no-exp", "alg-none", "junk"],
