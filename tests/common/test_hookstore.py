@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 
 import nats
+import pytest
 from nats.js import JetStreamContext
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 
 from sayna_sip.common import topology
-from sayna_sip.common.hookstore import HookDirectory, HookRecord
+from sayna_sip.common.hookstore import HookDirectory, HookRecord, delete_if_unchanged
 from tests.fixtures.nats import NatsServer
 
 
@@ -73,3 +75,17 @@ async def test_reload_recovers_the_watch_after_a_nats_server_restart(
     assert directory.get("late.example.com") is None
     await directory.stop()
     await nc.close()
+
+
+async def test_delete_if_unchanged_refuses_after_a_concurrent_write(
+    jetstream: JetStreamContext,
+) -> None:
+    kv = await jetstream.key_value(topology.HOOKS_BUCKET)
+    record = HookRecord.new("race.example.com", "https://race.example.com/a", "runtime")
+    first = await kv.put(record.key, record.encode())
+    await kv.put(record.key, record.encode())  # another writer got there first
+    with pytest.raises(KeyWrongLastSequenceError):
+        await delete_if_unchanged(kv, record.key, first)
+    await delete_if_unchanged(kv, record.key, first + 1)
+    with pytest.raises(KeyNotFoundError):
+        await kv.get(record.key)

@@ -76,6 +76,9 @@ async def test_config_hooks_are_listed_and_read_only(
             assert r.status_code == 409, host
             assert r.json()["error"] == "config_hook"
             assert host.lower() in r.json()["message"]
+    # A KV config record anywhere in the request refuses all of it: nothing half-applied.
+    both = {"hooks": [hook("new.example.com"), hook("legacy.example.com")]}
+    assert (await ingress.post(PATH, json=both)).status_code == 409
     assert (await ingress.get(PATH)).json()["hooks"] == listed
 
 

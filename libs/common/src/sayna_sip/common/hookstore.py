@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Literal
 
 import msgspec
+from nats.js.errors import APIError, KeyWrongLastSequenceError
 from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 
 from sayna_sip.common.hosts import host_token, is_wildcard
@@ -45,6 +46,20 @@ class HookRecord(msgspec.Struct, frozen=True):
     def new(cls, host: str, url: str, source: Source) -> HookRecord:
         stamp = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
         return cls(host=host, url=url, source=source, updated_at=stamp)
+
+
+_WRONG_LAST_SEQUENCE = (10071, 10164)  # JetStream's "wrong last sequence" error codes
+
+
+async def delete_if_unchanged(kv: KeyValue, key: str, revision: int) -> None:
+    """Delete `key` only if it is still at `revision`. A concurrent write raises
+    KeyWrongLastSequenceError, as kv.update does (nats-py's delete raises a bare APIError)."""
+    try:
+        await kv.delete(key, last=revision)
+    except APIError as exc:
+        if exc.err_code in _WRONG_LAST_SEQUENCE:
+            raise KeyWrongLastSequenceError(description=exc.description) from exc
+        raise
 
 
 _encoder = msgspec.json.Encoder()

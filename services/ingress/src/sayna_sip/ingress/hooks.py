@@ -17,7 +17,7 @@ import nats.errors
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
-from sayna_sip.common.hookstore import HookRecord
+from sayna_sip.common.hookstore import HookRecord, delete_if_unchanged
 from sayna_sip.common.hosts import host_token
 from sayna_sip.ingress.errors import Conflict, IngressError, Unavailable
 
@@ -47,6 +47,8 @@ class HookStore:
 
     async def upsert(self, hooks: list[tuple[str, str]]) -> list[HookRecord]:
         self._check_connected()
+        for host, _ in hooks:  # refuse the whole request before writing any of it
+            _writable(host, (await _guard(self._current(host)))[0])
         for host, url in hooks:
             await _guard(self._put(host, url))
             log.info("event=hook_saved host=%s url=%s source=runtime", host, url)
@@ -97,7 +99,7 @@ class HookStore:
                 return False
             _writable(host, record)
             try:
-                await self._kv.delete(host_token(host), last=revision)
+                await delete_if_unchanged(self._kv, host_token(host), revision)
                 return True
             except KeyWrongLastSequenceError:
                 continue

@@ -15,11 +15,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import msgspec
-from nats.js.errors import APIError, KeyWrongLastSequenceError
+from nats.js.errors import KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from sayna_sip.common.config import HookConfig
-from sayna_sip.common.hookstore import HookRecord
+from sayna_sip.common.hookstore import HookRecord, delete_if_unchanged
 from sayna_sip.common.hosts import host_token
 from sayna_sip.common.topology import HOOKS_BUCKET
 from sayna_sip.provisioner.errors import ProvisionError
@@ -28,7 +28,6 @@ from sayna_sip.provisioner.summary import Summary
 log = logging.getLogger("sayna_sip.provisioner")
 
 _PASSES = 3
-_WRONG_LAST_SEQUENCE = (10071, 10164)  # JetStream's "wrong last sequence" error codes
 
 
 @dataclass(frozen=True)
@@ -61,7 +60,7 @@ async def _sync_once(kv: KeyValue, hooks: Sequence[HookConfig], summary: Summary
     for key, entry in stored.items():
         if key in wanted or entry.record is None or entry.record.source != "config":
             continue
-        await _delete(kv, key, entry.revision)
+        await delete_if_unchanged(kv, key, entry.revision)
         log.info("event=static_hook_removed host=%s", entry.record.host)
         summary.record("hook", entry.record.host, "removed")
 
@@ -87,16 +86,6 @@ async def _write(
     else:
         log.info("event=static_hook_updated host=%s", hook.host)
     summary.record("hook", hook.host, "updated")
-
-
-async def _delete(kv: KeyValue, key: str, revision: int) -> None:
-    try:
-        await kv.delete(key, last=revision)
-    except APIError as exc:
-        # kv.delete does not translate a failed revision check the way kv.update does.
-        if exc.err_code in _WRONG_LAST_SEQUENCE:
-            raise KeyWrongLastSequenceError(description=exc.description) from exc
-        raise
 
 
 async def _read_all(kv: KeyValue) -> dict[str, _Stored]:
