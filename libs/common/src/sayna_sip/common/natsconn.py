@@ -7,6 +7,8 @@ import logging
 
 from nats.aio.client import Client
 
+from sayna_sip.common.logs import quote
+
 log = logging.getLogger("sayna_sip.nats")
 
 
@@ -47,7 +49,12 @@ async def connect(
             return nc
         except Exception as exc:  # nats-py raises several unrelated types here
             last = exc
-            log.warning("event=nats_connect_failed url=%s attempt=%d error=%r", url, attempt, exc)
+            log.warning(
+                "event=nats_connect_failed url=%s attempt=%d error=%s",
+                url,
+                attempt,
+                quote(repr(exc)),
+            )
             if attempt < attempts:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, max_delay)
@@ -55,7 +62,7 @@ async def connect(
 
 
 async def _on_error(exc: Exception) -> None:
-    log.debug("event=nats_error error=%r", exc)
+    log.debug("event=nats_error error=%s", quote(repr(exc)))
 
 
 async def _on_reconnect() -> None:

@@ -259,4 +259,4 @@ async def _nak(msg: Msg, delay: float | None) -> None:
     try:
         await msg.nak(delay=delay)
     except nats.errors.Error as exc:  # it comes back after ack_wait anyway
-        log.debug("event=nak_failed error=%r", exc)
+        log.debug("event=nak_failed error=%s", quote(repr(exc)))

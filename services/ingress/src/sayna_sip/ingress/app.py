@@ -65,7 +65,7 @@ def create_app(config: ServerConfig, *, publish_timeout: float = PUBLISH_TIMEOUT
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
         if verifier is None:
-            log.warning("event=livekit_credentials_missing detail='webhooks answer 503'")
+            log.warning('event=livekit_credentials_missing detail="webhooks answer 503"')
         if config.sip is None:  # nothing to store or route: no NATS needed
             yield
             return

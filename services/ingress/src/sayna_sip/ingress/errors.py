@@ -14,6 +14,7 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_413_REQUEST_ENTITY_TOO_LARGE
 
+from sayna_sip.common.logs import quote
 from sayna_sip.ingress.schemas import ErrorBody
 
 log = logging.getLogger("sayna_sip.ingress")
@@ -79,7 +80,9 @@ def http_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Respo
 
 
 def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[ErrorBody]:
-    log.error("event=unhandled_error path=%s error=%r", request.url.path, exc, exc_info=exc)
+    log.error(
+        "event=unhandled_error path=%s error=%s", request.url.path, quote(repr(exc)), exc_info=exc
+    )
     return _response(500, "internal_error", "internal error")
 
 

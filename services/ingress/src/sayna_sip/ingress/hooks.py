@@ -19,6 +19,7 @@ from nats.js.kv import KeyValue
 
 from sayna_sip.common.hookstore import HookRecord, delete_if_unchanged
 from sayna_sip.common.hosts import host_token
+from sayna_sip.common.logs import quote
 from sayna_sip.ingress.errors import Conflict, IngressError, Unavailable
 
 log = logging.getLogger("sayna_sip.ingress")
@@ -137,5 +138,5 @@ async def _guard(op: Awaitable[T]) -> T:
     except IngressError:
         raise
     except (TimeoutError, nats.errors.Error, OSError) as exc:
-        log.warning("event=hook_store_unavailable error=%r", exc)
+        log.warning("event=hook_store_unavailable error=%s", quote(repr(exc)))
         raise Unavailable(f"NATS KV is unavailable: {exc!r}", "nats_unavailable") from exc

@@ -71,10 +71,10 @@ class EventPublisher:
             )
         except (TimeoutError, nats.errors.Error, OSError) as exc:
             log.warning(
-                "event=webhook_publish_failed event_id=%s lk_event=%s error=%r",
+                "event=webhook_publish_failed event_id=%s lk_event=%s error=%s",
                 event.id,
                 event.event,
-                exc,
+                quote(repr(exc)),
             )
             raise Unavailable(
                 f"could not store the event in NATS: {exc!r}", "nats_unavailable"

@@ -25,6 +25,7 @@ from nats.js.errors import NotFoundError
 
 from sayna_sip.common import contracts, topology
 from sayna_sip.common.config import ServerConfig
+from sayna_sip.common.logs import quote
 from sayna_sip.common.metrics import new_registry
 from sayna_sip.common.natsconn import NatsUnavailable
 from sayna_sip.router.health import health_app
@@ -182,10 +183,10 @@ class RouterService:
                 return
             except (OSError, nats.errors.Error) as exc:
                 log.warning(
-                    "event=nats_connect_failed url=%s attempt=%d error=%r",
+                    "event=nats_connect_failed url=%s attempt=%d error=%s",
                     self.config.nats.url,
                     attempt,
-                    exc,
+                    quote(repr(exc)),
                 )
                 if attempt == CONNECT_ATTEMPTS:
                     raise NatsUnavailable(
