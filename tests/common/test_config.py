@@ -238,6 +238,10 @@ def hooks(json_text: str) -> dict[str, str]:
         ({"PORT": "http"}, "PORT must be an integer, got 'http'"),
         ({"PORT": "70000"}, "PORT must be between 0 and 65535"),
         ({"NATS_REPLICAS": "7"}, "NATS_REPLICAS must be between 1 and 5"),
+        ({"NATS_URL": "nats://a:4222,http://b:80"}, "NATS_URL entry 'http://b:80' must look"),
+        ({"NATS_URL": "nats://u:pw@a:99999"}, "NATS_URL entry 'nats://a:99999' is not a valid"),
+        ({"NATS_URL": " , "}, "NATS_URL cannot be empty"),
+        ({"NATS_START_TIMEOUT": "0"}, "NATS_START_TIMEOUT must be at least 0.5"),
         ({"FORWARDER_TIMEOUT": "fast"}, "FORWARDER_TIMEOUT must be a number"),
         ({"LOG_FORMAT": "xml"}, "LOG_FORMAT must be 'text' or 'json'"),
     ],
@@ -353,3 +357,26 @@ def test_livekit_ws_url_maps_to_http() -> None:
     ).livekit
     assert lk.http_url == "https://lk.example.com"
     assert lk.has_credentials is False
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "nats://nats-1:4222,nats://nats-2:4222,nats://nats-3:4222",
+        "nats://nats-1:4222, nats://nats-2:4222 ,nats://nats-3:4222",
+        " nats://nats-1:4222\tnats://nats-2:4222\n nats://nats-3:4222 ",
+    ],
+)
+def test_nats_url_takes_a_cluster_list(value: str) -> None:
+    nats = ServerConfig.from_env({"NATS_URL": value}).nats
+    assert nats.servers == ["nats://nats-1:4222", "nats://nats-2:4222", "nats://nats-3:4222"]
+    assert nats.url == "nats://nats-1:4222,nats://nats-2:4222,nats://nats-3:4222"
+
+
+def test_nats_url_list_from_yaml_and_credentials_never_displayed(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("nats:\n  url: [nats://u:pw@a:4222, tls://b:4222]\n  start_timeout: 5\n")
+    nats = ServerConfig.from_file(path, {}).nats
+    assert nats.servers == ["nats://u:pw@a:4222", "tls://b:4222"]
+    assert nats.display == "nats://a:4222,tls://b:4222"
+    assert nats.start_timeout == 5.0

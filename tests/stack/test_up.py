@@ -16,9 +16,11 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.livekit import API_KEY, API_SECRET
+from tests.fixtures.nats import NatsServer
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 CLI = [sys.executable, "-m", "sayna_sip.cli.main"]
+SIP_ON = {"SIP_ROOM_PREFIX": "test-sip-", "SIP_ALLOWED_ADDRESSES": "127.0.0.1"}
 pytestmark = pytest.mark.timeout(90)
 
 
@@ -215,3 +217,32 @@ async def test_up_stops_with_the_provisioners_error(
     nats = int(up.matching(r"event=nats_started .*pid=(\d+)")[0].group(1))
     assert not alive(nats)
     assert not up.matching(r"service=(ingress|router|forwarder)")
+
+
+async def test_up_takes_a_cluster_list_for_its_external_nats(
+    tmp_path: Path, stack_env: dict[str, str], nats_server: NatsServer
+) -> None:
+    urls = f"nats://127.0.0.1:{free_port()}  {nats_server.url}"  # one member down
+    args = ["up", "--forwarders", "1", "--nats-url", urls, "--data-dir", str(tmp_path / "d")]
+    up = await Proc.start(args, {**stack_env, **SIP_ON})
+
+    await up.wait_for(r"event=stack_ready", timeout=60)
+
+    assert await up.stop() == 0
+    assert not up.matching(r"event=nats_started")  # no embedded NATS
+
+
+async def test_up_with_unreachable_nats_exits_naming_every_url(
+    tmp_path: Path, stack_env: dict[str, str]
+) -> None:
+    first, second = f"nats://127.0.0.1:{free_port()}", f"nats://127.0.0.1:{free_port()}"
+    env = {**stack_env, **SIP_ON, "NATS_START_TIMEOUT": "2"}
+    args = ["up", "--nats-url", f"{first}, {second}", "--data-dir", str(tmp_path / "d")]
+    up = await Proc.start(args, env)
+
+    code = await asyncio.wait_for(up.proc.wait(), 20)
+    await up.reader
+
+    assert code == 1
+    assert up.matching(rf"^provision +\| .*event=nats_connect_failed urls={first},{second} ")
+    assert up.matching(rf"cannot connect to NATS at {first},{second} within 2s")

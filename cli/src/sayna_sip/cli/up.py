@@ -26,6 +26,7 @@ from sayna_sip.cli.procs import Console
 from sayna_sip.cli.supervisor import ChildSpec, Supervisor
 from sayna_sip.common.config import NatsConfig, ServerConfig
 from sayna_sip.common.errors import ConfigError
+from sayna_sip.common.validate import nats_urls
 
 LOOPBACK_NETWORKS = ("127.0.0.0/8", "::1/128")
 READY_WARN_AFTER = 60.0
@@ -36,7 +37,10 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sayna-sip up", description=__doc__.split("\n\n")[0])
     p.add_argument("--config", help="YAML configuration file (the environment overrides it)")
     p.add_argument("--forwarders", type=int, default=2, help="forwarder workers (default 2)")
-    p.add_argument("--nats-url", help="use this NATS instead of the embedded one (or NATS_URL)")
+    p.add_argument(
+        "--nats-url",
+        help="use this NATS instead of the embedded one (or NATS_URL); a cluster: A,B,C",
+    )
     p.add_argument(
         "--nats-port",
         type=int,
@@ -55,6 +59,8 @@ def main(argv: Sequence[str]) -> int:
         return 2
     try:
         config = ServerConfig.load(args.config)
+        if args.nats_url is not None:  # a cluster's list, commas and/or spaces
+            args.nats_url = ",".join(nats_urls(args.nats_url, "--nats-url"))
     except ConfigError as exc:
         print(f"sayna-sip up: {exc}", file=sys.stderr)
         return 2
@@ -66,7 +72,7 @@ def external_nats_url(flag: str | None, env: Mapping[str, str], config: ServerCo
     if flag:
         return flag
     if env.get("NATS_URL", "").strip():
-        return env["NATS_URL"].strip()
+        return config.nats.url  # the environment's value, validated and normalised
     return config.nats.url if config.nats.url != NatsConfig.url else None
 
 

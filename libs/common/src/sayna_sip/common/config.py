@@ -27,7 +27,7 @@ _YAML_KEYS: dict[str, set[str]] = {
     "server": {"host", "port"},
     "livekit": {"url", "api_key", "api_secret"},
     "auth": {"required", "api_secret", "api_secrets"},
-    "nats": {"url", "replicas"},
+    "nats": {"url", "replicas", "start_timeout"},
     "ingress": {"max_body_bytes"},
     "router": {"port"},
     "forwarder": {"port", "timeout", "connect_timeout", "host_concurrency", "concurrency"},
@@ -110,8 +110,18 @@ class AuthConfig:
 
 @dataclass(frozen=True)
 class NatsConfig:
-    url: str = "nats://127.0.0.1:4222"
+    url: str = "nats://127.0.0.1:4222"  # one URL, or a cluster's list joined by commas
     replicas: int = 1
+    start_timeout: float = 20.0  # seconds to reach NATS at start before exiting non-zero
+
+    @property
+    def servers(self) -> list[str]:
+        return list(v.nats_urls(self.url))
+
+    @property
+    def display(self) -> str:
+        """The URL(s) without credentials, for logs and error messages."""
+        return ",".join(v.redact_url(url) for url in self.servers)
 
 
 @dataclass(frozen=True)
@@ -180,10 +190,7 @@ def load(data: Mapping[str, Any], env: Mapping[str, str]) -> ServerConfig:
             api_key=_opt(_pick(e, "LIVEKIT_API_KEY", y.get("livekit", "api_key"), None)),
             api_secret=_opt(_pick(e, "LIVEKIT_API_SECRET", y.get("livekit", "api_secret"), None)),
         ),
-        nats=NatsConfig(
-            url=str(_pick(e, "NATS_URL", y.get("nats", "url"), NatsConfig.url)).strip(),
-            replicas=_int(e, y, "NATS_REPLICAS", ("nats", "replicas"), 1, 1, 5),
-        ),
+        nats=_nats(y, e),
         auth=_auth(y, e),
         forwarder=_forwarder(y, e),
         host=str(_pick(e, "HOST", y.get("server", "host"), "0.0.0.0")).strip(),
@@ -194,6 +201,19 @@ def load(data: Mapping[str, Any], env: Mapping[str, str]) -> ServerConfig:
         router_port=_int(e, y, "ROUTER_PORT", ("router", "port"), 3002, 0, 65535),
         log_format=log_format,
         log_level=str(_pick(e, "LOG_LEVEL", y.get("logging", "level"), "INFO")).upper(),
+    )
+
+
+def _nats(y: _Sections, e: Mapping[str, str]) -> NatsConfig:
+    urls = v.nats_urls(_pick(e, "NATS_URL", y.get("nats", "url"), NatsConfig.url))
+    return NatsConfig(
+        url=",".join(urls),
+        replicas=_int(e, y, "NATS_REPLICAS", ("nats", "replicas"), 1, 1, 5),
+        start_timeout=v.number(
+            _pick(e, "NATS_START_TIMEOUT", y.get("nats", "start_timeout"), 20.0),
+            "NATS_START_TIMEOUT",
+            0.5,
+        ),
     )
 
 

@@ -1,68 +1,98 @@
-"""Connect to NATS with bounded retries and an error that says what to check."""
+"""Connect to NATS within a start budget, then let nats-py reconnect forever.
+
+nats-py's `connect()` with `max_reconnect_attempts=-1` retries inside itself and never
+returns while no server answers, so the budget is a deadline around the whole call and
+each failed attempt is logged from nats-py's error callback.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import Awaitable
+from typing import TypeVar
 
 from nats.aio.client import Client
 
+from sayna_sip.common.config import NatsConfig
 from sayna_sip.common.logs import quote
 
 log = logging.getLogger("sayna_sip.nats")
 
+T = TypeVar("T")
+RECONNECT_WAIT = 0.5  # seconds between attempts at one server, at start and after
+
 
 class NatsUnavailable(RuntimeError):
-    """NATS could not be reached within the retry budget."""
+    """NATS could not be reached within the start budget."""
 
 
-async def connect(
-    url: str,
-    *,
-    name: str,
-    attempts: int = 10,
-    first_delay: float = 0.2,
-    max_delay: float = 3.0,
-) -> Client:
-    """Connect, retrying with exponential backoff; once up, nats-py reconnects forever."""
-    delay = first_delay
-    last: Exception | None = None
-    for attempt in range(1, attempts + 1):
-        nc = Client()
+class StartWatch:
+    """Logs each failed attempt until the first connection; then errors are debug chatter
+    (nats-py reports every failed reconnect through the same callback)."""
 
-        async def on_disconnect(nc: Client = nc) -> None:
-            if not (nc.is_closed or nc.is_draining):  # a deliberate close is not news
-                log.warning("event=nats_disconnected")
+    def __init__(self, nats: NatsConfig) -> None:
+        self.nats = nats
+        self.failures = 0
+        self.last: Exception | None = None
+        self.connected = False
 
+    async def on_error(self, exc: Exception) -> None:
+        if self.connected:
+            log.debug("event=nats_error error=%s", quote(repr(exc)))
+            return
+        self.failures += 1
+        self.last = exc
+        log.warning(
+            "event=nats_connect_failed urls=%s attempt=%d error=%s",
+            self.nats.display,
+            self.failures,
+            quote(repr(exc)),
+        )
+
+    async def wait(self, connecting: Awaitable[T]) -> T:
+        """`connecting`'s result, or NatsUnavailable once the start budget is spent."""
         try:
-            await nc.connect(
-                url,
+            result = await asyncio.wait_for(connecting, self.nats.start_timeout)
+        except TimeoutError:
+            raise NatsUnavailable(
+                f"cannot connect to NATS at {self.nats.display} within "
+                f"{self.nats.start_timeout:g}s (NATS_START_TIMEOUT); "
+                f"{self.failures} failed attempt(s), last: {self.last!r}"
+            ) from None
+        self.connected = True
+        return result
+
+
+async def connect(nats: NatsConfig, *, name: str) -> Client:
+    """A connection to any of the configured servers; once up, nats-py reconnects forever."""
+    watch = StartWatch(nats)
+    nc = Client()
+
+    async def on_disconnect() -> None:
+        if not (nc.is_closed or nc.is_draining):  # a deliberate close is not news
+            log.warning("event=nats_disconnected")
+
+    try:
+        await watch.wait(
+            nc.connect(
+                nats.servers,
                 name=name,
                 connect_timeout=2,
                 allow_reconnect=True,
                 max_reconnect_attempts=-1,
-                reconnect_time_wait=0.5,  # type: ignore[arg-type]  # float works; stub says int
-                error_cb=_on_error,
+                reconnect_time_wait=RECONNECT_WAIT,  # type: ignore[arg-type]  # stub says int
+                error_cb=watch.on_error,
                 disconnected_cb=on_disconnect,
                 reconnected_cb=_on_reconnect,
             )
-            return nc
-        except Exception as exc:  # nats-py raises several unrelated types here
-            last = exc
-            log.warning(
-                "event=nats_connect_failed url=%s attempt=%d error=%s",
-                url,
-                attempt,
-                quote(repr(exc)),
-            )
-            if attempt < attempts:
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, max_delay)
-    raise NatsUnavailable(f"cannot connect to NATS at {url} after {attempts} attempts: {last!r}")
-
-
-async def _on_error(exc: Exception) -> None:
-    log.debug("event=nats_error error=%s", quote(repr(exc)))
+        )
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await nc.close()
+        raise
+    return nc
 
 
 async def _on_reconnect() -> None:

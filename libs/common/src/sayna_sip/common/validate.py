@@ -166,6 +166,38 @@ def number(value: object, field: str, low: float) -> float:
     return result
 
 
+_NATS_SCHEMES = ("nats", "tls", "ws", "wss")
+
+
+def nats_urls(value: object, field: str = "NATS_URL") -> tuple[str, ...]:
+    """One NATS URL or a cluster's list, separated by commas and/or whitespace."""
+    items = value if isinstance(value, list) else re.split(r"[\s,]+", str(value))
+    urls = tuple(str(item).strip() for item in items if str(item).strip())
+    if not urls:
+        raise ConfigError(f"{field} cannot be empty")
+    for url in urls:
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018  # raises ValueError on a bad port
+        except ValueError:
+            raise ConfigError(f"{field} entry '{redact_url(url)}' is not a valid URL") from None
+        if parts.scheme not in _NATS_SCHEMES or not parts.hostname:
+            raise ConfigError(
+                f"{field} entry '{redact_url(url)}' must look like nats://host:4222 "
+                f"(schemes: {', '.join(_NATS_SCHEMES)})"
+            )
+    return urls
+
+
+def redact_url(url: str) -> str:
+    """The URL without the user:password part, fit for logs and messages."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    netloc, slash, path = rest.partition("/")
+    return f"{scheme}://{netloc.rpartition('@')[2]}{slash}{path}"
+
+
 def api_tokens_json(text: str) -> list[tuple[str, str]]:
     try:
         data = json.loads(text)

@@ -62,7 +62,7 @@ class Forwarder:
     @classmethod
     async def start(cls, config: ServerConfig, tuning: Tuning | None = None) -> Forwarder:
         tuning = tuning or Tuning()
-        nc = await natsconn.connect(config.nats.url, name="sayna-sip-forwarder")
+        nc = await natsconn.connect(config.nats, name="sayna-sip-forwarder")
         async with contextlib.AsyncExitStack() as undo:
             undo.push_async_callback(nc.close)
             js = nc.jetstream()

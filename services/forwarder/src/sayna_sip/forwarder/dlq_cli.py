@@ -57,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 async def _run(config: ServerConfig, args: argparse.Namespace) -> int:
-    nc = await natsconn.connect(config.nats.url, name="sayna-sip-dlq", attempts=3)
+    nc = await natsconn.connect(config.nats, name="sayna-sip-dlq")
     try:
         js = nc.jetstream()
         if args.action == "list":

@@ -69,7 +69,7 @@ def create_app(config: ServerConfig, *, publish_timeout: float = PUBLISH_TIMEOUT
         if config.sip is None:  # nothing to store or route: no NATS needed
             yield
             return
-        nc = await natsconn.connect(config.nats.url, name="sayna-sip-ingress")
+        nc = await natsconn.connect(config.nats, name="sayna-sip-ingress")
         try:
             js = nc.jetstream()
             await topology.check_topology(js)
@@ -80,7 +80,7 @@ def create_app(config: ServerConfig, *, publish_timeout: float = PUBLISH_TIMEOUT
             publisher = EventPublisher(nc, metrics, publish_timeout)
             await publisher.start()
             ingress.intake = WebhookIntake(verifier, publisher, metrics)
-            log.info("event=ingress_nats_ready url=%s", config.nats.url)
+            log.info("event=ingress_nats_ready urls=%s", config.nats.display)
             yield
         finally:
             await nc.close()

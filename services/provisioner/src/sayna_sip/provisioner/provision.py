@@ -22,13 +22,9 @@ from sayna_sip.provisioner.summary import Summary
 log = logging.getLogger("sayna_sip.provisioner")
 
 
-async def provision(
-    config: ServerConfig, *, livekit_retry: Retry | None = None, nats_attempts: int = 10
-) -> Summary:
+async def provision(config: ServerConfig, *, livekit_retry: Retry | None = None) -> Summary:
     """Reconcile everything; raise ProvisionError (or NatsUnavailable) when it cannot."""
-    nc = await natsconn.connect(
-        config.nats.url, name="sayna-sip-provisioner", attempts=nats_attempts
-    )
+    nc = await natsconn.connect(config.nats, name="sayna-sip-provisioner")
     try:
         summary = await provision_nats(nc, config)
     finally:
@@ -49,6 +45,6 @@ async def provision_nats(
         await sync_static_hooks(kv, config.sip.hooks if config.sip else (), summary)
     except nats.errors.Error as exc:  # JetStream and KV errors derive from it too
         raise ProvisionError(
-            f"NATS at {config.nats.url} failed during provisioning: {exc!r}"
+            f"NATS at {config.nats.display} failed during provisioning: {exc!r}"
         ) from exc
     return summary

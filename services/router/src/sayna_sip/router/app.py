@@ -23,11 +23,9 @@ from faststream.nats.subscriber.usecases.basic import LogicSubscriber
 from nats.js.api import PubAck
 from nats.js.errors import NotFoundError
 
-from sayna_sip.common import contracts, topology
+from sayna_sip.common import contracts, natsconn, topology
 from sayna_sip.common.config import ServerConfig
-from sayna_sip.common.logs import quote
 from sayna_sip.common.metrics import new_registry
-from sayna_sip.common.natsconn import NatsUnavailable
 from sayna_sip.router.health import health_app
 from sayna_sip.router.hooks import ReloadingHooks
 from sayna_sip.router.metrics import RouterMetrics
@@ -38,7 +36,6 @@ log = logging.getLogger("sayna_sip.router")
 
 BATCH = 256  # messages fetched per pull request, routed concurrently (500: no faster)
 PUBLISH_TIMEOUT = 5.0  # seconds to wait for SIP_DELIVERIES' PubAck before a retry
-CONNECT_ATTEMPTS = 10
 
 
 def _framework_logger() -> logging.Logger:
@@ -80,11 +77,13 @@ class RouterService:
         self.config = config
         self.registry = new_registry()
         self.metrics = RouterMetrics(self.registry)
+        self._start_watch = natsconn.StartWatch(config.nats)
         self.broker = NatsBroker(
-            config.nats.url,
+            config.nats.servers,
             name="sayna-sip-router",
             max_reconnect_attempts=-1,
             reconnect_time_wait=1,
+            error_cb=self._start_watch.on_error,
             disconnected_cb=self._on_disconnected,
             reconnected_cb=self._on_reconnected,
             logger=_framework_logger(),
@@ -176,24 +175,7 @@ class RouterService:
             )
 
     async def _connect(self) -> None:
-        delay = 0.2
-        for attempt in range(1, CONNECT_ATTEMPTS + 1):
-            try:
-                await self.broker.connect()
-                return
-            except (OSError, nats.errors.Error) as exc:
-                log.warning(
-                    "event=nats_connect_failed url=%s attempt=%d error=%s",
-                    self.config.nats.url,
-                    attempt,
-                    quote(repr(exc)),
-                )
-                if attempt == CONNECT_ATTEMPTS:
-                    raise NatsUnavailable(
-                        f"cannot connect to NATS at {self.config.nats.url}"
-                    ) from exc
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 3.0)
+        await self._start_watch.wait(self.broker.connect())
 
     async def _publish(self, body: bytes, subject: str, headers: dict[str, str]) -> PubAck:
         return await self.broker.publish(
