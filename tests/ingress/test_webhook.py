@@ -215,16 +215,16 @@ async def test_refused_or_unrouted_publish_is_503(
     ingress: Client, jetstream: JetStreamContext
 ) -> None:
     # JetStream refuses the message (an error PubAck): LiveKit must retry.
-    # The messages are those js.publish's exceptions gave before the fast publish.
     info = await jetstream.stream_info(topology.LK_EVENTS)
     info.config.max_msg_size = 64
     await jetstream.update_stream(info.config)
     body, headers = signed_webhook(sip_event(event_id="EV_refused"))
     r = await ingress.post(URL, content=body, headers=headers)
     assert (r.status_code, r.json()["error"]) == (503, "nats_unavailable")
-    assert r.json()["message"] == "could not store the event in NATS: BadRequestError()"
+    assert r.json()["message"].startswith("could not store the event in NATS")
+    assert await stored(jetstream) == []  # nothing acknowledged that was not stored
     # No stream takes the subject at all (no responders): 503 too, not a timeout.
     await jetstream.delete_stream(topology.LK_EVENTS)
     r = await ingress.post(URL, content=body, headers=headers)
     assert (r.status_code, r.json()["error"]) == (503, "nats_unavailable")
-    assert r.json()["message"] == "could not store the event in NATS: NoStreamResponseError()"
+    assert r.json()["message"].startswith("could not store the event in NATS")
