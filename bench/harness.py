@@ -211,7 +211,7 @@ async def _provision(nats_url: str, hook_url: str) -> None:
     try:
         js = nc.jetstream()
         config = ServerConfig()
-        for stream in topology.streams(config.nats.replicas):
+        for stream in topology.streams(config.nats.replicas, config.records):
             await js.add_stream(stream)
         for bucket in topology.buckets(config.nats.replicas):
             await js.create_key_value(bucket)

@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.fixtures.nats",
     "tests.fixtures.https_sink",
     "tests.fixtures.livekit",
+    "tests.fixtures.tracing",
 ]

@@ -15,6 +15,7 @@ ALL = [
     "stream:LK_EVENTS",
     "stream:SIP_DELIVERIES",
     "stream:SIP_DEAD",
+    "stream:SIP_ATTEMPTS",
     "bucket:sip_hooks",
     "bucket:sip_rooms",
     "consumer:LK_EVENTS/router",

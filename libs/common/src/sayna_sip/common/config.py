@@ -32,6 +32,7 @@ _YAML_KEYS: dict[str, set[str]] = {
     "router": {"port"},
     "forwarder": {"port", "timeout", "connect_timeout", "host_concurrency", "concurrency"},
     "logging": {"format", "level"},
+    "records": {"max_age", "max_bytes", "body_bytes", "events_max_age"},
     "sip": {
         "room_prefix",
         "allowed_addresses",
@@ -134,12 +135,23 @@ class ForwarderConfig:
 
 
 @dataclass(frozen=True)
+class RecordsConfig:
+    """Retention of delivery records (SIP_ATTEMPTS) and of raw events (the replay horizon)."""
+
+    max_age: float = 7 * 86400.0  # SIP_ATTEMPTS_MAX_AGE
+    max_bytes: int = 1 << 30  # SIP_ATTEMPTS_MAX_BYTES
+    body_bytes: int = 4096  # SIP_ATTEMPT_BODY_BYTES: response excerpt kept per attempt
+    events_max_age: float = 7 * 86400.0  # LK_EVENTS_MAX_AGE
+
+
+@dataclass(frozen=True)
 class ServerConfig:
     sip: SipConfig | None = None
     livekit: LiveKitConfig = field(default_factory=LiveKitConfig)
     nats: NatsConfig = field(default_factory=NatsConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
     forwarder: ForwarderConfig = field(default_factory=ForwarderConfig)
+    records: RecordsConfig = field(default_factory=RecordsConfig)
     host: str = "0.0.0.0"
     port: int = 3001
     max_body_bytes: int = 1024 * 1024
@@ -193,6 +205,7 @@ def load(data: Mapping[str, Any], env: Mapping[str, str]) -> ServerConfig:
         nats=_nats(y, e),
         auth=_auth(y, e),
         forwarder=_forwarder(y, e),
+        records=_records(y, e),
         host=str(_pick(e, "HOST", y.get("server", "host"), "0.0.0.0")).strip(),
         port=_int(e, y, "PORT", ("server", "port"), 3001, 0, 65535),
         max_body_bytes=_int(
@@ -244,6 +257,26 @@ def _forwarder(y: _Sections, e: Mapping[str, str]) -> ForwarderConfig:
         concurrency=_int(
             e, y, "FORWARDER_CONCURRENCY", ("forwarder", "concurrency"), 100, 1, 100_000
         ),
+    )
+
+
+def _records(y: _Sections, e: Mapping[str, str]) -> RecordsConfig:
+    def age(name: str, key: str) -> float:
+        seconds = v.duration(_pick(e, name, y.get("records", key), "7d"), name)
+        if seconds < 60:
+            raise ConfigError(f"{name} must be at least 1m, got {seconds:g}s")
+        return seconds
+
+    return RecordsConfig(
+        max_age=age("SIP_ATTEMPTS_MAX_AGE", "max_age"),
+        max_bytes=v.byte_size(
+            _pick(e, "SIP_ATTEMPTS_MAX_BYTES", y.get("records", "max_bytes"), 1 << 30),
+            "SIP_ATTEMPTS_MAX_BYTES",
+        ),
+        body_bytes=_int(
+            e, y, "SIP_ATTEMPT_BODY_BYTES", ("records", "body_bytes"), 4096, 0, 64 << 10
+        ),
+        events_max_age=age("LK_EVENTS_MAX_AGE", "events_max_age"),
     )
 
 

@@ -20,19 +20,20 @@ from nats.js.api import (
 )
 from nats.js.errors import NotFoundError
 
-from sayna_sip.common import contracts
-from sayna_sip.common.config import ServerConfig
+from sayna_sip.common import contracts, records
+from sayna_sip.common.config import RecordsConfig, ServerConfig
 
 LK_EVENTS = "LK_EVENTS"
 SIP_DELIVERIES = "SIP_DELIVERIES"
 SIP_DEAD = "SIP_DEAD"
+SIP_ATTEMPTS = "SIP_ATTEMPTS"
 HOOKS_BUCKET = "sip_hooks"
 ROOMS_BUCKET = "sip_rooms"
 ROUTER_CONSUMER = "router"
 FORWARDER_CONSUMER = "forwarders"
 
 DUPLICATE_WINDOW = 10 * 60.0  # LiveKit retries for well under this; design asks >= 5 min
-LK_EVENTS_MAX_AGE = 7 * 86400.0
+ATTEMPTS_DUPLICATE_WINDOW = 60.0  # records carry no Nats-Msg-Id; keep the dedupe table small
 DEAD_MAX_AGE = 14 * 86400.0
 ROOMS_TTL = 24 * 3600.0  # a SIP call's room outlives no call by this much
 ACK_MARGIN = 20.0  # ack wait = request timeout + margin, so no delivery runs twice at once
@@ -42,7 +43,8 @@ class TopologyError(RuntimeError):
     """The NATS topology is missing or incompatible."""
 
 
-def streams(replicas: int = 1) -> list[StreamConfig]:
+def streams(replicas: int = 1, retention: RecordsConfig | None = None) -> list[StreamConfig]:
+    retention = retention or RecordsConfig()
     return [
         StreamConfig(
             name=LK_EVENTS,
@@ -50,7 +52,7 @@ def streams(replicas: int = 1) -> list[StreamConfig]:
             subjects=[contracts.LK_EVENTS_SUBJECTS],
             retention=RetentionPolicy.LIMITS,
             storage=StorageType.FILE,
-            max_age=LK_EVENTS_MAX_AGE,
+            max_age=retention.events_max_age,
             duplicate_window=DUPLICATE_WINDOW,
             num_replicas=replicas,
         ),
@@ -72,6 +74,19 @@ def streams(replicas: int = 1) -> list[StreamConfig]:
             max_age=DEAD_MAX_AGE,
             duplicate_window=DUPLICATE_WINDOW,
             num_replicas=replicas,
+            allow_direct=True,  # the dead-letter API reads with batched direct gets
+        ),
+        StreamConfig(
+            name=SIP_ATTEMPTS,
+            description="Routing decisions and delivery attempts; see GET /sip/deliveries",
+            subjects=list(records.STREAM_SUBJECTS),
+            retention=RetentionPolicy.LIMITS,
+            storage=StorageType.FILE,
+            max_age=retention.max_age,
+            max_bytes=retention.max_bytes,
+            duplicate_window=ATTEMPTS_DUPLICATE_WINDOW,
+            num_replicas=replicas,
+            allow_direct=True,
         ),
     ]
 
@@ -141,7 +156,7 @@ def consumers(config: ServerConfig) -> list[ConsumerSpec]:
 async def check_topology(js: JetStreamContext) -> None:
     """Raise TopologyError naming what is missing; run `sayna-sip provision` to fix."""
     missing: list[str] = []
-    for stream in (LK_EVENTS, SIP_DELIVERIES, SIP_DEAD):
+    for stream in (LK_EVENTS, SIP_DELIVERIES, SIP_DEAD, SIP_ATTEMPTS):
         try:
             await js.stream_info(stream)
         except NotFoundError:

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from sayna_sip.common.durations import parse_schedule
+from sayna_sip.common.durations import parse_duration, parse_schedule
 from sayna_sip.common.errors import ConfigError
 from sayna_sip.common.hosts import normalize_host
 
@@ -154,6 +154,32 @@ def integer(value: object, field: str, low: int, high: int) -> int:
     if not low <= number <= high:
         raise ConfigError(f"{field} must be between {low} and {high}, got {number}")
     return number
+
+
+def duration(value: object, field: str) -> float:
+    """Seconds from `7d`, `12h`, `90m` or a number of seconds."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    try:
+        return parse_duration(str(value))
+    except ValueError as exc:
+        raise ConfigError(f"{field} is invalid: {exc}") from None
+
+
+_SIZE = re.compile(r"^\s*(\d+)\s*([KMGT]i?B?)?\s*$", re.IGNORECASE)
+_SIZE_UNIT = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def byte_size(value: object, field: str) -> int:
+    """Bytes from `1GiB`, `512MiB`, `64M` or a plain number (binary units)."""
+    match = _SIZE.match(str(value))
+    if not match or isinstance(value, bool):
+        raise ConfigError(f"{field} must be a size like 1GiB or 512MiB, got '{value}'")
+    unit = match.group(2)
+    size = int(match.group(1)) * (_SIZE_UNIT[unit[0].lower()] if unit else 1)
+    if size < 1 << 20:
+        raise ConfigError(f"{field} must be at least 1MiB, got {size} bytes")
+    return size
 
 
 def number(value: object, field: str, low: float) -> float:

@@ -31,7 +31,7 @@ async def apply_topology(
     """Bring every stream, KV bucket and consumer of the topology to `config`'s settings."""
     summary = summary if summary is not None else Summary()
     replicas = config.nats.replicas
-    for stream in topology.streams(replicas):
+    for stream in topology.streams(replicas, config.records):
         summary.record("stream", stream.name or "", await ensure_stream(js, stream))
     for bucket in topology.buckets(replicas):
         summary.record("bucket", bucket.bucket, await ensure_bucket(js, bucket))
