@@ -122,14 +122,21 @@ async def test_stats_of_8_delivered_and_2_failed_is_a_success_rate_of_0_8(
     assert stats.last_success_at and stats.last_failure_at
 
 
-async def test_recording_never_waits_while_nats_is_down(
-    nats_server: NatsServer, recorder: Recorder
+async def test_records_while_nats_is_down_are_counted_not_waited_for(
+    nats_server: NatsServer, nats_client: Client, jetstream: JetStreamContext
 ) -> None:
+    metrics = RecorderMetrics(CollectorRegistry())
+    rec = Recorder(nats_client, metrics, timeout=0.3)
+    await rec.start()
     nats_server.stop()
-    started = time.perf_counter()
-    for i in range(5000):
-        recorder.record(_attempt(f"EV_{i}", 1, "delivered", 200))
-    assert time.perf_counter() - started < 0.5  # queued, not awaited
+
+    for i in range(10):
+        rec.record(_attempt(f"EV_{i}", 1, "delivered", 200))  # a plain call: nothing to await
+    await rec.flush(timeout=3.0)
+
+    failed = sum(metrics.failed.labels(r)._value.get() for r in ("nats", "timeout"))
+    assert failed == 10
+    await rec.stop()
     nats_server.start()
 
 
