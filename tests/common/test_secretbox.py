@@ -1,0 +1,87 @@
+"""Hook secrets at rest: sealed under SIP_SECRETS_KEY, opened by any configured key, bound to the host."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+
+import pytest
+
+from sayna_sip.common.errors import ConfigError
+from sayna_sip.common.secretbox import (
+    SecretBox,
+    SecretBoxError,
+    fingerprint,
+    generate_key,
+    generate_secret,
+)
+
+SECRET = "a-tenant-secret-of-some-length"
+
+
+def test_sealed_value_hides_the_secret_and_opens_back() -> None:
+    box = SecretBox.from_setting(generate_key())
+    sealed = box.seal(SECRET, "pbx.example.com")
+    assert SECRET not in sealed
+    assert base64.b64encode(SECRET.encode()).decode() not in sealed
+    assert box.open(sealed, "pbx.example.com") == SECRET
+    assert box.seal(SECRET, "pbx.example.com") != sealed  # fresh nonce each time
+
+
+def test_key_rotation_first_seals_all_open() -> None:
+    old, new = generate_key(), generate_key()
+    sealed_by_old = SecretBox.from_setting(old).seal(SECRET, "h.example.com")
+    rotated = SecretBox.from_setting(f"{new}, {old}")
+    assert rotated.open(sealed_by_old, "h.example.com") == SECRET
+    assert rotated.needs_reseal(sealed_by_old)
+    resealed = rotated.seal(SECRET, "h.example.com")
+    assert not rotated.needs_reseal(resealed)
+    assert SecretBox.from_setting(new).open(resealed, "h.example.com") == SECRET
+
+
+@pytest.mark.parametrize(
+    "case", ["other host", "unknown key", "tampered", "garbage"], ids=lambda c: c
+)
+def test_what_does_not_open_is_refused(case: str) -> None:
+    box = SecretBox.from_setting(generate_key())
+    sealed = box.seal(SECRET, "a.example.com")
+    host = "a.example.com"
+    if case == "other host":
+        host = "b.example.com"
+    elif case == "unknown key":
+        box = SecretBox.from_setting(generate_key())
+    elif case == "tampered":
+        version, kid, payload = sealed.split(".", 2)
+        raw = bytearray(base64.b64decode(payload))
+        raw[-1] ^= 1
+        sealed = f"{version}.{kid}.{base64.b64encode(bytes(raw)).decode()}"
+    else:
+        sealed = "not a sealed value"
+    with pytest.raises(SecretBoxError):
+        box.open(sealed, host)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("not base64!", "SIP_SECRETS_KEY entry 1 is not valid base64"),
+        (base64.b64encode(b"short").decode(), "must be the base64 of 32 bytes (got 5 bytes)"),
+        (" , ", "SIP_SECRETS_KEY is set but holds no key"),
+    ],
+)
+def test_bad_keys_name_the_variable(value: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        SecretBox.from_setting(value)
+
+
+def test_fingerprint_is_of_the_key_bytes() -> None:
+    raw = b"0123456789abcdef0123456789abcdef"
+    whsec = "whsec_" + base64.b64encode(raw).decode()
+    assert fingerprint(whsec) == hashlib.sha256(raw).hexdigest()[:8]
+    assert fingerprint(SECRET) == hashlib.sha256(SECRET.encode()).hexdigest()[:8]
+
+
+def test_generated_secrets_are_whsec_of_32_random_bytes() -> None:
+    a, b = generate_secret(), generate_secret()
+    assert a != b
+    assert a.startswith("whsec_") and len(base64.b64decode(a[6:])) == 32
