@@ -1,4 +1,4 @@
-"""Hook secrets at rest: sealed under SIP_SECRETS_KEY, opened by any configured key, bound to the host."""
+"""Hook secrets at rest: sealed under SIP_SECRETS_KEY, opened by any listed key, bound to a host."""
 
 from __future__ import annotations
 
