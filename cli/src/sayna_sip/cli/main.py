@@ -26,6 +26,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "main",
         "inspect (list) and replay (redrive) dead letters",
     ),
+    "hooks": (
+        "sayna_sip.cli.hooks_cli",
+        "main",
+        "manage tenant hooks through the ingress API (list, set, rotate-secret, test, …)",
+    ),
     "sink": ("sayna_sip.cli.sink", "main", "a local HTTPS hook receiver that checks signatures"),
     "send-test-event": ("sayna_sip.cli.send_test_event", "main", "send a signed SIP test webhook"),
 }

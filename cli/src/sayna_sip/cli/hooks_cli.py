@@ -1,0 +1,131 @@
+"""`sayna-sip hooks …`: the operator's view of the ingress hooks API.
+
+Every subcommand is one call to the ingress (`--url`, default from `PORT`), with the API
+token from `--token` or `AUTH_API_SECRET`. Output is a table, or the answer as it came with
+`--json`. Exit codes: 0 done, 1 the API refused or could not be reached, 2 usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import httpx
+
+Call = tuple[str, str, dict[str, Any] | None]  # method, path, JSON body
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="sayna-sip hooks", description=__doc__.split("\n\n")[0])
+    p.add_argument("--url", help="ingress base URL (default: http://127.0.0.1:$PORT, PORT=3001)")
+    p.add_argument("--token", help="API token (default: $AUTH_API_SECRET)")
+    p.add_argument("--json", action="store_true", help="print the API's JSON answer")
+    sub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    sub.add_parser("list", help="every hook with its source, state, events and secret fingerprints")
+    s = sub.add_parser("set", help="add a runtime hook, or replace the one with the same host")
+    s.add_argument("host")
+    s.add_argument("hook_url", metavar="URL")
+    s.add_argument("--secret", help="its own signing secret (whsec_… or ≥ 16 characters)")
+    s.add_argument("--events", help="comma-separated LiveKit event names it receives (default all)")
+    for name, text in (
+        ("delete", "remove a runtime hook"),
+        ("disable", "stop delivering to a hook (its events are dead-lettered)"),
+        ("enable", "deliver to a hook again"),
+        ("test", "send a signed sip_hook_test event through a forwarder"),
+    ):
+        sub.add_parser(name, help=text).add_argument("host")
+    r = sub.add_parser("rotate-secret", help="new signing secret; the old one signs beside it")
+    r.add_argument("host")
+    r.add_argument("--secret", help="the new secret (default: a generated whsec_ secret)")
+    return p
+
+
+def _call(args: argparse.Namespace) -> Call:
+    host = getattr(args, "host", "")
+    if args.action == "list":
+        return "GET", "/sip/hooks", None
+    if args.action == "set":
+        hook: dict[str, Any] = {"host": host, "url": args.hook_url}
+        if args.secret:
+            hook["secret"] = args.secret
+        if args.events:
+            hook["events"] = [e.strip() for e in args.events.split(",") if e.strip()]
+        return "POST", "/sip/hooks", {"hooks": [hook]}
+    if args.action == "delete":
+        return "DELETE", "/sip/hooks", {"hosts": [host]}
+    if args.action == "rotate-secret":
+        return (
+            "POST",
+            f"/sip/hooks/{host}/rotate-secret",
+            ({"secret": args.secret} if args.secret else {}),
+        )
+    return "POST", f"/sip/hooks/{host}/{args.action}", None
+
+
+def _hook_rows(answer: dict[str, Any]) -> list[str]:
+    rows = [f"{'HOST':<32} {'SOURCE':<8} {'STATE':<9} {'EVENTS':<24} {'SECRETS':<20} URL"]
+    for h in answer.get("hooks", []):
+        state = "enabled" if h.get("enabled", True) else "disabled"
+        events = ",".join(h.get("events") or []) or "all"
+        secrets = ",".join(s["fingerprint"] for s in h.get("secrets") or []) or "global"
+        rows.append(
+            f"{h['host']:<32} {h['source']:<8} {state:<9} {events:<24} {secrets:<20} {h['url']}"
+        )
+    return rows
+
+
+def _test_rows(answer: dict[str, Any]) -> list[str]:
+    line = f"status={answer.get('status')} duration_ms={answer.get('duration_ms')}"
+    if answer.get("error"):
+        line += f" error={answer['error']!r}"
+    rows = [line]
+    if answer.get("response_excerpt"):
+        rows.append(f"response: {answer['response_excerpt']}")
+    return rows
+
+
+def _rotate_rows(answer: dict[str, Any]) -> list[str]:
+    return [
+        f"new secret (shown once, store it now): {answer.get('secret')}",
+        *_hook_rows({"hooks": [answer["hook"]]} if "hook" in answer else {}),
+    ]
+
+
+_RENDER: dict[str, Callable[[dict[str, Any]], list[str]]] = {
+    "test": _test_rows,
+    "rotate-secret": _rotate_rows,
+}
+
+
+def main(argv: Sequence[str]) -> int:
+    args = _parser().parse_args(list(argv))
+    base = args.url or f"http://127.0.0.1:{os.environ.get('PORT') or 3001}"
+    token = args.token or os.environ.get("AUTH_API_SECRET")
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    method, path, body = _call(args)
+    try:
+        reply = httpx.request(
+            method, base.rstrip("/") + path, json=body, headers=headers, timeout=30.0
+        )
+    except httpx.HTTPError as exc:
+        print(f"sayna-sip hooks: cannot reach the ingress at {base}: {exc}", file=sys.stderr)
+        return 1
+    try:
+        answer: dict[str, Any] = reply.json()
+    except ValueError:
+        answer = {"error": "not_json", "message": reply.text[:200]}
+    if not reply.is_success:
+        print(
+            f"sayna-sip hooks: {reply.status_code} {answer.get('error')}: {answer.get('message')}",
+            file=sys.stderr,
+        )
+        return 1
+    if args.json:
+        print(json.dumps(answer, indent=2))
+    else:
+        print("\n".join(_RENDER.get(args.action, _hook_rows)(answer)))
+    return 0
