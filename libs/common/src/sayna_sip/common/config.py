@@ -19,6 +19,7 @@ import yaml
 from sayna_sip.common import validate as v
 from sayna_sip.common.errors import ConfigError
 from sayna_sip.common.netpolicy import IPNetwork, parse_networks
+from sayna_sip.common.secretbox import SecretBox
 
 DEFAULT_RETRY_SCHEDULE: tuple[float, ...] = (0, 5, 300, 1800, 7200, 18000, 36000, 36000)
 
@@ -42,6 +43,10 @@ _YAML_KEYS: dict[str, set[str]] = {
         "max_participants",
         "hook_allow_networks",
         "hook_ca_bundle",
+        "secrets_key",
+        "secret_overlap",
+        "hook_disable_after",
+        "ops_webhook_url",
     },
 }
 
@@ -52,11 +57,8 @@ class HookConfig:
 
     host: str
     url: str
-    secrets: tuple[str, ...] = ()
-
-    @property
-    def secret(self) -> str | None:
-        return self.secrets[0] if self.secrets else None
+    secrets: tuple[str, ...] = field(default=(), repr=False)
+    events: tuple[str, ...] | None = None  # LiveKit event names it receives; None = all
 
 
 @dataclass(frozen=True)
@@ -64,11 +66,16 @@ class SipConfig:
     room_prefix: str
     allowed_addresses: tuple[str, ...]
     hooks: tuple[HookConfig, ...] = ()
-    hook_secrets: tuple[str, ...] = ()
+    hook_secrets: tuple[str, ...] = field(default=(), repr=False)
     retry_schedule: tuple[float, ...] = DEFAULT_RETRY_SCHEDULE
     max_participants: int = 3
     hook_allow_networks: tuple[IPNetwork, ...] = ()
     hook_ca_bundle: str | None = None
+    # Per-hook secrets at runtime are sealed in KV under this box (SIP_SECRETS_KEY).
+    secret_box: SecretBox | None = field(default=None, repr=False, compare=False)
+    secret_overlap: float = 86400.0  # seconds a rotated-out secret keeps signing
+    hook_disable_after: float = 5 * 86400.0  # failing this long (and >= 10 attempts): disable
+    ops_webhook_url: str | None = None  # operator events are POSTed here, signed
 
     @property
     def hook_secret(self) -> str | None:
@@ -358,6 +365,10 @@ _SIP_ENV = (
     "SIP_HOOK_ALLOW_NETWORKS",
     "SIP_HOOK_CA_BUNDLE",
     "SIP_MAX_PARTICIPANTS",
+    "SIP_SECRETS_KEY",
+    "SIP_SECRET_OVERLAP",
+    "SIP_HOOK_DISABLE_AFTER",
+    "SIP_OPS_WEBHOOK_URL",
 )
 
 
@@ -382,7 +393,25 @@ def _sip(y: _Sections, e: Mapping[str, str]) -> SipConfig | None:
         ),
         hook_allow_networks=_allow_networks(s, e),
         hook_ca_bundle=_ca_bundle(s, e),
+        **_endpoints(s, e),
     )
+
+
+def _endpoints(s: Mapping[str, Any], e: Mapping[str, str]) -> dict[str, Any]:
+    """Settings of hooks as managed endpoints: secrets at rest, rotation, auto-disable."""
+    key = _opt(_pick(e, "SIP_SECRETS_KEY", s.get("secrets_key"), None))
+    ops_url = _opt(_pick(e, "SIP_OPS_WEBHOOK_URL", s.get("ops_webhook_url"), None))
+    return {
+        "secret_box": SecretBox.from_setting(key) if key else None,
+        "secret_overlap": v.duration(
+            _pick(e, "SIP_SECRET_OVERLAP", s.get("secret_overlap"), "24h"), "SIP_SECRET_OVERLAP"
+        ),
+        "hook_disable_after": v.duration(
+            _pick(e, "SIP_HOOK_DISABLE_AFTER", s.get("hook_disable_after"), "5d"),
+            "SIP_HOOK_DISABLE_AFTER",
+        ),
+        "ops_webhook_url": v.hook_url(ops_url, "SIP_OPS_WEBHOOK_URL") if ops_url else None,
+    }
 
 
 def _hooks(s: Mapping[str, Any], e: Mapping[str, str]) -> tuple[HookConfig, ...]:
@@ -396,7 +425,9 @@ def _hooks(s: Mapping[str, Any], e: Mapping[str, str]) -> tuple[HookConfig, ...]
         if host in hooks:
             raise ConfigError(f"Duplicate SIP hook host: {host}")
         url = v.hook_url(entry["url"], host)
-        hooks[host] = HookConfig(host, url, v.secrets(entry.get("secret"), host))
+        hooks[host] = HookConfig(
+            host, url, v.secrets(entry.get("secret"), host), v.events(entry.get("events"), host)
+        )
     return tuple(hooks.values())
 
 

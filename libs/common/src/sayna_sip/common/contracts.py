@@ -31,6 +31,31 @@ def dead_subject(hook_host: str) -> str:
     return f"sip.dead.{host_token(hook_host)}"
 
 
+# LiveKit's webhook event names (livekit-protocol WebhookEvent): what a hook's `events`
+# filter may list. `sip_hook_test` is ours: the synthetic event of a test send.
+LIVEKIT_EVENTS = (
+    "room_started",
+    "room_finished",
+    "participant_joined",
+    "participant_left",
+    "participant_connection_aborted",
+    "track_published",
+    "track_unpublished",
+    "egress_started",
+    "egress_updated",
+    "egress_ended",
+    "ingress_started",
+    "ingress_ended",
+)
+TEST_EVENT = "sip_hook_test"
+
+# Operator events (core NATS, not stored) and the test-send request subject.
+OPS_HOOK_DISABLED = "sip.ops.hook_disabled"
+OPS_HOOK_ENABLED = "sip.ops.hook_enabled"
+HOOK_TEST_SUBJECT = "sip.ops.hook_test"  # request/reply, served by the forwarders
+HOOK_TEST_QUEUE = "forwarders"
+
+
 class Header:
     """NATS message headers written by sayna-sip services."""
 
@@ -59,3 +84,4 @@ class DeadReason:
     HOOK_REMOVED = "hook removed"
     BLOCKED = "blocked address"
     INVALID_URL = "invalid url"  # the hook URL cannot be requested at all
+    HOOK_DISABLED = "hook disabled"  # the hook was disabled (by an operator or automatically)

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from sayna_sip.common.contracts import LIVEKIT_EVENTS
 from sayna_sip.common.durations import parse_duration, parse_schedule
 from sayna_sip.common.errors import ConfigError
 from sayna_sip.common.hosts import normalize_host
@@ -100,17 +101,37 @@ def hook_url(url: object, host: str) -> str:
 
 def hook_entries(items: object, field: str) -> list[Mapping[str, Any]]:
     if not isinstance(items, list):
-        raise ConfigError(f"{field} must be a list of {{host, url, secret?}} objects")
+        raise ConfigError(f"{field} must be a list of {{host, url, secret?, events?}} objects")
     for index, item in enumerate(items):
         if not isinstance(item, Mapping):
             raise ConfigError(f"{field}[{index}] must be an object with host and url")
         for key in ("host", "url"):
             if not isinstance(item.get(key), str) or not item[key].strip():
                 raise ConfigError(f"{field}[{index}] is missing '{key}'")
-        unknown = set(item) - {"host", "url", "secret"}
+        unknown = set(item) - {"host", "url", "secret", "events"}
         if unknown:
             raise ConfigError(f"{field}[{index}] has unknown keys: {', '.join(sorted(unknown))}")
     return items
+
+
+def events(value: object, owner: str) -> tuple[str, ...] | None:
+    """A hook's event filter: LiveKit event names (None or absent = every event)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = [v for v in value.split(",") if v.strip()]
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"SIP hook events for '{owner}' must be a list of LiveKit event names")
+    names = tuple(dict.fromkeys(v.strip() for v in value))
+    if not names:
+        raise ConfigError(f"SIP hook events for '{owner}' cannot be empty (omit it for all events)")
+    unknown = [n for n in names if n not in LIVEKIT_EVENTS]
+    if unknown:
+        raise ConfigError(
+            f"SIP hook events for '{owner}' has unknown LiveKit event(s): {', '.join(unknown)} "
+            f"(known: {', '.join(LIVEKIT_EVENTS)})"
+        )
+    return names
 
 
 def hooks_json(text: str) -> list[Mapping[str, Any]]:
