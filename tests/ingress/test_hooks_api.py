@@ -14,6 +14,14 @@ from tests.fixtures.nats import NatsServer
 from tests.ingress.conftest import STATIC_HOST, Client, ingress_config, serve
 
 PATH = "/sip/hooks"
+# What GET shows of a hook with no secret of its own, no filter, and enabled.
+PLAIN = {
+    "events": None,
+    "secrets": [],
+    "enabled": True,
+    "disabled_reason": None,
+    "failing_since": None,
+}
 
 
 def hook(host: str, url: str | None = None) -> dict[str, str]:
@@ -37,7 +45,9 @@ async def test_round_trip_is_visible_from_a_second_instance(
             {"host": "b.example.com", "url": "https://hooks.example.net/B.example.com"},
         ]
         listed = (await b.get(PATH)).json()["hooks"]
-        assert listed == r.json()["hooks"] == [{**h, "source": "runtime"} for h in expected]
+        assert (
+            listed == r.json()["hooks"] == [{**h, "source": "runtime", **PLAIN} for h in expected]
+        )
 
         # Same host in another case replaces; the list stays sorted by host.
         r = await b.post(PATH, json={"hooks": [hook("b.EXAMPLE.com", "https://new.example.net/")]})
@@ -146,7 +156,7 @@ async def test_concurrent_posts_from_two_instances_lose_nothing(
         ({"hooks": []}, "empty_request", "hooks"),
         (
             {"hooks": [{"host": "a.example.com", "url": "https://a/", "secret": "x"}]},
-            "invalid_body",
+            "invalid_secret",
             "secret",
         ),
         ({"hooks": [{"host": "a.example.com"}]}, "invalid_body", "url"),
@@ -205,6 +215,7 @@ async def test_delete_unknown_hosts_reports_them(ingress: Client) -> None:
                 "host": "keep.example.com",
                 "url": "https://hooks.example.net/keep.example.com",
                 "source": "runtime",
+                **PLAIN,
             }
         ],
         "not_found": ["gone.example.com"],

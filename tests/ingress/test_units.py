@@ -145,8 +145,8 @@ def test_event_headers_never_carry_line_breaks() -> None:
 )
 def test_upsert_rules(host: str, url: str, error: type[Exception] | None) -> None:
     if error is None:
-        [(got_host, got_url)] = hookrules.upserts([HookIn(host, url)], SIP)
-        assert (got_host, got_url) == (host.lower(), url)
+        [got] = hookrules.upserts([HookIn(host, url)], SIP)
+        assert (got.host, got.url) == (host.lower(), url)
     else:
         with pytest.raises(error):
             hookrules.upserts([HookIn(host, url)], SIP)

@@ -78,7 +78,7 @@ class HookRecord(msgspec.Struct, frozen=True, omit_defaults=True):
     def changed(self, **fields: object) -> HookRecord:
         """A copy with `fields` changed, expired secrets dropped, and a new updated_at."""
         now = time.time()
-        record = msgspec.structs.replace(self, **fields)  # type: ignore[arg-type]
+        record = msgspec.structs.replace(self, **fields)
         return msgspec.structs.replace(
             record, secrets=record.active_secrets(now), updated_at=utc_stamp(now)
         )

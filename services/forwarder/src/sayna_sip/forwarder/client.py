@@ -28,6 +28,7 @@ def ssl_context(ca_bundle: str | None) -> ssl.SSLContext:
 
 
 MAX_RESPONSE_BYTES = 64 * 1024  # read this much of a reply (keeps the connection reusable)
+EXCERPT_BYTES = 4096  # the start of a reply kept for records and test sends
 
 
 def build_client(config: ServerConfig, http2: bool = True) -> httpx.AsyncClient:
@@ -70,7 +71,7 @@ async def post(
         async with asyncio.timeout(total):
             response = await client.send(request, stream=True)
             try:
-                await _drain(response)
+                excerpt = await _drain(response)
             finally:
                 await response.aclose()
     except BlockedAddress as exc:
@@ -85,7 +86,7 @@ async def post(
     except httpx.HTTPError as exc:
         return Result(Kind.ERROR, error=f"{type(exc).__name__}: {exc}", url=url)
     if 200 <= response.status_code < 300:
-        return Result(Kind.DELIVERED, status=response.status_code, url=url)
+        return Result(Kind.DELIVERED, status=response.status_code, url=url, excerpt=excerpt)
     retry_after = parse_retry_after(response.headers.get("retry-after"), time.time())
     return Result(
         Kind.STATUS,
@@ -93,6 +94,7 @@ async def post(
         error=f"HTTP {response.status_code}",
         retry_after=retry_after,
         url=url,
+        excerpt=excerpt,
     )
 
 
@@ -102,10 +104,15 @@ def _check_port(url: httpx.URL) -> None:
         raise httpx.InvalidURL(f"port {url.port} out of range")
 
 
-async def _drain(response: httpx.Response) -> None:
-    """Read a small reply so the connection can be reused; drop a large one unread."""
+async def _drain(response: httpx.Response) -> str:
+    """Read a small reply so the connection can be reused (drop a large one unread);
+    return its first EXCERPT_BYTES as text."""
+    head = bytearray()
     received = 0
-    async for chunk in response.aiter_raw():
+    async for chunk in response.aiter_bytes():
+        if len(head) < EXCERPT_BYTES:
+            head += chunk[: EXCERPT_BYTES - len(head)]
         received += len(chunk)
         if received > MAX_RESPONSE_BYTES:
             break
+    return head.decode(errors="replace")

@@ -31,6 +31,7 @@ class Kind(Enum):
     BLOCKED = "blocked"  # target address refused by the SSRF policy; nothing was sent
     REMOVED = "removed"  # the hook no longer exists
     INVALID_URL = "invalid_url"  # the hook URL cannot be requested; nothing was sent
+    DISABLED = "disabled"  # the hook is disabled; nothing was sent
 
 
 @dataclass(frozen=True)
@@ -40,11 +41,12 @@ class Result:
     error: str = ""
     retry_after: float | None = None  # seconds, from the response
     url: str = ""
+    excerpt: str = ""  # the start of the response body, for records and test sends
 
     @property
     def was_attempt(self) -> bool:
         """True when a request went out (it counts for the breaker and the schedule)."""
-        return self.kind not in (Kind.BLOCKED, Kind.REMOVED, Kind.INVALID_URL)
+        return self.kind not in (Kind.BLOCKED, Kind.REMOVED, Kind.INVALID_URL, Kind.DISABLED)
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,8 @@ def decide(
         return Dead(DeadReason.BLOCKED, failed_before)
     if result.kind is Kind.REMOVED:
         return Dead(DeadReason.HOOK_REMOVED, failed_before)
+    if result.kind is Kind.DISABLED:  # redrive after enabling recovers it
+        return Dead(DeadReason.HOOK_DISABLED, failed_before)
     if result.kind is Kind.INVALID_URL:  # permanent: retrying cannot make it valid
         return Dead(DeadReason.INVALID_URL, failed_before)
     failed = failed_before + 1

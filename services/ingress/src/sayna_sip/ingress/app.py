@@ -75,7 +75,9 @@ def create_app(config: ServerConfig, *, publish_timeout: float = PUBLISH_TIMEOUT
             await topology.check_topology(js)
             ingress.nc, ingress.js = nc, js
             ingress.hooks = HookStore(
-                await js.key_value(topology.HOOKS_BUCKET), lambda: nc.is_connected
+                await js.key_value(topology.HOOKS_BUCKET),
+                lambda: nc.is_connected,
+                config.sip.secret_box,
             )
             publisher = EventPublisher(nc, metrics, publish_timeout)
             await publisher.start()

@@ -43,6 +43,11 @@ class Unauthorized(IngressError):
     code = "unauthorized"
 
 
+class NotFound(IngressError):
+    status = 404
+    code = "not_found"
+
+
 class Conflict(IngressError):
     status = 409
     code = "conflict"

@@ -14,9 +14,15 @@ from sayna_sip.common.errors import ConfigError
 from sayna_sip.common.hosts import normalize_host
 from sayna_sip.common.netpolicy import is_blocked, literal_address
 from sayna_sip.ingress.errors import BadRequest, Conflict
+from sayna_sip.ingress.hooks import HookWrite
 from sayna_sip.ingress.schemas import HookIn
 
 MAX_HOOKS_PER_REQUEST = 1000
+
+
+def host(raw: str) -> str:
+    """A host from a path or body, normalised; 400 when it is not a hook host."""
+    return _host(raw)
 
 
 def _host(raw: str) -> str:
@@ -60,19 +66,34 @@ def _count(n: int, what: str) -> None:
         raise BadRequest(f"'{what}' holds more than {MAX_HOOKS_PER_REQUEST} entries", "too_many")
 
 
-def upserts(items: list[HookIn], sip: SipConfig) -> list[tuple[str, str]]:
-    """Normalised (host, url) pairs to write; raises on the first invalid item."""
+def secret(raw: str, host: str) -> str:
+    try:
+        return validate.secret(raw, host)
+    except ConfigError as exc:
+        raise BadRequest(str(exc), "invalid_secret") from None
+
+
+def _events(raw: list[str] | None, host: str) -> tuple[str, ...] | None:
+    try:
+        return validate.events(raw, host)
+    except ConfigError as exc:
+        raise BadRequest(str(exc), "invalid_events") from None
+
+
+def upserts(items: list[HookIn], sip: SipConfig) -> list[HookWrite]:
+    """Normalised hooks to write; raises on the first invalid item."""
     _count(len(items), "hooks")
     seen: set[str] = set()
-    out: list[tuple[str, str]] = []
+    out: list[HookWrite] = []
     for item in items:
         host = _host(item.host)
         if host in seen:
             raise BadRequest(f"Duplicate SIP hook host: {host}", "duplicate_host")
         seen.add(host)
-        out.append((host, _url(item.url, host, sip)))
-    for host, _ in out:
-        _not_static(host, sip)
+        own = secret(item.secret, host) if item.secret is not None else None
+        out.append(HookWrite(host, _url(item.url, host, sip), _events(item.events, host), own))
+    for hook in out:
+        _not_static(hook.host, sip)
     return out
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TypeVar
 
 import msgspec
@@ -17,10 +18,12 @@ import nats.errors
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
-from sayna_sip.common.hookstore import HookRecord, delete_if_unchanged
+from sayna_sip.common import hook_secrets
+from sayna_sip.common.hookstore import HookRecord, delete_if_unchanged, modify
 from sayna_sip.common.hosts import host_token
 from sayna_sip.common.logs import quote
-from sayna_sip.ingress.errors import Conflict, IngressError, Unavailable
+from sayna_sip.common.secretbox import SecretBox
+from sayna_sip.ingress.errors import BadRequest, Conflict, IngressError, NotFound, Unavailable
 
 log = logging.getLogger("sayna_sip.ingress")
 
@@ -30,12 +33,31 @@ CAS_ATTEMPTS = 20
 SNAPSHOT_TIMEOUT_S = 5.0
 
 
+@dataclass(frozen=True)
+class HookWrite:
+    """One validated hook of a POST /sip/hooks body (the secret only until sealed)."""
+
+    host: str
+    url: str
+    events: tuple[str, ...] | None = None
+    secret: str | None = None
+
+    def __repr__(self) -> str:  # never show the secret, even in a traceback
+        return f"HookWrite(host={self.host!r}, url={self.url!r}, events={self.events!r})"
+
+
 class HookStore:
     """The hooks API's view of `sip_hooks`."""
 
-    def __init__(self, kv: KeyValue, connected: Callable[[], bool] = lambda: True) -> None:
+    def __init__(
+        self,
+        kv: KeyValue,
+        connected: Callable[[], bool] = lambda: True,
+        box: SecretBox | None = None,
+    ) -> None:
         self._kv = kv
         self._connected = connected
+        self._box = box
 
     async def all(self) -> list[HookRecord]:
         """Every hook, sorted by host, read from KV now."""
@@ -46,14 +68,58 @@ class HookStore:
         if not self._connected():  # fail fast rather than wait out KV request timeouts
             raise Unavailable("NATS is not connected; retry later", "nats_unavailable")
 
-    async def upsert(self, hooks: list[tuple[str, str]]) -> list[HookRecord]:
+    async def upsert(self, hooks: list[HookWrite]) -> list[HookRecord]:
         self._check_connected()
-        for host, _ in hooks:  # refuse the whole request before writing any of it
-            _writable(host, (await _guard(self._current(host)))[0])
-        for host, url in hooks:
-            await _guard(self._put(host, url))
-            log.info("event=hook_saved host=%s url=%s source=runtime", host, url)
+        if any(h.secret for h in hooks) and self._box is None:
+            raise BadRequest(
+                "A hook secret needs SIP_SECRETS_KEY (the key that encrypts secrets at rest)",
+                "secrets_key_missing",
+            )
+        for hook in hooks:  # refuse the whole request before writing any of it
+            _writable(hook.host, (await _guard(self._current(hook.host)))[0])
+        for hook in hooks:
+            await _guard(self._put(hook))
+            log.info(
+                "event=hook_saved host=%s url=%s source=runtime own_secret=%s",
+                hook.host, hook.url, str(bool(hook.secret)).lower(),
+            )  # fmt: skip
         return await self.all()
+
+    async def get(self, host: str) -> HookRecord:
+        """The hook of `host` from KV now; NotFound when there is none."""
+        self._check_connected()
+        record, _ = await _guard(self._current(host))
+        if record is None:
+            raise NotFound(f"no hook for host '{host}'", "hook_not_found")
+        return record
+
+    async def change(
+        self, host: str, change: Callable[[HookRecord], HookRecord | None]
+    ) -> HookRecord:
+        """Compare-and-set `change` on a runtime hook (404 unknown, 409 static)."""
+        _writable(host, await self.get(host))
+
+        def checked(record: HookRecord) -> HookRecord | None:
+            _writable(host, record)
+            return change(record)
+
+        try:
+            updated = await _guard(modify(self._kv, host, checked))
+        except KeyWrongLastSequenceError:
+            raise Unavailable(
+                f"SIP hook host '{host}' is being changed concurrently; retry", "busy"
+            ) from None
+        if updated is None:
+            raise NotFound(f"no hook for host '{host}'", "hook_not_found")
+        return updated
+
+    def box(self) -> SecretBox:
+        if self._box is None:
+            raise BadRequest(
+                "Hook secrets need SIP_SECRETS_KEY (the key that encrypts secrets at rest)",
+                "secrets_key_missing",
+            )
+        return self._box
 
     async def remove(self, hosts: list[str]) -> tuple[list[HookRecord], list[str]]:
         """Delete runtime hooks; returns the hooks left and the hosts that had none."""
@@ -78,11 +144,23 @@ class HookStore:
         except msgspec.DecodeError:
             return None, entry.revision or 0  # unreadable record: overwrite it
 
-    async def _put(self, host: str, url: str) -> None:
+    def _record(self, hook: HookWrite, old: HookRecord | None) -> HookRecord:
+        """The new record: URL and events as sent; the old secrets and state kept unless a
+        secret is sent (it then replaces them)."""
+        if old is None:
+            record = HookRecord.new(hook.host, hook.url, "runtime", hook.events)
+        else:
+            record = old.changed(url=hook.url, events=hook.events)
+        if hook.secret and self._box is not None:
+            record = hook_secrets.with_secret(record, self._box, hook.secret)
+        return record
+
+    async def _put(self, hook: HookWrite) -> None:
+        host = hook.host
         for _ in range(CAS_ATTEMPTS):
             record, revision = await self._current(host)
             _writable(host, record)
-            value = HookRecord.new(host, url, "runtime").encode()
+            value = self._record(hook, record).encode()
             try:
                 if revision:
                     await self._kv.update(host_token(host), value, last=revision)

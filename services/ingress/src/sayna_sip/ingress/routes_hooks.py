@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Annotated
 
@@ -13,7 +14,8 @@ from prometheus_client import Counter
 
 from sayna_sip.common.config import AuthConfig, SipConfig
 from sayna_sip.common.hookstore import HookRecord
-from sayna_sip.ingress import hookrules
+from sayna_sip.common.secretbox import fingerprint
+from sayna_sip.ingress import endpoints, hookrules
 from sayna_sip.ingress.auth import bearer_guard
 from sayna_sip.ingress.errors import Conflict
 from sayna_sip.ingress.hooks import HookStore
@@ -24,6 +26,10 @@ from sayna_sip.ingress.schemas import (
     HookOut,
     HooksUpsert,
     HostsDelete,
+    Rotated,
+    RotateIn,
+    SecretOut,
+    TestSend,
 )
 from sayna_sip.ingress.state import IngressDep
 
@@ -40,13 +46,41 @@ _COMMON = {
 }
 _WRITE = {
     **_COMMON,
-    400: _err("Invalid body, host or URL (http://, duplicate host, blocked IP literal target)"),
+    400: _err(
+        "Invalid body, host, URL, secret or events (http://, duplicate host, blocked IP "
+        "literal target, unknown LiveKit event, secret without SIP_SECRETS_KEY)"
+    ),
     409: _err("Host defined in the static configuration, or SIP not configured"),
+}
+_ONE = {**_WRITE, 404: _err("No hook for this host")}
+_TEST = {
+    **_COMMON,
+    404: _err("No hook for this host"),
+    503: _err("NATS unavailable, or no forwarder answered in time"),
 }
 
 
-def _out(records: list[HookRecord]) -> list[HookOut]:
-    return [HookOut(host=r.host, url=r.url, source=r.source) for r in records]
+def view(record: HookRecord, sip: SipConfig | None) -> HookOut:
+    """A hook as the API shows it: secrets by fingerprint only."""
+    now = time.time()
+    shown = [SecretOut(s.id, s.fingerprint, s.expires_at) for s in record.active_secrets(now)]
+    if not shown and record.source == "config" and sip is not None:
+        static = next((h.secrets for h in sip.hooks if h.host == record.host), ())
+        shown = [SecretOut(f"config-{i + 1}", fingerprint(x), None) for i, x in enumerate(static)]
+    return HookOut(
+        host=record.host,
+        url=record.url,
+        source=record.source,
+        events=list(record.events) if record.events is not None else None,
+        secrets=shown,
+        enabled=record.enabled,
+        disabled_reason=record.disabled_reason,
+        failing_since=record.failing_since,
+    )
+
+
+def _out(records: list[HookRecord], sip: SipConfig | None = None) -> list[HookOut]:
+    return [view(r, sip) for r in records]
 
 
 def _writable(ingress: IngressDep) -> tuple[SipConfig, HookStore]:
@@ -64,7 +98,7 @@ class HooksController(Controller):
     async def list_hooks(self, ingress: IngressDep) -> HookList:
         if ingress.hooks is None:
             return HookList(hooks=[])
-        return HookList(hooks=_out(await ingress.hooks.all()))
+        return HookList(hooks=_out(await ingress.hooks.all(), ingress.config.sip))
 
     @post(
         status_code=200, summary="Add hooks, or replace those with the same host", responses=_WRITE
@@ -76,7 +110,7 @@ class HooksController(Controller):
     ) -> HookList:
         sip, store = _writable(ingress)
         records = await store.upsert(hookrules.upserts(data.hooks, sip))
-        return HookList(hooks=_out(records))
+        return HookList(hooks=_out(records, sip))
 
     @delete(status_code=200, summary="Remove runtime hooks by host", responses=_WRITE)
     async def delete_hooks(
@@ -84,7 +118,45 @@ class HooksController(Controller):
     ) -> HookDeleteResult:
         sip, store = _writable(ingress)
         records, missing = await store.remove(hookrules.removals(data.hosts, sip))
-        return HookDeleteResult(hooks=_out(records), not_found=missing)
+        return HookDeleteResult(hooks=_out(records, sip), not_found=missing)
+
+    @post(
+        "/{host:str}/rotate-secret",
+        status_code=200,
+        summary="New signing secret (answered once); the previous one signs beside it for "
+        "SIP_SECRET_OVERLAP",
+        responses=_ONE,
+    )
+    async def rotate_secret(
+        self,
+        ingress: IngressDep,
+        host: str,
+        data: Annotated[RotateIn | None, Body(description="the new secret, or none")] = None,
+    ) -> Rotated:
+        sip, store = _writable(ingress)
+        given = data.secret if data is not None else None
+        secret, record = await endpoints.rotate(store, sip, hookrules.host(host), given)
+        return Rotated(secret=secret, hook=view(record, sip))
+
+    @post("/{host:str}/disable", status_code=200, summary="Stop delivering", responses=_ONE)
+    async def disable_hook(self, ingress: IngressDep, host: str) -> HookOut:
+        sip, store = _writable(ingress)
+        return view(await endpoints.set_enabled(ingress, store, hookrules.host(host), False), sip)
+
+    @post("/{host:str}/enable", status_code=200, summary="Deliver again", responses=_ONE)
+    async def enable_hook(self, ingress: IngressDep, host: str) -> HookOut:
+        sip, store = _writable(ingress)
+        return view(await endpoints.set_enabled(ingress, store, hookrules.host(host), True), sip)
+
+    @post(
+        "/{host:str}/test",
+        status_code=200,
+        summary="One signed sip_hook_test delivery through a forwarder",
+        responses=_TEST,
+    )
+    async def test_hook(self, ingress: IngressDep, host: str) -> TestSend:
+        _, store = _writable(ingress)
+        return await endpoints.test_send(ingress, store, hookrules.host(host))
 
 
 def _counting(counter: Counter) -> Callable[..., ASGIApp]:

@@ -1,8 +1,9 @@
 """HTTP bodies of the ingress API: what comes in, what goes out, and the error body.
 
 msgspec Structs, so Litestar decodes and validates them fast and documents them in
-the OpenAPI schema. Unknown fields are refused: a `secret` sent with a runtime hook
-would otherwise be dropped silently (runtime hooks use the global secret).
+the OpenAPI schema. Unknown fields are refused, so a misspelt field is an error rather
+than silently dropped. Secrets are write-only: no answer body has a field for one,
+except the one-time answer of a rotation.
 """
 
 from __future__ import annotations
@@ -26,10 +27,17 @@ class Received(msgspec.Struct, frozen=True):
 
 
 class HookIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """A runtime hook: SIP host (or `*.wildcard`) and its HTTPS target."""
+    """A runtime hook: SIP host (or `*.wildcard`), its HTTPS target, and optionally its own
+    signing secret (`whsec_<base64>` or >= 16 characters; needs SIP_SECRETS_KEY) and the
+    LiveKit events it receives (absent = all)."""
 
     host: str
     url: str
+    secret: str | None = None
+    events: list[str] | None = None
+
+    def __repr__(self) -> str:  # never show the secret, even in a traceback
+        return f"HookIn(host={self.host!r}, url={self.url!r}, events={self.events!r})"
 
 
 class HooksUpsert(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -44,10 +52,48 @@ class HostsDelete(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     hosts: list[str]
 
 
+class SecretOut(msgspec.Struct, frozen=True):
+    """A signing secret as shown: never its value."""
+
+    id: str
+    fingerprint: str  # first 8 hex digits of the SHA-256 of the key bytes
+    expires_at: str | None  # set while a rotated-out secret still signs
+
+
 class HookOut(msgspec.Struct, frozen=True):
     host: str
     url: str
     source: Literal["config", "runtime"]
+    events: list[str] | None = None  # None: every event
+    secrets: list[SecretOut] = msgspec.field(default_factory=list)  # empty: global secret
+    enabled: bool = True
+    disabled_reason: str | None = None
+    failing_since: str | None = None
+
+
+class RotateIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """POST /sip/hooks/{host}/rotate-secret body: the new secret, or none to generate one."""
+
+    secret: str | None = None
+
+    def __repr__(self) -> str:
+        return "RotateIn(secret=<hidden>)"
+
+
+class Rotated(msgspec.Struct, frozen=True):
+    """The new secret, shown this once, and the hook with its secrets' fingerprints."""
+
+    secret: str
+    hook: HookOut
+
+
+class TestSend(msgspec.Struct, frozen=True):
+    """One signed `sip_hook_test` delivery made by a forwarder."""
+
+    status: int | None  # HTTP status, None when no answer came
+    duration_ms: float
+    error: str | None
+    response_excerpt: str
 
 
 class HookList(msgspec.Struct, frozen=True):
