@@ -15,7 +15,7 @@ from tests.ingress.conftest import STATIC_HOST, Client, ingress_config, serve
 
 PATH = "/sip/hooks"
 # What GET shows of a hook with no secret of its own, no filter, and enabled.
-PLAIN = {
+PLAIN: dict[str, Any] = {
     "events": None,
     "secrets": [],
     "enabled": True,

@@ -15,16 +15,19 @@ import httpx
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
+from nats.js.kv import KeyValue
 
 from sayna_sip.common import natsconn, topology
 from sayna_sip.common.config import ServerConfig
 from sayna_sip.common.metrics import new_registry
 from sayna_sip.forwarder.client import build_client
 from sayna_sip.forwarder.delivery import Deliverer, warn_if_unsigned
+from sayna_sip.forwarder.endpoint_health import FailureWatch
 from sayna_sip.forwarder.health import HealthServer, health_app
 from sayna_sip.forwarder.hooks import LiveHooks
 from sayna_sip.forwarder.metrics import ForwarderMetrics
 from sayna_sip.forwarder.settings import Tuning
+from sayna_sip.forwarder.testsend import TestResponder
 from sayna_sip.forwarder.worker import Worker
 
 log = logging.getLogger("sayna_sip.forwarder")
@@ -38,8 +41,12 @@ class Forwarder:
         http: httpx.AsyncClient,
         worker: Worker,
         health: HealthServer,
+        responder: TestResponder,
+        watch: FailureWatch | None,
     ) -> None:
         self.nc = nc
+        self.responder = responder
+        self.watch = watch
         self.hooks = hooks
         self.http = http
         self.worker = worker
@@ -79,7 +86,12 @@ class Forwarder:
             undo.push_async_callback(http.aclose)
             registry = new_registry()
             metrics = ForwarderMetrics(registry)
-            worker = Worker(config, tuning, js, pull, Deliverer(config, http, hooks, kv), metrics)
+            deliverer = Deliverer(config, http, hooks, kv)
+            watch = _failure_watch(config, kv, nc, deliverer, metrics)
+            deliverer.watch = watch
+            worker = Worker(config, tuning, js, pull, deliverer, metrics)
+            responder = TestResponder(nc, deliverer)
+            await responder.start()
             forwarder: Forwarder | None = None
             health = HealthServer(
                 health_app(registry, lambda: forwarder is not None and forwarder.ready()),
@@ -87,7 +99,7 @@ class Forwarder:
                 config.forwarder.port,
             )
             await health.start()
-            forwarder = cls(nc, hooks, http, worker, health)
+            forwarder = cls(nc, hooks, http, worker, health, responder, watch)
             undo.pop_all()
         warn_if_unsigned(config)
         log.info(
@@ -99,7 +111,10 @@ class Forwarder:
 
     async def stop(self) -> None:
         """Graceful: stop pulling, finish or nak in-flight work, close everything."""
+        await self.responder.stop()
         await self.worker.stop(self._loop)
+        if self.watch is not None:
+            await self.watch.stop()
         await self.health.stop()
         await self.hooks.stop()
         await self.http.aclose()
@@ -107,6 +122,16 @@ class Forwarder:
             await self.nc.flush(timeout=2)  # push the last acks/naks out
         await self.nc.close()
         log.info("event=forwarder_stopped")
+
+
+def _failure_watch(
+    config: ServerConfig, kv: KeyValue, nc: Client, d: Deliverer, metrics: ForwarderMetrics
+) -> FailureWatch | None:
+    if config.sip is None:
+        return None
+    return FailureWatch(
+        config.sip, kv, nc, d.post_ops, lambda host: metrics.hooks_disabled.labels(host).inc()
+    )
 
 
 async def _check_consumer(js: JetStreamContext) -> None:

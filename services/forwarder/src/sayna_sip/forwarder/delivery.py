@@ -14,10 +14,13 @@ import httpx
 from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 
+from sayna_sip.common import hook_secrets
 from sayna_sip.common.config import ServerConfig
 from sayna_sip.common.hookstore import HookRecord
 from sayna_sip.common.hosts import host_token
+from sayna_sip.common.logs import quote
 from sayna_sip.forwarder import client, signing
+from sayna_sip.forwarder.endpoint_health import FailureWatch
 from sayna_sip.forwarder.envelope import Delivery
 from sayna_sip.forwarder.hooks import LiveHooks
 from sayna_sip.forwarder.policy import Kind, Result
@@ -37,6 +40,7 @@ class Deliverer:
         self._http = http
         self._hooks = hooks
         self._kv = kv
+        self.watch: FailureWatch | None = None  # set by the app when SIP is configured
 
     async def resolve(self, hook_host: str) -> HookRecord | None:
         record = self._hooks.get(hook_host)
@@ -48,20 +52,49 @@ class Deliverer:
             return None
         return HookRecord.decode(entry.value) if entry.value else None
 
-    def secrets(self, hook_host: str) -> tuple[str, ...]:
+    def secrets(self, hook: HookRecord) -> tuple[str, ...]:
+        """Its own secrets (opened now, newest first), else static config's, else global."""
         sip = self._config.sip
-        return sip.secrets_for(hook_host) if sip else ()
+        if sip is None:
+            return ()
+        fallback = sip.secrets_for(hook.host)
+        return hook_secrets.signing_secrets(
+            hook, sip.secret_box, fallback, sip.hook_secrets, time.time()
+        )
 
     async def attempt(self, d: Delivery, body: bytes) -> Result:
         hook = await self.resolve(d.hook)
         if hook is None:
             return Result(Kind.REMOVED, error=f"hook {d.hook} no longer exists")
-        headers = signing.signature_headers(
-            d.event_id, body, self.secrets(hook.host), int(time.time())
-        )
+        if not hook.enabled:
+            reason = hook.disabled_reason or "disabled"
+            return Result(Kind.DISABLED, error=f"hook {hook.host} is disabled: {reason}")
+        result = await self.send(hook, d.event_id, body)
+        if self.watch is not None and result.was_attempt:
+            self.watch.observe(hook, result.kind is Kind.DELIVERED)
+        return result
+
+    async def send(self, hook: HookRecord, event_id: str, body: bytes) -> Result:
+        """One signed POST of `body` to `hook` (deliveries and test sends alike)."""
+        try:
+            secrets = self.secrets(hook)
+        except hook_secrets.SecretBoxError as exc:  # misconfigured key: retried, loudly
+            log.error("event=hook_secret_unreadable host=%s error=%s", hook.host, quote(exc))
+            return Result(Kind.ERROR, error=f"cannot open the hook's secret: {exc}", url=hook.url)
+        headers = signing.signature_headers(event_id, body, secrets, int(time.time()))
         return await client.post(
             self._http, hook.url, body, headers, self._config.forwarder.timeout
         )
+
+    async def post_ops(self, url: str, body: bytes, event_id: str) -> int | None:
+        """An operator notice to SIP_OPS_WEBHOOK_URL, signed with the global secret."""
+        sip = self._config.sip
+        secrets = sip.hook_secrets if sip else ()
+        headers = signing.signature_headers(event_id, body, secrets, int(time.time()))
+        result = await client.post(self._http, url, body, headers, self._config.forwarder.timeout)
+        if result.kind is not Kind.DELIVERED:
+            log.warning("event=ops_webhook_failed url=%s error=%s", url, quote(result.error))
+        return result.status
 
 
 def warn_if_unsigned(config: ServerConfig) -> None:
@@ -69,7 +102,7 @@ def warn_if_unsigned(config: ServerConfig) -> None:
     sip = config.sip
     if sip is None:
         return  # SIP disabled: stay quiet
-    unsigned = [h.host for h in sip.hooks if not sip.secrets_for(h.host)]
+    unsigned = [h.host for h in sip.hooks if not sip.secrets_for(h.host)]  # runtime: own or global
     if not sip.hook_secrets:
         unsigned.append("<runtime hooks>")
     if unsigned:

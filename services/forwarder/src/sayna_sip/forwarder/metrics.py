@@ -26,6 +26,11 @@ class ForwarderMetrics:
             "Messages put back to wait (not yet due, host busy, breaker open)",
             ["host", "reason"],
         )
+        self.hooks_disabled = counter(
+            "forwarder_hooks_disabled",
+            "Hooks disabled automatically after failing for SIP_HOOK_DISABLE_AFTER",
+            ["host"],
+        )
         self.breaker_opened = counter(
             "forwarder_breaker_opened", "Circuit breaker openings", ["host"]
         )

@@ -69,10 +69,11 @@ async def _write(
     kv: KeyValue, key: str, hook: HookConfig, entry: _Stored | None, summary: Summary
 ) -> None:
     old = entry.record if entry is not None else None
-    if old is not None and (old.host, old.url, old.source) == (hook.host, hook.url, "config"):
+    same = (hook.host, hook.url, "config", hook.events)
+    if old is not None and (old.host, old.url, old.source, old.events) == same:
         summary.record("hook", hook.host, "unchanged")
         return
-    value = HookRecord.new(hook.host, hook.url, "config").encode()
+    value = HookRecord.new(hook.host, hook.url, "config", hook.events).encode()
     if entry is None:
         await kv.create(key, value)
         log.info("event=static_hook_created host=%s", hook.host)

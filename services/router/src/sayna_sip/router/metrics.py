@@ -14,6 +14,7 @@ class Outcome(StrEnum):
 
     ROUTED = "routed"  # published to SIP_DELIVERIES, input acked
     UNMATCHED = "unmatched"  # SIP host found, no hook for it
+    FILTERED = "filtered"  # the hook's events filter leaves this event type out
     NO_HOST = "no_host"  # SIP room, no host in the event nor in room memory: gave up
     DEFERRED = "deferred"  # no host yet: nak'd briefly, the caller's join may be in flight
     NON_SIP = "non_sip"  # room name without the SIP prefix, or no room

@@ -40,6 +40,7 @@ class Action(Enum):
 ACTIONS: dict[Outcome, Action] = {
     Outcome.ROUTED: Action.ACK,
     Outcome.UNMATCHED: Action.ACK,
+    Outcome.FILTERED: Action.ACK,
     Outcome.NO_HOST: Action.ACK,
     Outcome.DEFERRED: Action.WAIT,
     Outcome.NON_SIP: Action.ACK,
@@ -126,6 +127,9 @@ class EventRouter:
             return target
         if target.from_participant:
             await self._rooms.remember(room, RoomRecord(target.sip_host, target.hook.host))
+        if not target.hook.wants(event.event):  # after remembering: room events still route
+            log.debug("event=sip_filtered hook=%s event=%s", target.hook.host, quote(event.event))
+            return Outcome.FILTERED
         ack = await self._publish(
             body, delivery_subject(target.hook.host), _out_headers(event, event_id, target, headers)
         )
