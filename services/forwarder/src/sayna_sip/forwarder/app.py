@@ -110,7 +110,10 @@ class Forwarder:
         return forwarder
 
     async def stop(self) -> None:
-        """Graceful: stop pulling, finish or nak in-flight work, close everything."""
+        """Graceful: stop pulling, finish or nak in-flight work, close everything.
+        A second call does nothing."""
+        if self.nc.is_closed:
+            return
         await self.responder.stop()
         await self.worker.stop(self._loop)
         if self.watch is not None:
