@@ -32,6 +32,17 @@ def test_child_env_with_sip_allows_loopback_and_trusts_the_dev_ca(tmp_path: Path
     assert env["SIP_HOOK_CA_BUNDLE"] == str(tmp_path / "ca.pem")
 
 
+def test_dev_mode_makes_one_private_secrets_key_and_children_get_it(tmp_path: Path) -> None:
+    key = up.dev_secrets_key(tmp_path / "data")
+    assert up.dev_secrets_key(tmp_path / "data") == key  # kept across runs
+    assert ((tmp_path / "data" / "secrets.key").stat().st_mode & 0o777) == 0o600
+    env = up.child_env(SIP_ENV, ServerConfig.from_env(SIP_ENV), "nats://n:1", None, key)
+    assert ServerConfig.from_env(env).sip.secret_box is not None  # type: ignore[union-attr]
+    mine = {**SIP_ENV, "SIP_SECRETS_KEY": key.replace(key[:4], "AAAA")}
+    env = up.child_env(mine, ServerConfig.from_env(mine), "nats://n:1", None, key)
+    assert env["SIP_SECRETS_KEY"] == mine["SIP_SECRETS_KEY"]  # the operator's own key wins
+
+
 def test_child_env_keeps_the_users_ca_bundle(tmp_path: Path) -> None:
     mine = tmp_path / "mine.pem"
     mine.write_text("x")

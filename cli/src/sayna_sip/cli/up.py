@@ -26,6 +26,7 @@ from sayna_sip.cli.procs import Console
 from sayna_sip.cli.supervisor import ChildSpec, Supervisor
 from sayna_sip.common.config import NatsConfig, ServerConfig
 from sayna_sip.common.errors import ConfigError
+from sayna_sip.common.secretbox import generate_key
 from sayna_sip.common.validate import nats_urls
 
 LOOPBACK_NETWORKS = ("127.0.0.0/8", "::1/128")
@@ -76,8 +77,23 @@ def external_nats_url(flag: str | None, env: Mapping[str, str], config: ServerCo
     return config.nats.url if config.nats.url != NatsConfig.url else None
 
 
+def dev_secrets_key(data_dir: Path) -> str:
+    """The data dir's SIP_SECRETS_KEY (made on first use, readable by its owner only)."""
+    path = data_dir / "secrets.key"
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(generate_key() + "\n")
+    return path.read_text().strip()
+
+
 def child_env(
-    base: Mapping[str, str], config: ServerConfig, nats_url: str, ca_pem: Path | None
+    base: Mapping[str, str],
+    config: ServerConfig,
+    nats_url: str,
+    ca_pem: Path | None,
+    secrets_key: str | None = None,
 ) -> dict[str, str]:
     """The services' environment. SIP_* variables are only added when SIP is already
     configured: setting any of them would switch SIP on."""
@@ -92,6 +108,8 @@ def child_env(
     )
     if not config.sip.hook_ca_bundle and ca_pem is not None:
         env["SIP_HOOK_CA_BUNDLE"] = str(ca_pem)
+    if config.sip.secret_box is None and secrets_key is not None:
+        env["SIP_SECRETS_KEY"] = secrets_key  # dev mode: per-hook secrets work out of the box
     return env
 
 
@@ -156,7 +174,8 @@ class Stack:
             self.nats = EmbeddedNats(self.data_dir, self.console.echo("nats"), self.args.nats_port)
             url = await self.nats.start()
             self.log(f"event=nats_started url={url} pid={self.nats.pid} store={self.nats.store}")
-        env = child_env(os.environ, self.config, url, self._dev_ca())
+        key = dev_secrets_key(self.data_dir) if self.config.sip is not None else None
+        env = child_env(os.environ, self.config, url, self._dev_ca(), key)
         if self.sup.stopping.is_set():  # Ctrl-C while NATS was starting
             return 0
         code = await self.sup.run_once(
