@@ -341,7 +341,7 @@ async def test_a_failing_hook_is_disabled_and_the_operator_told(
         assert failed_attempts >= 10
         async with httpx.AsyncClient() as http:
             metrics = (await http.get(f"http://127.0.0.1:{p.forwarder.port}/metrics")).text
-        assert f"sayna_sip_forwarder_hooks_disabled_total{{host=\"{HOST}\"}} 1.0" in metrics, [
+        assert f'sayna_sip_forwarder_hooks_disabled_total{{host="{HOST}"}} 1.0' in metrics, [
             line for line in metrics.splitlines() if "disabled" in line
         ]
         await nc.close()
