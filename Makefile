@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 MEMBERS := libs/common services/ingress services/router services/forwarder services/provisioner cli
 PYPROJECTS := pyproject.toml $(addsuffix /pyproject.toml,$(MEMBERS))
 
-.PHONY: install test lint fmt up bench bench-quick clean
+.PHONY: install test lint fmt up bench bench-quick mutants clean
 
 install: $(STAMP)
 
@@ -37,5 +37,10 @@ bench: $(STAMP)
 bench-quick: $(STAMP)
 	$(BIN)/python -m bench.run --quick
 
+# Mutation score of the critical modules (docs/testing.md); MODULES=signing runs one.
+mutants: $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[mutants]'
+	$(BIN)/python -m mutation.run $(MODULES)
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .mutmut-cache .pytest_cache .mypy_cache .ruff_cache

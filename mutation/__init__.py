@@ -1,0 +1,1 @@
+"""Mutation testing of the modules where one wrong line hurts most (`make mutants`)."""
