@@ -4,6 +4,8 @@ test sends and dead-letter redrive — each checked on what the page shows."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,6 +16,13 @@ from tests.fixtures.https_sink import HttpsSink
 
 pytestmark = pytest.mark.timeout(120)
 HOST = "pbx.tenant-a.example"
+# `SAYNA_SCREENSHOTS=docs/images make test` refreshes the pictures in docs/operations.md.
+SHOTS = os.environ.get("SAYNA_SCREENSHOTS")
+
+
+async def snap(page: Any, name: str) -> None:
+    if SHOTS:
+        await page.screenshot(path=str(Path(SHOTS) / f"console-{name}.png"), full_page=True)
 
 
 async def login(page: Any, stack: Stack, path: str = "") -> None:
@@ -70,6 +79,7 @@ async def test_add_a_hook_see_it_listed_and_delete_it(
     row = page.locator(f'#hooks tr[data-host="{HOST}"]')
     await expect(row).to_contain_text("runtime")
     await expect(row).to_contain_text("enabled")
+    await snap(page, "hooks")
 
     # A refused input is shown, not swallowed.
     await form.locator("[name=host]").fill("bad host")
@@ -95,3 +105,43 @@ async def test_usable_at_phone_width(stack: Stack, page: Any, https_sink: HttpsS
     await expect(row).to_be_visible()
     width = await page.evaluate("document.documentElement.scrollWidth")
     assert width <= 390, f"the page scrolls sideways at phone width ({width}px)"
+
+
+async def test_a_hook_page_rotates_disables_enables_and_test_sends(
+    stack: Stack, page: Any, https_sink: HttpsSink
+) -> None:
+    from playwright.async_api import expect
+
+    async with stack.api() as api:
+        r = await api.post(
+            "/sip/hooks", json={"hooks": [{"host": HOST, "url": https_sink.url("/a")}]}
+        )
+        assert r.status_code == 200, r.text
+    await login(page, stack, f"#/hooks/{HOST}")
+    await expect(page.locator("h1")).to_have_text(HOST)
+    await expect(page.locator("#hook-secrets")).to_contain_text("global secret")
+
+    await page.click("#test-send")
+    await expect(page.locator("#test-result")).to_contain_text("status 200")
+    assert len(https_sink.received("/a")) == 1
+
+    await page.click("#rotate")
+    secret = page.locator("#new-secret")
+    await expect(secret).to_contain_text("whsec_")
+    shown = await secret.inner_text()
+    await expect(page.locator("#hook-secrets li")).to_have_count(2)  # new + the global, expiring
+    await snap(page, "hook")
+    await page.click("#copy-secret")
+    assert await page.evaluate("navigator.clipboard.readText()") == shown
+    await page.reload()
+    await expect(page.locator("#hook-secrets li")).to_have_count(2)
+    await expect(page.locator("#new-secret")).to_have_count(0)  # shown once only
+    assert shown not in await page.content()
+
+    await page.click("#disable")
+    await expect(page.locator("#hook-state")).to_contain_text("disabled")
+    await page.click("#enable")
+    await expect(page.locator("#hook-state")).to_contain_text("enabled")
+    async with stack.api() as api:
+        hook = (await api.get("/sip/hooks")).json()["hooks"][0]
+    assert hook["enabled"] is True and len(hook["secrets"]) == 2
