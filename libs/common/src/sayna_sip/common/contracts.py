@@ -74,6 +74,7 @@ class Header:
     LAST_STATUS = "Sayna-Last-Status"  # HTTP status of the last attempt, if any
     LAST_ERROR = "Sayna-Last-Error"
     HOOK_URL = "Sayna-Hook-Url"
+    VERSION = "Sayna-Version"  # delivery envelope format; absent = 1 (see common.delivery)
 
 
 class DeadReason:

@@ -16,12 +16,12 @@ from nats.js.kv import KeyValue
 
 from sayna_sip.common import hook_secrets
 from sayna_sip.common.config import ServerConfig
+from sayna_sip.common.delivery import Delivery
 from sayna_sip.common.hookstore import HookRecord
 from sayna_sip.common.hosts import host_token
 from sayna_sip.common.logs import quote
 from sayna_sip.forwarder import client, signing
 from sayna_sip.forwarder.endpoint_health import FailureWatch
-from sayna_sip.forwarder.envelope import Delivery
 from sayna_sip.forwarder.hooks import LiveHooks
 from sayna_sip.forwarder.policy import Kind, Result
 

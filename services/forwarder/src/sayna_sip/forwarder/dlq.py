@@ -18,8 +18,8 @@ from nats.js.errors import NotFoundError
 
 from sayna_sip.common import contracts, topology
 from sayna_sip.common.contracts import Header
+from sayna_sip.common.delivery import Delivery
 from sayna_sip.common.hosts import normalize_host
-from sayna_sip.forwarder.envelope import redrive_headers
 
 
 @dataclass(frozen=True)
@@ -75,6 +75,6 @@ async def redrive(js: JetStreamContext, letter: DeadLetter) -> None:
         contracts.delivery_subject(letter.hook),
         letter.body,
         stream=topology.SIP_DELIVERIES,
-        headers=redrive_headers(letter.headers),
+        headers=Delivery.from_headers(letter.headers).redrive_headers(),
     )
     await js.delete_msg(topology.SIP_DEAD, letter.seq)

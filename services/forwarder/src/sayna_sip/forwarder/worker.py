@@ -23,8 +23,9 @@ from nats.js import JetStreamContext
 
 from sayna_sip.common import contracts, topology
 from sayna_sip.common.config import DEFAULT_RETRY_SCHEDULE, ServerConfig
+from sayna_sip.common.delivery import BadEnvelope, Delivery
 from sayna_sip.common.logs import quote
-from sayna_sip.forwarder import envelope, policy
+from sayna_sip.forwarder import policy
 from sayna_sip.forwarder.delivery import Deliverer
 from sayna_sip.forwarder.gate import HostGate
 from sayna_sip.forwarder.metrics import ForwarderMetrics
@@ -121,8 +122,8 @@ class Worker:
             await _nak(msg, None)
             return "stopping"
         try:
-            d = envelope.parse(msg.headers)
-        except envelope.BadEnvelope as exc:
+            d = Delivery.from_headers(msg.headers)
+        except BadEnvelope as exc:
             log.error("event=delivery_malformed subject=%s error=%s", msg.subject, quote(exc))
             await msg.term()  # cannot be delivered or dead-lettered without its hook
             return "bad"
@@ -150,7 +151,7 @@ class Worker:
         self._finished += 1
         self._wake.set()
 
-    async def _run(self, msg: Msg, d: envelope.Delivery, started: float) -> None:
+    async def _run(self, msg: Msg, d: Delivery, started: float) -> None:
         ok: bool | None = None
         self._metrics.in_flight.inc()
         try:
@@ -174,7 +175,7 @@ class Worker:
                 self._metrics.breaker_opened.labels(d.hook).inc()
                 log.warning("event=breaker_opened hook=%s", d.hook)
 
-    async def _settle(self, msg: Msg, d: envelope.Delivery, result: Result) -> None:
+    async def _settle(self, msg: Msg, d: Delivery, result: Result) -> None:
         decision = policy.decide(result, d.attempt, self._schedule, self._rng)
         if isinstance(decision, policy.Ack):
             await msg.ack()
@@ -184,7 +185,7 @@ class Worker:
             return
         if isinstance(decision, policy.Retry):
             due = time.time() + decision.delay
-            headers = envelope.retry_headers(d, decision.attempt, due)
+            headers = d.retry_headers(decision.attempt, due)
             await self._js.publish(
                 msg.subject, msg.data, stream=topology.SIP_DELIVERIES, headers=headers
             )
@@ -197,7 +198,7 @@ class Worker:
             return
         await self._dead_letter(msg, d, result, decision)
 
-    async def _crashed(self, msg: Msg, d: envelope.Delivery, exc: Exception) -> None:
+    async def _crashed(self, msg: Msg, d: Delivery, exc: Exception) -> None:
         """Dead-letter a message whose delivery raised unexpectedly (reason names the
         exception type), so a bug costs one dead letter, not an endless nak loop."""
         log.error(
@@ -218,11 +219,8 @@ class Worker:
             with contextlib.suppress(nats.errors.Error):
                 await msg.term()
 
-    async def _dead_letter(
-        self, msg: Msg, d: envelope.Delivery, result: Result, dead: policy.Dead
-    ) -> None:
-        headers = envelope.dead_headers(
-            d,
+    async def _dead_letter(self, msg: Msg, d: Delivery, result: Result, dead: policy.Dead) -> None:
+        headers = d.dead_headers(
             reason=dead.reason,
             attempts=dead.attempts,
             last_status=result.status,

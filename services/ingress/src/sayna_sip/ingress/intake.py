@@ -15,6 +15,7 @@ import nats.errors
 from nats.aio.client import Client
 
 from sayna_sip.common import contracts, topology
+from sayna_sip.common.delivery import EventMeta
 from sayna_sip.common.logs import quote
 from sayna_sip.ingress.errors import IngressError, Unavailable
 from sayna_sip.ingress.metrics import IngressMetrics
@@ -26,21 +27,8 @@ log = logging.getLogger("sayna_sip.ingress")
 PUBLISH_TIMEOUT_S = 3.0
 
 
-def _header_value(value: str) -> str:
-    # A header value with CR/LF would break NATS header framing.
-    return (
-        value.replace("\r", " ").replace("\n", " ") if ("\r" in value or "\n" in value) else value
-    )
-
-
 def event_headers(event: Event, received_at: float) -> dict[str, str]:
-    return {
-        contracts.Header.MSG_ID: _header_value(event.id),
-        contracts.Header.EVENT_ID: _header_value(event.id),
-        contracts.Header.EVENT: _header_value(event.event),
-        contracts.Header.ROOM: _header_value(event.room),
-        contracts.Header.RECEIVED_AT: f"{received_at:.6f}",
-    }
+    return EventMeta(event.id, event.event, event.room, received_at).to_headers()
 
 
 class EventPublisher:

@@ -18,6 +18,7 @@ from nats.js.api import PubAck
 
 from sayna_sip.common.config import SipConfig
 from sayna_sip.common.contracts import Header, delivery_subject
+from sayna_sip.common.delivery import Delivery
 from sayna_sip.common.hookstore import HookRecord
 from sayna_sip.common.logs import quote
 from sayna_sip.router.events import LkEvent, Malformed, decode_event
@@ -130,9 +131,15 @@ class EventRouter:
         if not target.hook.wants(event.event):  # after remembering: room events still route
             log.debug("event=sip_filtered hook=%s event=%s", target.hook.host, quote(event.event))
             return Outcome.FILTERED
-        ack = await self._publish(
-            body, delivery_subject(target.hook.host), _out_headers(event, event_id, target, headers)
+        delivery = Delivery.first(
+            event_id=event_id,
+            event=event.event,
+            room=room,
+            hook=target.hook.host,
+            sip_host=target.sip_host,
+            received_at=headers.get(Header.RECEIVED_AT),
         )
+        ack = await self._publish(body, delivery_subject(target.hook.host), delivery.to_headers())
         if ack.duplicate:
             self._metrics.duplicates.inc()
         return Outcome.ROUTED
@@ -175,25 +182,3 @@ def _no_host(event: LkEvent, event_id: str, delivered: int) -> Outcome:
 def _malformed(event_id: str, reason: str) -> Outcome:
     log.warning("event=router_malformed event_id=%s error=%s", quote(event_id), quote(reason))
     return Outcome.MALFORMED
-
-
-def _out_headers(
-    event: LkEvent, event_id: str, target: _Target, incoming: Mapping[str, str]
-) -> dict[str, str]:
-    headers = {
-        Header.MSG_ID: event_id,  # a redelivered event is dropped by SIP_DELIVERIES' dedupe
-        Header.EVENT_ID: event_id,
-        Header.EVENT: event.event,
-        Header.ROOM: event.room_name,
-        Header.HOOK: target.hook.host,
-        Header.SIP_HOST: target.sip_host,
-    }
-    received_at = incoming.get(Header.RECEIVED_AT)
-    if received_at:
-        headers[Header.RECEIVED_AT] = received_at
-    return {name: _one_line(value) for name, value in headers.items()}
-
-
-def _one_line(value: str) -> str:
-    """A header value cannot hold line breaks (they would end the NATS header block)."""
-    return value.replace("\r", " ").replace("\n", " ") if "\n" in value or "\r" in value else value

@@ -1,18 +1,23 @@
-"""Headers of the copies the forwarder and the dlq publish: what they carry and their
-dedupe ids."""
+"""The Delivery envelope: the copies the forwarder and the dlq publish (what they carry,
+their dedupe ids), and messages exactly as the release before `Sayna-Version` wrote them."""
 
 from __future__ import annotations
 
 import pytest
 
 from sayna_sip.common.contracts import Header
-from sayna_sip.forwarder.envelope import (
-    BadEnvelope,
-    dead_headers,
-    parse,
-    redrive_headers,
-    retry_headers,
-)
+from sayna_sip.common.delivery import BadEnvelope, Delivery
+
+parse = Delivery.from_headers
+
+
+def retry_headers(d: Delivery, attempt: int, not_before: float) -> dict[str, str]:
+    return d.retry_headers(attempt, not_before)
+
+
+def redrive_headers(dead: dict[str, str]) -> dict[str, str]:
+    return parse(dead).redrive_headers()
+
 
 ORIGINAL = {
     Header.MSG_ID: "EV_1",
@@ -68,8 +73,7 @@ def test_retry_copy_counts_the_attempt_and_has_a_stable_dedupe_id() -> None:
 
 def test_dead_letter_then_redrive_resets_attempts_and_gets_fresh_ids() -> None:
     d = parse({**ORIGINAL, Header.ATTEMPT: "3", Header.NOT_BEFORE: "5"})
-    dead = dead_headers(
-        d,
+    dead = d.dead_headers(
         reason="retries exhausted",
         attempts=4,
         last_status=503,
@@ -88,3 +92,58 @@ def test_dead_letter_then_redrive_resets_attempts_and_gets_fresh_ids() -> None:
     assert again[Header.MSG_ID] not in first_life
     # retries after a redrive never collide with the first life's ids
     assert retry_headers(parse(again), 2, 0)[Header.MSG_ID] not in first_life
+
+
+# Exactly what the router of the release before `Sayna-Version` published, and what its
+# forwarder wrote on a retry copy: both must still deliver, as version 1.
+PREVIOUS_FIRST_COPY = {
+    "Nats-Msg-Id": "EV_old",
+    "Sayna-Event-Id": "EV_old",
+    "Sayna-Event": "participant_joined",
+    "Sayna-Room": "sip-old",
+    "Sayna-Hook": "*.example.com",
+    "Sayna-Sip-Host": "a.example.com",
+    "Sayna-Received-At": "1764630000.123456",
+}
+PREVIOUS_RETRY_COPY = {
+    **PREVIOUS_FIRST_COPY,
+    "Nats-Msg-Id": "EV_old:=2a_example_com:g0:a2",
+    "Sayna-Attempt": "2",
+    "Sayna-Not-Before": "1764630300.000",
+}
+
+
+def test_a_message_of_the_previous_release_reads_as_version_1() -> None:
+    first = Delivery.from_headers(PREVIOUS_FIRST_COPY)
+    assert (first.version, first.event_id, first.hook, first.attempt) == (
+        1,
+        "EV_old",
+        "*.example.com",
+        0,
+    )
+    assert first.received_at == 1764630000.123456 and first.room == "sip-old"
+    retry = Delivery.from_headers(PREVIOUS_RETRY_COPY)
+    assert (retry.version, retry.attempt, retry.not_before) == (1, 2, 1764630300.0)
+    assert retry.retry_headers(3, 0)[Header.MSG_ID] == "EV_old:=2a_example_com:g0:a3"
+
+
+def test_the_first_copy_writes_the_previous_headers_plus_the_version() -> None:
+    d = Delivery.first(
+        event_id="EV_old",
+        event="participant_joined",
+        room="sip-old",
+        hook="*.example.com",
+        sip_host="a.example.com",
+        received_at="1764630000.123456",
+    )
+    assert d.to_headers() == {**PREVIOUS_FIRST_COPY, Header.VERSION: "1"}
+    assert Delivery.from_headers(d.to_headers()) == d
+
+
+def test_header_values_never_carry_line_breaks() -> None:
+    d = Delivery.first(
+        event_id="EV\r\n1", event="e", room="sip-a\nX: 1", hook="h.com", sip_host="h.com",
+        received_at=None,
+    )  # fmt: skip
+    assert all("\r" not in v and "\n" not in v for v in d.to_headers().values())
+    assert Header.RECEIVED_AT not in d.to_headers()

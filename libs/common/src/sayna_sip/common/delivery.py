@@ -1,0 +1,202 @@
+"""Messages on the wire, spelled once: the `LK_EVENTS` metadata the ingress writes, and
+the `Delivery` envelope of a `SIP_DELIVERIES` message and of its retry, dead-letter and
+redrive copies.
+
+`Sayna-Version` names the envelope's format; a message without it is version 1 (what
+releases before the header wrote), so messages already in a stream still deliver.
+Dedupe ids (`Nats-Msg-Id`) of the copies derive from (event, hook, redrive generation,
+attempt): a crash between publishing a copy and acking the original cannot duplicate it,
+and a redriven event gets fresh ids that the stream's duplicate window does not swallow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from sayna_sip.common.contracts import Header
+from sayna_sip.common.hosts import host_token
+
+VERSION = 1  # the envelope format this release writes
+MAX_ERROR_LEN = 300
+# Headers that belong to one copy only: a new copy never inherits them.
+_PER_COPY = frozenset(
+    {
+        Header.ATTEMPT,
+        Header.NOT_BEFORE,
+        Header.DEAD_REASON,
+        Header.DEAD_AT,
+        Header.LAST_STATUS,
+        Header.LAST_ERROR,
+        Header.HOOK_URL,
+    }
+)
+
+
+def header_value(value: str, limit: int | None = None) -> str:
+    """A value a NATS header can hold: no CR/LF (they would end the header block).
+    With `limit`, also one line of single spaces, at most `limit` characters."""
+    if limit is not None:
+        return " ".join(value.split())[:limit]
+    if "\r" in value or "\n" in value:
+        return value.replace("\r", " ").replace("\n", " ")
+    return value
+
+
+def _seconds(value: str | None) -> float | None:
+    """The ingress's receive time, if it reads as one (the router passes it on as is)."""
+    try:
+        return float(value) if value else None
+    except ValueError:
+        return None
+
+
+class BadEnvelope(ValueError):
+    """A delivery message without the headers needed to deliver it."""
+
+
+@dataclass(frozen=True)
+class EventMeta:
+    """Headers of an `LK_EVENTS` message: the event as the ingress received it."""
+
+    event_id: str
+    event: str
+    room: str
+    received_at: float  # unix seconds
+
+    def to_headers(self) -> dict[str, str]:
+        return {
+            Header.MSG_ID: header_value(self.event_id),  # LiveKit's retries stored once
+            Header.EVENT_ID: header_value(self.event_id),
+            Header.EVENT: header_value(self.event),
+            Header.ROOM: header_value(self.room),
+            Header.RECEIVED_AT: f"{self.received_at:.6f}",
+        }
+
+
+@dataclass(frozen=True)
+class Delivery:
+    event_id: str
+    hook: str  # host of the sip_hooks record to deliver to
+    attempt: int = 0  # failed attempts so far
+    not_before: float = 0.0  # unix seconds; 0 = now
+    generation: int = 0  # times redriven from SIP_DEAD
+    received_at: float | None = None
+    version: int = VERSION
+    headers: Mapping[str, str] = field(default_factory=dict)  # as read, or as to be written
+
+    @property
+    def event(self) -> str:
+        return self.headers.get(Header.EVENT, "")
+
+    @property
+    def room(self) -> str:
+        return self.headers.get(Header.ROOM, "")
+
+    @classmethod
+    def first(
+        cls,
+        *,
+        event_id: str,
+        event: str,
+        room: str,
+        hook: str,
+        sip_host: str,
+        received_at: str | None,
+    ) -> Delivery:
+        """The router's first copy. `received_at` is passed on as the ingress wrote it."""
+        headers = {
+            Header.MSG_ID: event_id,  # a redelivered event is dropped by the stream's dedupe
+            Header.EVENT_ID: event_id,
+            Header.EVENT: event,
+            Header.ROOM: room,
+            Header.HOOK: hook,
+            Header.SIP_HOST: sip_host,
+        }
+        if received_at:
+            headers[Header.RECEIVED_AT] = received_at
+        headers = {name: header_value(value) for name, value in headers.items()}
+        headers[Header.VERSION] = str(VERSION)
+        return cls(
+            event_id=headers[Header.EVENT_ID],
+            hook=headers[Header.HOOK].lower(),
+            received_at=_seconds(received_at),
+            headers=headers,
+        )
+
+    def to_headers(self) -> dict[str, str]:
+        return dict(self.headers)
+
+    @classmethod
+    def from_headers(cls, headers: Mapping[str, str] | None) -> Delivery:
+        h = dict(headers or {})
+        event_id, hook = h.get(Header.EVENT_ID, ""), h.get(Header.HOOK, "")
+        if not event_id or not hook:
+            raise BadEnvelope(f"missing {Header.EVENT_ID} or {Header.HOOK}")
+        try:
+            return cls(
+                event_id=event_id,
+                hook=hook.lower(),
+                attempt=int(h.get(Header.ATTEMPT) or 0),
+                not_before=float(h.get(Header.NOT_BEFORE) or 0),
+                generation=int(h.get(Header.REDRIVE) or 0),
+                received_at=float(h[Header.RECEIVED_AT]) if h.get(Header.RECEIVED_AT) else None,
+                version=int(h.get(Header.VERSION) or 1),
+                headers=h,
+            )
+        except ValueError as exc:
+            raise BadEnvelope(f"malformed header: {exc}") from None
+
+    def _msg_id(self, generation: int, suffix: str) -> str:
+        return f"{self.event_id}:{host_token(self.hook)}:g{generation}:{suffix}"
+
+    def _carried(self) -> dict[str, str]:
+        """The event's own headers, without JetStream's and the per-copy ones."""
+        return {
+            k: v
+            for k, v in self.headers.items()
+            if not k.startswith("Nats-") and k not in _PER_COPY
+        }
+
+    def retry_headers(self, attempt: int, not_before: float) -> dict[str, str]:
+        out = self._carried()
+        out[Header.ATTEMPT] = str(attempt)
+        out[Header.NOT_BEFORE] = f"{not_before:.3f}"
+        out[Header.MSG_ID] = self._msg_id(self.generation, f"a{attempt}")
+        return out
+
+    def dead_headers(
+        self,
+        *,
+        reason: str,
+        attempts: int,
+        last_status: int | None,
+        last_error: str,
+        hook_url: str,
+        dead_at: float,
+    ) -> dict[str, str]:
+        out = self._carried()
+        out.update(
+            {
+                Header.DEAD_REASON: reason,
+                Header.DEAD_AT: f"{dead_at:.3f}",
+                Header.ATTEMPT: str(attempts),
+                Header.LAST_STATUS: "" if last_status is None else str(last_status),
+                Header.LAST_ERROR: header_value(last_error, MAX_ERROR_LEN),
+                Header.HOOK: self.hook,
+                Header.HOOK_URL: hook_url,
+                Header.EVENT_ID: self.event_id,
+                Header.EVENT: self.event,
+                Header.ROOM: self.room,
+                Header.MSG_ID: self._msg_id(self.generation, "dead"),
+            }
+        )
+        return out
+
+    def redrive_headers(self) -> dict[str, str]:
+        """This dead letter turned back into a fresh delivery: attempts reset, same event
+        id (so the same webhook-id), next redrive generation."""
+        out = self._carried()
+        out[Header.REDRIVE] = str(self.generation + 1)
+        out[Header.MSG_ID] = self._msg_id(self.generation + 1, "redrive")
+        return out
