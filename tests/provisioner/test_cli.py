@@ -92,6 +92,23 @@ async def test_wrong_secret_exits_one_naming_resources_and_error(
     assert "sayna-sip provision: failed:" in run.stderr
 
 
+async def test_credentials_without_livekit_url_skip_livekit_and_exit_zero(
+    nats_server: NatsServer, livekit_server: LiveKitTwirp
+) -> None:
+    # Local development under compose: the key and secret are there for the ingress to
+    # verify webhooks, there is no LiveKit server; the services must still start.
+    env = {"NATS_URL": nats_server.url, **sip_env(livekit_server)}
+    env.pop("LIVEKIT_URL")
+
+    run = await provision_cli(env)
+
+    assert run.code == 0, run.stderr
+    assert run.stdout.startswith("provisioned created=7 ")
+    assert "event=livekit_sip_skipped reason=LIVEKIT_URL_not_set" in run.stderr
+    assert "trunk=sayna-call--trunk dispatch=sayna-call--dispatch" in run.stderr
+    assert livekit_server.calls == []
+
+
 async def test_sip_disabled_provisions_nats_only(nats_server: NatsServer) -> None:
     run = await provision_cli({"NATS_URL": nats_server.url})
 

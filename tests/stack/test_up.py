@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.livekit import API_KEY, API_SECRET
+from tests.fixtures.livekit import API_KEY, API_SECRET, LiveKitTwirp
 from tests.fixtures.nats import NatsServer
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -169,7 +169,7 @@ async def test_up_delivers_signed_restarts_a_killed_service_and_stops_clean(
     up = await Proc.start([*args, "--nats-port", "0"], stack_env)
     try:
         await up.wait_for(r"event=stack_ready ingress=http://127.0.0.1:\d+ forwarders=2")
-        assert up.matching(r"event=dev_mode livekit_provisioning=skipped")
+        assert up.matching(r"^provision +\| .*event=livekit_sip_skipped reason=LIVEKIT_URL_not_set")
 
         first = await send_event(stack_env, config, f"sip:+15551234567@{HOOK_HOST}")
         await sink_proc.wait_for(
@@ -196,12 +196,12 @@ async def test_up_delivers_signed_restarts_a_killed_service_and_stops_clean(
 
 
 async def test_up_stops_with_the_provisioners_error(
-    tmp_path: Path, stack_env: dict[str, str]
+    tmp_path: Path, stack_env: dict[str, str], livekit_server: LiveKitTwirp
 ) -> None:
-    # LiveKit credentials in the YAML file and no LIVEKIT_URL: provisioning must fail.
+    # LiveKit refuses the credentials in the YAML file: provisioning must fail.
     config = tmp_path / "bad.yaml"
     config.write_text(
-        f"livekit: {{api_key: {API_KEY}, api_secret: {API_SECRET}}}\n"
+        f"livekit: {{url: '{livekit_server.url}', api_key: {API_KEY}, api_secret: wrong-secret}}\n"
         "sip: {room_prefix: test-sip-, allowed_addresses: [127.0.0.1]}\n"
     )
     env = {k: v for k, v in stack_env.items() if not k.startswith("LIVEKIT_")}
@@ -212,7 +212,7 @@ async def test_up_stops_with_the_provisioners_error(
     await up.reader
 
     assert code == 1
-    assert up.matching(r"^provision +\| .*LIVEKIT_URL is not set")
+    assert up.matching(r"^provision +\| .*trunk=sayna-test-sip--trunk .*unauthenticated")
     assert up.matching(r"event=provision_failed code=1")
     nats = int(up.matching(r"event=nats_started .*pid=(\d+)")[0].group(1))
     assert not alive(nats)

@@ -31,7 +31,6 @@ from sayna_sip.common.validate import nats_urls
 
 LOOPBACK_NETWORKS = ("127.0.0.0/8", "::1/128")
 READY_WARN_AFTER = 60.0
-_LIVEKIT_CREDENTIALS = ("LIVEKIT_API_KEY", "LIVEKIT_API_SECRET")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -178,9 +177,7 @@ class Stack:
         env = child_env(os.environ, self.config, url, self._dev_ca(), key)
         if self.sup.stopping.is_set():  # Ctrl-C while NATS was starting
             return 0
-        code = await self.sup.run_once(
-            ChildSpec("provision", self._command("provision"), self._provision_env(env))
-        )
+        code = await self.sup.run_once(ChildSpec("provision", self._command("provision"), env))
         if code is None:
             return 0
         if code != 0:
@@ -204,20 +201,6 @@ class Stack:
             f"ca_bundle={sip.hook_ca_bundle or pem}"
         )
         return pem
-
-    def _provision_env(self, env: dict[str, str]) -> dict[str, str]:
-        """Dev mode without a LiveKit server: LiveKit credentials given only to verify
-        webhooks (no LIVEKIT_URL) must not make the provisioner fail. Credentials from
-        the environment are withheld from it so it skips LiveKit SIP; credentials in the
-        YAML file cannot be, and the provisioner then says LIVEKIT_URL is missing."""
-        lk = self.config.livekit
-        if self.config.sip is None or not lk.has_credentials or lk.url:
-            return env
-        trimmed = {k: v for k, v in env.items() if k not in _LIVEKIT_CREDENTIALS}
-        if ServerConfig.load(self.args.config, trimmed).livekit.has_credentials:
-            return env
-        self.log("event=dev_mode livekit_provisioning=skipped reason=LIVEKIT_URL_not_set")
-        return trimmed
 
     def _start_services(self, env: dict[str, str]) -> None:
         self.sup.keep_running(ChildSpec("ingress", self._command("ingress"), env))

@@ -1,6 +1,9 @@
 """Provision LiveKit SIP (trunk + dispatch rule) with bounded retries and the spec's log lines.
 
-Runs only when SIP is configured and LiveKit credentials are set. Transport errors and
+Runs only when SIP is configured, LiveKit credentials are set and LIVEKIT_URL is set:
+credentials without a URL are local development (the ingress needs them to verify
+webhooks, there is no LiveKit server to provision), so that is one info line and a skip,
+as `sayna-sip up` does, rather than a failure that would stop compose. Transport errors and
 5xx/429 answers are retried a bounded number of times (livekit-api's own region
 failover is turned off so the bound is ours); any other refusal (bad credentials,
 invalid request) fails at once. Every failure names the trunk and the dispatch rule.
@@ -62,9 +65,14 @@ async def provision_livekit(
         )
         return
     if not lk.http_url:
-        raise LiveKitProvisionError(
-            f"cannot provision LiveKit SIP ({names}): LIVEKIT_URL is not set"
+        log.info(
+            "event=livekit_sip_skipped reason=LIVEKIT_URL_not_set %s hint=%s",
+            names,
+            quote(
+                "set LIVEKIT_URL to provision LiveKit SIP (the key pair still verifies webhooks)"
+            ),
         )
+        return
     log.info("SIP configuration detected, provisioning LiveKit SIP trunk and dispatch rules")
     retry = retry or Retry()
     client = api.LiveKitAPI(
