@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 MEMBERS := libs/common services/ingress services/router services/forwarder services/provisioner cli
 PYPROJECTS := pyproject.toml $(addsuffix /pyproject.toml,$(MEMBERS))
 
-.PHONY: install test lint fmt up bench bench-quick mutants clean
+.PHONY: install test lint fmt up bench bench-quick mutants compose-test clean
 
 install: $(STAMP)
 
@@ -30,6 +30,10 @@ fmt: $(STAMP)
 
 up: $(STAMP)
 	$(BIN)/sayna-sip up $(ARGS)
+
+# The image and compose.yaml for real, on podman (tests/compose/run.sh; needs root).
+compose-test: $(STAMP)
+	timeout --signal=TERM 2400 tests/compose/run.sh
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run

@@ -9,6 +9,7 @@ import os
 import re
 import signal
 import socket
+import ssl
 import sys
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
@@ -246,3 +247,23 @@ async def test_up_with_unreachable_nats_exits_naming_every_url(
     assert code == 1
     assert up.matching(rf"^provision +\| .*event=nats_connect_failed urls={first},{second} ")
     assert up.matching(rf"cannot connect to NATS at {first},{second} within 2s")
+
+
+async def test_sink_listens_where_told_with_a_certificate_for_its_service_name(
+    tmp_path: Path, stack_env: dict[str, str]
+) -> None:
+    # Under compose the forwarders reach the sink as https://sink:8443 from other
+    # containers: it must listen beyond loopback and its certificate must name `sink`.
+    port, data = free_port(), tmp_path / "data"
+    args = ["sink", "--port", str(port), "--data-dir", str(data), "--secret", SECRET]
+    proc = await Proc.start([*args, "--host", "127.0.0.1", "--cert-name", "sink.test"], stack_env)
+    try:
+        await proc.wait_for(r"sink listening on https://localhost:\d+ \(127\.0\.0\.1\)$")
+        ctx = ssl.create_default_context(cafile=str(data / "dev-ca" / "ca.pem"))
+        _, writer = await asyncio.open_connection(
+            "127.0.0.1", port, ssl=ctx, server_hostname="sink.test"
+        )
+        writer.close()
+        await writer.wait_closed()
+    finally:
+        await proc.stop()

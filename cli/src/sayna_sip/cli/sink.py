@@ -1,8 +1,9 @@
 """`sayna-sip sink`: a local HTTPS hook receiver for trying the pipeline.
 
-Serves https://localhost:PORT (127.0.0.1 and ::1) with a certificate from the data dir's
-dev CA (the one `sayna-sip up` tells the forwarders to trust), prints one line per
-delivery and whether its Standard Webhooks signature verifies, and answers 200.
+Serves https://localhost:PORT (127.0.0.1 and ::1, or the --host addresses) with a
+certificate from the data dir's dev CA (the one `sayna-sip up` tells the forwarders to
+trust), prints one line per delivery and whether its Standard Webhooks signature
+verifies, and answers 200.
 """
 
 from __future__ import annotations
@@ -35,6 +36,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="YAML configuration to read the hook secrets from")
     p.add_argument("--data-dir", default=DEFAULT_DATA_DIR, help="where the dev CA lives")
     p.add_argument("--status", type=int, default=200, help="status to answer (default 200)")
+    p.add_argument(
+        "--host",
+        action="append",
+        help="address to listen on, repeatable (default 127.0.0.1 and ::1; 0.0.0.0 in a container)",
+    )
+    p.add_argument(
+        "--cert-name",
+        action="append",
+        default=[],
+        help="extra name for the certificate, repeatable (e.g. the compose service name)",
+    )
     return p
 
 
@@ -106,16 +118,18 @@ def make_app(secrets: Sequence[str], status: int) -> web.Application:
     return app
 
 
-async def serve(app: web.Application, port: int, ctx: ssl.SSLContext) -> None:
+async def serve(
+    app: web.Application, port: int, ctx: ssl.SSLContext, hosts: Sequence[str] | None = None
+) -> None:
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
     await runner.setup()
     bound = []
-    for host in ("127.0.0.1", "::1"):
+    for i, host in enumerate(hosts or ("127.0.0.1", "::1")):
         try:
             await web.TCPSite(runner, host, port, ssl_context=ctx).start()
             bound.append(host)
         except OSError as exc:
-            if host == "127.0.0.1":
+            if i == 0:  # the first address must work; a missing ::1 may be tolerated
                 await runner.cleanup()
                 raise SystemExit(f"sayna-sip sink: cannot listen on {host}:{port}: {exc}") from None
     stop = asyncio.Event()
@@ -136,9 +150,9 @@ def main(argv: Sequence[str]) -> int:
         return 2
     ca = dev_ca(Path(args.data_dir))
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.ca.issue_cert(*CERT_HOSTS).configure_cert(ctx)
+    ca.ca.issue_cert(*CERT_HOSTS, *args.cert_name).configure_cert(ctx)
     print(f"sink certificate from the dev CA {ca.pem_path}", flush=True)
     if not secrets:
         print("no secret configured (--secret or SIP_HOOK_SECRET): signatures unchecked")
-    asyncio.run(serve(make_app(secrets, args.status), args.port, ctx))
+    asyncio.run(serve(make_app(secrets, args.status), args.port, ctx, args.host))
     return 0
