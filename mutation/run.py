@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 CACHE = ROOT / ".mutmut-cache"
-PYTEST = f"{BIN / 'python'} -m pytest -x -q -p no:randomly -p no:cacheprovider"
+PYTEST = f"{BIN / 'python'} -m mutation.runtests -x -q -p no:randomly -p no:cacheprovider"
 PURE = "--noconftest"  # tables and pure functions: skip the fixtures' imports (~2 s a run)
 
 
@@ -68,7 +68,7 @@ MODULES = {
     ),
     "webhook": Module(
         "services/ingress/src/sayna_sip/ingress/webhook.py",
-        f"{PURE} tests/ingress/test_units.py",
+        "tests/ingress/test_units.py tests/ingress/test_webhook.py",
     ),
     "hooks_api": Module(
         "services/ingress/src/sayna_sip/ingress/hooks.py",
@@ -97,6 +97,11 @@ class Score:
 
 def run(name: str, module: Module) -> Score:
     CACHE.unlink(missing_ok=True)  # one module per cache: its numbers only
+    # mutmut rewrites the file in place, often within the same second and at the same
+    # size, so a cached .pyc would still look fresh and the mutant would never run.
+    target = ROOT / module.path
+    for pyc in (target.parent / "__pycache__").glob(f"{target.stem}.*.pyc"):
+        pyc.unlink()
     started = time.monotonic()
     subprocess.run(
         [
@@ -119,7 +124,8 @@ def _env() -> dict[str, str]:
     """Import this tree's sources first (the .venv's editable install may point elsewhere,
     e.g. when a copy of the tree is mutated)."""
     src = [str(ROOT / m / "src") for m in MEMBERS]
-    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), *src])}
+    path = os.pathsep.join([str(ROOT), *src])
+    return {**os.environ, "PYTHONPATH": path, "PYTHONDONTWRITEBYTECODE": "1"}
 
 
 def _score(seconds: float) -> Score:

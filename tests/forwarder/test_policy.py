@@ -84,3 +84,22 @@ def test_retry_after_is_clamped_to_1x_2x_of_schedule(retry_after: float, expecte
 )
 def test_parse_retry_after(value: str | None, expected: float | None) -> None:
     assert parse_retry_after(value, now=60.0) == expected
+
+
+@pytest.mark.parametrize(
+    ("kind", "sent"),
+    [
+        (Kind.DELIVERED, True),
+        (Kind.STATUS, True),
+        (Kind.TIMEOUT, True),
+        (Kind.ERROR, True),
+        (Kind.BLOCKED, False),
+        (Kind.REMOVED, False),
+        (Kind.INVALID_URL, False),
+        (Kind.DISABLED, False),
+    ],
+)
+def test_only_requests_that_went_out_count_for_the_breaker_and_schedule(
+    kind: Kind, sent: bool
+) -> None:
+    assert Result(kind).was_attempt is sent

@@ -164,3 +164,20 @@ def test_token_matches_any_configured_token() -> None:
     assert token_matches("second-token", tokens)
     assert not token_matches("second-token ", tokens)
     assert not token_matches("", tokens)
+
+
+@pytest.mark.parametrize(
+    "secret",
+    [
+        API_SECRET,
+        "livekit-api-secret-aW",  # its base64 ends in "X": nothing may be trimmed but padding
+        "livekit-api-secret-a",  # base64 with "=" padding
+        "s3cr3t/with+base64-ish_chars==",
+    ],
+)
+def test_tokens_signed_with_any_api_secret_verify(secret: str) -> None:
+    body = b'{"event":"room_started"}'
+    verifier = WebhookVerifier(API_KEY, secret)
+    verifier.check_body(verifier.token_digest(sign_webhook(body, api_secret=secret)), body)
+    with pytest.raises(Unauthorized):
+        verifier.token_digest(sign_webhook(body, api_secret=secret + "x"))
