@@ -68,7 +68,8 @@ def _call(args: argparse.Namespace) -> Call:
 
 def _hook_rows(answer: dict[str, Any]) -> list[str]:
     rows = [f"{'HOST':<32} {'SOURCE':<8} {'STATE':<9} {'EVENTS':<24} {'SECRETS':<20} URL"]
-    for h in answer.get("hooks", []):
+    hooks = answer.get("hooks") or ([answer] if "host" in answer else [])  # a list, or one hook
+    for h in hooks:
         state = "enabled" if h.get("enabled", True) else "disabled"
         events = ",".join(h.get("events") or []) or "all"
         secrets = ",".join(s["fingerprint"] for s in h.get("secrets") or []) or "global"
@@ -91,7 +92,7 @@ def _test_rows(answer: dict[str, Any]) -> list[str]:
 def _rotate_rows(answer: dict[str, Any]) -> list[str]:
     return [
         f"new secret (shown once, store it now): {answer.get('secret')}",
-        *_hook_rows({"hooks": [answer["hook"]]} if "hook" in answer else {}),
+        *_hook_rows(answer.get("hook") or {}),
     ]
 
 
