@@ -26,6 +26,8 @@ from sayna_sip.common.config import ServerConfig
 from sayna_sip.common.secretbox import generate_key
 from sayna_sip.forwarder import dlq
 from sayna_sip.forwarder.app import Forwarder
+from sayna_sip.forwarder.breaker import BreakerSettings
+from sayna_sip.forwarder.settings import Tuning
 from sayna_sip.provisioner.provision import provision
 from sayna_sip.router.app import RouterService
 from tests.fixtures.https_sink import HttpsSink, Reply
@@ -71,7 +73,11 @@ def call(event: str = "participant_joined", room: str = "sip-call-1") -> dict[st
 
 
 async def start_pipeline(
-    nats_server: NatsServer, livekit: LiveKitTwirp, sink: HttpsSink, **env: str
+    nats_server: NatsServer,
+    livekit: LiveKitTwirp,
+    sink: HttpsSink,
+    tuning: Tuning | None = None,
+    **env: str,
 ) -> AsyncIterator[Pipeline]:
     static = [{"host": STATIC, "url": "https://10.9.9.9/static"}]  # blocked: for test sends
     config = ServerConfig.from_env(
@@ -97,7 +103,7 @@ async def start_pipeline(
         router = RouterService(config)
         await router.start()
         stack.push_async_callback(router.stop)
-        forwarder = await Forwarder.start(config)
+        forwarder = await Forwarder.start(config, tuning)
         stack.push_async_callback(forwarder.stop)
         # A real uvicorn server: the in-process test client runs handlers on another loop,
         # where a NATS request made by the route would never be flushed.
@@ -324,7 +330,10 @@ async def test_a_failing_hook_is_disabled_and_the_operator_told(
         "SIP_OPS_WEBHOOK_URL": https_sink.url("/ops"),
     }
     https_sink.program("/down", then=Reply(500, b"down"))
-    async for p in start_pipeline(nats_server, livekit_server, https_sink, **env):
+    # No circuit breaker here: it would pause the attempts this test needs (it opens at
+    # 10 requests, which can come within SIP_HOOK_DISABLE_AFTER on a fast machine).
+    no_breaker = Tuning(breaker=BreakerSettings(min_requests=1_000_000))
+    async for p in start_pipeline(nats_server, livekit_server, https_sink, no_breaker, **env):
         nc = await nats.connect(nats_server.url)
         notices = await nc.subscribe(contracts.OPS_HOOK_DISABLED)
         await p.set_hook(https_sink.url("/down"))
