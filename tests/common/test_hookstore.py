@@ -10,7 +10,8 @@ from nats.js import JetStreamContext
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 
 from sayna_sip.common import topology
-from sayna_sip.common.hookstore import HookDirectory, HookRecord, delete_if_unchanged
+from sayna_sip.common.hook_directory import HookDirectory
+from sayna_sip.common.hookstore import HookRecord, delete_if_unchanged
 from tests.fixtures.nats import NatsServer
 
 

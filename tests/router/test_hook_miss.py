@@ -14,7 +14,8 @@ from nats.js.kv import KeyValue
 from sayna_sip.common import topology
 from sayna_sip.common.config import ServerConfig
 from sayna_sip.common.contracts import Header
-from sayna_sip.common.hookstore import HookDirectory, HookRecord
+from sayna_sip.common.hook_directory import HookDirectory
+from sayna_sip.common.hookstore import HookRecord
 from sayna_sip.router.app import RouterService
 from tests.fixtures.livekit import sip_event
 from tests.router.helpers import headers_of, publish_event, put_hook, take_deliveries, until
@@ -48,7 +49,7 @@ async def test_hook_missing_from_the_cache_is_read_from_kv_most_specific_first(
 ) -> None:
     for host in ("*.example.com", "*.eu.example.com", "a.eu.example.com"):
         await put_hook(jetstream, host)
-    assert len(stale_router.hooks) == 0  # the cache really missed them
+    assert len(stale_router.hooks or ()) == 0  # the cache really missed them
     expect = {"a.eu.example.com": "a.eu.example.com", "x.eu.example.com": "*.eu.example.com"}
     expect["y.example.com"] = "*.example.com"
     for i, host in enumerate(expect):

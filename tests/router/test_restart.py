@@ -23,7 +23,11 @@ async def test_nats_restart_then_new_hook_routes(
     await take_deliveries(jetstream, 1)
 
     nats_server.restart()
-    await until(lambda: router.hooks.generation == 2 and nats_client.is_connected)
+    await until(
+        lambda: (
+            router.hooks is not None and router.hooks.generation == 2 and nats_client.is_connected
+        )
+    )
 
     await put_hook(jetstream, "after.example.com")
     await publish_event(jetstream, sip_event(to="sip:a@after.example.com", event_id="EV_a"))

@@ -1,4 +1,5 @@
-"""Tenant hooks in the `sip_hooks` KV bucket: the record, its key, and a watched cache.
+"""Tenant hooks in the `sip_hooks` KV bucket: the record, its key and its CAS writes
+(the watched cache and KV reads are `hook_directory`).
 
 Key = `host_token(host)`. Value = JSON `{host, url, source, updated_at}` plus, when set,
 `events` (filter), `secrets` (sealed with SecretBox, never in clear), `enabled`,
@@ -9,19 +10,17 @@ Static hooks take their secrets from the config, never from KV.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Literal
 
 import msgspec
 from nats.js.errors import APIError, KeyNotFoundError, KeyWrongLastSequenceError
-from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
+from nats.js.kv import KeyValue
 
-from sayna_sip.common.hosts import host_token, is_wildcard
+from sayna_sip.common.hosts import host_token
 
 log = logging.getLogger("sayna_sip.hooks")
 
@@ -166,100 +165,8 @@ def match_host(hooks: dict[str, HookRecord], host: str) -> HookRecord | None:
     return None
 
 
-class HookDirectory:
-    """In-memory view of `sip_hooks`, kept current by a KV watch (no KV read per event).
-
-    Call `reload()` after a NATS reconnect: the watch is an ephemeral ordered consumer,
-    which a restarted nats-server forgets and nats-py does not recreate.
-    """
-
-    def __init__(self, kv: KeyValue, on_change: Callable[[], None] | None = None) -> None:
-        self._kv = kv
-        self._hooks: dict[str, HookRecord] = {}
-        self._task: asyncio.Task[None] | None = None
-        self._watcher: KeyValue.KeyWatcher | None = None
-        self._on_change = on_change
-        self._lock = asyncio.Lock()
-        self.generation = 0  # complete loads so far (1 after start, +1 per reload)
-        self.updated_at = 0.0
-
-    @property
-    def hooks(self) -> dict[str, HookRecord]:
-        return self._hooks
-
-    def get(self, host: str) -> HookRecord | None:
-        return self._hooks.get(host.lower())
-
-    def match(self, host: str) -> HookRecord | None:
-        return match_host(self._hooks, host)
-
-    def __len__(self) -> int:
-        return len(self._hooks)
-
-    def wildcards(self) -> Iterable[str]:
-        return (h for h in self._hooks if is_wildcard(h))
-
-    async def start(self) -> None:
-        """Load every hook, then follow changes in the background."""
-        await self.reload()
-
-    async def reload(self) -> None:
-        """Load every hook through a fresh watch, then swap it in for the old one."""
-        async with self._lock:
-            old_task, old_watcher = self._task, self._watcher
-            watcher = await self._kv.watchall()
-            try:
-                hooks = await self._replay(watcher)
-            except BaseException:
-                await self._close(None, watcher)  # a failed reload must not leak its watch
-                raise
-            self._hooks, self._watcher = hooks, watcher
-            self._task = asyncio.create_task(self._follow(watcher, hooks), name="hook-directory")
-            self.generation += 1
-            self._changed()
-        await self._close(old_task, old_watcher)
-
-    async def _replay(self, watcher: KeyValue.KeyWatcher) -> dict[str, HookRecord]:
-        hooks: dict[str, HookRecord] = {}
-        while True:
-            entry = await watcher.updates(timeout=30.0)  # type: ignore[no-untyped-call]
-            if entry is None:  # initial values replayed
-                return hooks
-            self._apply(hooks, entry)
-
-    async def stop(self) -> None:
-        await self._close(self._task, self._watcher)
-        self._task = self._watcher = None
-
-    @staticmethod
-    async def _close(task: asyncio.Task[None] | None, watcher: KeyValue.KeyWatcher | None) -> None:
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-        if watcher is not None:
-            with contextlib.suppress(Exception):  # connection already closed on shutdown
-                await watcher.stop()  # type: ignore[no-untyped-call]
-
-    async def _follow(self, watcher: KeyValue.KeyWatcher, hooks: dict[str, HookRecord]) -> None:
-        async for entry in watcher:
-            if entry is not None:
-                self._apply(hooks, entry)
-                self._changed()
-
-    def _changed(self) -> None:
-        self.updated_at = time.time()
-        if self._on_change is not None:
-            self._on_change()
-
-    @staticmethod
-    def _apply(hooks: dict[str, HookRecord], entry: KeyValue.Entry) -> None:
-        if entry.operation in (KV_DEL, KV_PURGE) or not entry.value:
-            for host in [h for h, r in hooks.items() if r.key == entry.key]:
-                del hooks[host]
-            return
-        try:
-            record = HookRecord.decode(entry.value)
-        except msgspec.DecodeError:
-            log.warning("event=hook_record_invalid key=%s", entry.key)
-            return
-        hooks[record.host] = record
+def candidate_keys(host: str) -> list[str]:
+    """KV keys of the hooks that could match `host`, in `match_host`'s order."""
+    labels = host.lower().split(".")
+    wildcards = ("*." + ".".join(labels[i:]) for i in range(1, len(labels)))
+    return [host_token(host), *(host_token(w) for w in wildcards)]

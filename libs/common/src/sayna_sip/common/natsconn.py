@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from nats.aio.client import Client
@@ -65,8 +65,17 @@ class StartWatch:
         return result
 
 
-async def connect(nats: NatsConfig, *, name: str) -> Client:
-    """A connection to any of the configured servers; once up, nats-py reconnects forever."""
+async def connect(
+    nats: NatsConfig, *, name: str, on_reconnected: Callable[[], None] | None = None
+) -> Client:
+    """A connection to any of the configured servers; once up, nats-py reconnects forever.
+    `on_reconnected` runs after each reconnect (e.g. `HookDirectory.on_reconnected`)."""
+
+    async def on_reconnect() -> None:
+        log.info("event=nats_reconnected")
+        if on_reconnected is not None:
+            on_reconnected()
+
     watch = StartWatch(nats)
     nc = Client()
 
@@ -85,7 +94,7 @@ async def connect(nats: NatsConfig, *, name: str) -> Client:
                 reconnect_time_wait=RECONNECT_WAIT,  # type: ignore[arg-type]  # stub says int
                 error_cb=watch.on_error,
                 disconnected_cb=on_disconnect,
-                reconnected_cb=_on_reconnect,
+                reconnected_cb=on_reconnect,
             )
         )
     except BaseException:
@@ -93,7 +102,3 @@ async def connect(nats: NatsConfig, *, name: str) -> Client:
             await nc.close()
         raise
     return nc
-
-
-async def _on_reconnect() -> None:
-    log.info("event=nats_reconnected")

@@ -19,12 +19,12 @@ from nats.js.kv import KeyValue
 
 from sayna_sip.common import natsconn, topology
 from sayna_sip.common.config import ServerConfig
+from sayna_sip.common.hook_directory import HookDirectory
 from sayna_sip.common.metrics import new_registry
 from sayna_sip.forwarder.client import build_client
 from sayna_sip.forwarder.delivery import Deliverer, warn_if_unsigned
 from sayna_sip.forwarder.endpoint_health import FailureWatch
 from sayna_sip.forwarder.health import HealthServer, health_app
-from sayna_sip.forwarder.hooks import LiveHooks
 from sayna_sip.forwarder.metrics import ForwarderMetrics
 from sayna_sip.forwarder.settings import Tuning
 from sayna_sip.forwarder.testsend import TestResponder
@@ -37,7 +37,7 @@ class Forwarder:
     def __init__(
         self,
         nc: Client,
-        hooks: LiveHooks,
+        hooks: HookDirectory,
         http: httpx.AsyncClient,
         worker: Worker,
         health: HealthServer,
@@ -69,13 +69,18 @@ class Forwarder:
     @classmethod
     async def start(cls, config: ServerConfig, tuning: Tuning | None = None) -> Forwarder:
         tuning = tuning or Tuning()
-        nc = await natsconn.connect(config.nats, name="sayna-sip-forwarder")
+        hooks: HookDirectory | None = None
+        nc = await natsconn.connect(
+            config.nats,
+            name="sayna-sip-forwarder",
+            on_reconnected=lambda: hooks.on_reconnected() if hooks is not None else None,
+        )
         async with contextlib.AsyncExitStack() as undo:
             undo.push_async_callback(nc.close)
             js = nc.jetstream()
             await topology.check_topology(js)
             kv = await js.key_value(topology.HOOKS_BUCKET)
-            hooks = LiveHooks(nc, kv)
+            hooks = HookDirectory(kv)
             await hooks.start()
             undo.push_async_callback(hooks.stop)
             await _check_consumer(js)
@@ -86,7 +91,7 @@ class Forwarder:
             undo.push_async_callback(http.aclose)
             registry = new_registry()
             metrics = ForwarderMetrics(registry)
-            deliverer = Deliverer(config, http, hooks, kv)
+            deliverer = Deliverer(config, http, hooks)
             watch = _failure_watch(config, kv, nc, deliverer, metrics)
             deliverer.watch = watch
             worker = Worker(config, tuning, js, pull, deliverer, metrics)

@@ -11,46 +11,29 @@ import logging
 import time
 
 import httpx
-from nats.js.errors import KeyNotFoundError
-from nats.js.kv import KeyValue
 
 from sayna_sip.common import hook_secrets
 from sayna_sip.common.config import ServerConfig
 from sayna_sip.common.delivery import Delivery
+from sayna_sip.common.hook_directory import HookDirectory
 from sayna_sip.common.hookstore import HookRecord
-from sayna_sip.common.hosts import host_token
 from sayna_sip.common.logs import quote
 from sayna_sip.forwarder import client, signing
 from sayna_sip.forwarder.endpoint_health import FailureWatch
-from sayna_sip.forwarder.hooks import LiveHooks
 from sayna_sip.forwarder.policy import Kind, Result
 
 log = logging.getLogger("sayna_sip.forwarder")
 
 
 class Deliverer:
-    def __init__(
-        self,
-        config: ServerConfig,
-        http: httpx.AsyncClient,
-        hooks: LiveHooks,
-        kv: KeyValue,
-    ) -> None:
+    def __init__(self, config: ServerConfig, http: httpx.AsyncClient, hooks: HookDirectory) -> None:
         self._config = config
         self._http = http
         self._hooks = hooks
-        self._kv = kv
         self.watch: FailureWatch | None = None  # set by the app when SIP is configured
 
     async def resolve(self, hook_host: str) -> HookRecord | None:
-        record = self._hooks.get(hook_host)
-        if record is not None:
-            return record
-        try:
-            entry = await self._kv.get(host_token(hook_host))
-        except KeyNotFoundError:  # also raised for deleted/purged keys
-            return None
-        return HookRecord.decode(entry.value) if entry.value else None
+        return await self._hooks.resolve(hook_host)
 
     def secrets(self, hook: HookRecord) -> tuple[str, ...]:
         """Its own secrets (opened now, newest first), else static config's, else global."""

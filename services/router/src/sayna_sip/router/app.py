@@ -25,9 +25,9 @@ from nats.js.errors import NotFoundError
 
 from sayna_sip.common import contracts, natsconn, topology
 from sayna_sip.common.config import ServerConfig
+from sayna_sip.common.hook_directory import HookDirectory
 from sayna_sip.common.metrics import new_registry
 from sayna_sip.router.health import health_app
-from sayna_sip.router.hooks import ReloadingHooks
 from sayna_sip.router.metrics import RouterMetrics
 from sayna_sip.router.rooms import RoomMemory
 from sayna_sip.router.routing import NO_HOST_DELAY, RETRY_DELAY, Action, EventRouter
@@ -95,10 +95,7 @@ class RouterService:
             graceful_timeout=PUBLISH_TIMEOUT + 1,
         )
         self.subscriber = self._subscribe()
-        self.hooks = ReloadingHooks(
-            lambda: self.broker.key_value(topology.HOOKS_BUCKET, declare=False)
-        )
-        self._reloads: set[asyncio.Task[None]] = set()
+        self.hooks: HookDirectory | None = None  # while running with SIP enabled
         self.port: int | None = None  # bound HTTP port, after start()
         self._router: EventRouter | None = None
         self._stopping = False  # our own stop(): its disconnect is not worth a warning
@@ -138,11 +135,8 @@ class RouterService:
 
     async def _on_reconnected(self) -> None:
         log.info("event=nats_reconnected")
-        if self._router is not None and not self._stopping and self.config.sip is not None:
-            # Not awaited here: this callback runs inside nats-py's reconnect logic.
-            task = asyncio.create_task(self.hooks.reload_quietly(), name="hooks-reload")
-            self._reloads.add(task)
-            task.add_done_callback(self._reloads.discard)
+        if self._router is not None and not self._stopping and self.hooks is not None:
+            self.hooks.on_reconnected()
 
     def _require_router(self) -> EventRouter:
         if self._router is None:
@@ -161,6 +155,8 @@ class RouterService:
                 "run `sayna-sip provision`"
             ) from None
         if self.config.sip is not None:
+            kv = await self.broker.key_value(topology.HOOKS_BUCKET, declare=False)
+            self.hooks = HookDirectory(kv)
             await self.hooks.start()
         rooms = RoomMemory(await self.broker.key_value(topology.ROOMS_BUCKET, declare=False))
         self._router = EventRouter(self.config.sip, self.hooks, rooms, self._publish, self.metrics)
@@ -171,7 +167,7 @@ class RouterService:
             log.info(
                 "event=sip_routing_enabled room_prefix=%s hooks=%d",
                 self.config.sip.room_prefix,
-                len(self.hooks),
+                len(self.hooks or ()),
             )
 
     async def _connect(self) -> None:
@@ -230,13 +226,12 @@ class RouterService:
         graceful_timeout) with the hook cache and room memory still in place; stopping
         those first made a handler in flight miss its hook and ack the event unrouted."""
         self._stopping = True
-        for task in list(self._reloads):
-            task.cancel()
-        await asyncio.gather(*self._reloads, return_exceptions=True)
         try:
             await self.broker.stop()
         finally:
-            await self.hooks.stop()
+            if self.hooks is not None:
+                await self.hooks.stop()
+                self.hooks = None
             self._router = None
             if self._http is not None and self._http_task is not None:
                 self._http.should_exit = True

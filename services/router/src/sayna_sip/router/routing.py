@@ -81,7 +81,7 @@ class EventRouter:
     def __init__(
         self,
         sip: SipConfig | None,
-        hooks: HookMatcher,
+        hooks: HookMatcher | None,  # None when SIP is disabled
         rooms: Rooms,
         publish: Publish,
         metrics: RouterMetrics,
@@ -111,7 +111,7 @@ class EventRouter:
         return ACTIONS[outcome]
 
     async def _route(self, body: bytes, headers: Mapping[str, str], delivered: int) -> Outcome:
-        if self._sip is None:
+        if self._sip is None or self._hooks is None:
             return Outcome.DISABLED
         try:
             event = decode_event(body)
@@ -123,7 +123,7 @@ class EventRouter:
         event_id = event.id or headers.get(Header.EVENT_ID, "")
         if not event_id:
             return _malformed("", "no event id")
-        target = await self._target(event, event_id, delivered)
+        target = await self._target(self._hooks, event, event_id, delivered)
         if isinstance(target, Outcome):
             return target
         if target.from_participant:
@@ -144,7 +144,9 @@ class EventRouter:
             self._metrics.duplicates.inc()
         return Outcome.ROUTED
 
-    async def _target(self, event: LkEvent, event_id: str, delivered: int) -> _Target | Outcome:
+    async def _target(
+        self, hooks: HookMatcher, event: LkEvent, event_id: str, delivered: int
+    ) -> _Target | Outcome:
         sip_host = event.sip_host()
         from_participant = sip_host is not None
         if sip_host is None:
@@ -152,7 +154,7 @@ class EventRouter:
             if record is None:
                 return _no_host(event, event_id, delivered)
             sip_host = record.sip_host
-        hook = await self._hooks.lookup(sip_host)
+        hook = await hooks.lookup(sip_host)
         if hook is None:
             log.info("event=sip_no_hook host=%s event_id=%s", quote(sip_host), quote(event_id))
             return Outcome.UNMATCHED

@@ -1,0 +1,201 @@
+"""`HookDirectory`: the one access layer to the `sip_hooks` KV bucket.
+
+Router and forwarder `start()` its cache, kept current by a KV watch (no KV read per
+event), and read KV on a cache miss (a hook created a moment ago may not be cached yet).
+A restarted nats-server forgets the watch (an ephemeral ordered consumer) and nats-py does
+not recreate it: the owner calls `on_reconnected()` from its NATS reconnect callback, the
+one reload-after-reconnect mechanism. The ingress API uses only the direct KV reads, so
+every ingress replica answers from KV, not from a copy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+import msgspec
+from nats.js.errors import KeyNotFoundError
+from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
+
+from sayna_sip.common.hookstore import HookRecord, candidate_keys, match_host
+from sayna_sip.common.hosts import host_token
+from sayna_sip.common.logs import quote
+
+log = logging.getLogger("sayna_sip.hooks")
+
+SNAPSHOT_TIMEOUT_S = 5.0
+RELOAD_RETRY_S = 1.0  # between reload attempts after a reconnect, until one succeeds
+
+
+async def read_hook(kv: KeyValue, key: str) -> tuple[HookRecord | None, int]:
+    """The hook at `key` and its revision (0 when absent or deleted). An unreadable
+    value reads as None with its revision, so a writer may overwrite it."""
+    try:
+        entry = await kv.get(key)
+    except KeyNotFoundError as exc:  # also raised for deleted keys
+        deleted = getattr(exc, "entry", None)
+        return None, deleted.revision if deleted is not None else 0
+    if not entry.value:
+        return None, entry.revision or 0
+    try:
+        return HookRecord.decode(entry.value), entry.revision or 0
+    except msgspec.DecodeError:  # the watch logs it when it brings it
+        return None, entry.revision or 0
+
+
+async def snapshot(kv: KeyValue) -> list[HookRecord]:
+    """Every hook in KV now, sorted by host."""
+    watcher = await kv.watchall(ignore_deletes=True)
+    hooks: list[HookRecord] = []
+    try:
+        while True:
+            entry = await watcher.updates(SNAPSHOT_TIMEOUT_S)  # type: ignore[no-untyped-call]
+            if entry is None:  # every current value replayed
+                break
+            hook = _decode(entry)
+            if hook is not None:
+                hooks.append(hook)
+    finally:
+        await watcher.stop()  # type: ignore[no-untyped-call]
+    return sorted(hooks, key=lambda h: h.host)
+
+
+def _decode(entry: KeyValue.Entry) -> HookRecord | None:
+    try:
+        return HookRecord.decode(entry.value or b"")
+    except msgspec.DecodeError:
+        log.warning("event=hook_record_invalid key=%s", entry.key)
+        return None
+
+
+class HookDirectory:
+    """In-memory view of `sip_hooks` with KV reads on a miss; see the module docstring."""
+
+    def __init__(self, kv: KeyValue, on_change: Callable[[], None] | None = None) -> None:
+        self.kv = kv
+        self._hooks: dict[str, HookRecord] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._watcher: KeyValue.KeyWatcher | None = None
+        self._reloading: asyncio.Task[None] | None = None
+        self._on_change = on_change
+        self._lock = asyncio.Lock()
+        self.generation = 0  # complete loads so far (1 after start, +1 per reload)
+        self.reloaded = asyncio.Event()  # set after each reload that follows a reconnect
+
+    @property
+    def hooks(self) -> dict[str, HookRecord]:
+        return self._hooks
+
+    def get(self, host: str) -> HookRecord | None:
+        return self._hooks.get(host.lower())
+
+    def match(self, host: str) -> HookRecord | None:
+        return match_host(self._hooks, host)
+
+    def __len__(self) -> int:
+        return len(self._hooks)
+
+    async def lookup(self, host: str) -> HookRecord | None:
+        """The cached match for a SIP host; on a miss, the same match read from KV (exact
+        host, then each `*.` suffix, most specific first). Only misses pay; NATS errors
+        propagate (the caller retries the event rather than drop it)."""
+        hit = self.match(host)
+        if hit is not None:
+            return hit
+        found = await asyncio.gather(*(read_hook(self.kv, k) for k in candidate_keys(host)))
+        return next((hook for hook, _ in found if hook is not None), None)
+
+    async def resolve(self, hook_host: str) -> HookRecord | None:
+        """The hook stored under exactly `hook_host`: the cache, else KV."""
+        hit = self.get(hook_host)
+        if hit is not None:
+            return hit
+        return (await read_hook(self.kv, host_token(hook_host)))[0]
+
+    async def start(self) -> None:
+        """Load every hook, then follow changes in the background."""
+        await self.reload()
+
+    async def reload(self) -> None:
+        """Load every hook through a fresh watch, then swap it in for the old one."""
+        async with self._lock:
+            old_task, old_watcher = self._task, self._watcher
+            watcher = await self.kv.watchall()
+            try:
+                hooks = await self._replay(watcher)
+            except BaseException:
+                await self._close(None, watcher)  # a failed reload must not leak its watch
+                raise
+            self._hooks, self._watcher = hooks, watcher
+            self._task = asyncio.create_task(self._follow(watcher, hooks), name="hook-directory")
+            self.generation += 1
+            self._changed()
+        await self._close(old_task, old_watcher)
+
+    def on_reconnected(self) -> None:
+        """For a NATS reconnect callback: reload in the background (not inside nats-py's
+        reconnect logic), retrying until one reload succeeds; a newer reconnect restarts it."""
+        if self._task is None:
+            return  # not started, or stopped
+        if self._reloading is not None:
+            self._reloading.cancel()
+        self._reloading = asyncio.create_task(self._reload_until_done(), name="hooks-reload")
+
+    async def _reload_until_done(self) -> None:
+        while True:
+            try:
+                await self.reload()
+            except Exception as exc:  # NATS flapping: the old view stays meanwhile
+                log.warning("event=hooks_reload_failed error=%s", quote(repr(exc)))
+                await asyncio.sleep(RELOAD_RETRY_S)
+                continue
+            log.info("event=hooks_reloaded hooks=%d", len(self))
+            self.reloaded.set()
+            return
+
+    async def _replay(self, watcher: KeyValue.KeyWatcher) -> dict[str, HookRecord]:
+        hooks: dict[str, HookRecord] = {}
+        while True:
+            entry = await watcher.updates(timeout=30.0)  # type: ignore[no-untyped-call]
+            if entry is None:  # initial values replayed
+                return hooks
+            self._apply(hooks, entry)
+
+    async def stop(self) -> None:
+        if self._reloading is not None:
+            self._reloading.cancel()
+            await asyncio.gather(self._reloading, return_exceptions=True)
+            self._reloading = None
+        await self._close(self._task, self._watcher)
+        self._task = self._watcher = None
+
+    @staticmethod
+    async def _close(task: asyncio.Task[None] | None, watcher: KeyValue.KeyWatcher | None) -> None:
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        if watcher is not None:
+            with contextlib.suppress(Exception):  # connection already closed on shutdown
+                await watcher.stop()  # type: ignore[no-untyped-call]
+
+    async def _follow(self, watcher: KeyValue.KeyWatcher, hooks: dict[str, HookRecord]) -> None:
+        async for entry in watcher:
+            if entry is not None:
+                self._apply(hooks, entry)
+                self._changed()
+
+    def _changed(self) -> None:
+        if self._on_change is not None:
+            self._on_change()
+
+    @staticmethod
+    def _apply(hooks: dict[str, HookRecord], entry: KeyValue.Entry) -> None:
+        if entry.operation in (KV_DEL, KV_PURGE) or not entry.value:
+            for host in [h for h, r in hooks.items() if r.key == entry.key]:
+                del hooks[host]
+            return
+        hook = _decode(entry)
+        if hook is not None:
+            hooks[hook.host] = hook
