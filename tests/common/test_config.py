@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 from pathlib import Path
 
 import pytest
@@ -380,3 +381,24 @@ def test_nats_url_list_from_yaml_and_credentials_never_displayed(tmp_path: Path)
     assert nats.servers == ["nats://u:pw@a:4222", "tls://b:4222"]
     assert nats.display == "nats://a:4222,tls://b:4222"
     assert nats.start_timeout == 5.0
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("https://admin:S3cretPW@x.example.com/a", "must not hold credentials"),
+        ("https://admin@x.example.com/a", "must not hold credentials"),
+        ("https://x.example.com:0/a", "has port 0"),
+        ("https://*.example.com/a", "no valid host name"),
+        ("https://" + "a" * 300 + ".com/a", "no valid host name"),
+        ("https://x.example.com/" + "p" * 2048, "longer than 2048 characters"),
+        ("https://1.2.3.999/a", "is not a valid IPv4 address"),
+    ],
+)
+def test_static_hook_urls_obey_the_apis_rules(url: str, message: str) -> None:
+    hooks = json.dumps([{"host": "a.example.com", "url": url}])
+    with pytest.raises(ConfigError) as err:
+        env = {"SIP_ROOM_PREFIX": "sip-", "SIP_ALLOWED_ADDRESSES": "10.0.0.1"}
+        ServerConfig.from_env({**env, "SIP_HOOKS_JSON": hooks})
+    assert message in str(err.value)
+    assert "S3cretPW" not in str(err.value)

@@ -3,6 +3,7 @@ SIP is disabled."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import httpx
@@ -77,3 +78,18 @@ async def test_missing_consumer_fails_start_instead_of_ready_and_idle(
     assert f"consumer {topology.FORWARDER_CONSUMER}" in str(raised.value)
     assert "run `sayna-sip provision`" in str(raised.value)
     assert await serve(config) == 1  # what `sayna-sip forwarder` exits with
+
+
+async def test_a_connection_closed_by_the_server_fails_liveness(
+    start_forwarder: StartForwarder,
+) -> None:
+    fwd = await start_forwarder()
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{fwd.port}") as client:
+        assert (await client.get("/healthz")).status_code == 200
+        # nats-py checks only the payload against max_payload; the server counts headers.
+        await fwd.nc.publish("x", b"", headers={"pad": "x" * ((1 << 20) + 1)})
+        async with asyncio.timeout(10):
+            while not fwd.nc.is_closed:  # noqa: ASYNC110  # nats-py has no event for it
+                await asyncio.sleep(0.02)
+        r = await client.get("/healthz")
+        assert r.status_code == 503 and b"nats_closed" in r.content

@@ -55,9 +55,9 @@ async def test_schema_documents_every_route_body_and_error(ingress: Client) -> N
     expected = {
         ("/livekit/webhook", "post"): {"200", "400", "401", "413", "503"},
         ("/sip/hooks", "get"): {"200", "401", "503"},
-        ("/sip/hooks", "post"): {"200", "400", "401", "409", "503"},
-        ("/sip/hooks", "delete"): {"200", "400", "401", "409", "503"},
-        ("/healthz", "get"): {"200"},
+        ("/sip/hooks", "post"): {"200", "400", "401", "409", "415", "503"},
+        ("/sip/hooks", "delete"): {"200", "400", "401", "409", "415", "503"},
+        ("/healthz", "get"): {"200", "503"},
         ("/readyz", "get"): {"200", "503"},
         ("/metrics", "get"): {"200"},
     }
@@ -73,6 +73,11 @@ async def test_schema_documents_every_route_body_and_error(ingress: Client) -> N
     assert {"ErrorBody", "HooksUpsert", "HostsDelete", "HookList", "HookDeleteResult"} <= set(
         schemas
     )
+    # Lists and hosts must be non-empty, and say so (issue #19, item 7).
+    assert schemas["HooksUpsert"]["properties"]["hooks"]["minItems"] == 1
+    assert schemas["HostsDelete"]["properties"]["hosts"]["minItems"] == 1
+    assert schemas["HookIn"]["properties"]["host"]["minLength"] == 1
+    assert schemas["HookIn"]["properties"]["url"]["maxLength"] == 2048
     assert set(schemas["ErrorBody"]["required"]) == {"error", "message"}
 
 

@@ -44,6 +44,29 @@ RFC3261_FORMS = [
     ("<sip:+15551234567@LocalHost>", "localhost"),
 ]
 
+# To/From values of RFC 4475's valid torture messages (section 3.1.1), with the issue's
+# case: LWS around `;` and `=` after a URI without angle brackets (SEMI, EQUAL).
+RFC4475_VALID = [
+    ("sip:alice@pbx.example.com ; tag = 1", "pbx.example.com"),
+    ("sip:vivekg@chair-dnrc.example.com ;   tag    = 1918181833n", "chair-dnrc.example.com"),
+    ("sip:vivekg@chair-dnrc.example.com\r\n ;   tag    = 1918181833n", "chair-dnrc.example.com"),
+    ('"J Rosenberg \\""       <sip:jdrosen@example.com>\r\n  ;\r\n  tag = 98asjd8', "example.com"),
+    ("sip:%75se%72@example.com", "example.com"),  # esc01
+    ("<sip:I%20have%20spaces@example.net>;tag=938", "example.net"),  # esc01 From
+    ("sip:null-%00-null@example.com;tag=839923423", "example.com"),  # escnull
+    ('"%Z%45" <sip:resource@example.com>', "example.com"),  # esc02
+    ("caller<sip:caller@example.com>;tag=323", "example.com"),  # lwsdisp
+    (
+        '"I have a user name of extremeextremeextreme proportion"'
+        "<sip:user@example.com:6000;unknownparam1=verylonngtextvaluehere;unknownparam2=x>"
+        ";tag=12982982",
+        "example.com",
+    ),  # longreq
+    ("sip:j.user@example.com", "example.com"),  # intmeth
+    ("<sip:user@example.com>;tag=bhuerfc", "example.com"),  # unreason
+    ("sip:user@example.com:5060 ;tag=x", "example.com"),  # a port, then LWS
+]
+
 NO_HOST = [
     "tel:+15551234567",
     "tel:+1-555-123-4567;phone-context=example.com",
@@ -63,6 +86,7 @@ NO_HOST = [
     '"Bob" sip:bob@biloxi.com',  # quoted name without <uri>
     '"unterminated <sip:bob@biloxi.com>',
     "sip:user@exa mple.com",
+    "sip:user@exa mple.com ;tag=1",  # LWS is allowed around ';', not inside the host
     "sip:user@-bad-.example.com",
     "sip:user@999.1.1.1",  # not an IPv4 address, not a name
     "sip:user@sip.例え.jp",  # IDNs arrive punycoded from LiveKit, never raw
@@ -82,6 +106,11 @@ def test_original_vectors(value: str, host: str | None) -> None:
 
 @pytest.mark.parametrize(("value", "host"), RFC3261_FORMS)
 def test_rfc3261_header_forms(value: str, host: str) -> None:
+    assert parse_sip_host(value) == host
+
+
+@pytest.mark.parametrize(("value", "host"), RFC4475_VALID)
+def test_rfc4475_valid_torture_values(value: str, host: str) -> None:
     assert parse_sip_host(value) == host
 
 

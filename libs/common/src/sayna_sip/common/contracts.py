@@ -86,3 +86,29 @@ class DeadReason:
     BLOCKED = "blocked address"
     INVALID_URL = "invalid url"  # the hook URL cannot be requested at all
     HOOK_DISABLED = "hook disabled"  # the hook was disabled (by an operator or automatically)
+
+
+# Size bounds. nats-server closes a client for good (nats-py does not reconnect after an
+# -ERR) when a message exceeds its announced max_payload (headers included) or a control
+# line exceeds 4 KiB (the subject is in it), so every value that reaches a subject,
+# header or KV entry is bounded here and every publish is checked against max_payload.
+MAX_EVENT_NAME = 64  # LiveKit's event names are ~20 characters
+MAX_EVENT_ID = 256
+MAX_ROOM_BYTES = 256  # UTF-8; its KV key (room_key) stays under 768 characters
+MAX_SUBJECT = 1024
+# Bytes of a max_payload kept free for the headers the router and forwarder add to the
+# webhook body on its way (their values are bounded; this is a generous ceiling).
+HEADER_HEADROOM = 16 * 1024
+
+
+def message_size(body: bytes, headers: dict[str, str] | None = None) -> int:
+    """What nats-server counts against max_payload: the body plus the header block."""
+    if not headers:
+        return len(body)
+    block = sum(len(k.encode()) + len(v.encode()) + 4 for k, v in headers.items())
+    return len(body) + block + len(b"NATS/1.0\r\n\r\n")
+
+
+def body_limit(max_payload: int, configured: int) -> int:
+    """The largest webhook body that still fits the router's and forwarder's copies."""
+    return max(0, min(configured, max_payload - HEADER_HEADROOM))

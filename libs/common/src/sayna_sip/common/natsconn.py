@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -22,6 +23,10 @@ log = logging.getLogger("sayna_sip.nats")
 
 T = TypeVar("T")
 RECONNECT_WAIT = 0.5  # seconds between attempts at one server, at start and after
+
+
+# Connections being closed by their owner, whose close is not a fault.
+_closing: weakref.WeakSet[Client] = weakref.WeakSet()
 
 
 class NatsUnavailable(RuntimeError):
@@ -83,6 +88,10 @@ async def connect(
         if not (nc.is_closed or nc.is_draining):  # a deliberate close is not news
             log.warning("event=nats_disconnected")
 
+    async def on_closed() -> None:
+        if watch.connected and lost(nc):
+            log_lost(nc.last_error)
+
     try:
         await watch.wait(
             nc.connect(
@@ -95,10 +104,32 @@ async def connect(
                 error_cb=watch.on_error,
                 disconnected_cb=on_disconnect,
                 reconnected_cb=on_reconnect,
+                closed_cb=on_closed,
             )
         )
     except BaseException:
         with contextlib.suppress(Exception):
-            await nc.close()
+            await close(nc)
         raise
     return nc
+
+
+async def close(nc: Client) -> None:
+    """Close `nc` on purpose: not reported as lost, not a liveness failure."""
+    _closing.add(nc)
+    await nc.close()
+
+
+def lost(nc: Client) -> bool:
+    """True when the connection is closed for good and not by its owner: nats-py does not
+    reconnect after a server -ERR (a message over max_payload, a too-long subject), so
+    the process is useless until restarted; its /healthz says so."""
+    return nc.is_closed and nc not in _closing
+
+
+def log_lost(error: Exception | None) -> None:
+    log.error(
+        "event=nats_connection_closed error=%s detail=%s",
+        quote(repr(error)),
+        quote("closed by the server, no reconnect: /healthz fails until a restart"),
+    )

@@ -93,8 +93,51 @@ def is_blocked(ip: IPAddress, allow: Iterable[IPNetwork] = ()) -> bool:
 
 
 def literal_address(host: str) -> IPAddress | None:
-    """The IP address if `host` is an IP literal (brackets allowed), else None."""
+    """The IP address `host` names without DNS, as a resolver reads it, else None.
+
+    Besides dotted quads and IPv6 literals (brackets allowed) that includes the numeric
+    spellings inet_aton() and URL parsers accept: `2130706433`, `0x7f000001`, `127.1`,
+    `0177.0.0.1`. A host whose last label is numeric but that no reader would agree on
+    (`1.2.3.999`, `0x`, `1.2.3.4.5`) raises ValueError: it cannot be normalised.
+    """
+    bare = host.strip("[]")
     try:
-        return ipaddress.ip_address(host.strip("[]"))
+        return ipaddress.ip_address(bare)
     except ValueError:
-        return None
+        pass
+    labels = bare.removesuffix(".").split(".")
+    if not _numeric(labels[-1]):
+        return None  # a DNS name
+    return ipaddress.IPv4Address(_inet_aton(labels, host))
+
+
+def _numeric(label: str) -> bool:
+    """WHATWG URL's "ends in a number": decimal digits, or 0x followed by hex digits."""
+    if label[:2].lower() == "0x":
+        return all(c in "0123456789abcdefABCDEF" for c in label[2:])
+    return label.isdigit()
+
+
+def _inet_aton(labels: list[str], host: str) -> int:
+    """inet_aton(3): 1-4 parts (decimal, 0x hex, 0-leading octal); the last fills the
+    remaining bytes."""
+    if not 1 <= len(labels) <= 4:
+        raise ValueError(f"'{host}' is not a valid IPv4 address")
+    parts: list[int] = []
+    for label in labels:
+        try:
+            if label[:2].lower() == "0x":
+                parts.append(int(label[2:] or "0", 16))
+            elif len(label) > 1 and label.startswith("0"):
+                parts.append(int(label, 8))
+            else:
+                parts.append(int(label, 10))
+        except ValueError:
+            raise ValueError(f"'{host}' is not a valid IPv4 address") from None
+    *head, last = parts
+    if any(p > 255 for p in head) or last >= 256 ** (5 - len(parts)):
+        raise ValueError(f"'{host}' is not a valid IPv4 address")
+    value = last
+    for i, part in enumerate(head):
+        value |= part << (8 * (3 - i))
+    return value

@@ -16,6 +16,7 @@ from sayna_sip.common.contracts import LIVEKIT_EVENTS
 from sayna_sip.common.durations import parse_duration, parse_schedule
 from sayna_sip.common.errors import ConfigError
 from sayna_sip.common.hosts import normalize_host
+from sayna_sip.common.netpolicy import literal_address
 
 _PREFIX = re.compile(r"^[A-Za-z0-9_-]+$")
 _TRUE = {"true", "1", "yes", "on"}
@@ -82,21 +83,54 @@ def secrets(value: object, owner: str) -> tuple[str, ...]:
     return tuple(secret(item, owner) for item in items if item.strip())
 
 
+MAX_URL_LEN = 2048
+_URL_LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")
+
+
 def hook_url(url: object, host: str) -> str:
+    """An HTTPS URL with a real host: no credentials, no wildcard, a port in 1-65535,
+    at most MAX_URL_LEN characters, a numeric host only if it reads as one address."""
     text = str(url or "").strip()
+    if len(text) > MAX_URL_LEN:
+        raise ConfigError(f"SIP hook URL for '{host}' is longer than {MAX_URL_LEN} characters")
     if not all(0x21 <= ord(ch) <= 0x7E for ch in text):  # no spaces, controls or non-ASCII
         raise ConfigError(
             f"SIP hook URL for '{host}' has characters a URL cannot hold (percent-encode them): "
-            f"{text!r}"
+            f"{redact_url(text)!r}"
         )
     try:
         parts = urlsplit(text)
-        parts.port  # noqa: B018 - raises on a bad port
+        port = parts.port
     except ValueError as exc:
-        raise ConfigError(f"SIP hook URL for '{host}' is invalid ({exc}): '{text}'") from None
+        raise ConfigError(
+            f"SIP hook URL for '{host}' is invalid ({exc}): '{redact_url(text)}'"
+        ) from None
+    if "@" in parts.netloc:
+        raise ConfigError(
+            f"SIP hook URL for '{host}' must not hold credentials (user:password@); "
+            "hooks authenticate deliveries by their signature"
+        )
     if parts.scheme.lower() != "https" or not parts.hostname:
         raise ConfigError(f"SIP hook URL must be HTTPS (host '{host}', url '{text}')")
+    if port == 0:
+        raise ConfigError(f"SIP hook URL for '{host}' has port 0: '{text}'")
+    _url_host(parts.hostname, host)
     return text
+
+
+def _url_host(target: str, host: str) -> None:
+    """A DNS name of at most 253 characters, or an address (in any numeric spelling)."""
+    try:
+        if literal_address(target) is not None:
+            return
+    except ValueError as exc:
+        raise ConfigError(f"SIP hook URL for '{host}': {exc}") from None
+    name = target.removesuffix(".")
+    if len(name) > 253 or not all(_URL_LABEL.match(label) for label in name.split(".")):
+        raise ConfigError(
+            f"SIP hook URL for '{host}' has no valid host name "
+            f"(labels of a-z, 0-9, '-', at most 253 characters; no wildcards): '{target[:80]}'"
+        )
 
 
 def hook_entries(items: object, field: str) -> list[Mapping[str, Any]]:

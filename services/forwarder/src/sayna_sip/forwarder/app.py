@@ -76,7 +76,7 @@ class Forwarder:
             on_reconnected=lambda: hooks.on_reconnected() if hooks is not None else None,
         )
         async with contextlib.AsyncExitStack() as undo:
-            undo.push_async_callback(nc.close)
+            undo.push_async_callback(natsconn.close, nc)
             js = nc.jetstream()
             await topology.check_topology(js)
             kv = await js.key_value(topology.HOOKS_BUCKET)
@@ -99,7 +99,11 @@ class Forwarder:
             await responder.start()
             forwarder: Forwarder | None = None
             health = HealthServer(
-                health_app(registry, lambda: forwarder is not None and forwarder.ready()),
+                health_app(
+                    registry,
+                    lambda: forwarder is not None and forwarder.ready(),
+                    lambda: not natsconn.lost(nc),
+                ),
                 config.host,
                 config.forwarder.port,
             )
@@ -128,7 +132,7 @@ class Forwarder:
         await self.http.aclose()
         with contextlib.suppress(Exception):
             await self.nc.flush(timeout=2)  # push the last acks/naks out
-        await self.nc.close()
+        await natsconn.close(self.nc)
         log.info("event=forwarder_stopped")
 
 

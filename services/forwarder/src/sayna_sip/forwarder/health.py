@@ -19,7 +19,11 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
-def health_app(registry: CollectorRegistry, ready: Callable[[], bool]) -> ASGIApp:
+def health_app(
+    registry: CollectorRegistry,
+    ready: Callable[[], bool],
+    alive: Callable[[], bool] = lambda: True,
+) -> ASGIApp:
     metrics = metrics_app(registry)
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -30,7 +34,7 @@ def health_app(registry: CollectorRegistry, ready: Callable[[], bool]) -> ASGIAp
             await metrics(scope, receive, send)
             return
         if path == "/healthz":
-            status, body = 200, b'{"status":"ok"}'
+            status, body = (200, b'{"status":"ok"}') if alive() else (503, _LOST)
         elif path == "/readyz":
             ok = ready()
             status, body = (200, b'{"status":"ready"}') if ok else (503, b'{"status":"not ready"}')
@@ -41,6 +45,9 @@ def health_app(registry: CollectorRegistry, ready: Callable[[], bool]) -> ASGIAp
         await send({"type": "http.response.body", "body": body})
 
     return app
+
+
+_LOST = b'{"error":"nats_closed","message":"the NATS connection was closed for good; restart"}'
 
 
 class _Server(uvicorn.Server):

@@ -27,6 +27,7 @@ from sayna_sip.ingress.errors import (
     http_error_handler,
     ingress_error_handler,
     internal_error_handler,
+    nesting_error_handler,
 )
 from sayna_sip.ingress.hooks import HookStore
 from sayna_sip.ingress.intake import PUBLISH_TIMEOUT_S, EventPublisher, WebhookIntake
@@ -82,10 +83,15 @@ def create_app(config: ServerConfig, *, publish_timeout: float = PUBLISH_TIMEOUT
             publisher = EventPublisher(nc, metrics, publish_timeout)
             await publisher.start()
             ingress.intake = WebhookIntake(verifier, publisher, metrics)
-            log.info("event=ingress_nats_ready urls=%s", config.nats.display)
+            log.info(
+                "event=ingress_nats_ready urls=%s max_payload=%d max_body_bytes=%d",
+                config.nats.display,
+                nc.max_payload,
+                ingress.body_limit(),
+            )
             yield
         finally:
-            await nc.close()
+            await natsconn.close(nc)
 
     return Litestar(
         route_handlers=[
@@ -102,6 +108,7 @@ def create_app(config: ServerConfig, *, publish_timeout: float = PUBLISH_TIMEOUT
         exception_handlers={
             IngressError: ingress_error_handler,
             HTTPException: http_error_handler,
+            RecursionError: nesting_error_handler,
             Exception: internal_error_handler,
         },
         openapi_config=_openapi(),

@@ -63,8 +63,22 @@ class Unavailable(IngressError):
     code = "unavailable"
 
 
-def _response(status: int, code: str, message: str) -> Response[ErrorBody]:
-    return Response(ErrorBody(error=code, message=message), status_code=status)
+# Litestar's own errors by status: a fixed code each (its detail text is for humans).
+_HTTP_CODES = {
+    400: "invalid_body",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "body_too_large",
+    415: "unsupported_media_type",
+}
+
+
+def _response(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> Response[ErrorBody]:
+    return Response(ErrorBody(error=code, message=message), status_code=status, headers=headers)
 
 
 def ingress_error_handler(_: Request[Any, Any, Any], exc: Exception) -> Response[ErrorBody]:
@@ -76,12 +90,22 @@ def http_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Respo
     """Litestar's own exceptions, in our error shape."""
     assert isinstance(exc, HTTPException)
     if isinstance(exc, ValidationException):
-        return _response(400, "invalid_body", _validation_message(exc))
+        message = _validation_message(exc)
+        if "`array` of length >= 1" in message:  # the schema's minItems: keep its old code
+            return _response(
+                400, "empty_request", f"'{_first_key(exc)}' must list at least one entry"
+            )
+        return _response(400, "invalid_body", message)
     if exc.status_code == HTTP_413_REQUEST_ENTITY_TOO_LARGE:
         limit = request.route_handler.resolve_request_max_body_size()
         return _response(413, "body_too_large", f"request body exceeds {limit} bytes")
-    code = exc.detail.lower().replace(" ", "_") if exc.detail else "error"
-    return _response(exc.status_code, code, exc.detail or "error")
+    code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
+    return _response(exc.status_code, code, exc.detail or "error", exc.headers)
+
+
+def nesting_error_handler(_: Request[Any, Any, Any], exc: Exception) -> Response[ErrorBody]:
+    """A JSON body nested deeper than the decoder's stack (RecursionError)."""
+    return _response(400, "invalid_body", "request body is nested too deeply")
 
 
 def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[ErrorBody]:
@@ -89,6 +113,12 @@ def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> R
         "event=unhandled_error path=%s error=%s", request.url.path, quote(repr(exc)), exc_info=exc
     )
     return _response(500, "internal_error", "internal error")
+
+
+def _first_key(exc: ValidationException) -> str:
+    details = exc.extra if isinstance(exc.extra, list) else []
+    keys = [str(d.get("key", "")) for d in details if isinstance(d, dict)]
+    return next((k for k in keys if k), "body")
 
 
 def _validation_message(exc: ValidationException) -> str:

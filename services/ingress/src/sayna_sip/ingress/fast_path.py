@@ -81,7 +81,7 @@ def webhook_fast_path(app: ASGIApp) -> ASGIApp:  # Litestar calls middleware(app
         authorization, length = _headers(scope)
 
         async def read_body() -> bytes:
-            return await _read_body(receive, length, ingress.config.max_body_bytes)
+            return await _read_body(receive, length, ingress.body_limit())
 
         await ingress.intake.receive(authorization, read_body)
         await send(_OK_START)

@@ -36,12 +36,14 @@ def _url(raw: str, host: str, sip: SipConfig) -> str:
     try:
         url = validate.hook_url(raw, host)
     except ConfigError as exc:
-        code = "insecure_url" if "HTTPS" in str(exc) else "invalid_url"
-        raise BadRequest(str(exc), code) from None
+        text = str(exc)
+        code = "insecure_url" if "HTTPS" in text else "invalid_url"
+        code = "url_credentials" if "credentials" in text else code
+        raise BadRequest(text, code) from None
     if url != raw or any(c.isspace() or ord(c) < 0x20 for c in url):
         raise BadRequest(f"SIP hook URL for '{host}' must not contain whitespace", "invalid_url")
     target = urlsplit(url).hostname or ""
-    address = literal_address(target)
+    address = literal_address(target)  # any numeric spelling (validated by hook_url)
     if address is not None and is_blocked(address, sip.hook_allow_networks):
         raise BadRequest(
             f"SIP hook URL for '{host}' targets blocked address {address} "

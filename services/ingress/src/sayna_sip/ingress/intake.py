@@ -17,7 +17,7 @@ from nats.aio.client import Client
 from sayna_sip.common import contracts, topology
 from sayna_sip.common.delivery import EventMeta
 from sayna_sip.common.logs import quote
-from sayna_sip.ingress.errors import IngressError, Unavailable
+from sayna_sip.ingress.errors import IngressError, PayloadTooLarge, Unavailable
 from sayna_sip.ingress.metrics import IngressMetrics
 from sayna_sip.ingress.puback import AckedPublisher
 from sayna_sip.ingress.webhook import Event, WebhookVerifier, parse_event
@@ -50,12 +50,15 @@ class EventPublisher:
         if not self._nc.is_connected:  # fail fast: waiting out the timeout helps no one
             raise Unavailable("NATS is not connected; retry later", "nats_unavailable")
         started = time.perf_counter()
+        headers = event_headers(event, time.time())
+        if contracts.message_size(body, headers) + 64 > self._nc.max_payload:
+            # The server would close the connection for good rather than refuse it.
+            raise PayloadTooLarge(
+                f"webhook too large for NATS (max_payload {self._nc.max_payload} bytes)"
+            )
         try:
             duplicate = await self._acked.publish(
-                contracts.lk_event_subject(event.event),
-                body,
-                event_headers(event, time.time()),
-                self._timeout,
+                contracts.lk_event_subject(event.event), body, headers, self._timeout
             )
         except (TimeoutError, nats.errors.Error, OSError) as exc:
             log.warning(

@@ -8,6 +8,7 @@ from litestar import MediaType, Response, get
 from litestar.openapi.datastructures import ResponseSpec
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from sayna_sip.common import natsconn
 from sayna_sip.common.topology import TopologyError, check_topology
 from sayna_sip.ingress.schemas import ErrorBody, Health
 from sayna_sip.ingress.state import IngressDep
@@ -15,9 +16,23 @@ from sayna_sip.ingress.state import IngressDep
 READY_TIMEOUT_S = 2.0
 
 
-@get("/healthz", summary="Liveness: the process serves HTTP", tags=["health"])
-async def healthz() -> Health:
-    return Health(status="ok")
+@get(
+    "/healthz",
+    summary="Liveness: the process serves HTTP and its NATS connection was not closed for good",
+    responses={
+        503: ResponseSpec(
+            ErrorBody, description="NATS closed the connection: restart", generate_examples=False
+        )
+    },
+    tags=["health"],
+)
+async def healthz(ingress: IngressDep) -> Response[Health | ErrorBody]:
+    if ingress.nc is not None and natsconn.lost(ingress.nc):
+        return Response(
+            ErrorBody("nats_closed", "the NATS connection was closed for good; restart"),
+            status_code=503,
+        )
+    return Response(Health(status="ok"))
 
 
 @get(

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Annotated
 
 from litestar import Controller, Router, delete, get, post
+from litestar.exceptions import HTTPException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Body
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
@@ -47,10 +48,12 @@ _COMMON = {
 _WRITE = {
     **_COMMON,
     400: _err(
-        "Invalid body, host, URL, secret or events (http://, duplicate host, blocked IP "
-        "literal target, unknown LiveKit event, secret without SIP_SECRETS_KEY)"
+        "Invalid body, host, URL, secret or events (http://, credentials in the URL, "
+        "duplicate host, blocked IP target in any numeric spelling, unknown LiveKit event, "
+        "secret without SIP_SECRETS_KEY)"
     ),
     409: _err("Host defined in the static configuration, or SIP not configured"),
+    415: _err("Body declared with a Content-Type other than application/json"),
 }
 _ONE = {**_WRITE, 404: _err("No hook for this host")}
 _TEST = {
@@ -176,10 +179,30 @@ def _counting(counter: Counter) -> Callable[..., ASGIApp]:
     return middleware
 
 
+def _json_only(app: ASGIApp) -> ASGIApp:
+    """A body declared as something other than JSON is refused (415), not decoded anyway;
+    a body without a Content-Type is read as JSON."""
+
+    async def checked(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope.get("method") in ("POST", "DELETE"):
+            declared = dict(scope["headers"]).get(b"content-type")
+            media = (declared or b"").split(b";")[0].strip().lower()
+            if declared is not None and not (
+                media == b"application/json" or media.endswith(b"+json")
+            ):
+                raise HTTPException(
+                    status_code=415,
+                    detail=f"request body must be application/json, not {media.decode('latin-1')}",
+                )
+        await app(scope, receive, send)
+
+    return checked
+
+
 def hooks_router(auth: AuthConfig, calls: Counter) -> Router:
     return Router(
         path="/",
         route_handlers=[HooksController],
         guards=[bearer_guard(auth)],
-        middleware=[_counting(calls)],
+        middleware=[_counting(calls), _json_only],
     )

@@ -8,9 +8,15 @@ except the one-time answer of a rotation.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
+
+# Bounds the OpenAPI schema states and the decoder enforces (the host and URL rules
+# themselves are checked after decoding, with messages that name the hook).
+MAX_ITEMS = 1000
+Host = Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
+Url = Annotated[str, msgspec.Meta(min_length=1, max_length=2048)]
 
 
 class ErrorBody(msgspec.Struct, frozen=True):
@@ -31,8 +37,8 @@ class HookIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     signing secret (`whsec_<base64>` or >= 16 characters; needs SIP_SECRETS_KEY) and the
     LiveKit events it receives (absent = all)."""
 
-    host: str
-    url: str
+    host: Host
+    url: Url
     secret: str | None = None
     events: list[str] | None = None
 
@@ -43,13 +49,13 @@ class HookIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 class HooksUpsert(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """POST /sip/hooks body: hooks to add, or to replace when the host exists."""
 
-    hooks: list[HookIn]
+    hooks: Annotated[list[HookIn], msgspec.Meta(min_length=1, max_length=MAX_ITEMS)]
 
 
 class HostsDelete(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """DELETE /sip/hooks body: hosts whose runtime hooks are removed."""
 
-    hosts: list[str]
+    hosts: Annotated[list[Host], msgspec.Meta(min_length=1, max_length=MAX_ITEMS)]
 
 
 class SecretOut(msgspec.Struct, frozen=True):

@@ -10,6 +10,7 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 from prometheus_client import CollectorRegistry
 
+from sayna_sip.common import contracts
 from sayna_sip.common.config import ServerConfig
 from sayna_sip.ingress.hooks import HookStore
 from sayna_sip.ingress.intake import WebhookIntake
@@ -25,6 +26,13 @@ class Ingress:
     nc: Client | None = None  # None with SIP disabled: the ingress then needs no NATS
     js: JetStreamContext | None = None
     hooks: HookStore | None = None
+
+    def body_limit(self) -> int:
+        """WEBHOOK_MAX_BODY_BYTES, lowered to what the NATS server accepts (its announced
+        max_payload, less room for the headers added on the way)."""
+        if self.nc is None:
+            return self.config.max_body_bytes
+        return contracts.body_limit(self.nc.max_payload, self.config.max_body_bytes)
 
 
 # The routes' view of the Ingress; skip_validation: it is ours, not client input.

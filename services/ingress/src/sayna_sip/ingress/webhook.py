@@ -17,6 +17,7 @@ import jwt
 import msgspec
 from jwt.algorithms import HMACAlgorithm
 
+from sayna_sip.common import contracts
 from sayna_sip.ingress.errors import BadRequest, Unauthorized
 
 LEEWAY_S = 10.0
@@ -133,5 +134,25 @@ def parse_event(body: bytes) -> Event:
         ) from None
     except msgspec.DecodeError as exc:
         raise BadRequest(f"webhook body is not valid JSON: {exc}", "invalid_json") from None
+    except RecursionError:  # nesting deeper than the decoder's stack
+        raise BadRequest("webhook body is nested too deeply", "invalid_json") from None
     event_id = env.id or "sha256:" + hashlib.sha256(body).hexdigest()
-    return Event(id=event_id, event=env.event, room=env.room.name if env.room else "")
+    event = Event(id=event_id, event=env.event, room=env.room.name if env.room else "")
+    _check_bounds(event)
+    return event
+
+
+def _check_bounds(event: Event) -> None:
+    """Refuse values too long for the subject, headers and KV keys they end up in."""
+    if len(event.event) > contracts.MAX_EVENT_NAME:
+        raise BadRequest(
+            f"webhook event name exceeds {contracts.MAX_EVENT_NAME} characters", "invalid_event"
+        )
+    if len(event.id) > contracts.MAX_EVENT_ID:
+        raise BadRequest(
+            f"webhook event id exceeds {contracts.MAX_EVENT_ID} characters", "invalid_event"
+        )
+    if len(event.room.encode("utf-8", "surrogatepass")) > contracts.MAX_ROOM_BYTES:
+        raise BadRequest(
+            f"webhook room name exceeds {contracts.MAX_ROOM_BYTES} bytes", "invalid_event"
+        )

@@ -30,7 +30,13 @@ from sayna_sip.common.metrics import new_registry
 from sayna_sip.router.health import health_app
 from sayna_sip.router.metrics import RouterMetrics
 from sayna_sip.router.rooms import RoomMemory
-from sayna_sip.router.routing import NO_HOST_DELAY, RETRY_DELAY, Action, EventRouter
+from sayna_sip.router.routing import (
+    NO_HOST_DELAY,
+    RETRY_DELAY,
+    Action,
+    EventRouter,
+    Oversized,
+)
 
 log = logging.getLogger("sayna_sip.router")
 
@@ -84,6 +90,7 @@ class RouterService:
             max_reconnect_attempts=-1,
             reconnect_time_wait=1,
             error_cb=self._start_watch.on_error,
+            closed_cb=self._on_closed,
             disconnected_cb=self._on_disconnected,
             reconnected_cb=self._on_reconnected,
             logger=_framework_logger(),
@@ -99,6 +106,8 @@ class RouterService:
         self.port: int | None = None  # bound HTTP port, after start()
         self._router: EventRouter | None = None
         self._stopping = False  # our own stop(): its disconnect is not worth a warning
+        self.failed = asyncio.Event()  # set when NATS closed the connection for good
+        self._lost_task: asyncio.Task[None] | None = None
         self._http: uvicorn.Server | None = None
         self._http_task: asyncio.Task[None] | None = None
 
@@ -132,6 +141,26 @@ class RouterService:
     async def _on_disconnected(self) -> None:
         if self._router is not None and not self._stopping:
             log.warning("event=nats_disconnected")
+
+    async def _on_closed(self) -> None:
+        if self.lost():
+            natsconn.log_lost(self.broker.config.connection_state.connection.last_error)
+            # FastStream's pull loop would retry the dead connection in a hot loop.
+            self._lost_task = asyncio.create_task(self._stop_consuming(), name="router-lost")
+            self.failed.set()
+
+    async def _stop_consuming(self) -> None:
+        with contextlib.suppress(nats.errors.Error):  # cancels the pull, then cannot unsubscribe
+            await self.subscriber.stop()
+
+    def lost(self) -> bool:
+        """Connected once, then closed by the server (nats-py does not reconnect then)."""
+        if self._router is None or self._stopping:
+            return False
+        try:
+            return bool(self.broker.config.connection_state.connection.is_closed)
+        except IncorrectState:
+            return False
 
     async def _on_reconnected(self) -> None:
         log.info("event=nats_reconnected")
@@ -174,6 +203,9 @@ class RouterService:
         await self._start_watch.wait(self.broker.connect())
 
     async def _publish(self, body: bytes, subject: str, headers: dict[str, str]) -> PubAck:
+        limit = self.broker.config.connection_state.connection.max_payload
+        if contracts.message_size(body, headers) + 64 > limit:  # + Nats-Expected-Stream
+            raise Oversized(f"delivery larger than NATS max_payload ({limit} bytes)")
         return await self.broker.publish(
             body,
             subject,
@@ -183,7 +215,7 @@ class RouterService:
         )
 
     async def _start_http(self) -> None:
-        app = health_app(self.registry, self.readiness)
+        app = health_app(self.registry, self.readiness, lambda: not self.lost())
         cfg = uvicorn.Config(
             app,
             host=self.config.host,
@@ -227,7 +259,11 @@ class RouterService:
         those first made a handler in flight miss its hook and ack the event unrouted."""
         self._stopping = True
         try:
-            await self.broker.stop()
+            if self.failed.is_set():  # nothing to drain on a closed connection
+                with contextlib.suppress(Exception):
+                    await self.broker.stop()
+            else:
+                await self.broker.stop()
         finally:
             if self.hooks is not None:
                 await self.hooks.stop()

@@ -21,7 +21,9 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 Readiness = Callable[[], Awaitable[tuple[bool, str]]]
 
 
-def health_app(registry: CollectorRegistry, readiness: Readiness) -> Any:
+def health_app(
+    registry: CollectorRegistry, readiness: Readiness, alive: Callable[[], bool] = lambda: True
+) -> Any:
     metrics = metrics_app(registry)
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -30,8 +32,11 @@ def health_app(registry: CollectorRegistry, readiness: Readiness) -> Any:
         path = scope["path"]
         if path == "/metrics":
             await metrics(scope, receive, send)
-        elif path == "/healthz":
+        elif path == "/healthz" and alive():
             await _json(send, 200, {"status": "ok"})
+        elif path == "/healthz":
+            lost = "the NATS connection was closed for good; restart"
+            await _json(send, 503, {"error": "nats_closed", "message": lost})
         elif path == "/readyz":
             ready, reason = await readiness()
             body = {"status": "ready"} if ready else {"status": "not ready", "reason": reason}

@@ -26,14 +26,14 @@ def main(argv: Sequence[str]) -> int:
     if config is None:
         return EXIT_CONFIG
     try:
-        run(_run(config))
+        return run(_run(config))
     except (NatsUnavailable, TopologyError) as exc:
         log.error("event=router_start_failed error=%s", quote(str(exc)))
         return 1
-    return 0
 
 
-async def _run(config: ServerConfig) -> None:
+async def _run(config: ServerConfig) -> int:
+    """0 after a signal; 1 when NATS closed the connection for good (restart us)."""
     service = RouterService(config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -41,6 +41,10 @@ async def _run(config: ServerConfig) -> None:
         loop.add_signal_handler(sig, stop.set)
     try:
         await service.start()
-        await stop.wait()
+        waits = [asyncio.create_task(stop.wait()), asyncio.create_task(service.failed.wait())]
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        for task in waits:
+            task.cancel()
+        return 1 if service.failed.is_set() else 0
     finally:
         await service.stop()

@@ -17,7 +17,7 @@ import nats.errors
 from nats.js.api import PubAck
 
 from sayna_sip.common.config import SipConfig
-from sayna_sip.common.contracts import Header, delivery_subject
+from sayna_sip.common.contracts import MAX_ROOM_BYTES, Header, delivery_subject
 from sayna_sip.common.delivery import Delivery
 from sayna_sip.common.hookstore import HookRecord
 from sayna_sip.common.logs import quote
@@ -29,6 +29,11 @@ log = logging.getLogger("sayna_sip.router")
 
 # publish(body, subject, headers) -> PubAck from SIP_DELIVERIES
 Publish = Callable[[bytes, str, dict[str, str]], Awaitable[PubAck]]
+
+
+class Oversized(Exception):
+    """The delivery would exceed the server's max_payload (which would close the
+    connection for good): the event is terminated instead."""
 
 
 class Action(Enum):
@@ -104,6 +109,8 @@ class EventRouter:
                 quote(repr(exc)),
             )
             outcome = Outcome.RETRY
+        except Oversized as exc:
+            outcome = _malformed(headers.get(Header.EVENT_ID, ""), str(exc))
         self._metrics.count(outcome)
         if outcome is Outcome.ROUTED:
             self._metrics.routing_seconds.observe(time.perf_counter() - started)
@@ -120,6 +127,8 @@ class EventRouter:
         room = event.room_name
         if not room.startswith(self._sip.room_prefix):
             return Outcome.NON_SIP
+        if len(room.encode("utf-8", "surrogatepass")) > MAX_ROOM_BYTES:  # its KV key
+            return _malformed(headers.get(Header.EVENT_ID, ""), "room name too long")
         event_id = event.id or headers.get(Header.EVENT_ID, "")
         if not event_id:
             return _malformed("", "no event id")

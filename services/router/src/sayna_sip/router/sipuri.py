@@ -7,7 +7,9 @@ Accepted forms (RFC 3261 §20.10, §25.1):
 - `sip:user@host[:port][;params][?headers]`, `sips:` too, scheme in any case;
 - a name-addr: `"Display Name" <sip:...>;tag=...` or `Name <sip:...>`;
 - a URI without user part: `sip:host[:port]`;
-- plain `host[:port]`, `[ipv6][:port]` or a bare IP address (as proxies set `X-To-IP`).
+- plain `host[:port]`, `[ipv6][:port]` or a bare IP address (as proxies set `X-To-IP`);
+- linear whitespace around `;` and `=` of header parameters, also after a bare URI
+  (`sip:alice@pbx.example.com ; tag = 1`, RFC 4475 3.1.1.1 "wsinv").
 A host is an IP address or a DNS name with at least one dot, or, after a user part, a
 single label (`sip:alice@localhost`, the spec's local-testing host); `tel:` and other
 schemes, `user@host` without a scheme, and lone single labels (`sip:nodomain`,
@@ -70,6 +72,8 @@ def _uri_host(uri: str) -> str | None:
         # '@', and nothing after the host may either: the last '@' ends the userinfo.
         userinfo, at, hostpart = rest.rpartition("@")
         hostport = re.split(r"[;?]", hostpart, maxsplit=1)[0]
+        if hostport != hostpart:  # LWS may precede a header parameter (SEMI = SWS ";" SWS)
+            hostport = hostport.rstrip(" \t\r\n")
         return _hostport(hostport, bare_ipv6=False, single_label=bool(at and userinfo))
     if "@" in uri:
         return None  # `user@host` without a scheme is not a SIP URI (original's vectors)
