@@ -1,7 +1,9 @@
 """Micro-benchmark behind docs/performance.md finding 1: `python -m bench.http_clients`.
 
-CPU per HTTPS POST from one process to the bench sink, httpx (the forwarder's client)
-against aiohttp, at several numbers of requests in flight.
+CPU per HTTPS POST from one process to the bench sink, at several numbers of requests in
+flight: httpx on its own httpcore transport, httpx on the `httpx-aiohttp` transport
+(httpx's API, aiohttp's connection handling), and aiohttp directly. Chose the
+forwarder's transport (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 import aiohttp
 import httpx
 import uvloop
+from httpx_aiohttp import AiohttpTransport
 
 from bench import events
 from bench.harness import Bench
@@ -59,6 +62,21 @@ async def with_httpx(
         return await _measure(post, count, in_flight)
 
 
+async def with_httpx_aiohttp(
+    url: str, ctx: ssl.SSLContext, count: int, in_flight: int
+) -> tuple[float, float]:
+    body = events.event_body("httpx-aiohttp", 0)
+    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ctx, limit=in_flight))
+    transport = AiohttpTransport(client=session)
+    async with httpx.AsyncClient(transport=transport) as client:
+
+        async def post(i: int) -> None:
+            headers = {"content-type": "application/json", "webhook-id": f"hxa{i}"}
+            await client.post(url, content=body, headers=headers)
+
+        return await _measure(post, count, in_flight)
+
+
 async def with_aiohttp(
     url: str, ctx: ssl.SSLContext, count: int, in_flight: int
 ) -> tuple[float, float]:
@@ -74,17 +92,24 @@ async def with_aiohttp(
         return await _measure(post, count, in_flight)
 
 
+CLIENTS = (
+    ("httpx", with_httpx),
+    ("httpx-aiohttp", with_httpx_aiohttp),
+    ("aiohttp", with_aiohttp),
+)
+
+
 def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="sayna-bench-clients-"))
     bench = Bench(work, "clients")
     try:
         sink = bench.start_sink()
         ctx = ssl.create_default_context(cafile=str(bench.ca_path))
-        print(f"{'in flight':>9}  {'client':8} {'CPU us/POST':>11} {'POST/s':>7}")
+        print(f"{'in flight':>9}  {'client':13} {'CPU us/POST':>11} {'POST/s':>7}")
         for in_flight in (1, 4, 10, 32):
-            for name, run in (("httpx", with_httpx), ("aiohttp", with_aiohttp)):
+            for name, run in (CLIENTS):
                 cpu, rate = uvloop.run(run(sink.url(), ctx, 2_000, in_flight))
-                print(f"{in_flight:>9}  {name:8} {cpu:>11.0f} {rate:>7.0f}")
+                print(f"{in_flight:>9}  {name:13} {cpu:>11.0f} {rate:>7.0f}")
         sink.close()
     finally:
         bench.close()
