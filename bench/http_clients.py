@@ -107,7 +107,7 @@ def main() -> None:
         ctx = ssl.create_default_context(cafile=str(bench.ca_path))
         print(f"{'in flight':>9}  {'client':13} {'CPU us/POST':>11} {'POST/s':>7}")
         for in_flight in (1, 4, 10, 32):
-            for name, run in (CLIENTS):
+            for name, run in CLIENTS:
                 cpu, rate = uvloop.run(run(sink.url(), ctx, 2_000, in_flight))
                 print(f"{in_flight:>9}  {name:13} {cpu:>11.0f} {rate:>7.0f}")
         sink.close()

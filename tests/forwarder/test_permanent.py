@@ -1,5 +1,5 @@
 """Failures no retry can fix end in one dead letter, never in an endless nak loop:
-hook URLs httpx cannot use, and a delivery that raises unexpectedly (a bug)."""
+hook URLs the client cannot use, and a delivery that raises unexpectedly (a bug)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from tests.forwarder.conftest import StartForwarder, drained, publish, put_hook,
 
 INVALID_URLS = [
     "https://xn--zz.com/h",  # bad IDNA A-label: idna.IDNAError (a UnicodeError)
-    "https://bad\x7fhost.example.com/h",  # control character: httpx.InvalidURL
+    "https://bad\x7fhost.example.com/h",  # control character
     "https://bad\nhost.example.com/h",  # a newline must not break the dead letter's headers
     "https://a..b.example.com/h",  # empty label: UnicodeError while connecting
     "https://127.0.0.1:99999/h",  # port out of range

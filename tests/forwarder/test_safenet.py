@@ -3,46 +3,76 @@ allowed; the connection goes to the checked address, never to a re-resolved name
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
-from collections.abc import Iterable
+import socket
+from collections.abc import AsyncIterator
 
-import httpcore
 import pytest
+from aiohttp.abc import AbstractResolver, ResolveResult
 
-from sayna_sip.forwarder.safenet import BlockedAddress, PinnedBackend
+from sayna_sip.common.config import ServerConfig
+from sayna_sip.forwarder import client
+from sayna_sip.forwarder.policy import Kind
+from sayna_sip.forwarder.safenet import BlockedAddress, CheckedResolver, Policy, guarded_socket
+from tests.fixtures.https_sink import HttpsSink
 
 
-class RecordingBackend(httpcore.AsyncNetworkBackend):
-    """Stands in for the socket layer: records where a connection would go."""
+class FixedResolver(AbstractResolver):
+    """Stands in for DNS: answers every name with the given addresses."""
+
+    def __init__(self, *addresses: str) -> None:
+        self.addresses = addresses
+        self.asked: list[str] = []
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        self.asked.append(host)
+        return [
+            ResolveResult(hostname=host, host=a, port=port, family=family, proto=0, flags=0)
+            for a in self.addresses
+        ]
+
+    async def close(self) -> None:
+        pass
+
+
+class Listener:
+    """A loopback TCP port that counts the connections it accepts."""
 
     def __init__(self) -> None:
-        self.connects: list[tuple[str, int]] = []
+        self.accepted = 0
+        self.port = 0
 
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        self.connects.append((host, port))
-        raise httpcore.ConnectError("recorded, not connected")
+    def on_connect(self, _: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.accepted += 1
+        writer.close()
 
 
-BLOCKED = ["127.0.0.1", "169.254.169.254", "10.0.0.1", "::1", "[::1]", "::ffff:10.0.0.1", "0.0.0.0"]
+@pytest.fixture
+async def listener() -> AsyncIterator[Listener]:
+    """A counting TCP listener on 127.0.0.1."""
+    spy = Listener()
+    server = await asyncio.start_server(spy.on_connect, "127.0.0.1", 0)
+    spy.port = server.sockets[0].getsockname()[1]
+    yield spy
+    server.close()
+    await server.wait_closed()
 
 
-@pytest.mark.parametrize("host", BLOCKED)
-async def test_blocked_targets_are_refused_without_connecting(host: str) -> None:
-    inner = RecordingBackend()
+BLOCKED = ["127.0.0.1", "169.254.169.254", "10.0.0.1", "::1", "::ffff:10.0.0.1", "0.0.0.0"]
+
+
+@pytest.mark.parametrize("address", BLOCKED)
+def test_the_socket_factory_refuses_blocked_addresses(address: str) -> None:
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
     with pytest.raises(BlockedAddress):
-        await PinnedBackend((), inner).connect_tcp(host, 443, timeout=1)
-    assert inner.connects == []
+        guarded_socket(Policy())((family, socket.SOCK_STREAM, 0, "", (address, 443)))
 
 
 @pytest.mark.parametrize(
-    ("host", "allow"),
+    ("address", "allow"),
     [
         ("127.0.0.1", "127.0.0.0/8"),
         ("169.254.169.254", "169.254.169.254/32"),
@@ -50,24 +80,62 @@ async def test_blocked_targets_are_refused_without_connecting(host: str) -> None
         ("::1", "::1/128"),
     ],
 )
-async def test_listed_networks_are_allowed(host: str, allow: str) -> None:
-    inner = RecordingBackend()
-    backend = PinnedBackend([ipaddress.ip_network(allow)], inner)
-    with pytest.raises(httpcore.ConnectError, match="recorded"):
-        await backend.connect_tcp(host, 8443, timeout=1)
-    assert inner.connects == [(str(ipaddress.ip_address(host)), 8443)]
+def test_listed_networks_are_allowed(address: str, allow: str) -> None:
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    factory = guarded_socket(Policy([ipaddress.ip_network(allow)]))
+    factory((family, socket.SOCK_STREAM, 0, "", (address, 443))).close()
 
 
-async def test_a_name_is_resolved_once_and_the_checked_address_dialled() -> None:
-    inner = RecordingBackend()
-    backend = PinnedBackend([ipaddress.ip_network("127.0.0.0/8")], inner)
-    with pytest.raises(httpcore.ConnectError):
-        await backend.connect_tcp("localhost", 443, timeout=1)
-    assert inner.connects and all(h == "127.0.0.1" for h, _ in inner.connects)
+async def test_the_resolver_answers_only_allowed_addresses() -> None:
+    inner = FixedResolver("10.0.0.5", "93.184.216.34", "127.0.0.1")
+    results = await CheckedResolver(Policy(), inner).resolve("hook.example.com", 443)
+    assert [r["host"] for r in results] == ["93.184.216.34"]
 
 
 async def test_a_name_resolving_only_to_blocked_addresses_is_refused() -> None:
-    inner = RecordingBackend()
-    with pytest.raises(BlockedAddress, match="localhost"):
-        await PinnedBackend((), inner).connect_tcp("localhost", 443, timeout=1)
-    assert inner.connects == []
+    with pytest.raises(BlockedAddress, match=r"hook\.example\.com"):
+        await CheckedResolver(Policy(), FixedResolver("10.0.0.5")).resolve("hook.example.com")
+
+
+def _config(allow: str = "", **extra: str) -> ServerConfig:
+    env = {"SIP_ROOM_PREFIX": "sip-", "SIP_ALLOWED_ADDRESSES": "203.0.113.0/24", **extra}
+    if allow:
+        env["SIP_HOOK_ALLOW_NETWORKS"] = allow
+    return ServerConfig.from_env(env)
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "[::ffff:127.0.0.1]", "localhost"])
+async def test_a_refused_address_receives_no_tcp_connection(listener: Listener, host: str) -> None:
+    session = client.build_client(_config())
+    try:
+        url = f"https://{host}:{listener.port}/hook"
+        result = await client.post(session, url, b"{}", {}, total=2)
+    finally:
+        await session.close()
+    assert result.kind is Kind.BLOCKED, result
+    assert listener.accepted == 0
+
+
+async def test_an_allowed_address_is_dialled_as_checked(listener: Listener) -> None:
+    session = client.build_client(_config("127.0.0.0/8"))
+    try:
+        url = f"https://127.0.0.1:{listener.port}/hook"
+        result = await client.post(session, url, b"{}", {}, total=2)
+    finally:
+        await session.close()
+    assert result.kind is Kind.ERROR  # the listener hangs up: no TLS, but it was reached
+    assert listener.accepted == 1
+
+
+@pytest.mark.parametrize(("name", "delivered"), [("localhost", True), ("hook.example.com", False)])
+async def test_tls_verifies_the_hook_name_not_the_address(
+    https_sink: HttpsSink, name: str, delivered: bool
+) -> None:
+    config = _config("127.0.0.0/8", SIP_HOOK_CA_BUNDLE=str(https_sink.ca_path))
+    session = client.build_client(config, dns=FixedResolver("127.0.0.1"))
+    try:
+        result = await client.post(session, https_sink.url(host=name), b"{}", {}, total=2)
+    finally:
+        await session.close()
+    assert (result.kind is Kind.DELIVERED) is delivered, result
+    assert len(https_sink.received()) == int(delivered)

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 
-import httpx
+import aiohttp
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
@@ -38,7 +38,7 @@ class Forwarder:
         self,
         nc: Client,
         hooks: HookDirectory,
-        http: httpx.AsyncClient,
+        http: aiohttp.ClientSession,
         worker: Worker,
         health: HealthServer,
         responder: TestResponder,
@@ -87,8 +87,8 @@ class Forwarder:
             pull = await js.pull_subscribe_bind(
                 durable=topology.FORWARDER_CONSUMER, stream=topology.SIP_DELIVERIES
             )
-            http = build_client(config, http2=tuning.http2)
-            undo.push_async_callback(http.aclose)
+            http = build_client(config)
+            undo.push_async_callback(http.close)
             registry = new_registry()
             metrics = ForwarderMetrics(registry)
             deliverer = Deliverer(config, http, hooks)
@@ -129,7 +129,7 @@ class Forwarder:
             await self.watch.stop()
         await self.health.stop()
         await self.hooks.stop()
-        await self.http.aclose()
+        await self.http.close()
         with contextlib.suppress(Exception):
             await self.nc.flush(timeout=2)  # push the last acks/naks out
         await natsconn.close(self.nc)

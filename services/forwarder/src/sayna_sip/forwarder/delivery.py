@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 
-import httpx
+import aiohttp
 
 from sayna_sip.common import hook_secrets
 from sayna_sip.common.config import ServerConfig
@@ -26,7 +26,9 @@ log = logging.getLogger("sayna_sip.forwarder")
 
 
 class Deliverer:
-    def __init__(self, config: ServerConfig, http: httpx.AsyncClient, hooks: HookDirectory) -> None:
+    def __init__(
+        self, config: ServerConfig, http: aiohttp.ClientSession, hooks: HookDirectory
+    ) -> None:
         self._config = config
         self._http = http
         self._hooks = hooks

@@ -18,5 +18,4 @@ class Tuning:
     # 5 s, inside a container's usual 10 s stop budget); then they are nak'ed.
     shutdown_grace: float | None = None
     breaker: BreakerSettings = field(default_factory=BreakerSettings)
-    http2: bool = True
     seed: int | None = None  # jitter RNG seed (tests)
