@@ -4,7 +4,8 @@
 ceiling for any Python HTTP intake on this machine.
 `python -m bench.baselines inproc --port P --hook-url U --ca F`: the original's
 architecture, an in-process forwarder: verify LiveKit's JWT and body hash, parse the
-`To` host, answer 200 and POST the body to the hook from a background task (httpx, signed
+`To` host, answer 200 and POST the body to the hook from a background task (aiohttp like
+the forwarder, signed
 like the original, at most `--concurrency` requests in flight). No queue: what the process
 holds when it dies is lost.
 """
@@ -23,7 +24,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import httpx
+import aiohttp
 import jwt
 import msgspec
 import uvicorn
@@ -81,12 +82,9 @@ class InProcForwarder:
     def __init__(self, hook_url: str, ca_path: str, concurrency: int) -> None:
         self.hook_url = hook_url
         self._jwt = jwt.PyJWT(options={"require": ["exp", "iss"]})
-        ctx = ssl.create_default_context(cafile=ca_path)
-        self._client = httpx.AsyncClient(
-            verify=ctx,
-            timeout=httpx.Timeout(5.0, connect=0.5),
-            limits=httpx.Limits(max_connections=concurrency),
-        )
+        self._ctx = ssl.create_default_context(cafile=ca_path)
+        self._concurrency = concurrency
+        self._session: aiohttp.ClientSession | None = None
         self._slots = asyncio.Semaphore(concurrency)
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -128,13 +126,23 @@ class InProcForwarder:
         }
         async with self._slots:
             try:
-                await self._client.post(self.hook_url, content=body, headers=headers)
-            except httpx.HTTPError as exc:  # the original only logged failures
+                async with self._client().post(self.hook_url, data=body, headers=headers) as r:
+                    await r.read()
+            except (aiohttp.ClientError, TimeoutError) as exc:  # the original only logged failures
                 log.warning("event=inproc_delivery_failed event_id=%s error=%r", event_id, exc)
+
+    def _client(self) -> aiohttp.ClientSession:
+        """Made on first use: an aiohttp session belongs to the running loop."""
+        if self._session is None:
+            connector = aiohttp.TCPConnector(ssl=self._ctx, limit=self._concurrency)
+            timeout = aiohttp.ClientTimeout(sock_connect=0.5, sock_read=5.0)
+            self._session = aiohttp.ClientSession(connector=connector, timeout=timeout)
+        return self._session
 
     async def close(self) -> None:
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self._client.aclose()
+        if self._session is not None:
+            await self._session.close()
 
 
 def inproc_app(hook_url: str, ca_path: str, concurrency: int) -> Litestar:
@@ -142,7 +150,6 @@ def inproc_app(hook_url: str, ca_path: str, concurrency: int) -> Litestar:
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
-        logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per POST is not free
         holder["fwd"] = InProcForwarder(hook_url, ca_path, concurrency)
         yield
         await holder["fwd"].close()

@@ -171,13 +171,13 @@ class Bench:
         result["run"] = cmd[cmd.index("--run") + 1]
         return result
 
-    def httpx_rate(self, sink: Sink, count: int, concurrency: int) -> dict[str, Any]:
-        """The raw httpx POST rate to `sink` from one process (forwarder baseline)."""
-        out = self.dir / "httpx-rate.json"
-        cmd = [procs.PYTHON, "-m", "bench.httpx_rate", "--url", sink.url(), "--ca"]
+    def raw_rate(self, sink: Sink, count: int, concurrency: int) -> dict[str, Any]:
+        """The raw aiohttp POST rate to `sink` from one process (forwarder baseline)."""
+        out = self.dir / "raw-rate.json"
+        cmd = [procs.PYTHON, "-m", "bench.raw_rate", "--url", sink.url(), "--ca"]
         cmd += [str(self.ca_path), "--count", str(count), "--concurrency", str(concurrency)]
-        cmd += ["--run", self.unique("httpx"), "--out", str(out)]
-        with (self.logs / "httpx-rate.log").open("ab") as log:
+        cmd += ["--run", self.unique("raw"), "--out", str(out)]
+        with (self.logs / "raw-rate.log").open("ab") as log:
             subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT)
         result: dict[str, Any] = json.loads(out.read_text())
         result["concurrency"] = concurrency

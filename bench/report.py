@@ -58,8 +58,8 @@ def _e2e(res: Results) -> list[str]:
 
 
 def _forwarders(res: Results) -> list[str]:
-    raw = res["httpx_baseline"]
-    first = ["raw httpx", f"{raw['rate']:.0f}", raw["ok"], f"{raw['cpu_util']}"]
+    raw = res["raw_baseline"]
+    first = ["raw aiohttp", f"{raw['rate']:.0f}", raw["ok"], f"{raw['cpu_util']}"]
     rows: list[list[Any]] = [[*first, raw.get("cpu_us_per_delivery", "-"), "-", "-", "1.00x"]]
     for r in res["forwarders"]:
         cpu = "+".join(str(c) for c in r["forwarder_cpu_util"])
@@ -69,9 +69,9 @@ def _forwarders(res: Results) -> list[str]:
             _ratio(r["rate"], raw["rate"]),
         ])  # fmt: skip
     head = ["sender", "deliveries/s", "delivered", "sender CPU", "CPU us/dlv", "sink CPU", "naks"]
-    head += ["vs raw httpx"]
+    head += ["vs raw aiohttp"]
     title = f"3. Forwarder scaling: draining {res['plan']['backlog']} queued deliveries"
-    title += f" (raw httpx: one process, {raw['concurrency']} in flight)"
+    title += f" (raw aiohttp: one process, {raw['concurrency']} in flight)"
     return [title, *_table(head, rows)]
 
 
@@ -149,7 +149,7 @@ def plot(res: Results, path: Path) -> str:
     if res.get("e2e"):
         _plot_e2e(axes[1], res["e2e"])
     if res.get("forwarders"):
-        _plot_forwarders(axes[2], res["forwarders"], res["httpx_baseline"])
+        _plot_forwarders(axes[2], res["forwarders"], res["raw_baseline"])
     fig.suptitle(f"sayna-sip benchmark {res['date']} ({res['machine']['cores']} cores)")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -186,7 +186,7 @@ def _plot_e2e(ax: Any, rows: list[dict[str, Any]]) -> None:
 
 def _plot_forwarders(ax: Any, rows: list[dict[str, Any]], raw: dict[str, Any]) -> None:
     ax.bar([str(r["forwarders"]) for r in rows], [r["rate"] for r in rows], label="forwarders")
-    ax.axhline(raw["rate"], color="red", linestyle="--", label="raw httpx, 1 process")
+    ax.axhline(raw["rate"], color="red", linestyle="--", label="raw aiohttp, 1 process")
     ax.set_xlabel("forwarder processes")
     ax.set_ylabel("deliveries/s")
     ax.set_title("3. forwarder scaling")

@@ -60,7 +60,7 @@ def _run_one(name: str, b: Bench, sink: Sink, plan: Plan, res: dict[str, Any]) -
     elif name == "e2e":
         res["e2e"], memory = scenarios.end_to_end(b, sink, plan)
     else:
-        res["forwarders"], res["httpx_baseline"], memory = scenarios.forwarders(b, sink, plan)
+        res["forwarders"], res["raw_baseline"], memory = scenarios.forwarders(b, sink, plan)
     res["memory"] += memory
 
 

@@ -1,6 +1,6 @@
-"""Baseline for forwarder scaling: raw httpx POST rate to the sink from one process.
+"""Baseline for forwarder scaling: raw aiohttp POST rate to the sink from one process.
 
-`python -m bench.httpx_rate --url U --ca F --count N --concurrency C --out FILE`. The same
+`python -m bench.raw_rate --url U --ca F --count N --concurrency C --out FILE`. The same
 client library, TLS and body size as a forwarder, with none of its work (no NATS, no
 signing, no retry bookkeeping): the ceiling for one Python delivery process.
 """
@@ -15,7 +15,7 @@ import ssl
 import time
 from pathlib import Path
 
-import httpx
+import aiohttp
 import uvloop
 
 from bench import events
@@ -24,9 +24,10 @@ from bench import events
 async def post_all(url: str, ca: str, count: int, concurrency: int, run: str) -> dict[str, float]:
     bodies = [events.event_body(run, i) for i in range(count)]
     ctx = ssl.create_default_context(cafile=ca)
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    connector = aiohttp.TCPConnector(ssl=ctx, limit=concurrency)
+    timeout = aiohttp.ClientTimeout(total=10.0)
     ok = 0
-    async with httpx.AsyncClient(verify=ctx, limits=limits, timeout=10.0) as client:
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as client:
         queue = iter(range(count))
 
         async def worker() -> None:
@@ -36,10 +37,12 @@ async def post_all(url: str, ca: str, count: int, concurrency: int, run: str) ->
                     "content-type": "application/json",
                     "webhook-id": events.event_id(run, i),
                 }
-                response = await client.post(url, content=bodies[i], headers=headers)
-                ok += response.status_code == 200
+                async with client.post(url, data=bodies[i], headers=headers) as response:
+                    await response.read()
+                    ok += response.status == 200
 
-        await client.post(url, content=b"{}")  # TLS handshake outside the timing
+        async with client.post(url, data=b"{}") as warm:  # TLS handshake outside the timing
+            await warm.read()
         cpu0 = _cpu()
         start = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
@@ -59,12 +62,12 @@ def _cpu() -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.httpx_rate")
+    parser = argparse.ArgumentParser(prog="python -m bench.raw_rate")
     parser.add_argument("--url", required=True)
     parser.add_argument("--ca", required=True)
     parser.add_argument("--count", type=int, default=10_000)
     parser.add_argument("--concurrency", type=int, default=10)
-    parser.add_argument("--run", default="httpx")
+    parser.add_argument("--run", default="raw")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     result = uvloop.run(post_all(args.url, args.ca, args.count, args.concurrency, args.run))
