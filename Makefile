@@ -37,6 +37,7 @@ compose-test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.records
 
 bench-quick: $(STAMP)
 	$(BIN)/python -m bench.run --quick

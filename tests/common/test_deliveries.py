@@ -42,10 +42,10 @@ async def deliveries(nats_client: Client, jetstream: JetStreamContext) -> AsyncI
 
 
 def _attempt(
-    event_id: str, n: int, outcome: str, status: int | None, hook: str = "a.io"
+    event_id: str, n: int, outcome: str, status: int | None, host: str = "a.io"
 ) -> AttemptRecord:
     return AttemptRecord(
-        event_id=event_id, hook=hook, attempt=n, outcome=outcome, status=status,
+        event_id=event_id, host=host, attempt=n, outcome=outcome, status=status,
         started_at=time.time(), duration_ms=10.0 * n, response=f"body {n}",
     )  # fmt: skip
 
@@ -54,7 +54,7 @@ async def test_an_event_shows_its_route_and_attempts_in_order(
     recorder: Recorder, deliveries: Deliveries
 ) -> None:
     recorder.record(RouteRecord(event_id="EV_x", event="participant_joined", room="sip-1",
-                                outcome="routed", at=time.time(), hook="a.io"))  # fmt: skip
+                                outcome="matched", at=time.time(), host="a.io"))  # fmt: skip
     for n, (outcome, status) in enumerate([("failed", 500), ("failed", 503), ("delivered", 200)]):
         recorder.record(_attempt("EV_x", n + 1, outcome, status))
     recorder.record(_attempt("EV_other", 1, "delivered", 200))
@@ -63,7 +63,7 @@ async def test_an_event_shows_its_route_and_attempts_in_order(
     view = await deliveries.event("EV_x")
 
     assert view is not None and view.route is not None
-    assert view.route.outcome == "routed" and view.event == "participant_joined"
+    assert view.route.outcome == "matched" and view.event == "participant_joined"
     assert [(a.attempt, a.status) for a in view.attempts] == [(1, 500), (2, 503), (3, 200)]
     assert await deliveries.event("EV_nothing") is None
 
@@ -73,7 +73,7 @@ async def test_list_is_newest_first_filtered_and_paginated(
 ) -> None:
     for i in range(30):
         recorder.record(_attempt(f"EV_{i}", 1, "dead" if i % 3 == 0 else "delivered", 200,
-                                 hook="a.io" if i % 2 else "b.io"))  # fmt: skip
+                                 host="a.io" if i % 2 else "b.io"))  # fmt: skip
     await recorder.flush()
 
     seen: list[str] = []
@@ -111,7 +111,7 @@ async def test_stats_of_8_delivered_and_2_failed_is_a_success_rate_of_0_8(
         recorder.record(_attempt(f"EV_{i}", 1, "delivered", 200))
     recorder.record(_attempt("EV_8", 1, "failed", 500))
     recorder.record(_attempt("EV_9", 2, "dead", 410))
-    recorder.record(_attempt("EV_10", 1, "failed", 500, hook="other.io"))
+    recorder.record(_attempt("EV_10", 1, "failed", 500, host="other.io"))
     await recorder.flush()
 
     stats = await deliveries.stats("a.io", 3600)

@@ -12,7 +12,7 @@ from sayna_sip.common.records import AttemptRecord, RouteRecord
 
 def _attempt(**over: object) -> AttemptRecord:
     base = AttemptRecord(
-        event_id="EV_1", hook="*.example.com", attempt=1, outcome="failed", started_at=1.0
+        event_id="EV_1", host="*.example.com", attempt=1, outcome="failed", started_at=1.0
     )
     return msgspec.structs.replace(base, **over)
 

@@ -7,9 +7,9 @@ import asyncio
 import pytest
 from nats.js import JetStreamContext
 
-from sayna_sip.common import topology
+from sayna_sip.common import deadletters, topology
 from sayna_sip.common.contracts import Header
-from sayna_sip.forwarder import dlq, dlq_cli
+from sayna_sip.forwarder import dlq_cli
 from tests.fixtures.https_sink import HttpsSink, Reply
 from tests.fixtures.nats import NatsServer
 from tests.forwarder.conftest import (
@@ -114,19 +114,20 @@ async def test_redrive_stops_at_the_letters_present_when_it_began(
 
     # Each redriven letter dies again at once (still 410, or its hook removed), as a
     # running forwarder would do it: a new dead letter appears during the redrive.
-    real = dlq.redrive
+    real = deadletters.redrive_one
     calls = 0
 
-    async def redrive_and_die_again(js: JetStreamContext, letter: dlq.DeadLetter) -> None:
+    async def redrive_and_die_again(js: JetStreamContext, letter: deadletters.DeadLetter) -> bool:
         nonlocal calls
         calls += 1
         if calls > 10:
             raise RuntimeError("redrive is chasing its own dead letters")
-        await real(js, letter)
+        done = await real(js, letter)
         headers = {**letter.headers, Header.MSG_ID: f"again-{calls}"}
         await js.publish(letter.subject, letter.body, stream=topology.SIP_DEAD, headers=headers)
+        return done
 
-    monkeypatch.setattr(dlq, "redrive", redrive_and_die_again)
+    monkeypatch.setattr(deadletters, "redrive_one", redrive_and_die_again)
     assert await cli("redrive", "--all") == 0
     assert "redriven 2 dead letter(s)" in capsys.readouterr().out
     assert calls == 2

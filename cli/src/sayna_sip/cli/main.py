@@ -31,6 +31,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "main",
         "manage tenant hooks through the ingress API (list, set, rotate-secret, test, …)",
     ),
+    "deliveries": (
+        "sayna_sip.cli.deliveries",
+        "main",
+        "what happened to an event (show), lately (list), and live (tail)",
+    ),
     "sink": ("sayna_sip.cli.sink", "main", "a local HTTPS hook receiver that checks signatures"),
     "send-test-event": ("sayna_sip.cli.send_test_event", "main", "send a signed SIP test webhook"),
 }

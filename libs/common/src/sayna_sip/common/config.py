@@ -33,7 +33,7 @@ _YAML_KEYS: dict[str, set[str]] = {
     "router": {"port"},
     "forwarder": {"port", "timeout", "connect_timeout", "host_concurrency", "concurrency"},
     "logging": {"format", "level"},
-    "records": {"max_age", "max_bytes", "body_bytes", "events_max_age"},
+    "records": {"enabled", "max_age", "max_bytes", "body_bytes", "events_max_age"},
     "sip": {
         "room_prefix",
         "allowed_addresses",
@@ -145,6 +145,7 @@ class ForwarderConfig:
 class RecordsConfig:
     """Retention of delivery records (SIP_ATTEMPTS) and of raw events (the replay horizon)."""
 
+    enabled: bool = True  # SIP_ATTEMPT_RECORDS: router and forwarders write records
     max_age: float = 7 * 86400.0  # SIP_ATTEMPTS_MAX_AGE
     max_bytes: int = 1 << 30  # SIP_ATTEMPTS_MAX_BYTES
     body_bytes: int = 4096  # SIP_ATTEMPT_BODY_BYTES: response excerpt kept per attempt
@@ -275,14 +276,16 @@ def _records(y: _Sections, e: Mapping[str, str]) -> RecordsConfig:
         return seconds
 
     return RecordsConfig(
+        enabled=v.boolean(
+            _pick(e, "SIP_ATTEMPT_RECORDS", y.get("records", "enabled"), True),
+            "SIP_ATTEMPT_RECORDS",
+        ),
         max_age=age("SIP_ATTEMPTS_MAX_AGE", "max_age"),
         max_bytes=v.byte_size(
             _pick(e, "SIP_ATTEMPTS_MAX_BYTES", y.get("records", "max_bytes"), 1 << 30),
             "SIP_ATTEMPTS_MAX_BYTES",
         ),
-        body_bytes=_int(
-            e, y, "SIP_ATTEMPT_BODY_BYTES", ("records", "body_bytes"), 4096, 0, 64 << 10
-        ),
+        body_bytes=_int(e, y, "SIP_ATTEMPT_BODY_BYTES", ("records", "body_bytes"), 4096, 0, 4096),
         events_max_age=age("LK_EVENTS_MAX_AGE", "events_max_age"),
     )
 

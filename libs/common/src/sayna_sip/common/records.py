@@ -29,7 +29,7 @@ NO_HOST = "-"  # host token of a record without a host (never a valid host's tok
 class RouteOutcome:
     """Why the router did what it did with one event (`outcome` of a route record)."""
 
-    ROUTED = "routed"  # matched a hook; a delivery was stored
+    MATCHED = "matched"  # matched a hook; a delivery was stored
     NOT_SIP = "not_sip"  # the room is not a SIP room
     NO_HOST = "no_host"  # SIP room, but no host in the event nor in room memory
     UNKNOWN_HOST = "unknown_host"  # a host, but no hook matches it
@@ -55,7 +55,7 @@ class RouteRecord(msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="k
     outcome: str
     at: float  # unix seconds of the decision
     sip_host: str = ""  # host parsed from the call's To header (or room memory)
-    hook: str = ""  # host of the matched hook, when one matched
+    host: str = ""  # host of the matched hook, when one matched
     lk_seq: int = 0  # LK_EVENTS sequence of the event (replay reads the body there)
     received_at: float = 0.0  # when the ingress stored the event
     trace_id: str = ""
@@ -70,7 +70,7 @@ class AttemptRecord(
     event_id: str
     event: str = ""
     room: str = ""
-    hook: str  # host of the hook delivered to
+    host: str  # host of the hook delivered to
     url: str = ""
     attempt: int  # 1 for the first try
     outcome: str
@@ -78,6 +78,7 @@ class AttemptRecord(
     duration_ms: float = 0.0
     status: int | None = None
     error: str = ""
+    reason: str = ""  # the dead-letter reason, when this attempt ended the delivery
     response: str = ""  # the first SIP_ATTEMPT_BODY_BYTES of the response body
     redrive: int = 0  # redrive generation (0 = the original delivery)
     trace_id: str = ""
@@ -126,7 +127,7 @@ def _host(host: str) -> str:
 
 
 def subject(record: Record) -> str:
-    host = record.hook or (record.sip_host if isinstance(record, RouteRecord) else "")
+    host = record.host or (record.sip_host if isinstance(record, RouteRecord) else "")
     return f"sip.{record.kind}.{_host(host)}.{event_token(record.event_id)}.{record.outcome}"
 
 

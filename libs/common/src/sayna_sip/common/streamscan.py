@@ -6,9 +6,10 @@ stream needs `allow_direct`). nats-server keeps a per-block index of subjects, s
 selective filter skips whole blocks instead of reading every message. One reply
 subscription (`<inbox>.*`) serves every request of a reader.
 
-`newest()` pages backwards (newest first) over sequence windows: a window with few
-matches makes the next, older one larger; a window too dense to read whole is
-narrowed from the top, so a page costs about its own size, not the stream's.
+`newest()` pages backwards (newest first) over sequence windows sized from the
+filter's density (the server counts the matches); a window with few matches makes the
+next, older one larger, and one too dense to read whole is narrowed from the top, so a
+page costs a few requests and about its own size in transfer.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class StoredMsg:
     subject: str
     headers: dict[str, str]
     data: bytes
+    pending: int = 0  # matches of the request's filter stored after this one
 
 
 class StreamReader:
@@ -116,9 +118,17 @@ class StreamReader:
     ) -> tuple[list[StoredMsg], int | None]:
         """Up to `limit` matches with floor <= seq < below, newest first, and the cursor
         of the next page (the seq to read below), or None when there is none."""
-        out: list[StoredMsg] = []
-        hi, window = below - 1, max(4 * limit, 256)
+        # One probe counts the matches from `floor` on (Nats-Num-Pending): a sparse filter
+        # is then read in one pass, a dense one in windows sized to hold about a page.
+        probe = await self.batch(filter_subject, seq=floor, size=1)
+        if not probe or probe[0].seq >= below:
+            return [], None
+        floor, total = probe[0].seq, probe[0].pending + 1
         cap = 4 * limit + 256
+        span = below - floor
+        window = span if total <= cap else max(256, span * 2 * limit // total)
+        out: list[StoredMsg] = []
+        hi = below - 1
         while hi >= floor and len(out) <= limit:
             lo = max(floor, hi - window + 1)
             chunk, complete = await self.range(filter_subject, lo, hi, cap)
@@ -156,6 +166,7 @@ def _stored(msg: Msg) -> StoredMsg:
     headers = dict(msg.headers or {})
     return StoredMsg(
         seq=int(headers.pop("Nats-Sequence", "0")),
+        pending=int(headers.get("Nats-Num-Pending") or 0),
         subject=headers.pop("Nats-Subject", ""),
         headers={k: v for k, v in headers.items() if not k.startswith("Nats-")},
         data=msg.data,

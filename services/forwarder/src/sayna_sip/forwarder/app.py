@@ -21,6 +21,7 @@ from sayna_sip.common import natsconn, topology
 from sayna_sip.common.config import ServerConfig
 from sayna_sip.common.hook_directory import HookDirectory
 from sayna_sip.common.metrics import new_registry
+from sayna_sip.common.recorder import Recorder, RecorderMetrics
 from sayna_sip.forwarder.client import build_client
 from sayna_sip.forwarder.delivery import Deliverer, warn_if_unsigned
 from sayna_sip.forwarder.endpoint_health import FailureWatch
@@ -51,6 +52,7 @@ class Forwarder:
         self.http = http
         self.worker = worker
         self.health = health
+        self.recorder: Recorder | None = None
         self._loop = asyncio.create_task(worker.run(), name="forwarder-fetch")
 
     @property
@@ -91,10 +93,15 @@ class Forwarder:
             undo.push_async_callback(http.close)
             registry = new_registry()
             metrics = ForwarderMetrics(registry)
+            recorder = Recorder(nc, RecorderMetrics(registry)) if config.records.enabled else None
+            if recorder is not None:
+                await recorder.start()
+                undo.push_async_callback(recorder.stop)
             deliverer = Deliverer(config, http, hooks)
             watch = _failure_watch(config, kv, nc, deliverer, metrics)
             deliverer.watch = watch
-            worker = Worker(config, tuning, js, pull, deliverer, metrics)
+            record = recorder.record if recorder is not None else None
+            worker = Worker(config, tuning, js, pull, deliverer, metrics, record)
             responder = TestResponder(nc, deliverer)
             await responder.start()
             forwarder: Forwarder | None = None
@@ -109,6 +116,7 @@ class Forwarder:
             )
             await health.start()
             forwarder = cls(nc, hooks, http, worker, health, responder, watch)
+            forwarder.recorder = recorder
             undo.pop_all()
         warn_if_unsigned(config)
         log.info(
@@ -127,6 +135,8 @@ class Forwarder:
         await self.worker.stop(self._loop)
         if self.watch is not None:
             await self.watch.stop()
+        if self.recorder is not None:
+            await self.recorder.stop()
         await self.health.stop()
         await self.hooks.stop()
         await self.http.close()

@@ -12,7 +12,7 @@ import time
 
 import aiohttp
 
-from sayna_sip.common import hook_secrets
+from sayna_sip.common import hook_secrets, tracing
 from sayna_sip.common.config import ServerConfig
 from sayna_sip.common.delivery import Delivery
 from sayna_sip.common.hook_directory import HookDirectory
@@ -33,6 +33,7 @@ class Deliverer:
         self._http = http
         self._hooks = hooks
         self.watch: FailureWatch | None = None  # set by the app when SIP is configured
+        self._tracer = tracing.Tracer("sayna_sip.forwarder")
 
     async def resolve(self, hook_host: str) -> HookRecord | None:
         return await self._hooks.resolve(hook_host)
@@ -67,6 +68,7 @@ class Deliverer:
             log.error("event=hook_secret_unreadable host=%s error=%s", hook.host, quote(exc))
             return Result(Kind.ERROR, error=f"cannot open the hook's secret: {exc}", url=hook.url)
         headers = signing.signature_headers(event_id, body, secrets, int(time.time()))
+        self._tracer.inject(headers)  # the attempt span's traceparent, for the tenant
         return await client.post(
             self._http, hook.url, body, headers, self._config.forwarder.timeout
         )

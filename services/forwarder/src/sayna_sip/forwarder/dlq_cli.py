@@ -1,6 +1,7 @@
 """`sayna-sip dlq list [--host H] [--limit N]` and `sayna-sip dlq redrive (--host H | --all)`.
 
-Both read the NATS URL from the configuration (`--config FILE` and the environment).
+Both read the NATS URL from the configuration (`--config FILE` and the environment) and
+use `sayna_sip.common.deadletters`, the code behind the ingress's dead-letter API.
 """
 
 from __future__ import annotations
@@ -10,12 +11,13 @@ import asyncio
 import sys
 from collections.abc import Sequence
 
-from sayna_sip.common import natsconn
+from sayna_sip.common import deadletters, natsconn, topology
 from sayna_sip.common.config import ServerConfig
 from sayna_sip.common.contracts import Header
+from sayna_sip.common.deadletters import DeadLetter
+from sayna_sip.common.deliveries import rfc3339
 from sayna_sip.common.errors import ConfigError
-from sayna_sip.forwarder import dlq
-from sayna_sip.forwarder.dlq import DeadLetter
+from sayna_sip.common.streamscan import StreamReader
 
 COLUMNS = ("SEQ", "DEAD AT", "HOOK", "EVENT", "EVENT ID", "TRIES", "REASON", "LAST")
 
@@ -45,7 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = ServerConfig.load(args.config)
         if args.host:
-            dlq.subject_for(args.host)  # validates the host
+            deadletters.subject_for(args.host)  # validates the host
     except ConfigError as exc:
         print(f"sayna-sip dlq: {exc}", file=sys.stderr)
         return 2
@@ -60,18 +62,20 @@ async def _run(config: ServerConfig, args: argparse.Namespace) -> int:
     nc = await natsconn.connect(config.nats, name="sayna-sip-dlq")
     try:
         js = nc.jetstream()
+        reader = StreamReader(nc, topology.SIP_DEAD)
+        await reader.start()
         if args.action == "list":
-            rows: list[tuple[str, ...]] = []
-            async for letter in dlq.letters(js, args.host):
-                if len(rows) >= args.limit:
-                    break
-                rows.append(_row(letter))
+            last = (await js.stream_info(topology.SIP_DEAD)).state.last_seq
+            letters = await deadletters.oldest_first(reader, last, args.host)
+            rows = [_row(letter) for letter in letters[: args.limit]]
             print(_table(rows) if rows else "no dead letters")
             return 0
         count = 0
-        async for letter in dlq.letters(js, args.host):
-            await dlq.redrive(js, letter)
-            count += 1
+        while True:  # one call redrives a bounded batch; a later batch never chases it
+            done = await deadletters.redrive(js, reader, host=args.host)
+            count += done.redriven
+            if not done.truncated:
+                break
         print(f"redriven {count} dead letter(s)")
         return 0
     finally:
@@ -83,8 +87,8 @@ def _row(letter: DeadLetter) -> tuple[str, ...]:
     last = f"HTTP {status}" if status else letter.get(Header.LAST_ERROR)
     return (
         str(letter.seq),
-        letter.dead_at,
-        letter.hook,
+        rfc3339(letter.dead_at) or "?",
+        letter.host,
         letter.get(Header.EVENT),
         letter.get(Header.EVENT_ID),
         letter.get(Header.ATTEMPT),

@@ -8,6 +8,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
+from sayna_sip.common import tracing
 from sayna_sip.common.config import ServerConfig
 from sayna_sip.common.logs import quote
 from sayna_sip.common.natsconn import NatsUnavailable
@@ -26,6 +27,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if config is None:
         return EXIT_CONFIG
+    tracing.setup("forwarder")  # OTLP export only when OTEL_EXPORTER_OTLP_ENDPOINT is set
     return run(serve(config))
 
 

@@ -16,15 +16,18 @@ import contextlib
 import logging
 import random
 import time
+from collections.abc import Callable
 
 import nats.errors
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
+from opentelemetry.trace import Span, SpanKind
 
-from sayna_sip.common import contracts, topology
+from sayna_sip.common import contracts, topology, tracing
 from sayna_sip.common.config import DEFAULT_RETRY_SCHEDULE, ServerConfig
 from sayna_sip.common.delivery import BadEnvelope, Delivery
 from sayna_sip.common.logs import quote
+from sayna_sip.common.records import AttemptOutcome, AttemptRecord
 from sayna_sip.forwarder import policy
 from sayna_sip.forwarder.delivery import Deliverer
 from sayna_sip.forwarder.gate import HostGate
@@ -48,7 +51,11 @@ class Worker:
         pull: JetStreamContext.PullSubscription,
         deliverer: Deliverer,
         metrics: ForwarderMetrics,
+        record: Callable[[AttemptRecord], None] | None = None,
     ) -> None:
+        self._record = record  # Recorder.record: never blocks, never raises
+        self._tracer = tracing.Tracer("sayna_sip.forwarder")
+        self._body_bytes = config.records.body_bytes
         self._js = js
         self._pull = pull
         self._deliverer = deliverer
@@ -155,12 +162,22 @@ class Worker:
         ok: bool | None = None
         self._metrics.in_flight.inc()
         try:
-            result = await self._deliverer.attempt(d, msg.data)
-            if result.was_attempt:
-                ok = result.kind is Kind.DELIVERED
-                status = str(result.status) if result.status else result.kind.value
-                self._metrics.attempts.labels(d.hook, result.kind.value, status).inc()
-            await self._settle(msg, d, result)
+            attrs: dict[str, str | int | float] = {
+                "sayna.event_id": d.event_id,
+                "sayna.hook": d.hook,
+                "sayna.attempt": d.attempt + 1,
+            }
+            with self._tracer.span("sip.attempt", d.headers, SpanKind.CLIENT, attrs) as span:
+                began, clock = time.time(), time.perf_counter()
+                result = await self._deliverer.attempt(d, msg.data)
+                elapsed_ms = (time.perf_counter() - clock) * 1000
+                if result.was_attempt:
+                    ok = result.kind is Kind.DELIVERED
+                    status = str(result.status) if result.status else result.kind.value
+                    self._metrics.attempts.labels(d.hook, result.kind.value, status).inc()
+                decision = policy.decide(result, d.attempt, self._schedule, self._rng)
+                self._write_record(d, result, decision, began, elapsed_ms, span)
+                await self._settle(msg, d, result, decision)
         except asyncio.CancelledError:  # shutdown: hand it back (a nak after an ack is void)
             await _nak(msg, None)
             raise
@@ -175,8 +192,35 @@ class Worker:
                 self._metrics.breaker_opened.labels(d.hook).inc()
                 log.warning("event=breaker_opened hook=%s", d.hook)
 
-    async def _settle(self, msg: Msg, d: Delivery, result: Result) -> None:
-        decision = policy.decide(result, d.attempt, self._schedule, self._rng)
+    def _write_record(
+        self,
+        d: Delivery,
+        result: Result,
+        decision: policy.Decision,
+        began: float,
+        elapsed_ms: float,
+        span: Span | None,
+    ) -> None:
+        if span is not None and result.status is not None:
+            span.set_attribute("http.response.status_code", result.status)
+        if not isinstance(decision, policy.Ack):
+            tracing.fail(span, result.error)
+        if self._record is None:
+            return
+        self._record(
+            AttemptRecord(
+                event_id=d.event_id, event=d.event, room=d.room, host=d.hook, url=result.url,
+                attempt=d.attempt + 1, outcome=_outcome(result, decision), started_at=began,
+                duration_ms=round(elapsed_ms, 1), status=result.status, error=result.error,
+                reason=decision.reason if isinstance(decision, policy.Dead) else "",
+                response=result.excerpt[: self._body_bytes], redrive=d.generation,
+                trace_id=tracing.trace_id(span),
+            )
+        )  # fmt: skip
+
+    async def _settle(
+        self, msg: Msg, d: Delivery, result: Result, decision: policy.Decision
+    ) -> None:
         if isinstance(decision, policy.Ack):
             await msg.ack()
             self.delivered += 1
@@ -251,6 +295,14 @@ class Worker:
             await asyncio.gather(*pending, return_exceptions=True)
             if pending:
                 log.info("event=shutdown_nak count=%d", len(pending))
+
+
+def _outcome(result: Result, decision: policy.Decision) -> str:
+    if isinstance(decision, policy.Ack):
+        return AttemptOutcome.DELIVERED
+    if result.kind is Kind.BLOCKED:
+        return AttemptOutcome.BLOCKED
+    return AttemptOutcome.FAILED if isinstance(decision, policy.Retry) else AttemptOutcome.DEAD
 
 
 async def _nak(msg: Msg, delay: float | None) -> None:

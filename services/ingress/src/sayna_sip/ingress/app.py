@@ -21,7 +21,13 @@ from sayna_sip.common import metrics as common_metrics
 from sayna_sip.common import natsconn, topology
 from sayna_sip.common.config import ServerConfig
 from sayna_sip.common.version import __version__
-from sayna_sip.ingress import routes_console, routes_health, routes_hooks, routes_webhook
+from sayna_sip.ingress import (
+    routes_console,
+    routes_deliveries,
+    routes_health,
+    routes_hooks,
+    routes_webhook,
+)
 from sayna_sip.ingress.errors import (
     IngressError,
     http_error_handler,
@@ -32,6 +38,7 @@ from sayna_sip.ingress.errors import (
 from sayna_sip.ingress.hooks import HookStore
 from sayna_sip.ingress.intake import PUBLISH_TIMEOUT_S, EventPublisher, WebhookIntake
 from sayna_sip.ingress.metrics import IngressMetrics
+from sayna_sip.ingress.records_state import Records
 from sayna_sip.ingress.state import Ingress, provide_ingress
 from sayna_sip.ingress.webhook import WebhookVerifier
 
@@ -80,6 +87,7 @@ def create_app(config: ServerConfig, *, publish_timeout: float = PUBLISH_TIMEOUT
                 lambda: nc.is_connected,
                 config.sip.secret_box,
             )
+            ingress.records = await Records.start(nc, js, ingress.hooks)
             publisher = EventPublisher(nc, metrics, publish_timeout)
             await publisher.start()
             ingress.intake = WebhookIntake(verifier, publisher, metrics)
@@ -97,6 +105,7 @@ def create_app(config: ServerConfig, *, publish_timeout: float = PUBLISH_TIMEOUT
         route_handlers=[
             routes_webhook.receive_webhook,
             routes_hooks.hooks_router(config.auth, metrics.hook_api_calls),
+            routes_deliveries.deliveries_router(config.auth),
             routes_health.healthz,
             routes_health.readyz,
             routes_health.metrics,

@@ -13,8 +13,9 @@ from collections.abc import Awaitable, Callable
 
 import nats.errors
 from nats.aio.client import Client
+from opentelemetry.trace import SpanKind
 
-from sayna_sip.common import contracts, topology
+from sayna_sip.common import contracts, topology, tracing
 from sayna_sip.common.delivery import EventMeta
 from sayna_sip.common.logs import quote
 from sayna_sip.ingress.errors import IngressError, PayloadTooLarge, Unavailable
@@ -41,6 +42,7 @@ class EventPublisher:
         self._acked = AckedPublisher(nc, topology.LK_EVENTS)
         self._metrics = metrics
         self._timeout = timeout
+        self._tracer = tracing.Tracer("sayna_sip.ingress")
 
     async def start(self) -> None:
         await self._acked.start()
@@ -57,9 +59,13 @@ class EventPublisher:
                 f"webhook too large for NATS (max_payload {self._nc.max_payload} bytes)"
             )
         try:
-            duplicate = await self._acked.publish(
-                contracts.lk_event_subject(event.event), body, headers, self._timeout
-            )
+            if self._tracer.enabled:  # the root of the event's trace, carried in LK_EVENTS
+                attrs = {"sayna.event_id": event.id, "sayna.event": event.event}
+                with self._tracer.span("sip.intake", kind=SpanKind.SERVER, attributes=attrs):
+                    self._tracer.inject(headers)
+                    duplicate = await self._store(event, body, headers)
+            else:
+                duplicate = await self._store(event, body, headers)
         except (TimeoutError, nats.errors.Error, OSError) as exc:
             log.warning(
                 "event=webhook_publish_failed event_id=%s lk_event=%s error=%s",
@@ -72,6 +78,10 @@ class EventPublisher:
             ) from exc
         self._metrics.publish_seconds.observe(time.perf_counter() - started)
         return duplicate
+
+    async def _store(self, event: Event, body: bytes, headers: dict[str, str]) -> bool:
+        subject = contracts.lk_event_subject(event.event)
+        return await self._acked.publish(subject, body, headers, self._timeout)
 
 
 class WebhookIntake:

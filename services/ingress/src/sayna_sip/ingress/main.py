@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import uvicorn
 
+from sayna_sip.common import tracing
 from sayna_sip.common.startup import EXIT_CONFIG, config_from_args
 from sayna_sip.ingress.app import create_app
 
@@ -21,6 +22,7 @@ def main(argv: Sequence[str]) -> int:
     )
     if config is None:
         return EXIT_CONFIG
+    tracing.setup("ingress")  # OTLP export only when OTEL_EXPORTER_OTLP_ENDPOINT is set
     server = uvicorn.Server(
         uvicorn.Config(
             create_app(config),

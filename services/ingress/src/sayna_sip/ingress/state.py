@@ -15,6 +15,7 @@ from sayna_sip.common.config import ServerConfig
 from sayna_sip.ingress.hooks import HookStore
 from sayna_sip.ingress.intake import WebhookIntake
 from sayna_sip.ingress.metrics import IngressMetrics
+from sayna_sip.ingress.records_state import Records
 
 
 @dataclass
@@ -26,6 +27,7 @@ class Ingress:
     nc: Client | None = None  # None with SIP disabled: the ingress then needs no NATS
     js: JetStreamContext | None = None
     hooks: HookStore | None = None
+    records: Records | None = None  # delivery records, dead letters, replay (SIP on)
 
     def body_limit(self) -> int:
         """WEBHOOK_MAX_BODY_BYTES, lowered to what the NATS server accepts (its announced

@@ -27,6 +27,7 @@ from sayna_sip.common import contracts, natsconn, topology
 from sayna_sip.common.config import ServerConfig
 from sayna_sip.common.hook_directory import HookDirectory
 from sayna_sip.common.metrics import new_registry
+from sayna_sip.common.recorder import Recorder, RecorderMetrics
 from sayna_sip.router.health import health_app
 from sayna_sip.router.metrics import RouterMetrics
 from sayna_sip.router.rooms import RoomMemory
@@ -83,6 +84,8 @@ class RouterService:
         self.config = config
         self.registry = new_registry()
         self.metrics = RouterMetrics(self.registry)
+        self.record_metrics = RecorderMetrics(self.registry)
+        self.recorder: Recorder | None = None
         self._start_watch = natsconn.StartWatch(config.nats)
         self.broker = NatsBroker(
             config.nats.servers,
@@ -125,8 +128,10 @@ class RouterService:
 
         @subscriber
         async def on_event(msg: NatsMessage) -> None:
-            delivered = msg.raw_message.metadata.num_delivered
-            action = await self._require_router().handle(msg.body, msg.headers, delivered)
+            meta = msg.raw_message.metadata
+            action = await self._require_router().handle(
+                msg.body, msg.headers, meta.num_delivered, meta.sequence.stream
+            )
             if action is Action.ACK:
                 await msg.ack()
             elif action is Action.TERM:
@@ -188,7 +193,14 @@ class RouterService:
             self.hooks = HookDirectory(kv)
             await self.hooks.start()
         rooms = RoomMemory(await self.broker.key_value(topology.ROOMS_BUCKET, declare=False))
-        self._router = EventRouter(self.config.sip, self.hooks, rooms, self._publish, self.metrics)
+        self.recorder = Recorder(
+            self.broker.config.connection_state.connection, self.record_metrics
+        )
+        await self.recorder.start()
+        record = self.recorder.record if self.config.records.enabled else None
+        self._router = EventRouter(
+            self.config.sip, self.hooks, rooms, self._publish, self.metrics, record
+        )
         await self.broker.start()
         await self._start_http()
         log.info("event=router_started port=%s", self.port)
@@ -268,6 +280,8 @@ class RouterService:
             if self.hooks is not None:
                 await self.hooks.stop()
                 self.hooks = None
+            if self.recorder is not None:
+                await self.recorder.stop()
             self._router = None
             if self._http is not None and self._http_task is not None:
                 self._http.should_exit = True

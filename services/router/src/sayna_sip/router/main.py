@@ -7,6 +7,7 @@ import logging
 import signal
 from collections.abc import Sequence
 
+from sayna_sip.common import tracing
 from sayna_sip.common.config import ServerConfig
 from sayna_sip.common.logs import quote
 from sayna_sip.common.natsconn import NatsUnavailable
@@ -25,6 +26,7 @@ def main(argv: Sequence[str]) -> int:
     )
     if config is None:
         return EXIT_CONFIG
+    tracing.setup("router")  # OTLP export only when OTEL_EXPORTER_OTLP_ENDPOINT is set
     try:
         return run(_run(config))
     except (NatsUnavailable, TopologyError) as exc:

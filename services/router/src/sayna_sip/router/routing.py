@@ -15,12 +15,15 @@ from typing import Protocol
 
 import nats.errors
 from nats.js.api import PubAck
+from opentelemetry.trace import SpanKind
 
+from sayna_sip.common import tracing
 from sayna_sip.common.config import SipConfig
 from sayna_sip.common.contracts import MAX_ROOM_BYTES, Header, delivery_subject
 from sayna_sip.common.delivery import Delivery
 from sayna_sip.common.hookstore import HookRecord
 from sayna_sip.common.logs import quote
+from sayna_sip.common.records import RouteOutcome, RouteRecord
 from sayna_sip.router.events import LkEvent, Malformed, decode_event
 from sayna_sip.router.metrics import Outcome, RouterMetrics
 from sayna_sip.router.rooms import RoomRecord
@@ -29,6 +32,7 @@ log = logging.getLogger("sayna_sip.router")
 
 # publish(body, subject, headers) -> PubAck from SIP_DELIVERIES
 Publish = Callable[[bytes, str, dict[str, str]], Awaitable[PubAck]]
+RecordRoute = Callable[[RouteRecord], None]  # never blocks, never raises (Recorder.record)
 
 
 class Oversized(Exception):
@@ -54,6 +58,16 @@ ACTIONS: dict[Outcome, Action] = {
     Outcome.MALFORMED: Action.TERM,
     Outcome.RETRY: Action.RETRY,
 }
+# The routing record of each final outcome (design: "Delivery records"). DEFERRED and
+# RETRY come back later; DISABLED (SIP off) records nothing, as it logs nothing.
+ROUTE_OUTCOMES: dict[Outcome, str] = {
+    Outcome.ROUTED: RouteOutcome.MATCHED,
+    Outcome.UNMATCHED: RouteOutcome.UNKNOWN_HOST,
+    Outcome.FILTERED: RouteOutcome.FILTERED,
+    Outcome.NO_HOST: RouteOutcome.NO_HOST,
+    Outcome.NON_SIP: RouteOutcome.NOT_SIP,
+    Outcome.MALFORMED: RouteOutcome.MALFORMED,
+}
 RETRY_DELAY = 2.0  # seconds before a nak'd event comes back
 # A host-less event of an unknown SIP room may have raced the caller's join: handled in
 # the same pulled batch (or by another replica) before the join's room memory was
@@ -73,6 +87,18 @@ class Rooms(Protocol):
     async def recall(self, room: str) -> RoomRecord | None: ...
 
 
+@dataclass
+class _Note:
+    """What routing learned about one event, for its route record."""
+
+    event_id: str
+    event: str = ""
+    room: str = ""
+    sip_host: str = ""
+    hook: str = ""
+    detail: str = ""
+
+
 @dataclass(frozen=True)
 class _Target:
     hook: HookRecord
@@ -90,40 +116,76 @@ class EventRouter:
         rooms: Rooms,
         publish: Publish,
         metrics: RouterMetrics,
+        record: RecordRoute | None = None,
+        tracer: tracing.Tracer | None = None,
     ) -> None:
         self._sip = sip
         self._hooks = hooks
         self._rooms = rooms
         self._publish = publish
         self._metrics = metrics
+        self._record = record
+        self._tracer = tracer or tracing.Tracer("sayna_sip.router")
 
-    async def handle(self, body: bytes, headers: Mapping[str, str], delivered: int = 1) -> Action:
-        """Route one event; `delivered` = JetStream's delivery count of this message."""
+    async def handle(
+        self, body: bytes, headers: Mapping[str, str], delivered: int = 1, seq: int = 0
+    ) -> Action:
+        """Route one event; `delivered` = JetStream's delivery count of this message,
+        `seq` its LK_EVENTS sequence (kept in the route record, for replays)."""
         started = time.perf_counter()
-        try:
-            outcome = await self._route(body, headers, delivered)
-        except (TimeoutError, nats.errors.Error) as exc:
-            log.warning(
-                "event=router_retry event_id=%s error=%s",
-                quote(headers.get(Header.EVENT_ID, "")),
-                quote(repr(exc)),
-            )
-            outcome = Outcome.RETRY
-        except Oversized as exc:
-            outcome = _malformed(headers.get(Header.EVENT_ID, ""), str(exc))
+        note = _Note(headers.get(Header.EVENT_ID, ""))
+        with self._tracer.span("sip.route", headers, SpanKind.CONSUMER) as span:
+            try:
+                outcome = await self._route(body, headers, delivered, note)
+            except (TimeoutError, nats.errors.Error) as exc:
+                log.warning(
+                    "event=router_retry event_id=%s error=%s",
+                    quote(note.event_id),
+                    quote(repr(exc)),
+                )
+                outcome = Outcome.RETRY
+            except Oversized as exc:
+                note.detail = str(exc)
+                outcome = _malformed(note.event_id, str(exc))
+            if span is not None:
+                span.set_attribute("sayna.event_id", note.event_id)
+                span.set_attribute("sayna.route", outcome.value)
+            self._write_record(outcome, note, headers, seq, tracing.trace_id(span))
         self._metrics.count(outcome)
         if outcome is Outcome.ROUTED:
             self._metrics.routing_seconds.observe(time.perf_counter() - started)
             self._observe_age(headers)
         return ACTIONS[outcome]
 
-    async def _route(self, body: bytes, headers: Mapping[str, str], delivered: int) -> Outcome:
+    def _write_record(
+        self, outcome: Outcome, note: _Note, headers: Mapping[str, str], seq: int, trace_id: str
+    ) -> None:
+        kind = ROUTE_OUTCOMES.get(outcome)
+        if kind is None or self._record is None or not note.event_id:
+            return
+        try:
+            received_at = float(headers.get(Header.RECEIVED_AT) or 0)
+        except ValueError:
+            received_at = 0.0
+        self._record(
+            RouteRecord(
+                event_id=note.event_id, event=note.event, room=note.room, outcome=kind,
+                at=time.time(), sip_host=note.sip_host, host=note.hook, lk_seq=seq,
+                received_at=received_at, trace_id=trace_id, detail=note.detail,
+            )
+        )  # fmt: skip
+
+    async def _route(
+        self, body: bytes, headers: Mapping[str, str], delivered: int, note: _Note
+    ) -> Outcome:
         if self._sip is None or self._hooks is None:
             return Outcome.DISABLED
         try:
             event = decode_event(body)
         except Malformed as exc:
-            return _malformed(headers.get(Header.EVENT_ID, ""), str(exc))
+            note.detail = str(exc)
+            return _malformed(note.event_id, str(exc))
+        note.event, note.room = event.event, event.room_name
         room = event.room_name
         if not room.startswith(self._sip.room_prefix):
             return Outcome.NON_SIP
@@ -132,9 +194,11 @@ class EventRouter:
         event_id = event.id or headers.get(Header.EVENT_ID, "")
         if not event_id:
             return _malformed("", "no event id")
-        target = await self._target(self._hooks, event, event_id, delivered)
+        note.event_id = event_id
+        target = await self._target(self._hooks, event, event_id, delivered, note)
         if isinstance(target, Outcome):
             return target
+        note.sip_host, note.hook = target.sip_host, target.hook.host
         if target.from_participant:
             await self._rooms.remember(room, RoomRecord(target.sip_host, target.hook.host))
         if not target.hook.wants(event.event):  # after remembering: room events still route
@@ -148,13 +212,15 @@ class EventRouter:
             sip_host=target.sip_host,
             received_at=headers.get(Header.RECEIVED_AT),
         )
-        ack = await self._publish(body, delivery_subject(target.hook.host), delivery.to_headers())
+        out = delivery.to_headers()
+        self._tracer.inject(out)  # the routing span's traceparent, carried by every copy
+        ack = await self._publish(body, delivery_subject(target.hook.host), out)
         if ack.duplicate:
             self._metrics.duplicates.inc()
         return Outcome.ROUTED
 
     async def _target(
-        self, hooks: HookMatcher, event: LkEvent, event_id: str, delivered: int
+        self, hooks: HookMatcher, event: LkEvent, event_id: str, delivered: int, note: _Note
     ) -> _Target | Outcome:
         sip_host = event.sip_host()
         from_participant = sip_host is not None
@@ -163,6 +229,7 @@ class EventRouter:
             if record is None:
                 return _no_host(event, event_id, delivered)
             sip_host = record.sip_host
+        note.sip_host = sip_host
         hook = await hooks.lookup(sip_host)
         if hook is None:
             log.info("event=sip_no_hook host=%s event_id=%s", quote(sip_host), quote(event_id))

@@ -1,0 +1,146 @@
+"""`sayna-sip deliveries show EVENT_ID | list [--host H] [--outcome O] [--since 1h] | tail
+[--host H]`: what happened to an event, what happened lately, and attempts as they happen.
+
+Reads SIP_ATTEMPTS directly (the NATS URL from `--config FILE` and the environment),
+through the same query code as the ingress API.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import sys
+from collections.abc import Sequence
+
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+
+from sayna_sip.common import natsconn, records, topology
+from sayna_sip.common.config import ServerConfig
+from sayna_sip.common.deliveries import Deliveries, QueryError, parse_when, rfc3339, view
+from sayna_sip.common.errors import ConfigError
+from sayna_sip.common.hosts import normalize_host
+from sayna_sip.common.records import AttemptRecord, Record, RouteRecord
+from sayna_sip.common.streamscan import ScanError, StreamReader
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sayna-sip deliveries", description="Delivery records: routes and attempts."
+    )
+    parser.add_argument("--config", metavar="FILE", help="YAML config (environment wins)")
+    sub = parser.add_subparsers(dest="action", required=True)
+    show = sub.add_parser("show", help="an event's route and every attempt")
+    show.add_argument("event_id", metavar="EVENT_ID")
+    show.add_argument("--json", action="store_true", help="print the API's JSON")
+    ls = sub.add_parser("list", help="records, newest first")
+    ls.add_argument("--host", help="only this hook host")
+    ls.add_argument("--outcome", help="only this outcome (delivered, failed, dead, unknown_host…)")
+    ls.add_argument("--since", default="1h", help="how far back: 1h, 2d or an RFC 3339 time")
+    ls.add_argument("--limit", type=int, default=50, help="at most N (default 50)")
+    tail = sub.add_parser("tail", help="print attempts live as they happen (Ctrl-C stops)")
+    tail.add_argument("--host", help="only this hook host")
+    for p in (show, ls, tail):
+        p.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    try:
+        config = ServerConfig.load(args.config)
+        if getattr(args, "host", None):
+            args.host = normalize_host(args.host)
+        if args.action == "list":
+            args.since = parse_when(args.since)
+    except (ConfigError, QueryError) as exc:
+        print(f"sayna-sip deliveries: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return asyncio.run(_run(config, args))
+    except (natsconn.NatsUnavailable, ScanError) as exc:
+        print(f"sayna-sip deliveries: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+
+
+async def _run(config: ServerConfig, args: argparse.Namespace) -> int:
+    nc = await natsconn.connect(config.nats, name="sayna-sip-deliveries")
+    try:
+        if args.action == "tail":
+            await _tail(nc, args.host)
+            return 0
+        reader = StreamReader(nc, topology.SIP_ATTEMPTS)
+        await reader.start()
+        js = nc.jetstream()
+
+        async def last_seq() -> int:
+            return (await js.stream_info(topology.SIP_ATTEMPTS)).state.last_seq
+
+        query = Deliveries(reader, last_seq)
+        if args.action == "show":
+            return await _show(query, args.event_id, args.json)
+        page = await query.page(
+            host=args.host, outcome=args.outcome, since=args.since, limit=args.limit
+        )
+        for rec in page.items:
+            print(line(rec))
+        if not page.items:
+            print("no records")
+        return 0
+    finally:
+        await nc.close()
+
+
+async def _show(query: Deliveries, event_id: str, as_json: bool) -> int:
+    found = await query.event(event_id)
+    if found is None:
+        print(f"no delivery record of event {event_id}", file=sys.stderr)
+        return 1
+    if as_json:
+        route = view(found.route) if found.route else None
+        out = {"event_id": found.event_id, "event": found.event, "room": found.room,
+               "route": route, "attempts": [view(a) for a in found.attempts]}  # fmt: skip
+        print(json.dumps(out, indent=2))
+        return 0
+    print(f"event {found.event_id}  {found.event}  room={found.room or '-'}")
+    if found.route is not None:
+        print(line(found.route))
+    else:
+        print("route: no routing record")
+    for attempt in found.attempts:
+        print(line(attempt))
+        if attempt.response:
+            print(f"    response: {attempt.response[:200]!r}")
+    return 0
+
+
+def line(rec: Record) -> str:
+    """One record on one line: time, host, event, attempt, status, ms (and why)."""
+    if isinstance(rec, RouteRecord):
+        why = rec.host or rec.sip_host or "-"
+        return f"{rfc3339(rec.at)}  route    {why:<28} {rec.event_id:<24} {rec.outcome}"
+    status = str(rec.status) if rec.status is not None else "-"
+    tail = f" {rec.error}" if rec.error and rec.outcome != "delivered" else ""
+    return (
+        f"{rfc3339(rec.started_at)}  {rec.host:<37} {rec.event_id:<24} #{rec.attempt:<2} "
+        f"{status:>3} {rec.duration_ms:>7.1f}ms {rec.outcome}{tail}"
+    )
+
+
+async def _tail(nc: Client, host: str | None) -> None:
+    """Core-NATS subscription on the attempt subjects: records as they are stored."""
+    done = asyncio.Event()
+
+    async def on_record(msg: Msg) -> None:
+        with contextlib.suppress(records.BadRecord):
+            rec = records.decode(msg.data)
+            if isinstance(rec, AttemptRecord):
+                print(line(rec), flush=True)
+
+    await nc.subscribe(records.filter_subject(kind="attempt", host=host), cb=on_record)
+    print("waiting for attempts (Ctrl-C stops)", file=sys.stderr, flush=True)
+    await done.wait()

@@ -1,0 +1,100 @@
+"""Replay: deliver again the events a hook's route records name in a time window.
+
+The route record of each matched event keeps its LK_EVENTS sequence, so the original
+body is read back by sequence (no scan of LK_EVENTS), checked to be the same event, and
+published as a fresh delivery with the same event id, hence the same `webhook-id`.
+It carries no receipt time (an old event would skew the latency metric). Its redrive
+generation is the replay's time in milliseconds, so neither its dedupe id
+nor those of its retries collide with the original's. Events past LK_EVENTS_MAX_AGE
+are counted as expired. One call replays at most REPLAY_LIMIT events and says where
+to continue.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError
+
+from sayna_sip.common import contracts, records, topology
+from sayna_sip.common.contracts import Header
+from sayna_sip.common.hosts import host_token
+from sayna_sip.common.records import RouteOutcome, RouteRecord
+from sayna_sip.common.streamscan import StreamReader
+
+REPLAY_LIMIT = 500
+
+
+@dataclass(frozen=True)
+class Replayed:
+    replayed: int = 0
+    expired: int = 0
+    truncated: bool = False
+    next_since: float | None = None
+
+
+class Replayer:
+    def __init__(self, js: JetStreamContext, attempts: StreamReader, limit: int = REPLAY_LIMIT):
+        self._js = js
+        self._attempts = attempts
+        self._limit = limit
+
+    async def routes(self, host: str, since: float, until: float | None) -> list[RouteRecord]:
+        """The latest matched route record of each event of `host` in the window."""
+        first = await self._attempts.seq_at(since)
+        if first is None:
+            return []
+        last = (await self._js.stream_info(topology.SIP_ATTEMPTS)).state.last_seq
+        subject = records.filter_subject(kind="route", host=host, outcome=RouteOutcome.MATCHED)
+        msgs, _ = await self._attempts.range(subject, first, last, cap=self._limit * 20)
+        latest: dict[str, RouteRecord] = {}
+        for msg in msgs:
+            try:
+                rec = records.decode(msg.data)
+            except records.BadRecord:
+                continue
+            if not isinstance(rec, RouteRecord) or rec.host != host:
+                continue
+            if rec.at >= since and (until is None or rec.at < until):
+                latest.setdefault(rec.event_id, rec)  # the first decision is the original
+        return sorted(latest.values(), key=lambda r: r.at)
+
+    async def replay(self, host: str, since: float, until: float | None) -> Replayed:
+        found = await self.routes(host, since, until)
+        generation = int(time.time() * 1000)
+        done = expired = 0
+        for index, route in enumerate(found):
+            if index >= self._limit:
+                return Replayed(done, expired, truncated=True, next_since=route.at)
+            if await self._replay_one(route, generation):
+                done += 1
+            else:
+                expired += 1
+        return Replayed(done, expired)
+
+    async def _replay_one(self, route: RouteRecord, generation: int) -> bool:
+        try:
+            raw = await self._js.get_msg(topology.LK_EVENTS, seq=route.lk_seq)
+        except NotFoundError:
+            return False
+        stored = dict(raw.headers or {})
+        if not route.lk_seq or stored.get(Header.EVENT_ID) != route.event_id:
+            return False  # that sequence now holds another event: the original is gone
+        headers = {
+            Header.MSG_ID: f"{route.event_id}:{host_token(route.host)}:g{generation}:replay",
+            Header.EVENT_ID: route.event_id,
+            Header.EVENT: stored.get(Header.EVENT, route.event),
+            Header.ROOM: stored.get(Header.ROOM, route.room),
+            Header.HOOK: route.host,
+            Header.SIP_HOST: route.sip_host,
+            Header.REDRIVE: str(generation),
+        }
+        await self._js.publish(
+            contracts.delivery_subject(route.host),
+            raw.data or b"",
+            stream=topology.SIP_DELIVERIES,
+            headers=headers,
+        )
+        return True

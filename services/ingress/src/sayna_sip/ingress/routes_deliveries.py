@@ -1,0 +1,212 @@
+"""Delivery records, hook stats, dead letters, redrive and replay: the operator's
+"what happened to event X" API, behind the same token guard as /sip/hooks.
+
+Handlers parse the query, call the shared code in `sayna_sip.common` (the `dlq` and
+`deliveries` CLI commands call the same), and shape the answer.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Router, get, post
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import Body, Parameter
+
+from sayna_sip.common import deadletters, deliveries
+from sayna_sip.common.config import AuthConfig
+from sayna_sip.common.contracts import Header
+from sayna_sip.common.deliveries import QueryError, parse_when, rfc3339, view
+from sayna_sip.common.errors import ConfigError
+from sayna_sip.common.hosts import normalize_host
+from sayna_sip.ingress.auth import bearer_guard
+from sayna_sip.ingress.errors import BadRequest, IngressError, Unavailable
+from sayna_sip.ingress.records_state import Records
+from sayna_sip.ingress.schemas import ErrorBody
+from sayna_sip.ingress.schemas_records import (
+    AttemptOut,
+    DeadLetterOut,
+    DeadLetterPage,
+    DeliveryOut,
+    DeliveryPage,
+    HookStats,
+    RedriveIn,
+    RedriveResult,
+    ReplayIn,
+    ReplayResult,
+    RouteOut,
+)
+from sayna_sip.ingress.state import IngressDep
+
+BEARER_SCHEME = "ApiToken"
+
+
+class NotFound(IngressError):
+    status = 404
+    code = "not_found"
+
+
+def _err(description: str) -> ResponseSpec:
+    return ResponseSpec(data_container=ErrorBody, description=description, generate_examples=False)
+
+
+_READ = {
+    400: _err("A filter, time, limit or cursor that cannot be used"),
+    401: _err("AUTH_REQUIRED is on and the Bearer token is missing or unknown"),
+    503: _err("NATS unavailable, or SIP not configured"),
+}
+
+
+def _records(ingress: IngressDep) -> Records:
+    if ingress.records is None:
+        raise Unavailable("delivery records need SIP and NATS configured", "records_unavailable")
+    return ingress.records
+
+
+def _when(value: str | None, name: str) -> float | None:
+    if value is None or not value.strip():
+        return None
+    try:
+        return parse_when(value)
+    except QueryError as exc:
+        raise BadRequest(f"{name}: {exc}", "invalid_query") from None
+
+
+def _host(value: str | None) -> str | None:
+    if value is None or not value.strip():
+        return None
+    try:
+        return normalize_host(value)
+    except ConfigError as exc:
+        raise BadRequest(str(exc), "invalid_query") from None
+
+
+def _out(record: Any) -> RouteOut | AttemptOut:
+    data = view(record)
+    target = RouteOut if data.pop("kind") == "route" else AttemptOut
+    return msgspec.convert(data, target)  # type: ignore[return-value]
+
+
+Limit = Annotated[int, Parameter(ge=1, le=deliveries.MAX_LIMIT, description="page size")]
+
+
+class DeliveriesController(Controller):
+    path = "/sip"
+    tags = ["deliveries"]
+    security = [{BEARER_SCHEME: []}]
+
+    @get("/deliveries/{event_id:str}", summary="An event's route and attempts", responses={
+        **_READ, 404: _err("No record of this event id")})  # fmt: skip
+    async def delivery(self, ingress: IngressDep, event_id: str) -> DeliveryOut:
+        found = await _records(ingress).deliveries.event(event_id)
+        if found is None:
+            raise NotFound(f"no delivery record of event {event_id}", "not_found")
+        route = _out(found.route) if found.route is not None else None
+        attempts = [_out(a) for a in found.attempts]
+        return DeliveryOut(found.event_id, found.event, found.room, route, attempts)  # type: ignore[arg-type]
+
+    @get("/deliveries", summary="Routing and attempt records, newest first", responses=_READ)
+    async def list_deliveries(
+        self,
+        ingress: IngressDep,
+        host: str | None = None,
+        outcome: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        limit: Limit = 50,
+        cursor: str | None = None,
+    ) -> DeliveryPage:
+        if outcome is not None and not outcome.replace("_", "").isalpha():
+            raise BadRequest(f"outcome '{outcome}' is not an outcome name", "invalid_query")
+        try:
+            page = await _records(ingress).deliveries.page(
+                host=_host(host), outcome=outcome or None, since=_when(since, "since"),
+                until=_when(until, "until"), limit=limit, cursor=cursor or None,
+            )  # fmt: skip
+        except QueryError as exc:
+            raise BadRequest(str(exc), "invalid_query") from None
+        return DeliveryPage([_out(r) for r in page.items], page.next_cursor)
+
+    @get("/hooks/{host:str}/stats", summary="A hook's attempts over a window", responses=_READ)
+    async def hook_stats(self, ingress: IngressDep, host: str, window: str = "24h") -> HookStats:
+        seconds = deliveries.STATS_WINDOWS.get(window)
+        if seconds is None:
+            raise BadRequest(f"window must be one of {', '.join(deliveries.STATS_WINDOWS)}",
+                             "invalid_query")  # fmt: skip
+        name = _host(host) or ""
+        records = _records(ingress)
+        st = await records.deliveries.stats(name, seconds)
+        return HookStats(
+            host=name, window=window, attempts=st.attempts, delivered=st.delivered,
+            failed=st.failed, success_rate=st.success_rate, p50_ms=st.p50_ms, p99_ms=st.p99_ms,
+            last_success_at=rfc3339(st.last_success_at),
+            last_failure_at=rfc3339(st.last_failure_at),
+            state=await records.hook_state(name), truncated=st.truncated,
+        )  # fmt: skip
+
+    @get("/dead-letters", summary="Dead letters, newest first", responses=_READ)
+    async def dead_letters(
+        self,
+        ingress: IngressDep,
+        host: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        limit: Limit = 100,
+        cursor: str | None = None,
+    ) -> DeadLetterPage:
+        records = _records(ingress)
+        try:
+            below = deliveries.parse_cursor(cursor) if cursor else None
+        except QueryError as exc:
+            raise BadRequest(str(exc), "invalid_query") from None
+        letters, next_seq = await deadletters.page(
+            records.dead_reader, records.dead_last_seq, host=_host(host),
+            since=_when(since, "since"), until=_when(until, "until"), limit=limit, cursor=below,
+        )  # fmt: skip
+        return DeadLetterPage(
+            [_letter(x) for x in letters], None if next_seq is None else str(next_seq)
+        )
+
+    @post("/dead-letters/redrive", status_code=200, summary="Deliver dead letters again",
+          responses=_READ)  # fmt: skip
+    async def redrive(
+        self, ingress: IngressDep, data: Annotated[RedriveIn, Body(description="filters")]
+    ) -> RedriveResult:
+        if data.host is None and data.since is None and data.event_ids is None:
+            raise BadRequest("give host, since or event_ids (all of them: since=7d)",
+                             "invalid_body")  # fmt: skip
+        records = _records(ingress)
+        done = await deadletters.redrive(
+            records.js, records.dead_reader, host=_host(data.host),
+            since=_when(data.since, "since"), until=_when(data.until, "until"),
+            event_ids=data.event_ids,
+        )  # fmt: skip
+        return RedriveResult(done.redriven, done.skipped, done.truncated)
+
+    @post("/hooks/{host:str}/replay", status_code=200, summary="Deliver a window's events again",
+          responses=_READ)  # fmt: skip
+    async def replay(
+        self, ingress: IngressDep, host: str, data: Annotated[ReplayIn, Body(description="window")]
+    ) -> ReplayResult:
+        records = _records(ingress)
+        since = _when(data.since, "since")
+        until = _when(data.until, "until")
+        assert since is not None
+        done = await records.replayer.replay(_host(host) or "", since, until)
+        return ReplayResult(done.replayed, done.expired, done.truncated, rfc3339(done.next_since))
+
+
+def _letter(x: deadletters.DeadLetter) -> DeadLetterOut:
+    status = x.get(Header.LAST_STATUS)
+    return DeadLetterOut(
+        seq=x.seq, host=x.host, event_id=x.event_id, event=x.get(Header.EVENT),
+        room=x.get(Header.ROOM), reason=x.get(Header.DEAD_REASON),
+        attempts=int(x.get(Header.ATTEMPT) or 0), last_status=int(status) if status else None,
+        last_error=x.get(Header.LAST_ERROR), url=x.get(Header.HOOK_URL),
+        dead_at=rfc3339(x.dead_at),
+    )  # fmt: skip
+
+
+def deliveries_router(auth: AuthConfig) -> Router:
+    return Router(path="/", route_handlers=[DeliveriesController], guards=[bearer_guard(auth)])
