@@ -4,6 +4,7 @@ test sends and dead-letter redrive — each checked on what the page shows."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ import httpx
 import pytest
 
 from tests.console.conftest import TOKEN, Stack
-from tests.fixtures.https_sink import HttpsSink
+from tests.fixtures.https_sink import HttpsSink, Reply
 
 pytestmark = pytest.mark.timeout(120)
 HOST = "pbx.tenant-a.example"
@@ -145,3 +146,71 @@ async def test_a_hook_page_rotates_disables_enables_and_test_sends(
     async with stack.api() as api:
         hook = (await api.get("/sip/hooks")).json()["hooks"][0]
     assert hook["enabled"] is True and len(hook["secrets"]) == 2
+
+
+async def _webhook(stack: Stack, event: dict[str, Any]) -> None:
+    from tests.fixtures.livekit import signed_webhook
+
+    body, headers = signed_webhook(event)
+    async with httpx.AsyncClient(base_url=stack.base) as client:
+        r = await client.post("/livekit/webhook", content=body, headers=headers)
+    assert r.status_code == 200, r.text
+
+
+async def _until(stack: Stack, path: str, done: Any) -> Any:
+    """Poll the API (records and dead letters land a moment after the delivery)."""
+    async with stack.api() as api, asyncio.timeout(20):
+        while True:
+            r = await api.get(path)
+            if r.status_code == 200 and done(r.json()):
+                return r.json()
+            await asyncio.sleep(0.1)
+
+
+async def test_deliveries_with_attempts_and_a_dead_letter_redriven(
+    stack: Stack, page: Any, https_sink: HttpsSink
+) -> None:
+    from playwright.async_api import expect
+
+    from tests.fixtures.livekit import sip_event
+
+    https_sink.program("/d", Reply(500, b"tenant down"), then=Reply(200, b"thanks"))
+    async with stack.api() as api:
+        r = await api.post(
+            "/sip/hooks", json={"hooks": [{"host": HOST, "url": https_sink.url("/d")}]}
+        )
+        assert r.status_code == 200, r.text
+    event = sip_event(room="sip-call-1", to=f"sip:+1555@{HOST}")
+    await _webhook(stack, event)
+    await _until(stack, f"/sip/deliveries/{event['id']}", lambda d: len(d["attempts"]) >= 2)
+
+    await login(page, stack, f"#/hooks/{HOST}")
+    await expect(page.locator("#deliveries")).to_contain_text(event["id"])
+    await page.fill("#find-id", event["id"])
+    await page.click("#find button")
+    timeline = page.locator("#attempts li")
+    await expect(timeline).to_have_count(2)
+    await expect(timeline.nth(0)).to_contain_text("status 500")
+    await expect(timeline.nth(0)).to_contain_text("tenant down")
+    await expect(timeline.nth(1)).to_contain_text("delivered")
+    await expect(page.locator("#route")).to_contain_text("matched")
+    await snap(page, "delivery")
+
+    # Disabled: the next event is a dead letter; enabled again, it is redriven from the page.
+    async with stack.api() as api:
+        assert (await api.post(f"/sip/hooks/{HOST}/disable")).status_code == 200
+    dead = sip_event(room="sip-call-2", to=f"sip:+1555@{HOST}")
+    await _webhook(stack, dead)
+    await _until(stack, "/sip/dead-letters", lambda d: len(d["dead_letters"]) == 1)
+    async with stack.api() as api:
+        assert (await api.post(f"/sip/hooks/{HOST}/enable")).status_code == 200
+    await page.goto(f"{stack.base}/console#/dead-letters")
+    row = page.locator("#dead-letters tbody tr", has_text=dead["id"])
+    await expect(row).to_contain_text("hook disabled")
+    await snap(page, "dead-letters")
+    await row.locator("input[type=checkbox]").check()
+    await page.click("#redrive-selected")
+    await expect(page.locator("#redrive-result")).to_contain_text("redriven 1")
+    await expect(page.locator("#dead-letters")).to_contain_text("No dead letters.")
+    await https_sink.wait_for(3, "/d")
+    assert https_sink.received("/d")[-1].headers["webhook-id"] == dead["id"]

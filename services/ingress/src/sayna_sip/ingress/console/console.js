@@ -98,6 +98,7 @@ document.getElementById("token-form").addEventListener("submit", () => {
   const value = document.getElementById("token-input").value.trim();
   if (value) sessionStorage.setItem(TOKEN_KEY, value);
   else sessionStorage.removeItem(TOKEN_KEY);
+  showError(null); // the 401 that asked for the token is answered
   route();
 });
 
@@ -150,9 +151,7 @@ function stateBadges(hook, stats) {
   const out = [];
   if (hook.enabled === false) out.push(badge("disabled"));
   else out.push(badge("enabled"));
-  if (stats && stats.state && !["closed", "enabled", "disabled"].includes(stats.state)) {
-    out.push(" ", badge(`breaker ${stats.state}`, "breaker"));
-  }
+  if (stats && stats.state === "removed") out.push(" ", badge("removed", "bad"));
   if (hook.failing_since) out.push(" ", badge(`failing since ${fmtTime(hook.failing_since)}`, "failing"));
   return out;
 }
@@ -294,7 +293,8 @@ async function hookPage(host) {
         ]
       : null,
   );
-  const attempts = deliveries.flatMap((d) => d.attempts || (d.outcome ? [d] : []));
+  // The list holds route and attempt records (tagged by `kind`); the page shows attempts.
+  const attempts = deliveries.filter((d) => d.kind === "attempt");
   render(
     h("h1", {}, host),
     h("div", { class: "card" }, settings, editEvents, buttons, result),
@@ -309,7 +309,7 @@ async function hookPage(host) {
         : null,
     ),
     h("h2", {}, "Recent deliveries"),
-    deliveryTable(deliveries.slice(0, 50)),
+    deliveryTable(attempts.slice(0, 50)),
   );
 }
 
@@ -424,7 +424,7 @@ async function deliveryPage(eventId) {
               `status ${a.status ?? "—"} · ${fmtMs(a.duration_ms)} · ${fmtTime(a.started_at)}`,
               a.url ? h("div", { class: "mono muted" }, a.url) : null,
               a.error ? h("div", {}, `error: ${a.error}`) : null,
-              a.response_excerpt ? h("pre", {}, a.response_excerpt) : null,
+              a.response ? h("pre", {}, a.response) : null,
             ),
           ),
         )
