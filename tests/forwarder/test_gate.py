@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 from sayna_sip.forwarder.breaker import BreakerSettings
-from sayna_sip.forwarder.gate import BUSY_CEILING, HostGate
+from sayna_sip.forwarder.gate import BUSY_CEILING, QUEUE_CEILING, HostGate
 
 
 def gate(cap: int = 2) -> HostGate:
@@ -26,9 +26,23 @@ def test_busy_delay_grows_with_a_hanging_request_up_to_a_ceiling() -> None:
     g = gate(cap=1)
     assert g.admit("slow", 0.0) is None
     early = g.admit("slow", 0.01)
-    late = g.admit("slow", 30.0)
-    assert early is not None and late is not None
-    assert early.delay < 0.2 and BUSY_CEILING * 0.5 <= late.delay <= BUSY_CEILING * 1.5
+    late = HostGate(1, BreakerSettings(), random.Random(1))
+    assert late.admit("slow", 0.0) is None
+    hanging = late.admit("slow", 30.0)
+    assert early is not None and hanging is not None
+    assert early.delay < 0.3 and BUSY_CEILING <= hanging.delay <= BUSY_CEILING * 2 * 1.2
+
+
+def test_a_busy_hosts_backlog_is_spread_over_its_drain_time_not_returned_at_once() -> None:
+    # A hanging host (2 s per request, cap 2): every deferred message booked the next
+    # expected free slot, so the backlog returns about cap/2 s, not all after 2 s.
+    g = gate(cap=2)
+    assert g.admit("hole", 0.0) is None and g.admit("hole", 0.0) is None
+    delays = [d.delay for d in (g.admit("hole", 2.0) for _ in range(20)) if d is not None]
+    assert len(delays) == 20
+    assert delays[0] < 2.5 and delays[-1] > 15.0  # 20 messages, 1 s apart
+    assert max(delays) <= QUEUE_CEILING * 1.2
+    assert g.admit("other", 2.0) is None  # another tenant is not affected
 
 
 def test_failures_open_the_breaker_and_defer_until_half_open() -> None:

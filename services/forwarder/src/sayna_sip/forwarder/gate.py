@@ -17,6 +17,7 @@ from sayna_sip.forwarder.breaker import BreakerSettings, CircuitBreaker
 
 BUSY_FLOOR = 0.05
 BUSY_CEILING = 2.0
+QUEUE_CEILING = 30.0  # a deferred message is looked at again within this (breaker's open_for)
 EWMA_WEIGHT = 0.2
 
 
@@ -31,6 +32,7 @@ class _Host:
     breaker: CircuitBreaker
     started: list[float] = field(default_factory=list)  # start times of requests in flight
     latency: float = 0.1  # EWMA of request durations, seconds
+    next_free: float = 0.0  # monotonic time the last deferred message was told to return
 
     @property
     def in_flight(self) -> int:
@@ -39,6 +41,14 @@ class _Host:
     def busy_delay(self, now: float) -> float:
         oldest = now - min(self.started) if self.started else 0.0
         return min(max(self.latency, oldest, BUSY_FLOOR), BUSY_CEILING)
+
+    def queue_delay(self, now: float, cap: int) -> float:
+        """When a deferred message may find a slot: each one deferred books the next
+        of the host's expected completions (`busy_delay / cap` apart), so a backlog comes
+        back at the rate the host drains it, not all at once every `busy_delay`."""
+        step = self.busy_delay(now) / cap
+        self.next_free = min(max(self.next_free, now + step) + step, now + QUEUE_CEILING)
+        return self.next_free - now
 
 
 class HostGate:
@@ -63,7 +73,7 @@ class HostGate:
         wait. The caller releases the slot with the same `now` as `started`."""
         state = self._host(host)
         if state.in_flight >= self._cap:
-            return Defer(state.busy_delay(now) * self._rng.uniform(0.5, 1.5), "busy")
+            return Defer(state.queue_delay(now, self._cap) * self._rng.uniform(0.8, 1.2), "busy")
         wait = state.breaker.wait(now)
         if wait is not None:
             # Spread the wake-ups so the backlog does not return as one burst.

@@ -82,9 +82,8 @@ class Worker:
         """Pull and dispatch until `stop()`; the current pull finishes first."""
         while not self._stopping:
             free = self._concurrency - len(self._tasks)
-            mark = self._finished
             if free <= 0:
-                await self._wait_finish(mark, None)
+                await self._wait_finish(self._finished)
                 continue
             msgs = await self._fetch(min(free, self._batch))
             started = busy = 0
@@ -93,8 +92,9 @@ class Worker:
                 started += verdict == "started"
                 busy += verdict == "busy"
             self._adapt(len(msgs), started, busy)
-            if busy and not started:  # everything fetched was for busy hosts
-                await self._wait_finish(mark, self._tuning.fetch_timeout)
+            # No wait after a batch of busy hosts' messages: they were put back with a
+            # delay, so the next pull reaches what queued behind them (another tenant)
+            # at once, and blocks in JetStream only when nothing is waiting.
 
     def _adapt(self, fetched: int, started: int, busy: int) -> None:
         """Pull about as many as can start: shrink when busy hosts bounced messages,
@@ -104,14 +104,10 @@ class Worker:
         elif fetched >= self._batch:
             self._batch = min(self._tuning.fetch_batch, self._batch * 2)
 
-    async def _wait_finish(self, mark: int, timeout: float | None) -> None:
+    async def _wait_finish(self, mark: int) -> None:
         while self._finished == mark and not self._stopping:
             self._wake.clear()
-            try:
-                async with asyncio.timeout(timeout):
-                    await self._wake.wait()
-            except TimeoutError:
-                return
+            await self._wake.wait()
 
     async def _fetch(self, batch: int) -> list[Msg]:
         try:
