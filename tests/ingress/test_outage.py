@@ -3,6 +3,8 @@ and nothing acknowledged before, during or after the outage is lost or duplicate
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 from nats.aio.client import Client
 from nats.js import JetStreamContext
@@ -20,7 +22,9 @@ async def test_nats_stopped_gives_503_then_200_after_restart_and_nothing_is_lost
 ) -> None:
     before = signed_webhook(sip_event(event_id="EV_before"))
     during = signed_webhook(sip_event(event_id="EV_during"))
-    async with serve_http(ingress_config(nats_server.url), publish_timeout=1.0) as client:
+    async with serve_http(
+        ingress_config(nats_server.url), publish_timeout=1.0, publish_budget=1.0
+    ) as client:
         assert (await client.post(URL, content=before[0], headers=before[1])).status_code == 200
 
         nats_server.stop()
@@ -49,3 +53,26 @@ async def _is(client: httpx.AsyncClient, path: str, status: int) -> bool:
 
 async def _connected(nc: Client) -> bool:
     return nc.is_connected
+
+
+async def test_a_webhook_sent_while_nats_is_briefly_away_is_answered_200_once_it_is_back(
+    nats_server: NatsServer, nats_client: Client, jetstream: JetStreamContext
+) -> None:
+    # A stream leader change or a server restart: shorter than the publish budget, so
+    # the webhook waits for NATS instead of being refused (it was a 503 at once).
+    before = signed_webhook(sip_event(event_id="EV_before"))
+    during = signed_webhook(sip_event(event_id="EV_during"))
+    async with serve_http(ingress_config(nats_server.url), publish_budget=8.0) as client:
+        assert (await client.post(URL, content=before[0], headers=before[1])).status_code == 200
+        nats_server.stop()
+        await wait_until(lambda: _is(client, "/readyz", 503))
+        answer = asyncio.create_task(client.post(URL, content=during[0], headers=during[1]))
+        await asyncio.sleep(1.0)  # the outage itself: the answer must not come in it
+        assert not answer.done()
+        await asyncio.to_thread(nats_server.restart)
+        r = await answer
+        assert r.status_code == 200, r.text
+
+    await wait_until(lambda: _connected(nats_client))
+    info = await jetstream.stream_info(topology.LK_EVENTS)
+    assert info.state.messages == 2

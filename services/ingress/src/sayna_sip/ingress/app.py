@@ -36,7 +36,12 @@ from sayna_sip.ingress.errors import (
     nesting_error_handler,
 )
 from sayna_sip.ingress.hooks import HookStore
-from sayna_sip.ingress.intake import PUBLISH_TIMEOUT_S, EventPublisher, WebhookIntake
+from sayna_sip.ingress.intake import (
+    PUBLISH_BUDGET_S,
+    PUBLISH_TIMEOUT_S,
+    EventPublisher,
+    WebhookIntake,
+)
 from sayna_sip.ingress.metrics import IngressMetrics
 from sayna_sip.ingress.records_state import Records
 from sayna_sip.ingress.state import Ingress, provide_ingress
@@ -63,7 +68,12 @@ def _openapi() -> OpenAPIConfig:
     )
 
 
-def create_app(config: ServerConfig, *, publish_timeout: float = PUBLISH_TIMEOUT_S) -> Litestar:
+def create_app(
+    config: ServerConfig,
+    *,
+    publish_timeout: float = PUBLISH_TIMEOUT_S,
+    publish_budget: float = PUBLISH_BUDGET_S,
+) -> Litestar:
     registry = common_metrics.new_registry()
     metrics = IngressMetrics.create(registry)
     lk = config.livekit
@@ -88,7 +98,7 @@ def create_app(config: ServerConfig, *, publish_timeout: float = PUBLISH_TIMEOUT
                 config.sip.secret_box,
             )
             ingress.records = await Records.start(nc, js, ingress.hooks)
-            publisher = EventPublisher(nc, metrics, publish_timeout)
+            publisher = EventPublisher(nc, metrics, publish_timeout, publish_budget)
             await publisher.start()
             ingress.intake = WebhookIntake(verifier, publisher, metrics)
             log.info(

@@ -2,16 +2,18 @@
 
 `Nats-Msg-Id` = the event id, so LiveKit's retries and duplicates are stored once.
 The caller answers LiveKit only after the PubAck; any NATS trouble becomes
-`Unavailable` (503) so that LiveKit retries.
+`Unavailable` (503) so that LiveKit retries, once a bounded budget of tries is spent.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
 
 import nats.errors
+import nats.js.errors
 from nats.aio.client import Client
 from opentelemetry.trace import SpanKind
 
@@ -25,7 +27,12 @@ from sayna_sip.ingress.webhook import Event, WebhookVerifier, parse_event
 
 log = logging.getLogger("sayna_sip.ingress")
 
-PUBLISH_TIMEOUT_S = 3.0
+PUBLISH_TIMEOUT_S = 3.0  # one try
+# All tries of one webhook: more than a stream leader election takes (4.5-8.2 s seen
+# on a 3-node cluster), well inside the ~15 s LiveKit keeps retrying a webhook.
+PUBLISH_BUDGET_S = 10.0
+RETRY_PAUSE_S = 0.05  # doubling up to the max between tries
+RETRY_PAUSE_MAX_S = 0.5
 
 
 def event_headers(event: Event, received_at: float) -> dict[str, str]:
@@ -33,24 +40,33 @@ def event_headers(event: Event, received_at: float) -> dict[str, str]:
 
 
 class EventPublisher:
-    """Publishes webhook bodies to LK_EVENTS over one shared NATS connection."""
+    """Publishes webhook bodies to LK_EVENTS over one shared NATS connection.
+
+    A publish that fails for a passing reason (reconnecting to another server, a stream
+    leader being elected, a PubAck that did not come) is tried again until `budget`
+    seconds have passed, so a leader change answers LiveKit late rather than 503.
+    Retrying is safe: `Nats-Msg-Id` makes a second store of the same event a duplicate.
+    """
 
     def __init__(
-        self, nc: Client, metrics: IngressMetrics, timeout: float = PUBLISH_TIMEOUT_S
+        self,
+        nc: Client,
+        metrics: IngressMetrics,
+        timeout: float = PUBLISH_TIMEOUT_S,
+        budget: float = PUBLISH_BUDGET_S,
     ) -> None:
         self._nc = nc
         self._acked = AckedPublisher(nc, topology.LK_EVENTS)
         self._metrics = metrics
         self._timeout = timeout
         self._tracer = tracing.Tracer("sayna_sip.ingress")
+        self._budget = budget
 
     async def start(self) -> None:
         await self._acked.start()
 
     async def publish(self, event: Event, body: bytes) -> bool:
         """Store `body`; True when JetStream already had this event id (a duplicate)."""
-        if not self._nc.is_connected:  # fail fast: waiting out the timeout helps no one
-            raise Unavailable("NATS is not connected; retry later", "nats_unavailable")
         started = time.perf_counter()
         headers = event_headers(event, time.time())
         if contracts.message_size(body, headers) + 64 > self._nc.max_payload:
@@ -58,30 +74,59 @@ class EventPublisher:
             raise PayloadTooLarge(
                 f"webhook too large for NATS (max_payload {self._nc.max_payload} bytes)"
             )
-        try:
-            if self._tracer.enabled:  # the root of the event's trace, carried in LK_EVENTS
-                attrs = {"sayna.event_id": event.id, "sayna.event": event.event}
-                with self._tracer.span("sip.intake", kind=SpanKind.SERVER, attributes=attrs):
-                    self._tracer.inject(headers)
-                    duplicate = await self._store(event, body, headers)
-            else:
+        if self._tracer.enabled:  # the root of the event's trace, carried in LK_EVENTS
+            attrs = {"sayna.event_id": event.id, "sayna.event": event.event}
+            with self._tracer.span("sip.intake", kind=SpanKind.SERVER, attributes=attrs):
+                self._tracer.inject(headers)
                 duplicate = await self._store(event, body, headers)
-        except (TimeoutError, nats.errors.Error, OSError) as exc:
-            log.warning(
-                "event=webhook_publish_failed event_id=%s lk_event=%s error=%s",
-                event.id,
-                event.event,
-                quote(repr(exc)),
-            )
-            raise Unavailable(
-                f"could not store the event in NATS: {exc!r}", "nats_unavailable"
-            ) from exc
+        else:
+            duplicate = await self._store(event, body, headers)
         self._metrics.publish_seconds.observe(time.perf_counter() - started)
         return duplicate
 
     async def _store(self, event: Event, body: bytes, headers: dict[str, str]) -> bool:
+        """Try until stored or the budget is spent (see the class docstring)."""
         subject = contracts.lk_event_subject(event.event)
-        return await self._acked.publish(subject, body, headers, self._timeout)
+        deadline = time.monotonic() + self._budget
+        pause = RETRY_PAUSE_S
+        while True:
+            try:
+                return await self._try(subject, body, headers, deadline)
+            except _FAILURES as exc:
+                if not _passing(exc) or time.monotonic() + pause >= deadline:
+                    raise self._failed(event, exc) from exc
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, RETRY_PAUSE_MAX_S)
+
+    async def _try(
+        self, subject: str, body: bytes, headers: dict[str, str], deadline: float
+    ) -> bool:
+        if not self._nc.is_connected:  # reconnecting: a publish now would only be buffered
+            raise nats.errors.ConnectionReconnectingError
+        timeout = max(0.05, min(self._timeout, deadline - time.monotonic()))
+        return await self._acked.publish(subject, body, headers, timeout)
+
+    def _failed(self, event: Event, exc: BaseException) -> Unavailable:
+        log.warning(
+            "event=webhook_publish_failed event_id=%s lk_event=%s error=%s",
+            event.id,
+            event.event,
+            quote(repr(exc)),
+        )
+        if isinstance(exc, nats.errors.ConnectionReconnectingError):
+            return Unavailable("NATS is not connected; retry later", "nats_unavailable")
+        return Unavailable(f"could not store the event in NATS: {exc!r}", "nats_unavailable")
+
+
+_FAILURES = (TimeoutError, nats.errors.Error, OSError)
+
+
+def _passing(exc: BaseException) -> bool:
+    """Worth another try within the budget: not a refusal that would repeat (a wrong
+    stream, a message over the server's limit: JetStream API errors other than 503)."""
+    if isinstance(exc, nats.js.errors.APIError):
+        return isinstance(exc, nats.js.errors.ServiceUnavailableError)
+    return not isinstance(exc, nats.errors.MaxPayloadError | nats.errors.ConnectionClosedError)
 
 
 class WebhookIntake:

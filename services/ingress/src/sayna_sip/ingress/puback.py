@@ -65,9 +65,9 @@ class AckedPublisher:
         future: asyncio.Future[Msg] = asyncio.get_running_loop().create_future()
         self._waiting[reply] = future
         try:
-            await self._nc.publish(subject, body, reply=reply, headers=headers)
             try:
-                async with asyncio.timeout(timeout):
+                async with asyncio.timeout(timeout):  # the write, too: it can wait for a flush
+                    await self._nc.publish(subject, body, reply=reply, headers=headers)
                     msg = await future
             except TimeoutError:
                 raise nats.errors.TimeoutError from None
