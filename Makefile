@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 MEMBERS := libs/common services/ingress services/router services/forwarder services/provisioner cli
 PYPROJECTS := pyproject.toml $(addsuffix /pyproject.toml,$(MEMBERS))
 
-.PHONY: install test lint fmt up bench bench-quick mutants compose-test clean
+.PHONY: install test lint fmt up bench bench-quick faults mutants compose-test clean
 
 install: $(STAMP)
 
@@ -41,6 +41,10 @@ bench: $(STAMP)
 
 bench-quick: $(STAMP)
 	$(BIN)/python -m bench.run --quick
+
+# Real processes, one fault each (kills, nats restart, R3 failover, black hole); ~5 min.
+faults: $(STAMP)
+	$(BIN)/python -m bench.run --only faults
 
 # Mutation score of the critical modules (docs/testing.md); MODULES=signing runs one.
 mutants: $(STAMP)

@@ -26,8 +26,8 @@ def event_id(run: str, i: int) -> str:
     return f"EV_{run}_{i}"
 
 
-def event_body(run: str, i: int) -> bytes:
-    """A participant_joined event of a SIP call to TENANT_HOST (about 700 bytes)."""
+def event_body(run: str, i: int, host: str = TENANT_HOST) -> bytes:
+    """A participant_joined event of a SIP call to `host` (about 700 bytes)."""
     now = str(int(time.time()))
     event = {
         "event": "participant_joined",
@@ -43,7 +43,7 @@ def event_body(run: str, i: int) -> bytes:
                 "sip.phoneNumber": "+15557654321",
                 "sip.trunkPhoneNumber": "+15551234567",
                 "sip.callStatus": "active",
-                "sip.h.to": f'"Support" <sip:+15551234567@{TENANT_HOST};user=phone>',
+                "sip.h.to": f'"Support" <sip:+15551234567@{host};user=phone>',
             },
         },
         "id": event_id(run, i),

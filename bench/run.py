@@ -1,4 +1,5 @@
-"""`python -m bench.run [--quick|--smoke] [--only ingress,e2e,forwarders]` (`make bench`).
+"""`python -m bench.run [--quick|--smoke] [--only ingress,e2e,forwarders]` (`make bench`);
+`--only faults` runs the fault suite instead (`make faults`, see bench/faults.py).
 
 Starts everything it measures as child processes in a temporary directory, runs the
 scenarios in order, prints the table and writes `bench/results/<date>-<plan>.json` and
@@ -24,7 +25,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bench import report, scenarios
+from bench import faults, report, scenarios
 from bench.harness import Bench, Sink, service_available
 from bench.plan import PLANS, Plan
 
@@ -143,6 +144,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     plan = PLANS["quick" if args.quick else "smoke" if args.smoke else "full"]
     only = [s.strip() for s in args.only.split(",") if s.strip()]
+    if "faults" in only:
+        if only != ["faults"]:
+            parser.error("faults runs on its own: --only faults")
+        return faults.main(args.quick or args.smoke, args.out_dir, args.keep)
     if unknown := set(only) - set(SCENARIOS):
         parser.error(f"unknown scenario(s): {', '.join(sorted(unknown))}")
     started = time.perf_counter()
