@@ -212,7 +212,8 @@ wait_ready() {
     [ $SECONDS -lt $deadline ] || { say "ingress not ready on :$INGRESS_PUBLISH"; DC ps; DC logs --tail 30; return 1; }
     sleep 0.5
   done
-  DC logs provisioner | grep -qE 'livekit_sip_skipped.*LIVEKIT_URL_not_set' \
+  # Not `| grep -q`: under pipefail grep's early exit makes `logs` die of SIGPIPE.
+  DC logs provisioner 2>&1 | grep -E 'livekit_sip_skipped.*LIVEKIT_URL_not_set' >/dev/null \
     || { say "provisioner did not skip LiveKit"; DC logs provisioner; return 1; }
 }
 
@@ -248,7 +249,7 @@ scale_and_kill() {
     [ $SECONDS -lt $deadline ] || { say "sending stalled"; return 1; }
     sleep 0.2
   done
-  victim=$(P ps -q --filter "label=com.docker.compose.project=$PROJECT" --filter "label=com.docker.compose.service=forwarder" | head -1)
+  victim=$(P ps -q --filter "label=com.docker.compose.project=$PROJECT" --filter "label=com.docker.compose.service=forwarder" | sed -n 1p)
   P kill -s KILL "$victim" >/dev/null || return 1
   say "killed forwarder $victim after $(wc -l <"$WORK/kill.ids") of 300 events were sent"
   timeout 120 tail --pid=$SENT -f /dev/null; wait $SENT || { say "sending failed"; return 1; }

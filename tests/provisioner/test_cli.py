@@ -115,6 +115,8 @@ async def test_sip_disabled_provisions_nats_only(nats_server: NatsServer) -> Non
     assert run.code == 0, run.stderr
     assert run.stdout.startswith("provisioned created=8 ")
     assert "SIP" not in run.stderr.replace("SIP_", "")
+    # Its own close at the end is no lost connection: an error line would page someone.
+    assert "error" not in run.stderr, run.stderr
 
 
 async def test_invalid_config_exits_two_with_the_message(nats_server: NatsServer) -> None:

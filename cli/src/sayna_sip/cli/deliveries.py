@@ -92,7 +92,7 @@ async def _run(config: ServerConfig, args: argparse.Namespace) -> int:
             print("no records")
         return 0
     finally:
-        await nc.close()
+        await natsconn.close(nc)
 
 
 async def _show(query: Deliveries, event_id: str, as_json: bool) -> int:

@@ -79,7 +79,7 @@ async def _run(config: ServerConfig, args: argparse.Namespace) -> int:
         print(f"redriven {count} dead letter(s)")
         return 0
     finally:
-        await nc.close()
+        await natsconn.close(nc)
 
 
 def _row(letter: DeadLetter) -> tuple[str, ...]:

@@ -28,7 +28,7 @@ async def provision(config: ServerConfig, *, livekit_retry: Retry | None = None)
     try:
         summary = await provision_nats(nc, config)
     finally:
-        await nc.close()
+        await natsconn.close(nc)
     await provision_livekit(config, summary, livekit_retry)
     return summary
 
