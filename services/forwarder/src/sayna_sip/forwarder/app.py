@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 
 import aiohttp
 from nats.aio.client import Client
@@ -25,9 +26,11 @@ from sayna_sip.common.recorder import Recorder, RecorderMetrics
 from sayna_sip.forwarder.client import build_client
 from sayna_sip.forwarder.delivery import Deliverer, warn_if_unsigned
 from sayna_sip.forwarder.endpoint_health import FailureWatch
+from sayna_sip.forwarder.gate import HostGate
 from sayna_sip.forwarder.health import HealthServer, health_app
 from sayna_sip.forwarder.metrics import ForwarderMetrics
 from sayna_sip.forwarder.settings import Tuning
+from sayna_sip.forwarder.settle import Settlement, retry_schedule
 from sayna_sip.forwarder.testsend import TestResponder
 from sayna_sip.forwarder.worker import Worker
 
@@ -100,8 +103,7 @@ class Forwarder:
             deliverer = Deliverer(config, http, hooks)
             watch = _failure_watch(config, kv, nc, deliverer, metrics)
             deliverer.watch = watch
-            record = recorder.record if recorder is not None else None
-            worker = Worker(config, tuning, js, pull, deliverer, metrics, record)
+            worker = _worker(config, tuning, js, pull, deliverer, metrics, recorder)
             responder = TestResponder(nc, deliverer)
             await responder.start()
             forwarder: Forwarder | None = None
@@ -144,6 +146,26 @@ class Forwarder:
             await self.nc.flush(timeout=2)  # push the last acks/naks out
         await natsconn.close(self.nc)
         log.info("event=forwarder_stopped")
+
+
+def _worker(
+    config: ServerConfig,
+    tuning: Tuning,
+    js: JetStreamContext,
+    pull: JetStreamContext.PullSubscription,
+    deliverer: Deliverer,
+    metrics: ForwarderMetrics,
+    recorder: Recorder | None,
+) -> Worker:
+    """The fetch loop with its host gate and settlement; one jitter RNG for all three
+    (seeded by `Tuning.seed` in tests)."""
+    rng = random.Random(tuning.seed)
+    gate = HostGate(config.forwarder.host_concurrency, tuning.breaker, rng)
+    record = recorder.record if recorder is not None else None
+    settlement = Settlement(
+        js, metrics, retry_schedule(config), rng, record, config.records.body_bytes
+    )
+    return Worker(config, tuning, pull, deliverer, gate, settlement, metrics, rng)
 
 
 def _failure_watch(
