@@ -1,9 +1,10 @@
 """Runtime hooks in the `sip_hooks` KV bucket: list, upsert and delete with CAS.
 
-Every read goes to KV (no in-process copy), so all ingress replicas agree. Each key is
-written with compare-and-set against the revision just read; on a conflict the key is
-re-read and the write retried, so concurrent writers never lose an update and a
-`config` record written meanwhile (by the provisioner) is never overwritten.
+Every read goes to KV (no in-process copy), so all ingress replicas agree; the reads are
+`common.hook_directory`'s, shared with router and forwarder. Each key is written with
+compare-and-set against the revision just read; on a conflict the key is re-read and the
+write retried, so concurrent writers never lose an update and a `config` record written
+meanwhile (by the provisioner) is never overwritten.
 """
 
 from __future__ import annotations
@@ -13,12 +14,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-import msgspec
 import nats.errors
-from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.errors import KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from sayna_sip.common import hook_secrets
+from sayna_sip.common.hook_directory import read_hook, snapshot
 from sayna_sip.common.hookstore import HookRecord, delete_if_unchanged, modify
 from sayna_sip.common.hosts import host_token
 from sayna_sip.common.logs import quote
@@ -30,7 +31,6 @@ log = logging.getLogger("sayna_sip.ingress")
 T = TypeVar("T")
 
 CAS_ATTEMPTS = 20
-SNAPSHOT_TIMEOUT_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ class HookStore:
     async def all(self) -> list[HookRecord]:
         """Every hook, sorted by host, read from KV now."""
         self._check_connected()
-        return await _guard(self._snapshot())
+        return await _guard(snapshot(self._kv))
 
     def _check_connected(self) -> None:
         if not self._connected():  # fail fast rather than wait out KV request timeouts
@@ -134,15 +134,7 @@ class HookStore:
 
     async def _current(self, host: str) -> tuple[HookRecord | None, int]:
         """The record at `host` and its revision (0 when absent or deleted)."""
-        try:
-            entry = await self._kv.get(host_token(host))
-        except KeyNotFoundError as exc:
-            deleted = getattr(exc, "entry", None)
-            return None, deleted.revision if deleted is not None else 0
-        try:
-            return HookRecord.decode(entry.value or b""), entry.revision or 0
-        except msgspec.DecodeError:
-            return None, entry.revision or 0  # unreadable record: overwrite it
+        return await read_hook(self._kv, host_token(host))
 
     def _record(self, hook: HookWrite, old: HookRecord | None) -> HookRecord:
         """The new record: URL and events as sent; the old secrets and state kept unless a
@@ -183,22 +175,6 @@ class HookStore:
             except KeyWrongLastSequenceError:
                 continue
         raise Unavailable(f"SIP hook host '{host}' is being changed concurrently; retry", "busy")
-
-    async def _snapshot(self) -> list[HookRecord]:
-        watcher = await self._kv.watchall(ignore_deletes=True)
-        records: list[HookRecord] = []
-        try:
-            while True:
-                entry = await watcher.updates(SNAPSHOT_TIMEOUT_S)  # type: ignore[no-untyped-call]
-                if entry is None:  # every current value replayed
-                    break
-                try:
-                    records.append(HookRecord.decode(entry.value or b""))
-                except msgspec.DecodeError:
-                    log.warning("event=hook_record_invalid key=%s", entry.key)
-        finally:
-            await watcher.stop()  # type: ignore[no-untyped-call]
-        return sorted(records, key=lambda r: r.host)
 
 
 def _writable(host: str, record: HookRecord | None) -> None:
