@@ -24,7 +24,7 @@ from bench.procs import Proc
 from bench.profiling import Profiles
 from sayna_sip.common import topology
 from sayna_sip.common.config import ServerConfig
-from sayna_sip.common.hookstore import HookRecord
+from sayna_sip.common.hook import Hook
 
 
 def service_available(name: str) -> bool:
@@ -218,7 +218,7 @@ async def _provision(nats_url: str, hook_url: str) -> None:
         for spec in topology.consumers(config):
             await js.add_consumer(spec.stream, spec.config)
         kv = await js.key_value(topology.HOOKS_BUCKET)
-        record = HookRecord.new(events.TENANT_HOST, hook_url, "config")
+        record = Hook.new(events.TENANT_HOST, hook_url, "config")
         await kv.put(record.key, record.encode())
     finally:
         await nc.close()

@@ -10,14 +10,15 @@ from nats.js import JetStreamContext
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 
 from sayna_sip.common import topology
+from sayna_sip.common.hook import Hook
 from sayna_sip.common.hook_directory import HookDirectory
-from sayna_sip.common.hookstore import HookRecord, delete_if_unchanged
+from sayna_sip.common.hookstore import delete_if_unchanged
 from tests.fixtures.nats import NatsServer
 
 
 async def test_directory_loads_then_follows_puts_and_deletes(jetstream: JetStreamContext) -> None:
     kv = await jetstream.key_value(topology.HOOKS_BUCKET)
-    first = HookRecord.new("*.example.com", "https://hooks.example.com/a", "config")
+    first = Hook.new("*.example.com", "https://hooks.example.com/a", "config")
     await kv.put(first.key, first.encode())
 
     changed = asyncio.Event()
@@ -27,7 +28,7 @@ async def test_directory_loads_then_follows_puts_and_deletes(jetstream: JetStrea
         assert directory.match("a.example.com") == first
 
         changed.clear()
-        second = HookRecord.new("b.example.com", "https://hooks.example.com/b", "runtime")
+        second = Hook.new("b.example.com", "https://hooks.example.com/b", "runtime")
         await kv.put(second.key, second.encode())
         await asyncio.wait_for(changed.wait(), 5)
         assert directory.match("b.example.com") == second
@@ -63,7 +64,7 @@ async def test_reload_recovers_the_watch_after_a_nats_server_restart(
     nats_server.restart()  # forgets the ephemeral consumer behind the watch
     await asyncio.wait_for(reconnected.wait(), 10)
 
-    record = HookRecord.new("late.example.com", "https://late.example.com/h", "runtime")
+    record = Hook.new("late.example.com", "https://late.example.com/h", "runtime")
     await kv.put(record.key, record.encode())
     await directory.reload()
     assert directory.get("late.example.com") == record
@@ -82,7 +83,7 @@ async def test_delete_if_unchanged_refuses_after_a_concurrent_write(
     jetstream: JetStreamContext,
 ) -> None:
     kv = await jetstream.key_value(topology.HOOKS_BUCKET)
-    record = HookRecord.new("race.example.com", "https://race.example.com/a", "runtime")
+    record = Hook.new("race.example.com", "https://race.example.com/a", "runtime")
     first = await kv.put(record.key, record.encode())
     await kv.put(record.key, record.encode())  # another writer got there first
     with pytest.raises(KeyWrongLastSequenceError):

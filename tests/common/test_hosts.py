@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 from sayna_sip.common.durations import parse_duration, parse_schedule
 from sayna_sip.common.errors import ConfigError
-from sayna_sip.common.hookstore import HookRecord, match_host
+from sayna_sip.common.hook import Hook
+from sayna_sip.common.hookstore import match_host
 from sayna_sip.common.hosts import host_from_token, host_token, normalize_host
 from sayna_sip.common.netpolicy import is_blocked
 
@@ -47,8 +48,8 @@ def test_host_token_is_injective_and_subject_safe(host: str) -> None:
 
 
 def test_match_host_exact_then_most_specific_wildcard() -> None:
-    def rec(host: str) -> HookRecord:
-        return HookRecord.new(host, f"https://{host.strip('*.')}/h", "runtime")
+    def rec(host: str) -> Hook:
+        return Hook.new(host, f"https://{host.strip('*.')}/h", "runtime")
 
     hooks = {
         h: rec(h) for h in ["example.com", "*.example.com", "*.a.example.com", "b.a.example.com"]

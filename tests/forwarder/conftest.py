@@ -15,7 +15,7 @@ from nats.js.errors import NotFoundError
 from sayna_sip.common import contracts, topology
 from sayna_sip.common.config import ServerConfig
 from sayna_sip.common.contracts import Header
-from sayna_sip.common.hookstore import HookRecord
+from sayna_sip.common.hook import Hook
 from sayna_sip.common.hosts import host_token
 from sayna_sip.forwarder.app import Forwarder
 from sayna_sip.forwarder.breaker import BreakerSettings
@@ -57,7 +57,7 @@ def event_body(event_id: str, room: str = "sip-room-1") -> bytes:
 
 async def put_hook(js: JetStreamContext, host: str, url: str) -> None:
     kv = await js.key_value(topology.HOOKS_BUCKET)
-    await kv.put(host_token(host), HookRecord.new(host, url, "runtime").encode())
+    await kv.put(host_token(host), Hook.new(host, url, "runtime").encode())
 
 
 async def delete_hook(js: JetStreamContext, host: str) -> None:

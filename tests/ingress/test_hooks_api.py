@@ -9,7 +9,7 @@ import pytest
 from nats.js import JetStreamContext
 
 from sayna_sip.common import topology
-from sayna_sip.common.hookstore import HookRecord
+from sayna_sip.common.hook import Hook
 from tests.fixtures.nats import NatsServer
 from tests.ingress.conftest import STATIC_HOST, Client, ingress_config, serve
 
@@ -62,7 +62,7 @@ async def test_round_trip_is_visible_from_a_second_instance(
         assert [h["host"] for h in (await b.get(PATH)).json()["hooks"]] == ["*.a.example.com"]
 
     entry = await (await jetstream.key_value(topology.HOOKS_BUCKET)).get("=2a_a_example_com")
-    assert HookRecord.decode(entry.value or b"").source == "runtime"
+    assert Hook.decode(entry.value or b"").source == "runtime"
 
 
 async def test_config_hooks_are_listed_and_read_only(
@@ -71,7 +71,7 @@ async def test_config_hooks_are_listed_and_read_only(
     kv = await jetstream.key_value(topology.HOOKS_BUCKET)
     # As the provisioner writes them (and one that is no longer in this replica's config).
     for host in (STATIC_HOST, "legacy.example.com"):
-        record = HookRecord.new(host, f"https://{host}/hook", "config")
+        record = Hook.new(host, f"https://{host}/hook", "config")
         await kv.put(record.key, record.encode())
     listed = (await ingress.get(PATH)).json()["hooks"]
     assert [(h["host"], h["source"]) for h in listed] == [

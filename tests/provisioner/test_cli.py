@@ -11,7 +11,7 @@ from pathlib import Path
 import nats
 
 from sayna_sip.common import topology
-from sayna_sip.common.hookstore import HookRecord
+from sayna_sip.common.hook import Hook
 from sayna_sip.common.hosts import host_token
 from tests.fixtures.livekit import LiveKitTwirp
 from tests.fixtures.nats import NatsServer
@@ -72,7 +72,7 @@ async def test_provision_exits_zero_and_prints_one_summary_line(
         entry = await kv.get(host_token("a.example.com"))
     finally:
         await nc.close()
-    assert HookRecord.decode(entry.value or b"").source == "config"
+    assert Hook.decode(entry.value or b"").source == "config"
 
 
 async def test_wrong_secret_exits_one_naming_resources_and_error(

@@ -12,7 +12,7 @@ from nats.js.kv import KeyValue
 
 from sayna_sip.common import topology
 from sayna_sip.common.config import HookConfig
-from sayna_sip.common.hookstore import HookRecord
+from sayna_sip.common.hook import Hook
 from sayna_sip.common.hosts import host_token
 from sayna_sip.provisioner.static_hooks import sync_static_hooks
 
@@ -26,8 +26,8 @@ async def hooks_kv(jetstream: JetStreamContext) -> KeyValue:
     return await jetstream.key_value(topology.HOOKS_BUCKET)
 
 
-async def stored(kv: KeyValue, host: str) -> HookRecord:
-    return HookRecord.decode((await kv.get(host_token(host))).value or b"")
+async def stored(kv: KeyValue, host: str) -> Hook:
+    return Hook.decode((await kv.get(host_token(host))).value or b"")
 
 
 async def test_config_hooks_are_written_with_source_config(hooks_kv: KeyValue) -> None:
@@ -62,7 +62,7 @@ async def test_changed_url_is_updated(hooks_kv: KeyValue) -> None:
 
 async def test_stale_config_hooks_removed_runtime_hooks_kept(hooks_kv: KeyValue) -> None:
     await sync_static_hooks(hooks_kv, [A, B])
-    runtime = HookRecord.new("rt.example.net", "https://rt.example.net/h", "runtime")
+    runtime = Hook.new("rt.example.net", "https://rt.example.net/h", "runtime")
     await hooks_kv.put(runtime.key, runtime.encode())
 
     summary = await sync_static_hooks(hooks_kv, [A])
@@ -74,7 +74,7 @@ async def test_stale_config_hooks_removed_runtime_hooks_kept(hooks_kv: KeyValue)
 
 async def test_no_hooks_in_config_removes_only_config_entries(hooks_kv: KeyValue) -> None:
     await sync_static_hooks(hooks_kv, [A])
-    runtime = HookRecord.new("rt.example.net", "https://rt.example.net/h", "runtime")
+    runtime = Hook.new("rt.example.net", "https://rt.example.net/h", "runtime")
     await hooks_kv.put(runtime.key, runtime.encode())
 
     await sync_static_hooks(hooks_kv, [])
@@ -85,7 +85,7 @@ async def test_no_hooks_in_config_removes_only_config_entries(hooks_kv: KeyValue
 async def test_static_hook_overrides_runtime_hook_and_says_so(
     hooks_kv: KeyValue, caplog: pytest.LogCaptureFixture
 ) -> None:
-    runtime = HookRecord.new(A.host, "https://runtime.example.org/h", "runtime")
+    runtime = Hook.new(A.host, "https://runtime.example.org/h", "runtime")
     await hooks_kv.put(runtime.key, runtime.encode())
     caplog.set_level(logging.INFO, logger="sayna_sip.provisioner")
 

@@ -14,7 +14,7 @@ from nats.js import JetStreamContext
 
 from sayna_sip.common import contracts, topology
 from sayna_sip.common.contracts import Header
-from sayna_sip.common.hookstore import HookRecord
+from sayna_sip.common.hook import Hook
 from sayna_sip.common.hosts import host_token
 
 
@@ -44,7 +44,7 @@ async def publish_raw(
 
 async def put_hook(js: JetStreamContext, host: str, url: str | None = None) -> None:
     kv = await js.key_value(topology.HOOKS_BUCKET)
-    record = HookRecord.new(host, url or f"https://hooks.test/{host_token(host)}", "runtime")
+    record = Hook.new(host, url or f"https://hooks.test/{host_token(host)}", "runtime")
     await kv.put(host_token(host), record.encode())
 
 

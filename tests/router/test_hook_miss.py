@@ -14,8 +14,8 @@ from nats.js.kv import KeyValue
 from sayna_sip.common import topology
 from sayna_sip.common.config import ServerConfig
 from sayna_sip.common.contracts import Header
+from sayna_sip.common.hook import Hook
 from sayna_sip.common.hook_directory import HookDirectory
-from sayna_sip.common.hookstore import HookRecord
 from sayna_sip.router.app import RouterService
 from tests.fixtures.livekit import sip_event
 from tests.router.helpers import headers_of, publish_event, put_hook, take_deliveries, until
@@ -33,7 +33,7 @@ async def stale_router(
     """A router whose hook cache loads once and then never hears of a change."""
 
     async def watch_never_delivers(
-        directory: HookDirectory, watcher: KeyValue.KeyWatcher, hooks: dict[str, HookRecord]
+        directory: HookDirectory, watcher: KeyValue.KeyWatcher, hooks: dict[str, Hook]
     ) -> None:
         await asyncio.Event().wait()
 

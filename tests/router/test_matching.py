@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from sayna_sip.common.hookstore import HookRecord, match_host
+from sayna_sip.common.hook import Hook
+from sayna_sip.common.hookstore import match_host
 from sayna_sip.router.sipuri import parse_sip_host
 
 HOSTS = [
@@ -16,7 +17,7 @@ HOSTS = [
     "10.0.0.5",
     "2001:db8::10",
 ]
-HOOKS = {h: HookRecord.new(h, f"https://hooks.test/{h}", "runtime") for h in HOSTS}
+HOOKS = {h: Hook.new(h, f"https://hooks.test/{h}", "runtime") for h in HOSTS}
 
 
 @pytest.mark.parametrize(

@@ -28,7 +28,7 @@ from nats.js import JetStreamContext
 from sayna_sip.common import contracts, topology
 from sayna_sip.common.config import ServerConfig
 from sayna_sip.common.contracts import Header
-from sayna_sip.common.hookstore import HookRecord
+from sayna_sip.common.hook import Hook
 from sayna_sip.common.hosts import host_token
 
 
@@ -56,7 +56,7 @@ async def setup(js: JetStreamContext, n: int, rooms: int) -> None:
     kv = await js.key_value(topology.HOOKS_BUCKET)
     await kv.put(
         host_token("*.example.com"),
-        HookRecord.new("*.example.com", "https://h.test/", "runtime").encode(),
+        Hook.new("*.example.com", "https://h.test/", "runtime").encode(),
     )
     attrs = {"sip.callID": "SCL_x", "sip.trunkID": "ST_x", "sip.phoneNumber": "+15557654321"}
     pending = []

@@ -53,7 +53,8 @@ _YAML_KEYS: dict[str, set[str]] = {
 
 @dataclass(frozen=True)
 class HookConfig:
-    """A hook from static configuration (read-only at runtime)."""
+    """A hook's entry in the static configuration (read-only at runtime). `Hook.from_config`
+    is the hook it defines; its secrets stay here, never in KV."""
 
     host: str
     url: str

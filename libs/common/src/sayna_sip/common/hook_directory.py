@@ -19,7 +19,8 @@ import msgspec
 from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 
-from sayna_sip.common.hookstore import HookRecord, candidate_keys, match_host
+from sayna_sip.common.hook import Hook
+from sayna_sip.common.hookstore import candidate_keys, match_host
 from sayna_sip.common.hosts import host_token
 from sayna_sip.common.logs import quote
 
@@ -29,7 +30,7 @@ SNAPSHOT_TIMEOUT_S = 5.0
 RELOAD_RETRY_S = 1.0  # between reload attempts after a reconnect, until one succeeds
 
 
-async def read_hook(kv: KeyValue, key: str) -> tuple[HookRecord | None, int]:
+async def read_hook(kv: KeyValue, key: str) -> tuple[Hook | None, int]:
     """The hook at `key` and its revision (0 when absent or deleted). An unreadable
     value reads as None with its revision, so a writer may overwrite it."""
     try:
@@ -40,15 +41,15 @@ async def read_hook(kv: KeyValue, key: str) -> tuple[HookRecord | None, int]:
     if not entry.value:
         return None, entry.revision or 0
     try:
-        return HookRecord.decode(entry.value), entry.revision or 0
+        return Hook.decode(entry.value), entry.revision or 0
     except msgspec.DecodeError:  # the watch logs it when it brings it
         return None, entry.revision or 0
 
 
-async def snapshot(kv: KeyValue) -> list[HookRecord]:
+async def snapshot(kv: KeyValue) -> list[Hook]:
     """Every hook in KV now, sorted by host."""
     watcher = await kv.watchall(ignore_deletes=True)
-    hooks: list[HookRecord] = []
+    hooks: list[Hook] = []
     try:
         while True:
             entry = await watcher.updates(SNAPSHOT_TIMEOUT_S)  # type: ignore[no-untyped-call]
@@ -62,9 +63,9 @@ async def snapshot(kv: KeyValue) -> list[HookRecord]:
     return sorted(hooks, key=lambda h: h.host)
 
 
-def _decode(entry: KeyValue.Entry) -> HookRecord | None:
+def _decode(entry: KeyValue.Entry) -> Hook | None:
     try:
-        return HookRecord.decode(entry.value or b"")
+        return Hook.decode(entry.value or b"")
     except msgspec.DecodeError:
         log.warning("event=hook_record_invalid key=%s", entry.key)
         return None
@@ -75,7 +76,7 @@ class HookDirectory:
 
     def __init__(self, kv: KeyValue, on_change: Callable[[], None] | None = None) -> None:
         self.kv = kv
-        self._hooks: dict[str, HookRecord] = {}
+        self._hooks: dict[str, Hook] = {}
         self._task: asyncio.Task[None] | None = None
         self._watcher: KeyValue.KeyWatcher | None = None
         self._reloading: asyncio.Task[None] | None = None
@@ -85,19 +86,19 @@ class HookDirectory:
         self.reloaded = asyncio.Event()  # set after each reload that follows a reconnect
 
     @property
-    def hooks(self) -> dict[str, HookRecord]:
+    def hooks(self) -> dict[str, Hook]:
         return self._hooks
 
-    def get(self, host: str) -> HookRecord | None:
+    def get(self, host: str) -> Hook | None:
         return self._hooks.get(host.lower())
 
-    def match(self, host: str) -> HookRecord | None:
+    def match(self, host: str) -> Hook | None:
         return match_host(self._hooks, host)
 
     def __len__(self) -> int:
         return len(self._hooks)
 
-    async def lookup(self, host: str) -> HookRecord | None:
+    async def lookup(self, host: str) -> Hook | None:
         """The cached match for a SIP host; on a miss, the same match read from KV (exact
         host, then each `*.` suffix, most specific first). Only misses pay; NATS errors
         propagate (the caller retries the event rather than drop it)."""
@@ -107,7 +108,7 @@ class HookDirectory:
         found = await asyncio.gather(*(read_hook(self.kv, k) for k in candidate_keys(host)))
         return next((hook for hook, _ in found if hook is not None), None)
 
-    async def resolve(self, hook_host: str) -> HookRecord | None:
+    async def resolve(self, hook_host: str) -> Hook | None:
         """The hook stored under exactly `hook_host`: the cache, else KV."""
         hit = self.get(hook_host)
         if hit is not None:
@@ -155,8 +156,8 @@ class HookDirectory:
             self.reloaded.set()
             return
 
-    async def _replay(self, watcher: KeyValue.KeyWatcher) -> dict[str, HookRecord]:
-        hooks: dict[str, HookRecord] = {}
+    async def _replay(self, watcher: KeyValue.KeyWatcher) -> dict[str, Hook]:
+        hooks: dict[str, Hook] = {}
         while True:
             entry = await watcher.updates(timeout=30.0)  # type: ignore[no-untyped-call]
             if entry is None:  # initial values replayed
@@ -180,7 +181,7 @@ class HookDirectory:
             with contextlib.suppress(Exception):  # connection already closed on shutdown
                 await watcher.stop()  # type: ignore[no-untyped-call]
 
-    async def _follow(self, watcher: KeyValue.KeyWatcher, hooks: dict[str, HookRecord]) -> None:
+    async def _follow(self, watcher: KeyValue.KeyWatcher, hooks: dict[str, Hook]) -> None:
         async for entry in watcher:
             if entry is not None:
                 self._apply(hooks, entry)
@@ -191,7 +192,7 @@ class HookDirectory:
             self._on_change()
 
     @staticmethod
-    def _apply(hooks: dict[str, HookRecord], entry: KeyValue.Entry) -> None:
+    def _apply(hooks: dict[str, Hook], entry: KeyValue.Entry) -> None:
         if entry.operation in (KV_DEL, KV_PURGE) or not entry.value:
             for host in [h for h, r in hooks.items() if r.key == entry.key]:
                 del hooks[host]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import secrets as _random
 import time
 
-from sayna_sip.common.hookstore import GLOBAL_SECRET_ID, HookRecord, HookSecret, utc_stamp
+from sayna_sip.common.hook import GLOBAL_SECRET_ID, Hook, HookSecret, utc_stamp
 from sayna_sip.common.secretbox import SecretBox, SecretBoxError, fingerprint
 
 __all__ = ["SecretBoxError", "entry", "rotated", "signing_secrets", "with_secret"]
@@ -26,18 +26,18 @@ def entry(box: SecretBox, host: str, secret: str, now: float | None = None) -> H
     )
 
 
-def with_secret(record: HookRecord, box: SecretBox, secret: str) -> HookRecord:
+def with_secret(record: Hook, box: SecretBox, secret: str) -> Hook:
     """The hook with `secret` as its only secret (set through POST /sip/hooks)."""
     return record.changed(secrets=(entry(box, record.host, secret),))
 
 
 def rotated(
-    record: HookRecord,
+    record: Hook,
     box: SecretBox,
     secret: str,
     overlap: float,
     global_secrets: tuple[str, ...],
-) -> HookRecord:
+) -> Hook:
     """`secret` first; the secrets signing until now keep signing for `overlap` seconds.
 
     A hook that had only the global secret keeps it beside the new one through a
@@ -60,7 +60,7 @@ def _expiring(secret: HookSecret, until: str) -> HookSecret:
 
 
 def signing_secrets(
-    record: HookRecord,
+    record: Hook,
     box: SecretBox | None,
     fallback: tuple[str, ...],
     global_secrets: tuple[str, ...],

@@ -15,8 +15,8 @@ import aiohttp
 from sayna_sip.common import hook_secrets, tracing
 from sayna_sip.common.config import ServerConfig
 from sayna_sip.common.delivery import Delivery
+from sayna_sip.common.hook import Hook
 from sayna_sip.common.hook_directory import HookDirectory
-from sayna_sip.common.hookstore import HookRecord
 from sayna_sip.common.logs import quote
 from sayna_sip.forwarder import client, signing
 from sayna_sip.forwarder.endpoint_health import FailureWatch
@@ -35,10 +35,10 @@ class Deliverer:
         self.watch: FailureWatch | None = None  # set by the app when SIP is configured
         self._tracer = tracing.Tracer("sayna_sip.forwarder")
 
-    async def resolve(self, hook_host: str) -> HookRecord | None:
+    async def resolve(self, hook_host: str) -> Hook | None:
         return await self._hooks.resolve(hook_host)
 
-    def secrets(self, hook: HookRecord) -> tuple[str, ...]:
+    def secrets(self, hook: Hook) -> tuple[str, ...]:
         """Its own secrets (opened now, newest first), else static config's, else global."""
         sip = self._config.sip
         if sip is None:
@@ -60,7 +60,7 @@ class Deliverer:
             self.watch.observe(hook, result.kind is Kind.DELIVERED)
         return result
 
-    async def send(self, hook: HookRecord, event_id: str, body: bytes) -> Result:
+    async def send(self, hook: Hook, event_id: str, body: bytes) -> Result:
         """One signed POST of `body` to `hook` (deliveries and test sends alike)."""
         try:
             secrets = self.secrets(hook)

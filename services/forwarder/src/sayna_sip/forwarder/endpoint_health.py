@@ -24,7 +24,8 @@ from nats.js.kv import KeyValue
 
 from sayna_sip.common import contracts
 from sayna_sip.common.config import SipConfig
-from sayna_sip.common.hookstore import HookRecord, modify, parse_stamp, utc_stamp
+from sayna_sip.common.hook import Hook, parse_stamp, utc_stamp
+from sayna_sip.common.hookstore import modify
 from sayna_sip.common.logs import quote
 
 log = logging.getLogger("sayna_sip.forwarder")
@@ -52,7 +53,7 @@ class FailureWatch:
         self._failures: dict[str, int] = {}  # failed attempts seen here since the last success
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def observe(self, hook: HookRecord, delivered: bool) -> None:
+    def observe(self, hook: Hook, delivered: bool) -> None:
         """Note one attempt's outcome; any KV write runs in the background."""
         if hook.source != "runtime":
             return
@@ -103,9 +104,9 @@ class FailureWatch:
         )
 
     async def _disable(self, host: str, attempts: int) -> None:
-        changed: list[HookRecord] = []
+        changed: list[Hook] = []
 
-        def change(record: HookRecord) -> HookRecord | None:
+        def change(record: Hook) -> Hook | None:
             if not record.enabled or record.failing_since is None:
                 return None  # already disabled (by a replica), or it recovered meanwhile
             reason = f"failing since {record.failing_since} ({attempts}+ attempts failed)"
@@ -123,7 +124,7 @@ class FailureWatch:
         )  # fmt: skip
         await self._notify(record, attempts)
 
-    async def _notify(self, record: HookRecord, attempts: int) -> None:
+    async def _notify(self, record: Hook, attempts: int) -> None:
         notice = {
             "event": "hook_disabled",
             "host": record.host,

@@ -16,7 +16,7 @@ import nats.errors
 
 from sayna_sip.common import contracts, hook_secrets
 from sayna_sip.common.config import SipConfig
-from sayna_sip.common.hookstore import HookRecord, utc_stamp
+from sayna_sip.common.hook import Hook, utc_stamp
 from sayna_sip.common.logs import quote
 from sayna_sip.common.secretbox import generate_secret
 from sayna_sip.ingress import hookrules
@@ -32,12 +32,12 @@ TEST_GRACE_S = 2.0  # on top of the forwarder's request timeout
 
 async def rotate(
     store: HookStore, sip: SipConfig, host: str, given: str | None
-) -> tuple[str, HookRecord]:
+) -> tuple[str, Hook]:
     """Put a new secret first; the ones signing until now expire after the overlap."""
     box = store.box()
     secret = hookrules.secret(given, host) if given is not None else generate_secret()
 
-    def change(record: HookRecord) -> HookRecord:
+    def change(record: Hook) -> Hook:
         return hook_secrets.rotated(record, box, secret, sip.secret_overlap, sip.hook_secrets)
 
     record = await store.change(host, change)
@@ -48,8 +48,8 @@ async def rotate(
     return secret, record
 
 
-async def set_enabled(ingress: Ingress, store: HookStore, host: str, enabled: bool) -> HookRecord:
-    def change(record: HookRecord) -> HookRecord | None:
+async def set_enabled(ingress: Ingress, store: HookStore, host: str, enabled: bool) -> Hook:
+    def change(record: Hook) -> Hook | None:
         if record.enabled == enabled:
             return None  # already so: nothing to write
         if enabled:
@@ -65,7 +65,7 @@ async def set_enabled(ingress: Ingress, store: HookStore, host: str, enabled: bo
     return record
 
 
-async def _ops_event(ingress: Ingress, subject: str, record: HookRecord) -> None:
+async def _ops_event(ingress: Ingress, subject: str, record: Hook) -> None:
     """Operator events are best effort on core NATS: the state change is already stored."""
     if ingress.nc is None:
         return

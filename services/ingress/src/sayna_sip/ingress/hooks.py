@@ -19,8 +19,9 @@ from nats.js.errors import KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from sayna_sip.common import hook_secrets
+from sayna_sip.common.hook import Hook
 from sayna_sip.common.hook_directory import read_hook, snapshot
-from sayna_sip.common.hookstore import HookRecord, delete_if_unchanged, modify
+from sayna_sip.common.hookstore import delete_if_unchanged, modify
 from sayna_sip.common.hosts import host_token
 from sayna_sip.common.logs import quote
 from sayna_sip.common.secretbox import SecretBox
@@ -59,7 +60,7 @@ class HookStore:
         self._connected = connected
         self._box = box
 
-    async def all(self) -> list[HookRecord]:
+    async def all(self) -> list[Hook]:
         """Every hook, sorted by host, read from KV now."""
         self._check_connected()
         return await _guard(snapshot(self._kv))
@@ -68,7 +69,7 @@ class HookStore:
         if not self._connected():  # fail fast rather than wait out KV request timeouts
             raise Unavailable("NATS is not connected; retry later", "nats_unavailable")
 
-    async def upsert(self, hooks: list[HookWrite]) -> list[HookRecord]:
+    async def upsert(self, hooks: list[HookWrite]) -> list[Hook]:
         self._check_connected()
         if any(h.secret for h in hooks) and self._box is None:
             raise BadRequest(
@@ -85,7 +86,7 @@ class HookStore:
             )  # fmt: skip
         return await self.all()
 
-    async def get(self, host: str) -> HookRecord:
+    async def get(self, host: str) -> Hook:
         """The hook of `host` from KV now; NotFound when there is none."""
         self._check_connected()
         record, _ = await _guard(self._current(host))
@@ -93,13 +94,11 @@ class HookStore:
             raise NotFound(f"no hook for host '{host}'", "hook_not_found")
         return record
 
-    async def change(
-        self, host: str, change: Callable[[HookRecord], HookRecord | None]
-    ) -> HookRecord:
+    async def change(self, host: str, change: Callable[[Hook], Hook | None]) -> Hook:
         """Compare-and-set `change` on a runtime hook (404 unknown, 409 static)."""
         _writable(host, await self.get(host))
 
-        def checked(record: HookRecord) -> HookRecord | None:
+        def checked(record: Hook) -> Hook | None:
             _writable(host, record)
             return change(record)
 
@@ -121,7 +120,7 @@ class HookStore:
             )
         return self._box
 
-    async def remove(self, hosts: list[str]) -> tuple[list[HookRecord], list[str]]:
+    async def remove(self, hosts: list[str]) -> tuple[list[Hook], list[str]]:
         """Delete runtime hooks; returns the hooks left and the hosts that had none."""
         self._check_connected()
         missing: list[str] = []
@@ -132,15 +131,15 @@ class HookStore:
                 missing.append(host)
         return await self.all(), missing
 
-    async def _current(self, host: str) -> tuple[HookRecord | None, int]:
+    async def _current(self, host: str) -> tuple[Hook | None, int]:
         """The record at `host` and its revision (0 when absent or deleted)."""
         return await read_hook(self._kv, host_token(host))
 
-    def _record(self, hook: HookWrite, old: HookRecord | None) -> HookRecord:
+    def _record(self, hook: HookWrite, old: Hook | None) -> Hook:
         """The new record: URL and events as sent; the old secrets and state kept unless a
         secret is sent (it then replaces them)."""
         if old is None:
-            record = HookRecord.new(hook.host, hook.url, "runtime", hook.events)
+            record = Hook.new(hook.host, hook.url, "runtime", hook.events)
         else:
             record = old.changed(url=hook.url, events=hook.events)
         if hook.secret and self._box is not None:
@@ -177,7 +176,7 @@ class HookStore:
         raise Unavailable(f"SIP hook host '{host}' is being changed concurrently; retry", "busy")
 
 
-def _writable(host: str, record: HookRecord | None) -> None:
+def _writable(host: str, record: Hook | None) -> None:
     if record is not None and record.source == "config":
         raise Conflict(
             f"SIP hook host '{host}' is defined in the static configuration and is read-only",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Annotated
 
@@ -14,8 +13,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import Counter
 
 from sayna_sip.common.config import AuthConfig, SipConfig
-from sayna_sip.common.hookstore import HookRecord
-from sayna_sip.common.secretbox import fingerprint
+from sayna_sip.common.hook import Hook
 from sayna_sip.ingress import endpoints, hookrules
 from sayna_sip.ingress.auth import bearer_guard
 from sayna_sip.ingress.errors import Conflict
@@ -29,7 +27,6 @@ from sayna_sip.ingress.schemas import (
     HostsDelete,
     Rotated,
     RotateIn,
-    SecretOut,
     TestSend,
 )
 from sayna_sip.ingress.state import IngressDep
@@ -63,26 +60,14 @@ _TEST = {
 }
 
 
-def view(record: HookRecord, sip: SipConfig | None) -> HookOut:
-    """A hook as the API shows it: secrets by fingerprint only."""
-    now = time.time()
-    shown = [SecretOut(s.id, s.fingerprint, s.expires_at) for s in record.active_secrets(now)]
-    if not shown and record.source == "config" and sip is not None:
-        static = next((h.secrets for h in sip.hooks if h.host == record.host), ())
-        shown = [SecretOut(f"config-{i + 1}", fingerprint(x), None) for i, x in enumerate(static)]
-    return HookOut(
-        host=record.host,
-        url=record.url,
-        source=record.source,
-        events=list(record.events) if record.events is not None else None,
-        secrets=shown,
-        enabled=record.enabled,
-        disabled_reason=record.disabled_reason,
-        failing_since=record.failing_since,
-    )
+def view(hook: Hook, sip: SipConfig | None) -> HookOut:
+    static: tuple[str, ...] = ()
+    if sip is not None and hook.source == "config":
+        static = next((h.secrets for h in sip.hooks if h.host == hook.host), ())
+    return HookOut.of(hook, static)
 
 
-def _out(records: list[HookRecord], sip: SipConfig | None = None) -> list[HookOut]:
+def _out(records: list[Hook], sip: SipConfig | None = None) -> list[HookOut]:
     return [view(r, sip) for r in records]
 
 

@@ -8,9 +8,13 @@ except the one-time answer of a rotation.
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Literal
 
 import msgspec
+
+from sayna_sip.common.hook import Hook
+from sayna_sip.common.secretbox import fingerprint
 
 # Bounds the OpenAPI schema states and the decoder enforces (the host and URL rules
 # themselves are checked after decoding, with messages that name the hook).
@@ -67,6 +71,8 @@ class SecretOut(msgspec.Struct, frozen=True):
 
 
 class HookOut(msgspec.Struct, frozen=True):
+    """A hook as the API shows it (a view of `Hook`): secrets by fingerprint only."""
+
     host: str
     url: str
     source: Literal["config", "runtime"]
@@ -75,6 +81,29 @@ class HookOut(msgspec.Struct, frozen=True):
     enabled: bool = True
     disabled_reason: str | None = None
     failing_since: str | None = None
+
+    @classmethod
+    def of(cls, hook: Hook, static_secrets: tuple[str, ...] = ()) -> HookOut:
+        """`static_secrets`: a config hook's secrets from the config (shown when it has
+        none of its own in KV)."""
+        shown = [
+            SecretOut(s.id, s.fingerprint, s.expires_at) for s in hook.active_secrets(time.time())
+        ]
+        if not shown and hook.source == "config":
+            shown = [
+                SecretOut(f"config-{i + 1}", fingerprint(x), None)
+                for i, x in enumerate(static_secrets)
+            ]
+        return cls(
+            host=hook.host,
+            url=hook.url,
+            source=hook.source,
+            events=list(hook.events) if hook.events is not None else None,
+            secrets=shown,
+            enabled=hook.enabled,
+            disabled_reason=hook.disabled_reason,
+            failing_since=hook.failing_since,
+        )
 
 
 class RotateIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

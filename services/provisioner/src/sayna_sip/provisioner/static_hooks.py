@@ -19,7 +19,8 @@ from nats.js.errors import KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from sayna_sip.common.config import HookConfig
-from sayna_sip.common.hookstore import HookRecord, delete_if_unchanged
+from sayna_sip.common.hook import Hook
+from sayna_sip.common.hookstore import delete_if_unchanged
 from sayna_sip.common.hosts import host_token
 from sayna_sip.common.topology import HOOKS_BUCKET
 from sayna_sip.provisioner.errors import ProvisionError
@@ -32,7 +33,7 @@ _PASSES = 3
 
 @dataclass(frozen=True)
 class _Stored:
-    record: HookRecord | None  # None: the value does not decode
+    record: Hook | None  # None: the value does not decode
     revision: int
 
 
@@ -69,11 +70,11 @@ async def _write(
     kv: KeyValue, key: str, hook: HookConfig, entry: _Stored | None, summary: Summary
 ) -> None:
     old = entry.record if entry is not None else None
-    same = (hook.host, hook.url, "config", hook.events)
-    if old is not None and (old.host, old.url, old.source, old.events) == same:
+    new = Hook.from_config(hook)
+    if old is not None and old.same_definition(new):
         summary.record("hook", hook.host, "unchanged")
         return
-    value = HookRecord.new(hook.host, hook.url, "config", hook.events).encode()
+    value = new.encode()
     if entry is None:
         await kv.create(key, value)
         log.info("event=static_hook_created host=%s", hook.host)
@@ -96,7 +97,7 @@ async def _read_all(kv: KeyValue) -> dict[str, _Stored]:
     try:
         while (entry := await watcher.updates(timeout=10.0)) is not None:  # type: ignore[no-untyped-call]
             try:
-                record: HookRecord | None = HookRecord.decode(entry.value or b"")
+                record: Hook | None = Hook.decode(entry.value or b"")
             except msgspec.DecodeError:
                 record = None
             out[entry.key] = _Stored(record, entry.revision or 0)

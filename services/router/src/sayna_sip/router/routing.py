@@ -21,7 +21,7 @@ from sayna_sip.common import tracing
 from sayna_sip.common.config import SipConfig
 from sayna_sip.common.contracts import MAX_ROOM_BYTES, Header, delivery_subject
 from sayna_sip.common.delivery import Delivery
-from sayna_sip.common.hookstore import HookRecord
+from sayna_sip.common.hook import Hook
 from sayna_sip.common.logs import quote
 from sayna_sip.common.records import RouteOutcome, RouteRecord
 from sayna_sip.router.events import LkEvent, Malformed, decode_event
@@ -78,7 +78,7 @@ NO_HOST_DELIVERIES = 3
 
 
 class HookMatcher(Protocol):
-    async def lookup(self, host: str) -> HookRecord | None: ...
+    async def lookup(self, host: str) -> Hook | None: ...
 
 
 class Rooms(Protocol):
@@ -101,7 +101,7 @@ class _Note:
 
 @dataclass(frozen=True)
 class _Target:
-    hook: HookRecord
+    hook: Hook
     sip_host: str
     from_participant: bool  # the host came from this event, not from room memory
 
