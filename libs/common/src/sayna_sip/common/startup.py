@@ -1,12 +1,14 @@
-"""What every service's `main(argv)` does first: parse `--config FILE`, load and
-validate ServerConfig, set up logging. One place, so every service fails alike."""
+"""What every service's `main(argv)` does: parse `--config FILE`, load and validate
+ServerConfig, set up logging, then run until a signal. One place, so every service fails
+and stops alike."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import sys
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
 from sayna_sip.common.config import ServerConfig
@@ -45,3 +47,28 @@ def run(main: Coroutine[Any, Any, T]) -> T:
     """`asyncio.run(main)` on uvloop where available."""
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
         return runner.run(main)
+
+
+def stop_signals() -> asyncio.Event:
+    """An event set by SIGINT/SIGTERM from now on (instead of the default exit)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+async def until_signal(*ends: Awaitable[Any], stop: asyncio.Event | None = None) -> bool:
+    """Wait for SIGINT/SIGTERM (`stop`, from `stop_signals()`; else caught from now on) or
+    the first of `ends` to finish; True when a signal came first. Tasks passed in are only
+    watched, never cancelled (the caller stops them)."""
+    stop = stop_signals() if stop is None else stop
+    watched = [asyncio.ensure_future(end) for end in ends]
+    ours = [f for f, end in zip(watched, ends, strict=True) if f is not end]
+    stopper = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait([stopper, *watched], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for future in (stopper, *ours):
+            future.cancel()
+    return stop.is_set()

@@ -20,6 +20,7 @@ from nats.js.kv import KeyValue
 
 from sayna_sip.common import natsconn, topology
 from sayna_sip.common.config import ServerConfig
+from sayna_sip.common.health import HealthServer, health_app
 from sayna_sip.common.hook_directory import HookDirectory
 from sayna_sip.common.metrics import new_registry
 from sayna_sip.common.recorder import Recorder, RecorderMetrics
@@ -27,7 +28,6 @@ from sayna_sip.forwarder.client import build_client
 from sayna_sip.forwarder.delivery import Deliverer, warn_if_unsigned
 from sayna_sip.forwarder.endpoint_health import FailureWatch
 from sayna_sip.forwarder.gate import HostGate
-from sayna_sip.forwarder.health import HealthServer, health_app
 from sayna_sip.forwarder.metrics import ForwarderMetrics
 from sayna_sip.forwarder.settings import Tuning
 from sayna_sip.forwarder.settle import Settlement, retry_schedule
@@ -68,9 +68,6 @@ class Forwarder:
         """The fetch loop; it ends only on stop() or a bug."""
         return self._loop
 
-    def ready(self) -> bool:
-        return self.nc.is_connected and not self._loop.done()
-
     @classmethod
     async def start(cls, config: ServerConfig, tuning: Tuning | None = None) -> Forwarder:
         tuning = tuning or Tuning()
@@ -110,11 +107,12 @@ class Forwarder:
             health = HealthServer(
                 health_app(
                     registry,
-                    lambda: forwarder is not None and forwarder.ready(),
+                    lambda: _readiness(forwarder),
                     lambda: not natsconn.lost(nc),
                 ),
                 config.host,
                 config.forwarder.port,
+                "forwarder-health",
             )
             await health.start()
             forwarder = cls(nc, hooks, http, worker, health, responder, watch)
@@ -146,6 +144,16 @@ class Forwarder:
             await self.nc.flush(timeout=2)  # push the last acks/naks out
         await natsconn.close(self.nc)
         log.info("event=forwarder_stopped")
+
+
+async def _readiness(forwarder: Forwarder | None) -> tuple[bool, str]:
+    if forwarder is None:
+        return False, "starting"
+    if not forwarder.nc.is_connected:
+        return False, "NATS not connected"
+    if forwarder.running.done():
+        return False, "fetch loop stopped"
+    return True, ""
 
 
 def _worker(

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import signal
 import sys
 from collections.abc import Sequence
 
@@ -12,7 +10,7 @@ from sayna_sip.common import tracing
 from sayna_sip.common.config import ServerConfig
 from sayna_sip.common.logs import quote
 from sayna_sip.common.natsconn import NatsUnavailable
-from sayna_sip.common.startup import EXIT_CONFIG, config_from_args, run
+from sayna_sip.common.startup import EXIT_CONFIG, config_from_args, run, until_signal
 from sayna_sip.common.topology import TopologyError
 from sayna_sip.forwarder.app import Forwarder
 
@@ -38,15 +36,8 @@ async def serve(config: ServerConfig) -> int:
     except (NatsUnavailable, TopologyError) as exc:
         log.error("event=forwarder_start_failed error=%s", quote(exc))
         return 1
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    stopper = asyncio.create_task(stop.wait())
-    await asyncio.wait({stopper, forwarder.running}, return_when=asyncio.FIRST_COMPLETED)
-    crashed = forwarder.running.done() and not stop.is_set()
+    crashed = not await until_signal(forwarder.running)
     if crashed:
         log.error("event=fetch_loop_died error=%s", quote(repr(forwarder.running.exception())))
-    stopper.cancel()
     await forwarder.stop()
     return 1 if crashed else 0

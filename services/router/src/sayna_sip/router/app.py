@@ -10,11 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterator
 from typing import Any
 
 import nats.errors
-import uvicorn
 from faststream import AckPolicy
 from faststream.exceptions import IncorrectState
 from faststream.nats import JStream, NatsBroker, PullSub
@@ -25,10 +23,10 @@ from nats.js.errors import NotFoundError
 
 from sayna_sip.common import contracts, natsconn, topology
 from sayna_sip.common.config import ServerConfig
+from sayna_sip.common.health import HealthServer, health_app
 from sayna_sip.common.hook_directory import HookDirectory
 from sayna_sip.common.metrics import new_registry
 from sayna_sip.common.recorder import Recorder, RecorderMetrics
-from sayna_sip.router.health import health_app
 from sayna_sip.router.metrics import RouterMetrics
 from sayna_sip.router.rooms import RoomMemory
 from sayna_sip.router.routing import (
@@ -71,14 +69,6 @@ async def _message_itself(msg: NatsMessage) -> NatsMessage:
     return msg
 
 
-class _Server(uvicorn.Server):
-    """uvicorn without its signal handling: SIGINT/SIGTERM belong to `main`."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
 class RouterService:
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
@@ -111,8 +101,7 @@ class RouterService:
         self._stopping = False  # our own stop(): its disconnect is not worth a warning
         self.failed = asyncio.Event()  # set when NATS closed the connection for good
         self._lost_task: asyncio.Task[None] | None = None
-        self._http: uvicorn.Server | None = None
-        self._http_task: asyncio.Task[None] | None = None
+        self._http: HealthServer | None = None
 
     def _subscribe(self) -> LogicSubscriber[Any]:
         """The LK_EVENTS handler, bound to the provisioned durable (never declared here)."""
@@ -228,23 +217,9 @@ class RouterService:
 
     async def _start_http(self) -> None:
         app = health_app(self.registry, self.readiness, lambda: not self.lost())
-        cfg = uvicorn.Config(
-            app,
-            host=self.config.host,
-            port=self.config.router_port,
-            lifespan="off",
-            access_log=False,
-            log_config=None,
-        )
-        sock = cfg.bind_socket()
-        self.port = sock.getsockname()[1]
-        self._http = _Server(cfg)
-        self._http_task = asyncio.create_task(self._http.serve(sockets=[sock]), name="router-http")
-        while not self._http.started:  # uvicorn offers no startup event to await
-            if self._http_task.done():
-                await self._http_task  # raises what broke it
-                raise RuntimeError("router HTTP server exited during start")
-            await asyncio.sleep(0.01)
+        self._http = HealthServer(app, self.config.host, self.config.router_port, "router-http")
+        await self._http.start()
+        self.port = self._http.port
 
     async def readiness(self) -> tuple[bool, str]:
         if self._router is None:
@@ -283,7 +258,6 @@ class RouterService:
             if self.recorder is not None:
                 await self.recorder.stop()
             self._router = None
-            if self._http is not None and self._http_task is not None:
-                self._http.should_exit = True
-                await self._http_task
+            if self._http is not None:
+                await self._http.stop()
         log.info("event=router_stopped")

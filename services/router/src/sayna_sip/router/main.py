@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import signal
 from collections.abc import Sequence
 
 from sayna_sip.common import tracing
 from sayna_sip.common.config import ServerConfig
 from sayna_sip.common.logs import quote
 from sayna_sip.common.natsconn import NatsUnavailable
-from sayna_sip.common.startup import EXIT_CONFIG, config_from_args, run
+from sayna_sip.common.startup import (
+    EXIT_CONFIG,
+    config_from_args,
+    run,
+    stop_signals,
+    until_signal,
+)
 from sayna_sip.common.topology import TopologyError
 from sayna_sip.router.app import RouterService
 
@@ -37,16 +41,10 @@ def main(argv: Sequence[str]) -> int:
 async def _run(config: ServerConfig) -> int:
     """0 after a signal; 1 when NATS closed the connection for good (restart us)."""
     service = RouterService(config)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_signals()  # a signal during start stops it cleanly too
     try:
         await service.start()
-        waits = [asyncio.create_task(stop.wait()), asyncio.create_task(service.failed.wait())]
-        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-        for task in waits:
-            task.cancel()
+        await until_signal(service.failed.wait(), stop=stop)
         return 1 if service.failed.is_set() else 0
     finally:
         await service.stop()
