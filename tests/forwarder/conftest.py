@@ -19,7 +19,7 @@ from sayna_sip.common.hook import Hook
 from sayna_sip.common.hosts import host_token
 from sayna_sip.forwarder.app import Forwarder
 from sayna_sip.forwarder.breaker import BreakerSettings
-from sayna_sip.forwarder.settings import Tuning
+from sayna_sip.forwarder.tuning import Tuning
 from tests.fixtures.https_sink import HttpsSink
 from tests.fixtures.nats import NatsServer
 

@@ -26,7 +26,7 @@ from sayna_sip.common.config import ServerConfig
 from sayna_sip.common.secretbox import generate_key
 from sayna_sip.forwarder.app import Forwarder
 from sayna_sip.forwarder.breaker import BreakerSettings
-from sayna_sip.forwarder.settings import Tuning
+from sayna_sip.forwarder.tuning import Tuning
 from sayna_sip.provisioner.provision import provision
 from sayna_sip.router.app import RouterService
 from tests.fixtures.https_sink import HttpsSink, Reply

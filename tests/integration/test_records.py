@@ -18,7 +18,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from sayna_sip.common import natsconn
 from sayna_sip.common.config import ServerConfig
 from sayna_sip.forwarder.app import Forwarder
-from sayna_sip.forwarder.settings import Tuning
+from sayna_sip.forwarder.tuning import Tuning
 from sayna_sip.ingress.app import create_app
 from sayna_sip.provisioner.provision import provision_nats
 from sayna_sip.router.app import RouterService

@@ -10,7 +10,7 @@ from livekit.protocol import room as room_pb
 from livekit.protocol import sip as sip_pb
 
 from sayna_sip.provisioner.errors import LiveKitProvisionError
-from sayna_sip.provisioner.livekit_sip import Retry
+from sayna_sip.provisioner.livekit_provision import Retry
 from sayna_sip.provisioner.provision import provision
 from tests.fixtures.livekit import LiveKitTwirp
 from tests.provisioner.conftest import MakeConfig

@@ -95,7 +95,6 @@ class DeadReason:
 MAX_EVENT_NAME = 64  # LiveKit's event names are ~20 characters
 MAX_EVENT_ID = 256
 MAX_ROOM_BYTES = 256  # UTF-8; its KV key (room_key) stays under 768 characters
-MAX_SUBJECT = 1024
 # Bytes of a max_payload kept free for the headers the router and forwarder add to the
 # webhook body on its way (their values are bounded; this is a generous ceiling).
 HEADER_HEADROOM = 16 * 1024

@@ -34,10 +34,3 @@ def _delay(item: object) -> float:
     if not math.isfinite(seconds) or seconds < 0:
         raise ValueError(f"'{item}' is not a finite, non-negative delay")
     return seconds
-
-
-def format_duration(seconds: float) -> str:
-    for unit, size in (("h", 3600), ("m", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{int(seconds // size)}{unit}"
-    return f"{seconds:g}s"

@@ -38,10 +38,6 @@ def normalize_host(raw: str) -> str:
     return ("*." + name) if host.startswith("*.") else name
 
 
-def is_wildcard(host: str) -> bool:
-    return host.startswith("*.")
-
-
 def host_token(host: str) -> str:
     """Injective, readable token for a host: `.` → `_`, other unsafe chars → `=xx` (hex)."""
     out: list[str] = []

@@ -29,9 +29,9 @@ from sayna_sip.forwarder.delivery import Deliverer, warn_if_unsigned
 from sayna_sip.forwarder.endpoint_health import FailureWatch
 from sayna_sip.forwarder.gate import HostGate
 from sayna_sip.forwarder.metrics import ForwarderMetrics
-from sayna_sip.forwarder.settings import Tuning
 from sayna_sip.forwarder.settle import Settlement, retry_schedule
 from sayna_sip.forwarder.testsend import TestResponder
+from sayna_sip.forwarder.tuning import Tuning
 from sayna_sip.forwarder.worker import Worker
 
 log = logging.getLogger("sayna_sip.forwarder")

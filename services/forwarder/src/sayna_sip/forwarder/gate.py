@@ -64,10 +64,6 @@ class HostGate:
             state = self._hosts[host] = _Host(CircuitBreaker(self._breaker))
         return state
 
-    def in_flight(self, host: str) -> int:
-        state = self._hosts.get(host)
-        return state.in_flight if state else 0
-
     def admit(self, host: str, now: float) -> Defer | None:
         """Take a slot for `host` at `now` (None), or say how long its message should
         wait. The caller releases the slot with the same `now` as `started`."""

@@ -28,8 +28,8 @@ from sayna_sip.forwarder.delivery import Deliverer
 from sayna_sip.forwarder.gate import HostGate
 from sayna_sip.forwarder.metrics import ForwarderMetrics
 from sayna_sip.forwarder.policy import Kind
-from sayna_sip.forwarder.settings import Tuning
 from sayna_sip.forwarder.settle import ERROR_PAUSE, Settlement, nak, retry_schedule
+from sayna_sip.forwarder.tuning import Tuning
 
 log = logging.getLogger("sayna_sip.forwarder")
 

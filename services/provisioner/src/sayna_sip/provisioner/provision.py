@@ -14,7 +14,7 @@ from nats.aio.client import Client
 from sayna_sip.common import natsconn, topology
 from sayna_sip.common.config import ServerConfig
 from sayna_sip.provisioner.errors import ProvisionError
-from sayna_sip.provisioner.livekit_sip import Retry, provision_livekit
+from sayna_sip.provisioner.livekit_provision import Retry, provision_livekit
 from sayna_sip.provisioner.nats_topology import apply_topology
 from sayna_sip.provisioner.static_hooks import sync_static_hooks
 from sayna_sip.provisioner.summary import Summary

@@ -25,7 +25,8 @@ from sayna_sip.common.hook import Hook
 from sayna_sip.common.logs import quote
 from sayna_sip.common.records import RouteOutcome, RouteRecord
 from sayna_sip.router.events import LkEvent, Malformed, decode_event
-from sayna_sip.router.metrics import Outcome, RouterMetrics
+from sayna_sip.router.metrics import RouterMetrics
+from sayna_sip.router.outcomes import Outcome
 from sayna_sip.router.rooms import RoomRecord
 
 log = logging.getLogger("sayna_sip.router")

@@ -21,7 +21,7 @@ from livekit import api
 from sayna_sip.common.config import ServerConfig, SipConfig
 from sayna_sip.common.logs import quote
 from sayna_sip.provisioner.errors import LiveKitProvisionError
-from sayna_sip.provisioner.livekit_resources import (
+from sayna_sip.provisioner.livekit_reconcile import (
     desired_rule,
     desired_trunk,
     dispatch_name,

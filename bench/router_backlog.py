@@ -1,6 +1,6 @@
 """Routing throughput of one router process: drain a backlog of SIP events.
 
-Usage: .venv/bin/python services/router/bench/backlog.py [--events 5000] [--nats-url URL]
+Usage: .venv/bin/python -m bench.router_backlog [--events 5000] [--nats-url URL]
 
 Without --nats-url it starts a throwaway nats-server (JetStream, temp store). It creates
 the topology, stores N `participant_joined` events of SIP rooms in LK_EVENTS the way the

@@ -1,6 +1,6 @@
 """Forwarder throughput and latency, measured on real servers (not collected by pytest).
 
-    .venv/bin/python -m tests.forwarder.bench --events 2000 --processes 1 --hosts 4
+    .venv/bin/python -m bench.forwarder_backlog --events 2000 --processes 1 --hosts 4
 
 Starts a nats-server with the topology, the HTTPS sink (answers 200 at once), puts the
 hooks in KV, publishes a backlog, then starts N forwarder *processes* and times from
