@@ -3,15 +3,20 @@ its entry would otherwise be mutated nowhere and reported as nothing."""
 
 from __future__ import annotations
 
-import shlex
-
+from mutation.equivalent import EQUIVALENT
 from mutation.run import MODULES, ROOT
 
 
 def test_every_mutated_module_and_its_tests_exist() -> None:
     for name, module in MODULES.items():
         assert (ROOT / module.path).is_file(), name
-        tests = [a for a in shlex.split(module.tests) if not a.startswith("-")]
-        assert tests, name
-        for path in tests:
+        assert module.tests, name
+        for path in module.tests + tuple(node.split("::")[0] for node in module.deselect):
             assert (ROOT / path).is_file(), (name, path)
+
+
+def test_every_equivalent_mutant_names_a_module_and_gives_a_reason() -> None:
+    for name, entries in EQUIVALENT.items():
+        assert name in MODULES, name
+        for original, mutated, why in entries:
+            assert original != mutated and why, (name, original)
