@@ -77,6 +77,9 @@ def test_retry_after_is_clamped_to_1x_2x_of_schedule(retry_after: float, expecte
         (" 120 ", 120.0),
         ("Thu, 01 Jan 1970 00:01:40 GMT", 40.0),  # now = 60
         ("Thu, 01 Jan 1970 00:00:10 GMT", 0.0),
+        ("Thu, 01 Jan 1970 01:01:40 +0100", 40.0),  # the sender's zone counts
+        ("Thu, 01 Jan 1970 00:01:40 -0000", 40.0),  # UTC, zone unstated (RFC 5322)
+        ("Wed, 31 Dec 1969 23:59:00 GMT", 0.0),  # any past date: retry on the schedule
         ("soon", None),
         ("", None),
         (None, None),
@@ -103,3 +106,27 @@ def test_only_requests_that_went_out_count_for_the_breaker_and_schedule(
     kind: Kind, sent: bool
 ) -> None:
     assert Result(kind).was_attempt is sent
+
+
+def test_sent_attempts_are_counted_under_the_documented_outcome_labels() -> None:
+    # `sayna_sip_forwarder_attempts_total{outcome}` (docs/operations.md): dashboards and
+    # alerts select on these strings, so they are part of the contract.
+    assert {k.value for k in Kind if Result(k).was_attempt} == {
+        "delivered",
+        "status",
+        "timeout",
+        "error",
+    }
+
+
+def test_an_attempt_without_a_response_records_no_status_response_or_error() -> None:
+    # What an attempt record shows for a timeout before the client adds its error text:
+    # `status: null`, no response excerpt, no URL, no Retry-After, an empty error.
+    got = Result(Kind.TIMEOUT)
+    assert (got.status, got.error, got.retry_after, got.url, got.excerpt) == (
+        None,
+        "",
+        None,
+        "",
+        "",
+    )

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC
 from email.utils import parsedate_to_datetime
 from enum import Enum
 
@@ -109,6 +109,6 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
         when = parsedate_to_datetime(text)
     except (TypeError, ValueError):
         return None
-    if when.tzinfo is None:
+    if when.tzinfo is None:  # `-0000`: UTC, with no claim about the sender's zone
         when = when.replace(tzinfo=UTC)
-    return max(0.0, when.timestamp() - now) if when > datetime.fromtimestamp(0, UTC) else None
+    return max(0.0, when.timestamp() - now)  # a date in the past: retry on the schedule
