@@ -40,6 +40,45 @@ def test_normalize_host_rejects(raw: str) -> None:
         normalize_host(raw)
 
 
+_NAME_253 = ".".join(["a" * 63] * 3 + ["b" * 61])  # RFC 1035's longest name
+
+
+def test_names_up_to_253_characters_are_hosts() -> None:
+    assert normalize_host(_NAME_253.upper()) == _NAME_253
+    assert normalize_host(f"*.{_NAME_253[2:]}") == f"*.{_NAME_253[2:]}"
+    with pytest.raises(ConfigError):
+        normalize_host(_NAME_253 + "b")
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ("  ", "SIP hook host cannot be empty"),
+        ("[]", "SIP hook host cannot be empty"),
+        ("a b.com", "SIP hook host 'a b.com' is not a valid host name or *.wildcard"),
+        ("[2001:db8::10", "SIP hook host '[2001:db8::10' is not a valid host name or *.wildcard"),
+        ("2001:db8::10]", "SIP hook host '2001:db8::10]' is not a valid host name or *.wildcard"),
+        ("*.com", "SIP hook host '*.com' wildcard must cover a domain like *.example.com"),
+    ],
+)
+def test_refusals_say_which_host_and_why(raw: str, message: str) -> None:
+    # The text of a 400 from the hooks API and of a failed start (static hooks).
+    with pytest.raises(ConfigError) as refused:
+        normalize_host(raw)
+    assert str(refused.value) == message
+
+
+def test_tokens_of_earlier_releases_still_name_their_hosts() -> None:
+    # KV keys and subject tokens written by earlier releases (a wire format).
+    for host, token in [
+        ("sip-1.example.com", "sip-1_example_com"),
+        ("*.example.com", "=2a_example_com"),
+        ("2001:db8::10", "2001=3adb8=3a=3a10"),
+    ]:
+        assert host_token(host) == token
+        assert host_from_token(token) == host
+
+
 @given(st.text(alphabet="abcxyz019-.*:_=[]", min_size=1, max_size=30))
 def test_host_token_is_injective_and_subject_safe(host: str) -> None:
     token = host_token(host)

@@ -99,6 +99,36 @@ NO_HOST = [
 ]
 
 
+_NAME_253 = ".".join(["a" * 63] * 3 + ["b" * 61])  # RFC 1035's longest name: 253 chars
+
+# Limits from the RFCs: ports 1-65535 (RFC 3261 port = 1*DIGIT, 0 is no port), names
+# of at most 253 characters (RFC 1035), a user part needs at least one character.
+BOUNDS = [
+    ("example.com:1", "example.com"),
+    ("example.com:65535", "example.com"),
+    ("example.com:65536", None),
+    ("sip:user@example.com:1", "example.com"),
+    ("sip:user@[2001:db8::10]:5", "2001:db8::10"),
+    ("sip:user@[2001:db8::10]:99999", None),  # out of range inside brackets too
+    ("sip:user@[2001:db8::10]:abc", None),
+    ("sip:user@[2001:db8::10]x", None),
+    (f"sip:user@{_NAME_253}", _NAME_253),
+    (f"sip:user@{_NAME_253}.", _NAME_253),  # the root dot does not count
+    (f"sip:user@{_NAME_253}b", None),  # 254 characters
+    (f"{_NAME_253}b", None),
+    ("sip:@localhost", None),  # an empty user part is no user part: a lone label
+    ("::1", "::1"),  # a bare IPv6 X-To-IP value with only two colons
+    ('"" <sip:bob@biloxi.com>', "biloxi.com"),  # empty display name
+    ('"Bob <" <sip:bob@biloxi.com>', "biloxi.com"),  # '<' inside the display name
+    ("sip:alice@PBX.EXAMPLE.MX ; tag = 1", "pbx.example.mx"),  # only LWS is trimmed
+]
+
+
+@pytest.mark.parametrize(("value", "host"), BOUNDS)
+def test_rfc_limits_and_edges(value: str, host: str | None) -> None:
+    assert parse_sip_host(value) == host
+
+
 @pytest.mark.parametrize(("value", "host"), ORIGINAL_VECTORS)
 def test_original_vectors(value: str, host: str | None) -> None:
     assert parse_sip_host(value) == host

@@ -112,7 +112,7 @@ def _ipv6(text: str) -> str | None:
         return None
 
 
-def _host(text: str, single_label: bool = False) -> str | None:
+def _host(text: str, single_label: bool) -> str | None:
     host = text.lower().removesuffix(".")
     if host[-1:].isdigit():  # only then can it be an IPv4 address (skip a costly raise)
         try:
