@@ -92,9 +92,32 @@ async def test_the_resolver_answers_only_allowed_addresses() -> None:
     assert [r["host"] for r in results] == ["93.184.216.34"]
 
 
-async def test_a_name_resolving_only_to_blocked_addresses_is_refused() -> None:
-    with pytest.raises(BlockedAddress, match=r"hook\.example\.com"):
-        await CheckedResolver(Policy(), FixedResolver("10.0.0.5")).resolve("hook.example.com")
+@pytest.mark.parametrize(
+    ("addresses", "error"),
+    [
+        (("10.0.0.5",), "blocked address: hook.example.com -> 10.0.0.5"),
+        (
+            ("10.0.0.5", "fe80::1%eth0", "10.0.0.5"),
+            "blocked address: hook.example.com -> 10.0.0.5, fe80::1%eth0",
+        ),
+        ((), "blocked address: hook.example.com -> nothing"),
+    ],
+)
+async def test_a_name_resolving_only_to_blocked_addresses_is_refused(
+    addresses: tuple[str, ...], error: str
+) -> None:
+    # The text is the attempt record's and the dead letter's `error`: it names the host
+    # and what it resolved to, so the operator sees why nothing was sent.
+    with pytest.raises(BlockedAddress) as refused:
+        await CheckedResolver(Policy(), FixedResolver(*addresses)).resolve("hook.example.com")
+    assert str(refused.value) == error
+
+
+@pytest.mark.parametrize(
+    ("address", "blocked"), [("fe80::1%eth0", True), ("2001:4860::8888%2", False)]
+)
+def test_scoped_ipv6_addresses_are_judged_by_their_address(address: str, blocked: bool) -> None:
+    assert Policy().blocked(address) is blocked
 
 
 def _config(allow: str = "", **extra: str) -> ServerConfig:
@@ -113,6 +136,7 @@ async def test_a_refused_address_receives_no_tcp_connection(listener: Listener, 
     finally:
         await session.close()
     assert result.kind is Kind.BLOCKED, result
+    assert result.error.startswith("blocked address: "), result  # what records show
     assert listener.accepted == 0
 
 

@@ -49,6 +49,9 @@ _BLOCKED_V6 = tuple(
         "ff00::/8",
     )
 )
+# Internet unicast is 2000::/3 (RFC 4291 2.4); the rest of ::/8 and 0100::/8-1fff:: is
+# reserved, and Python's `is_global` calls it global.
+_GLOBAL_UNICAST = ipaddress.IPv6Network("2000::/3")
 # Addresses that embed an IPv4 address: judge them by the embedded one too.
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 _6TO4 = ipaddress.IPv6Network("2002::/16")
@@ -89,6 +92,8 @@ def is_blocked(ip: IPAddress, allow: Iterable[IPNetwork] = ()) -> bool:
     embedded = _embedded_v4(ip)
     if embedded is not None:
         return is_blocked(embedded, allow)
+    if ip not in _GLOBAL_UNICAST:
+        return True
     return any(ip in net for net in _BLOCKED_V6) or not ip.is_global
 
 
@@ -98,7 +103,7 @@ def literal_address(host: str) -> IPAddress | None:
     Besides dotted quads and IPv6 literals (brackets allowed) that includes the numeric
     spellings inet_aton() and URL parsers accept: `2130706433`, `0x7f000001`, `127.1`,
     `0177.0.0.1`. A host whose last label is numeric but that no reader would agree on
-    (`1.2.3.999`, `0x`, `1.2.3.4.5`) raises ValueError: it cannot be normalised.
+    (`1.2.3.999`, `08`, `1.2.3.4.5`) raises ValueError: it cannot be normalised.
     """
     bare = host.strip("[]")
     try:

@@ -37,8 +37,6 @@ class BlockedAddress(Exception):
 
     def __init__(self, host: str, addresses: list[str]) -> None:
         super().__init__(f"blocked address: {host} -> {', '.join(addresses) or 'nothing'}")
-        self.host = host
-        self.addresses = addresses
 
 
 class Policy:
@@ -48,7 +46,7 @@ class Policy:
         self._allow = tuple(allow)
 
     def blocked(self, address: str) -> bool:
-        return is_blocked(ipaddress.ip_address(address.split("%", 1)[0]), self._allow)
+        return is_blocked(ipaddress.ip_address(address), self._allow)  # `%scope` read too
 
 
 class CheckedResolver(AbstractResolver):
