@@ -87,11 +87,25 @@ def test_verifier_agrees_with_plain_pyjwt(secret: str, token: str) -> None:
     assert ours() == plain()
 
 
-def test_verifier_allows_small_clock_skew_only() -> None:
+def test_verifier_allows_the_documented_10_s_of_clock_skew_only() -> None:
+    # docs/ingress.md: `exp` required, 10 s leeway. `exp` is whole seconds, so 8 s ago
+    # stays within the leeway and 10 s ago is past it however the clock ticks meanwhile.
     verifier = WebhookVerifier(API_KEY, API_SECRET)
-    verifier.token_digest(sign_webhook(b"{}", ttl_s=-5))  # within the 10 s leeway
-    with pytest.raises(Unauthorized, match="expired"):
-        verifier.token_digest(sign_webhook(b"{}", ttl_s=-30))
+    verifier.token_digest(sign_webhook(b"{}", ttl_s=-5))
+    verifier.token_digest(_token({"exp": int(time.time()) - 8}))
+    with pytest.raises(Unauthorized, match="^webhook token has expired$"):
+        verifier.token_digest(_token({"exp": int(time.time()) - 10}))
+
+
+@pytest.mark.parametrize("header", [None, "", "   ", "Bearer", "Bearer   "])
+def test_a_missing_token_is_named_as_such(header: str | None) -> None:
+    # The 401 body's message: the sender learns the header is missing, not "invalid".
+    with pytest.raises(Unauthorized) as refused:
+        WebhookVerifier(API_KEY, API_SECRET).token_digest(header)
+    assert (str(refused.value), refused.value.code) == (
+        "missing Authorization token",
+        "missing_token",
+    )
 
 
 @pytest.mark.parametrize(
@@ -107,6 +121,7 @@ def test_verifier_allows_small_clock_skew_only() -> None:
         ),
         (b'{"event":"room_finished","room":null,"id":null}', (None, "room_finished", "")),
         (b"{}", (None, "", "")),
+        (b'{"event":"room_started","room":{}}', (None, "room_started", "")),  # no name
     ],
 )
 def test_parse_event_reads_only_what_it_needs(
