@@ -93,7 +93,7 @@ def test_verifier_allows_the_documented_10_s_of_clock_skew_only() -> None:
     verifier = WebhookVerifier(API_KEY, API_SECRET)
     verifier.token_digest(sign_webhook(b"{}", ttl_s=-5))
     verifier.token_digest(_token({"exp": int(time.time()) - 8}))
-    with pytest.raises(Unauthorized, match="^webhook token has expired$"):
+    with pytest.raises(Unauthorized, match=r"^webhook token has expired$"):
         verifier.token_digest(_token({"exp": int(time.time()) - 10}))
 
 
