@@ -17,10 +17,11 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 from nats.js.kv import KeyValue
+from prometheus_client import CollectorRegistry
 
 from sayna_sip.common import natsconn, topology
 from sayna_sip.common.config import ServerConfig
-from sayna_sip.common.health import HealthServer, health_app
+from sayna_sip.common.health import HealthServer, Readiness, health_app
 from sayna_sip.common.hook_directory import HookDirectory
 from sayna_sip.common.metrics import new_registry
 from sayna_sip.common.recorder import Recorder, RecorderMetrics
@@ -93,10 +94,7 @@ class Forwarder:
             undo.push_async_callback(http.close)
             registry = new_registry()
             metrics = ForwarderMetrics(registry)
-            recorder = Recorder(nc, RecorderMetrics(registry)) if config.records.enabled else None
-            if recorder is not None:
-                await recorder.start()
-                undo.push_async_callback(recorder.stop)
+            recorder = await _start_recorder(config, nc, registry, undo)
             deliverer = Deliverer(config, http, hooks)
             watch = _failure_watch(config, kv, nc, deliverer, metrics)
             deliverer.watch = watch
@@ -104,17 +102,7 @@ class Forwarder:
             responder = TestResponder(nc, deliverer)
             await responder.start()
             forwarder: Forwarder | None = None
-            health = HealthServer(
-                health_app(
-                    registry,
-                    lambda: _readiness(forwarder),
-                    lambda: not natsconn.lost(nc),
-                ),
-                config.host,
-                config.forwarder.port,
-                "forwarder-health",
-            )
-            await health.start()
+            health = await _start_health(config, nc, registry, lambda: _readiness(forwarder))
             forwarder = cls(nc, hooks, http, worker, health, responder, watch)
             forwarder.recorder = recorder
             undo.pop_all()
@@ -144,6 +132,26 @@ class Forwarder:
             await self.nc.flush(timeout=2)  # push the last acks/naks out
         await natsconn.close(self.nc)
         log.info("event=forwarder_stopped")
+
+
+async def _start_recorder(
+    config: ServerConfig, nc: Client, registry: CollectorRegistry, undo: contextlib.AsyncExitStack
+) -> Recorder | None:
+    if not config.records.enabled:
+        return None
+    recorder = Recorder(nc, RecorderMetrics(registry))
+    await recorder.start()
+    undo.push_async_callback(recorder.stop)
+    return recorder
+
+
+async def _start_health(
+    config: ServerConfig, nc: Client, registry: CollectorRegistry, readiness: Readiness
+) -> HealthServer:
+    app = health_app(registry, readiness, lambda: not natsconn.lost(nc))
+    health = HealthServer(app, config.host, config.forwarder.port, "forwarder-health")
+    await health.start()
+    return health
 
 
 async def _readiness(forwarder: Forwarder | None) -> tuple[bool, str]:

@@ -7,8 +7,8 @@ disabled the ingress needs no NATS at all: it verifies webhooks and answers 200.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from litestar import Litestar
 from litestar.datastructures import State
@@ -16,6 +16,7 @@ from litestar.di import Provide
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
+from nats.aio.client import Client
 
 from sayna_sip.common import metrics as common_metrics
 from sayna_sip.common import natsconn, topology
@@ -80,6 +81,42 @@ def create_app(
     verifier = WebhookVerifier(lk.api_key, lk.api_secret) if lk.api_key and lk.api_secret else None
     ingress = Ingress(config, registry, metrics, WebhookIntake(verifier, None, metrics))
 
+    def publisher(nc: Client) -> EventPublisher:
+        return EventPublisher(nc, metrics, publish_timeout, publish_budget)
+
+    return Litestar(
+        route_handlers=[
+            routes_webhook.receive_webhook,
+            routes_hooks.hooks_router(config.auth, metrics.hook_api_calls),
+            routes_deliveries.deliveries_router(config.auth),
+            routes_health.healthz,
+            routes_health.readyz,
+            routes_health.metrics,
+            routes_console.console_router(),
+        ],
+        dependencies={"ingress": Provide(provide_ingress, sync_to_thread=False)},
+        state=State({"ingress": ingress}),
+        lifespan=[_lifespan(ingress, verifier, publisher)],
+        exception_handlers={
+            IngressError: ingress_error_handler,
+            HTTPException: http_error_handler,
+            RecursionError: nesting_error_handler,
+            Exception: internal_error_handler,
+        },
+        openapi_config=_openapi(),
+        request_max_body_size=config.max_body_bytes,
+        logging_config=None,  # keep the process's key=value logging (setup_logging)
+    )
+
+
+def _lifespan(
+    ingress: Ingress,
+    verifier: WebhookVerifier | None,
+    new_publisher: Callable[[Client], EventPublisher],
+) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
+    """NATS, the hook store, records and the publisher, opened at start, closed at stop."""
+    config, metrics = ingress.config, ingress.metrics
+
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
         if verifier is None:
@@ -98,7 +135,7 @@ def create_app(
                 config.sip.secret_box,
             )
             ingress.records = await Records.start(nc, js, ingress.hooks)
-            publisher = EventPublisher(nc, metrics, publish_timeout, publish_budget)
+            publisher = new_publisher(nc)
             await publisher.start()
             ingress.intake = WebhookIntake(verifier, publisher, metrics)
             log.info(
@@ -111,26 +148,4 @@ def create_app(
         finally:
             await natsconn.close(nc)
 
-    return Litestar(
-        route_handlers=[
-            routes_webhook.receive_webhook,
-            routes_hooks.hooks_router(config.auth, metrics.hook_api_calls),
-            routes_deliveries.deliveries_router(config.auth),
-            routes_health.healthz,
-            routes_health.readyz,
-            routes_health.metrics,
-            routes_console.console_router(),
-        ],
-        dependencies={"ingress": Provide(provide_ingress, sync_to_thread=False)},
-        state=State({"ingress": ingress}),
-        lifespan=[lifespan],
-        exception_handlers={
-            IngressError: ingress_error_handler,
-            HTTPException: http_error_handler,
-            RecursionError: nesting_error_handler,
-            Exception: internal_error_handler,
-        },
-        openapi_config=_openapi(),
-        request_max_body_size=config.max_body_bytes,
-        logging_config=None,  # keep the process's key=value logging (setup_logging)
-    )
+    return lifespan

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import aiohttp
 from livekit import api
 
-from sayna_sip.common.config import ServerConfig, SipConfig
+from sayna_sip.common.config import LiveKitConfig, ServerConfig, SipConfig
 from sayna_sip.common.logs import quote
 from sayna_sip.provisioner.errors import LiveKitProvisionError
 from sayna_sip.provisioner.livekit_reconcile import (
@@ -57,21 +57,7 @@ async def provision_livekit(
         return
     names = f"trunk={trunk_name(sip.room_prefix)} dispatch={dispatch_name(sip.room_prefix)}"
     lk = config.livekit
-    if not lk.has_credentials:
-        log.info(
-            "event=livekit_sip_skipped reason=missing_credentials %s hint=%s",
-            names,
-            quote("set LIVEKIT_API_KEY and LIVEKIT_API_SECRET to provision LiveKit SIP"),
-        )
-        return
-    if not lk.http_url:
-        log.info(
-            "event=livekit_sip_skipped reason=LIVEKIT_URL_not_set %s hint=%s",
-            names,
-            quote(
-                "set LIVEKIT_URL to provision LiveKit SIP (the key pair still verifies webhooks)"
-            ),
-        )
+    if _skipped(lk, names) or not lk.http_url:  # (the second test narrows the type)
         return
     log.info("SIP configuration detected, provisioning LiveKit SIP trunk and dispatch rules")
     retry = retry or Retry()
@@ -94,6 +80,27 @@ async def provision_livekit(
         trunk_id,
         rule_id,
     )
+
+
+def _skipped(lk: LiveKitConfig, names: str) -> bool:
+    """True (after one info line saying why) when LiveKit SIP is not to be provisioned."""
+    if not lk.has_credentials:
+        log.info(
+            "event=livekit_sip_skipped reason=missing_credentials %s hint=%s",
+            names,
+            quote("set LIVEKIT_API_KEY and LIVEKIT_API_SECRET to provision LiveKit SIP"),
+        )
+        return True
+    if not lk.http_url:
+        log.info(
+            "event=livekit_sip_skipped reason=LIVEKIT_URL_not_set %s hint=%s",
+            names,
+            quote(
+                "set LIVEKIT_URL to provision LiveKit SIP (the key pair still verifies webhooks)"
+            ),
+        )
+        return True
+    return False
 
 
 async def _once(client: api.LiveKitAPI, sip: SipConfig, summary: Summary) -> tuple[str, str]:
