@@ -75,16 +75,7 @@ async def run(args: argparse.Namespace) -> None:
               f"{args.events / (last - first):.0f} deliveries/s between first and last arrival "
               f"({elapsed:.2f} s incl. start); forwarder CPU {cpu * 1000 / args.events:.2f} ms"
               " per delivery")  # fmt: skip
-        sink.requests.clear()
-        sent: dict[str, float] = {}
-        for _ in range(args.paced_seconds * 10):  # paced run: rate/10 events every 100 ms
-            sent.update(await publish_backlog(js, hosts, args.rate // 10))
-            await asyncio.sleep(0.1)
-        got = await sink.wait_for(len(sent), "/bench", timeout=60)
-        lat = sorted(r.at - sent[r.headers["webhook-id"]] for r in got)
-        p99 = lat[max(0, int(len(lat) * 0.99) - 1)]
-        print(f"paced {args.rate}/s for {args.paced_seconds}s: latency p50 "
-              f"{statistics.median(lat) * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms")  # fmt: skip
+        await paced(js, hosts, sink, args)
     finally:
         for proc in procs:
             proc.terminate()
@@ -92,6 +83,20 @@ async def run(args: argparse.Namespace) -> None:
         await nc.close()
         await sink.stop()
         server.stop()
+
+
+async def paced(js: object, hosts: list[str], sink: HttpsSink, args: argparse.Namespace) -> None:
+    """Latency at a steady rate: rate/10 events every 100 ms, arrival - publish time."""
+    sink.requests.clear()
+    sent: dict[str, float] = {}
+    for _ in range(args.paced_seconds * 10):
+        sent.update(await publish_backlog(js, hosts, args.rate // 10))
+        await asyncio.sleep(0.1)
+    got = await sink.wait_for(len(sent), "/bench", timeout=60)
+    lat = sorted(r.at - sent[r.headers["webhook-id"]] for r in got)
+    p99 = lat[max(0, int(len(lat) * 0.99) - 1)]
+    print(f"paced {args.rate}/s for {args.paced_seconds}s: latency p50 "
+          f"{statistics.median(lat) * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms")  # fmt: skip
 
 
 def main() -> None:
