@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import random
+from dataclasses import dataclass, field
 
 import aiohttp
 from nats.aio.client import Client
@@ -38,26 +39,22 @@ from sayna_sip.forwarder.worker import Worker
 log = logging.getLogger("sayna_sip.forwarder")
 
 
+@dataclass(eq=False)
 class Forwarder:
-    def __init__(
-        self,
-        nc: Client,
-        hooks: HookDirectory,
-        http: aiohttp.ClientSession,
-        worker: Worker,
-        health: HealthServer,
-        responder: TestResponder,
-        watch: FailureWatch | None,
-    ) -> None:
-        self.nc = nc
-        self.responder = responder
-        self.watch = watch
-        self.hooks = hooks
-        self.http = http
-        self.worker = worker
-        self.health = health
-        self.recorder: Recorder | None = None
-        self._loop = asyncio.create_task(worker.run(), name="forwarder-fetch")
+    """A running forwarder: its parts, and the fetch loop started with it."""
+
+    nc: Client
+    hooks: HookDirectory
+    http: aiohttp.ClientSession
+    worker: Worker
+    health: HealthServer
+    responder: TestResponder
+    watch: FailureWatch | None
+    recorder: Recorder | None = None
+    _loop: asyncio.Task[None] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._loop = asyncio.create_task(self.worker.run(), name="forwarder-fetch")
 
     @property
     def port(self) -> int:
@@ -103,8 +100,7 @@ class Forwarder:
             await responder.start()
             forwarder: Forwarder | None = None
             health = await _start_health(config, nc, registry, lambda: _readiness(forwarder))
-            forwarder = cls(nc, hooks, http, worker, health, responder, watch)
-            forwarder.recorder = recorder
+            forwarder = cls(nc, hooks, http, worker, health, responder, watch, recorder)
             undo.pop_all()
         warn_if_unsigned(config)
         log.info(
