@@ -65,3 +65,40 @@ def test_refused_targets_do_not_count_for_the_breaker() -> None:
         g.admit("blocked", float(i))
         assert g.release("blocked", float(i), None, float(i)) is False
     assert g.admit("blocked", 6.0) is None
+
+
+def test_a_fast_host_at_its_cap_may_hold_what_it_drains_soon_a_slow_one_none() -> None:
+    g = gate(cap=2)
+    assert g.admit("fast", 0.0) is None and g.admit("fast", 0.0) is None
+    assert g.hold_limit("fast", 0.0) >= 100  # its first requests just went out
+    assert g.hold_limit("fast", 1.0) == 0  # ... and then hung for a second
+    now = 0.0
+    for _ in range(10):  # 5 ms requests, two at a time
+        g.release("fast", now, True, now + 0.005)
+        g.release("fast", now, True, now + 0.005)
+        now += 0.01
+        assert g.admit("fast", now) is None and g.admit("fast", now) is None
+    assert g.hold_limit("fast", now + 0.001) >= 50  # 2 slots x 250 ms / 5 ms = 100
+
+    g.admit("slow", 0.0)
+    g.admit("slow", 0.0)
+    g.release("slow", 0.0, True, 2.0)  # 2 s per request
+    assert g.hold_limit("slow", 2.0) == 0
+
+
+def test_a_host_that_starts_hanging_holds_nothing() -> None:
+    g = gate(cap=2)
+    g.admit("h", 0.0)
+    g.release("h", 0.0, True, 0.002)  # fast so far
+    g.admit("h", 1.0)
+    g.admit("h", 1.0)
+    assert g.hold_limit("h", 1.001) > 10
+    assert g.hold_limit("h", 3.0) == 0  # its requests have been running for 2 s
+
+
+def test_a_host_behind_an_open_breaker_holds_nothing() -> None:
+    g = gate(cap=5)
+    for i in range(3):
+        g.admit("dead", float(i))
+        g.release("dead", float(i), False, float(i) + 0.001)
+    assert g.hold_limit("dead", 3.0) == 0

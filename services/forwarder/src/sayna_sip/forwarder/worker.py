@@ -1,9 +1,10 @@
 """The fetch loop: pull deliveries from the shared durable consumer and start each one,
-never holding a message it cannot start.
+holding only what a fast host will take within moments.
 
 Per message, in order: not yet due (`Sayna-Not-Before`) -> nak until due; host at its
-cap or behind an open breaker (the `HostGate`) -> nak with a short delay (not an
-attempt); else start a delivery task. A waiting retry costs no worker slot and survives
+cap but fast -> held in process until one of its requests ends (hold.py); host at its
+cap otherwise, or behind an open breaker (the `HostGate`) -> nak with a short delay
+(not an attempt); else start a delivery task. A waiting retry costs no worker slot and survives
 restarts. What a finished attempt means for its message (ack / retry copy / dead letter,
 and its attempt record) is decided in `settle.Settlement` only.
 """
@@ -11,6 +12,7 @@ and its attempt record) is decided in `settle.Settlement` only.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -26,6 +28,7 @@ from sayna_sip.common.delivery import BadEnvelope, Delivery
 from sayna_sip.common.logs import quote
 from sayna_sip.forwarder.delivery import Deliverer
 from sayna_sip.forwarder.gate import HostGate
+from sayna_sip.forwarder.hold import Held, HoldQueues
 from sayna_sip.forwarder.metrics import ForwarderMetrics
 from sayna_sip.forwarder.policy import Kind
 from sayna_sip.forwarder.settle import ERROR_PAUSE, Settlement, nak, retry_schedule
@@ -62,6 +65,10 @@ class Worker:
         grace = tuning.shutdown_grace
         self._grace = min(config.forwarder.timeout, 5.0) if grace is None else grace
         self._tasks: dict[asyncio.Task[None], Msg] = {}
+        self._held = HoldQueues()
+        # While messages are held the slots are busy: pull again only when this many
+        # could start, so a one-host backlog is pulled in batches, not one by one.
+        self._refill = max(1, min(tuning.fetch_batch, self._concurrency // 10))
         self._finished = 0  # deliveries finished so far (wakes a waiting loop)
         self._wake = asyncio.Event()
         self._batch = tuning.fetch_batch
@@ -75,15 +82,16 @@ class Worker:
     async def run(self) -> None:
         """Pull and dispatch until `stop()`; the current pull finishes first."""
         while not self._stopping:
-            free = self._concurrency - len(self._tasks)
-            if free <= 0:
-                await self._wait_finish(self._finished)
+            await self._expire_held()
+            free = self._concurrency - len(self._tasks) - len(self._held)
+            if free <= 0 or (self._held and free < self._refill):
+                await self._wait_finish(self._finished, self._held.next_expiry())
                 continue
             msgs = await self._fetch(min(free, self._batch))
             started = busy = 0
             for msg in msgs:
                 verdict = await self._dispatch(msg)
-                started += verdict == "started"
+                started += verdict in ("started", "held")
                 busy += verdict == "busy"
             self._adapt(len(msgs), started, busy)
             # No wait after a batch of busy hosts' messages: they were put back with a
@@ -98,10 +106,24 @@ class Worker:
         elif fetched >= self._batch:
             self._batch = min(self._tuning.fetch_batch, self._batch * 2)
 
-    async def _wait_finish(self, mark: int) -> None:
+    async def _wait_finish(self, mark: int, until: float | None = None) -> None:
+        """Until a delivery finishes, `stop()`, or the monotonic time `until`."""
         while self._finished == mark and not self._stopping:
             self._wake.clear()
-            await self._wake.wait()
+            if until is None:
+                await self._wake.wait()
+                continue
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max(0.0, until - time.monotonic())):
+                    await self._wake.wait()
+            return
+
+    async def _expire_held(self) -> None:
+        """Messages held past HOLD_MAX go back to JetStream: their host slowed down."""
+        for item in self._held.expired(time.monotonic()):
+            defer = self._gate.busy(item.delivery.hook, time.monotonic())
+            await nak(item.msg, defer.delay)
+            self._metrics.deferred.labels(item.delivery.hook, defer.reason).inc()
 
     async def _fetch(self, batch: int) -> list[Msg]:
         try:
@@ -134,14 +156,34 @@ class Worker:
             return "scheduled"
         started = time.monotonic()
         defer = self._gate.admit(d.hook, started)
-        if defer is not None:
-            await nak(msg, defer.delay)
-            self._metrics.deferred.labels(d.hook, defer.reason).inc()
-            return defer.reason
+        if defer is None:
+            self._start(msg, d, started)
+            return "started"
+        if defer.reason == "busy" and self._held.held(d.hook) < self._gate.hold_limit(
+            d.hook, started
+        ):
+            self._held.push(d.hook, Held(msg, d, started))
+            return "held"
+        await nak(msg, defer.delay)
+        self._metrics.deferred.labels(d.hook, defer.reason).inc()
+        return defer.reason
+
+    def _start(self, msg: Msg, d: Delivery, started: float) -> None:
         task = asyncio.create_task(self._run(msg, d, started), name=f"deliver-{d.event_id}")
         self._tasks[task] = msg
         task.add_done_callback(self._on_done)
-        return "started"
+
+    async def _promote(self, host: str) -> None:
+        """A slot of `host` was freed: start its oldest held message in it. When the
+        breaker has just opened instead, its held messages go back to JetStream."""
+        while not self._stopping and (item := self._held.pop(host)) is not None:
+            now = time.monotonic()
+            defer = self._gate.admit(host, now)
+            if defer is None:
+                self._start(item.msg, item.delivery, now)
+                return
+            await nak(item.msg, defer.delay)
+            self._metrics.deferred.labels(host, defer.reason).inc()
 
     def _on_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.pop(task, None)
@@ -179,12 +221,15 @@ class Worker:
             if self._gate.release(d.hook, started, ok, time.monotonic()):
                 self._metrics.breaker_opened.labels(d.hook).inc()
                 log.warning("event=breaker_opened hook=%s", d.hook)
+            await self._promote(d.hook)
 
     async def stop(self, loop_task: asyncio.Task[None]) -> None:
         """Stop pulling, give in-flight deliveries the grace period, nak the rest."""
         self._stopping = True
         self._wake.set()
         await asyncio.gather(loop_task, return_exceptions=True)
+        for item in self._held.take_all():  # never started: back to JetStream at once
+            await nak(item.msg, None)
         tasks = list(self._tasks)
         if tasks:
             _, pending = await asyncio.wait(tasks, timeout=self._grace)
