@@ -19,7 +19,7 @@ BUSY_FLOOR = 0.02  # shortest wait of a message put back for a busy host
 BUSY_CEILING = 2.0
 QUEUE_CEILING = 30.0  # a deferred message is looked at again within this (breaker's open_for)
 EWMA_WEIGHT = 0.2
-HOLD_WINDOW = 0.25  # hold in process what a host at its cap drains within this (hold.py)
+HOLD_WINDOW = 0.5  # hold in process what a host at its cap drains within this (hold.py)
 
 
 @dataclass(frozen=True)

@@ -4,11 +4,11 @@ A host at its cap whose requests take milliseconds frees a slot every few hundre
 microseconds. Putting its next messages back in JetStream (a nak with a delay) would
 leave those slots idle until the redeliveries come, and cost a nak and a fetch each:
 that held one forwarder at a fifth of a raw sender's rate. Such a message waits here
-instead and starts the moment one of its host's requests ends. Only what the host is
-expected to drain within `HOLD_WINDOW` is held (the gate says how many), never longer
-than `HOLD_MAX`, and held messages count against the process's concurrency: a slow or
-hanging host's messages are nak'ed as before, so they hold neither memory nor the
-other tenants' share of the fetch budget.
+instead and starts the moment one of its host's requests ends. Only what the host
+is expected to drain within `gate.HOLD_WINDOW` is held (the gate says how many),
+never longer than `HOLD_MAX`, and held messages count against the process's
+concurrency: a slow or hanging host's messages are nak'ed as before, so they hold
+neither memory nor the other tenants' share of the fetch budget.
 """
 
 from __future__ import annotations
