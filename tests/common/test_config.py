@@ -178,7 +178,8 @@ def hooks(json_text: str) -> dict[str, str]:
         (base(SIP_ALLOWED_ADDRESSES="carrier.example.com"), "does not look valid"),
         (hooks('[{"host":"a.com","url":"http://a.com/h"}]'), "SIP hook URL must be HTTPS"),
         (hooks('[{"host":"a.com","url":"ftp://a.com/h"}]'), "SIP hook URL must be HTTPS"),
-        (hooks('[{"host":"a.com","url":"https:///nohost"}]'), "SIP hook URL must be HTTPS"),
+        (hooks('[{"host":"a.com","url":"https:///nohost"}]'), "SIP hook URL has no host"),
+        (hooks('[{"host":"a.com","url":"https://"}]'), "SIP hook URL has no host"),
         (
             hooks('[{"host":"a.com","url":"https://a.com:99999/h"}]'),
             "is invalid (Port out of range",

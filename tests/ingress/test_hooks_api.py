@@ -126,7 +126,7 @@ async def test_concurrent_posts_from_two_instances_lose_nothing(
         ),
         ({"hooks": [hook("bad_host!")]}, "invalid_host", "bad_host!"),
         ({"hooks": [hook("*.com")]}, "invalid_host", "*.com"),
-        ({"hooks": [hook("a.example.com", "https://")]}, "insecure_url", "a.example.com"),
+        ({"hooks": [hook("a.example.com", "https://")]}, "invalid_url", "has no host"),
         ({"hooks": [hook("a.example.com", "https://x:99999/")]}, "invalid_url", "a.example.com"),
         (
             {"hooks": [hook("a.example.com", "https://ex ample.com/")]},

@@ -23,6 +23,48 @@ from sayna_sip.common.secretbox import SecretBox
 
 DEFAULT_RETRY_SCHEDULE: tuple[float, ...] = (0, 5, 300, 1800, 7200, 18000, 36000, 36000)
 
+# Every environment variable the services read, once: name -> the ServerConfig attribute
+# holding its default (None: no default, unset means off or required). `_pick` refuses a
+# name missing here, and the docs tests hold README.md's table to exactly this list.
+VARIABLES: dict[str, str | None] = {
+    "SIP_ROOM_PREFIX": None,
+    "SIP_ALLOWED_ADDRESSES": None,
+    "SIP_HOOKS_JSON": None,
+    "SIP_HOOK_SECRET": None,
+    "SIP_RETRY_SCHEDULE": "sip.retry_schedule",
+    "SIP_MAX_PARTICIPANTS": "sip.max_participants",
+    "SIP_HOOK_ALLOW_NETWORKS": None,
+    "SIP_HOOK_CA_BUNDLE": None,
+    "SIP_SECRETS_KEY": None,
+    "SIP_SECRET_OVERLAP": None,
+    "SIP_HOOK_DISABLE_AFTER": None,
+    "SIP_OPS_WEBHOOK_URL": None,
+    "SIP_ATTEMPTS_MAX_AGE": None,
+    "SIP_ATTEMPTS_MAX_BYTES": "records.max_bytes",
+    "SIP_ATTEMPT_BODY_BYTES": "records.body_bytes",
+    "LK_EVENTS_MAX_AGE": None,
+    "LIVEKIT_URL": None,
+    "LIVEKIT_API_KEY": None,
+    "LIVEKIT_API_SECRET": None,
+    "NATS_URL": "nats.url",
+    "NATS_REPLICAS": "nats.replicas",
+    "NATS_START_TIMEOUT": "nats.start_timeout",
+    "HOST": "host",
+    "PORT": "port",
+    "WEBHOOK_MAX_BODY_BYTES": "max_body_bytes",
+    "AUTH_REQUIRED": "auth.required",
+    "AUTH_API_SECRET": None,
+    "AUTH_API_SECRETS_JSON": None,
+    "ROUTER_PORT": "router_port",
+    "FORWARDER_PORT": "forwarder.port",
+    "FORWARDER_TIMEOUT": "forwarder.timeout",
+    "FORWARDER_CONNECT_TIMEOUT": "forwarder.connect_timeout",
+    "FORWARDER_HOST_CONCURRENCY": "forwarder.host_concurrency",
+    "FORWARDER_CONCURRENCY": "forwarder.concurrency",
+    "LOG_FORMAT": "log_format",
+    "LOG_LEVEL": "log_level",
+}
+
 # YAML sections and the keys each may hold; anything else is a typo and fails the load.
 _YAML_KEYS: dict[str, set[str]] = {
     "server": {"host", "port"},
@@ -336,6 +378,8 @@ def _check_yaml_keys(data: Mapping[str, Any]) -> None:
 
 
 def _pick(env: Mapping[str, str], name: str, yaml_value: Any, default: Any) -> Any:
+    if name not in VARIABLES:  # a programming error: declare (and document) it first
+        raise KeyError(f"{name} is not declared in config.VARIABLES")
     if name in env:
         return env[name]
     return default if yaml_value is None else yaml_value
@@ -360,6 +404,7 @@ def _auth_tokens(y: _Sections, e: Mapping[str, str]) -> list[tuple[str, str]]:
     return tokens
 
 
+# The variables that switch SIP on (the records' SIP_ATTEMPTS_* do not).
 _SIP_ENV = (
     "SIP_ROOM_PREFIX",
     "SIP_ALLOWED_ADDRESSES",

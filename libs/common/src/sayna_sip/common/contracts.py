@@ -8,6 +8,9 @@ from __future__ import annotations
 import re
 
 from sayna_sip.common.hosts import host_token
+from sayna_sip.common.labels import DeadReason
+
+__all__ = ["DeadReason"]  # re-exported: its values are also metric labels (labels.py)
 
 # Subjects
 LK_EVENTS_SUBJECTS = "lk.events.>"
@@ -76,16 +79,6 @@ class Header:
     HOOK_URL = "Sayna-Hook-Url"
     VERSION = "Sayna-Version"  # delivery envelope format; absent = 1 (see common.delivery)
 
-
-class DeadReason:
-    """Values of the Sayna-Dead-Reason header."""
-
-    GONE = "gone"  # the hook answered 410
-    EXHAUSTED = "retries exhausted"
-    HOOK_REMOVED = "hook removed"
-    BLOCKED = "blocked address"
-    INVALID_URL = "invalid url"  # the hook URL cannot be requested at all
-    HOOK_DISABLED = "hook disabled"  # the hook was disabled (by an operator or automatically)
 
 
 # Size bounds. nats-server closes a client for good (nats-py does not reconnect after an

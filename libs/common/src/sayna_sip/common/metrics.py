@@ -1,11 +1,18 @@
 """Prometheus helpers. Each app builds its own registry at start (never at import), so
-tests can build several apps in one process; process metrics (RSS, CPU) are included."""
+tests can build several apps in one process. Every registry carries prometheus-client's
+standard collectors: `process_*` (CPU, memory, fds), `python_info` and `python_gc_*`."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector, make_asgi_app
+from prometheus_client import (
+    CollectorRegistry,
+    GCCollector,
+    PlatformCollector,
+    ProcessCollector,
+    make_asgi_app,
+)
 
 NAMESPACE = "sayna_sip"
 
@@ -17,6 +24,7 @@ def new_registry() -> CollectorRegistry:
     reg = CollectorRegistry(auto_describe=True)
     ProcessCollector(registry=reg)
     PlatformCollector(registry=reg)
+    GCCollector(registry=reg)
     return reg
 
 

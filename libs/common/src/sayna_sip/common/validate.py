@@ -110,8 +110,10 @@ def hook_url(url: object, host: str) -> str:
             f"SIP hook URL for '{host}' must not hold credentials (user:password@); "
             "hooks authenticate deliveries by their signature"
         )
-    if parts.scheme.lower() != "https" or not parts.hostname:
+    if parts.scheme.lower() != "https":
         raise ConfigError(f"SIP hook URL must be HTTPS (host '{host}', url '{text}')")
+    if not parts.hostname:
+        raise ConfigError(f"SIP hook URL has no host (host '{host}', url '{text}')")
     if port == 0:
         raise ConfigError(f"SIP hook URL for '{host}' has port 0: '{text}'")
     _url_host(parts.hostname, host)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
+from sayna_sip.common.labels import DeferReason
 from sayna_sip.forwarder.breaker import BreakerSettings, CircuitBreaker
 
 BUSY_FLOOR = 0.02  # shortest wait of a message put back for a busy host
@@ -25,7 +26,7 @@ HOLD_WINDOW = 0.5  # hold in process what a host at its cap drains within this (
 @dataclass(frozen=True)
 class Defer:
     delay: float
-    reason: str  # "busy" | "breaker"
+    reason: DeferReason  # BUSY or BREAKER
 
 
 @dataclass
@@ -72,7 +73,7 @@ class HostGate:
     def busy(self, host: str, now: float) -> Defer:
         """How long a message of `host`, at its cap, should wait in JetStream."""
         delay = self._host(host).queue_delay(now, self._cap)
-        return Defer(delay * self._rng.uniform(0.8, 1.2), "busy")
+        return Defer(delay * self._rng.uniform(0.8, 1.2), DeferReason.BUSY)
 
     def hold_limit(self, host: str, now: float) -> int:
         """How many of `host`'s messages may wait in this process for one of its slots:
@@ -92,7 +93,9 @@ class HostGate:
         wait = state.breaker.wait(now)
         if wait is not None:
             # Spread the wake-ups so the backlog does not return as one burst.
-            return Defer(wait + self._rng.uniform(0, 0.2) * state.breaker.s.open_for, "breaker")
+            return Defer(
+                wait + self._rng.uniform(0, 0.2) * state.breaker.s.open_for, DeferReason.BREAKER
+            )
         state.started.append(now)
         return None
 

@@ -16,18 +16,19 @@ from datetime import UTC
 from email.utils import parsedate_to_datetime
 from enum import Enum
 
-from sayna_sip.common.contracts import DeadReason
+from sayna_sip.common.labels import DeadReason, RequestOutcome
 
 JITTER = 0.2
 
 
 class Kind(Enum):
-    """What happened on one attempt."""
+    """What happened on one attempt; the first four are requests that went out, and their
+    values are the `outcome` label of forwarder_attempts."""
 
-    DELIVERED = "delivered"  # 2xx
-    STATUS = "status"  # any other HTTP status
-    TIMEOUT = "timeout"
-    ERROR = "error"  # connection refused/reset, TLS, protocol
+    DELIVERED = RequestOutcome.DELIVERED.value  # 2xx
+    STATUS = RequestOutcome.STATUS.value  # any other HTTP status
+    TIMEOUT = RequestOutcome.TIMEOUT.value
+    ERROR = RequestOutcome.ERROR.value  # connection refused/reset, TLS, protocol
     BLOCKED = "blocked"  # target address refused by the SSRF policy; nothing was sent
     REMOVED = "removed"  # the hook no longer exists
     INVALID_URL = "invalid_url"  # the hook URL cannot be requested; nothing was sent

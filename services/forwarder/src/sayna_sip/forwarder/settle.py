@@ -23,6 +23,7 @@ from opentelemetry.trace import Span
 from sayna_sip.common import contracts, topology, tracing
 from sayna_sip.common.config import DEFAULT_RETRY_SCHEDULE, ServerConfig
 from sayna_sip.common.delivery import Delivery
+from sayna_sip.common.labels import DeadReason
 from sayna_sip.common.logs import quote
 from sayna_sip.common.records import AttemptOutcome, AttemptRecord
 from sayna_sip.forwarder import policy
@@ -119,7 +120,7 @@ class Settlement:
             "event=delivery_crashed event_id=%s hook=%s error=%s",
             d.event_id, d.hook, quote(repr(exc)), exc_info=exc,
         )  # fmt: skip
-        dead = policy.Dead(f"internal error: {type(exc).__name__}", d.attempt)
+        dead = policy.Dead(DeadReason.internal(exc), d.attempt)
         failed = Result(Kind.ERROR, error=f"{type(exc).__name__}: {exc}")
         try:
             await self._dead_letter(msg, d, failed, dead)

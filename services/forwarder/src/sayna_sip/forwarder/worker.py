@@ -25,6 +25,7 @@ from opentelemetry.trace import SpanKind
 from sayna_sip.common import tracing
 from sayna_sip.common.config import ServerConfig
 from sayna_sip.common.delivery import BadEnvelope, Delivery
+from sayna_sip.common.labels import DeferReason
 from sayna_sip.common.logs import quote
 from sayna_sip.forwarder.delivery import Deliverer
 from sayna_sip.forwarder.gate import HostGate
@@ -152,7 +153,7 @@ class Worker:
         due_in = not_before - time.time()
         if due_in > DUE_SLACK:
             await nak(msg, due_in + self._rng.uniform(0, 0.05))
-            self._metrics.deferred.labels(d.hook, "scheduled").inc()
+            self._metrics.deferred.labels(d.hook, DeferReason.SCHEDULED).inc()
             return "scheduled"
         started = time.monotonic()
         defer = self._gate.admit(d.hook, started)

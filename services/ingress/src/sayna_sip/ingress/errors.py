@@ -14,6 +14,7 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_413_REQUEST_ENTITY_TOO_LARGE
 
+from sayna_sip.common.labels import ErrorCode
 from sayna_sip.common.logs import quote
 from sayna_sip.ingress.schemas import ErrorBody
 
@@ -24,7 +25,7 @@ class IngressError(Exception):
     """An answer other than success; `status` and `code` say which."""
 
     status = 500
-    code = "internal_error"
+    code: str = ErrorCode.INTERNAL_ERROR
 
     def __init__(self, message: str, code: str | None = None) -> None:
         super().__init__(message)
@@ -35,43 +36,43 @@ class IngressError(Exception):
 
 class BadRequest(IngressError):
     status = 400
-    code = "invalid_body"
+    code: str = ErrorCode.INVALID_BODY
 
 
 class Unauthorized(IngressError):
     status = 401
-    code = "unauthorized"
+    code: str = ErrorCode.UNAUTHORIZED
 
 
 class NotFound(IngressError):
     status = 404
-    code = "not_found"
+    code: str = ErrorCode.NOT_FOUND
 
 
 class Conflict(IngressError):
     status = 409
-    code = "conflict"
+    code: str = ErrorCode.CONFIG_HOOK
 
 
 class PayloadTooLarge(IngressError):
     status = 413
-    code = "body_too_large"
+    code: str = ErrorCode.BODY_TOO_LARGE
 
 
 class Unavailable(IngressError):
     status = 503
-    code = "unavailable"
+    code: str = ErrorCode.NATS_UNAVAILABLE
 
 
 # Litestar's own errors by status: a fixed code each (its detail text is for humans).
-_HTTP_CODES = {
-    400: "invalid_body",
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    413: "body_too_large",
-    415: "unsupported_media_type",
+_HTTP_CODES: dict[int, str] = {
+    400: ErrorCode.INVALID_BODY,
+    401: ErrorCode.UNAUTHORIZED,
+    403: ErrorCode.FORBIDDEN,
+    404: ErrorCode.NOT_FOUND,
+    405: ErrorCode.METHOD_NOT_ALLOWED,
+    413: ErrorCode.BODY_TOO_LARGE,
+    415: ErrorCode.UNSUPPORTED_MEDIA_TYPE,
 }
 
 
@@ -93,26 +94,26 @@ def http_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Respo
         message = _validation_message(exc)
         if "`array` of length >= 1" in message:  # the schema's minItems: keep its old code
             return _response(
-                400, "empty_request", f"'{_first_key(exc)}' must list at least one entry"
+                400, ErrorCode.EMPTY_REQUEST, f"'{_first_key(exc)}' must list at least one entry"
             )
-        return _response(400, "invalid_body", message)
+        return _response(400, ErrorCode.INVALID_BODY, message)
     if exc.status_code == HTTP_413_REQUEST_ENTITY_TOO_LARGE:
         limit = request.route_handler.resolve_request_max_body_size()
-        return _response(413, "body_too_large", f"request body exceeds {limit} bytes")
+        return _response(413, ErrorCode.BODY_TOO_LARGE, f"request body exceeds {limit} bytes")
     code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
     return _response(exc.status_code, code, exc.detail or "error", exc.headers)
 
 
 def nesting_error_handler(_: Request[Any, Any, Any], exc: Exception) -> Response[ErrorBody]:
     """A JSON body nested deeper than the decoder's stack (RecursionError)."""
-    return _response(400, "invalid_body", "request body is nested too deeply")
+    return _response(400, ErrorCode.INVALID_BODY, "request body is nested too deeply")
 
 
 def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[ErrorBody]:
     log.error(
         "event=unhandled_error path=%s error=%s", request.url.path, quote(repr(exc)), exc_info=exc
     )
-    return _response(500, "internal_error", "internal error")
+    return _response(500, ErrorCode.INTERNAL_ERROR, "internal error")
 
 
 def _first_key(exc: ValidationException) -> str:

@@ -12,6 +12,7 @@ from sayna_sip.common import validate
 from sayna_sip.common.config import SipConfig
 from sayna_sip.common.errors import ConfigError
 from sayna_sip.common.hosts import normalize_host
+from sayna_sip.common.labels import ErrorCode
 from sayna_sip.common.netpolicy import is_blocked, literal_address
 from sayna_sip.ingress.errors import BadRequest, Conflict
 from sayna_sip.ingress.hooks import HookWrite
@@ -29,7 +30,7 @@ def _host(raw: str) -> str:
     try:
         return normalize_host(raw)
     except ConfigError as exc:
-        raise BadRequest(str(exc), "invalid_host") from None
+        raise BadRequest(str(exc), ErrorCode.INVALID_HOST) from None
 
 
 def _url(raw: str, host: str, sip: SipConfig) -> str:
@@ -37,18 +38,20 @@ def _url(raw: str, host: str, sip: SipConfig) -> str:
         url = validate.hook_url(raw, host)
     except ConfigError as exc:
         text = str(exc)
-        code = "insecure_url" if "HTTPS" in text else "invalid_url"
-        code = "url_credentials" if "credentials" in text else code
+        code = ErrorCode.INSECURE_URL if "HTTPS" in text else ErrorCode.INVALID_URL
+        code = ErrorCode.URL_CREDENTIALS if "credentials" in text else code
         raise BadRequest(text, code) from None
     if url != raw or any(c.isspace() or ord(c) < 0x20 for c in url):
-        raise BadRequest(f"SIP hook URL for '{host}' must not contain whitespace", "invalid_url")
+        raise BadRequest(
+            f"SIP hook URL for '{host}' must not contain whitespace", ErrorCode.INVALID_URL
+        )
     target = urlsplit(url).hostname or ""
     address = literal_address(target)  # any numeric spelling (validated by hook_url)
     if address is not None and is_blocked(address, sip.hook_allow_networks):
         raise BadRequest(
             f"SIP hook URL for '{host}' targets blocked address {address} "
             "(loopback, private, link-local or reserved; see SIP_HOOK_ALLOW_NETWORKS)",
-            "blocked_target",
+            ErrorCode.BLOCKED_TARGET,
         )
     return url
 
@@ -57,29 +60,31 @@ def _not_static(host: str, sip: SipConfig) -> None:
     if any(hook.host == host for hook in sip.hooks):
         raise Conflict(
             f"SIP hook host '{host}' is defined in the static configuration and is read-only",
-            "config_hook",
+            ErrorCode.CONFIG_HOOK,
         )
 
 
 def _count(n: int, what: str) -> None:
     if n == 0:
-        raise BadRequest(f"'{what}' must list at least one entry", "empty_request")
+        raise BadRequest(f"'{what}' must list at least one entry", ErrorCode.EMPTY_REQUEST)
     if n > MAX_HOOKS_PER_REQUEST:
-        raise BadRequest(f"'{what}' holds more than {MAX_HOOKS_PER_REQUEST} entries", "too_many")
+        raise BadRequest(
+            f"'{what}' holds more than {MAX_HOOKS_PER_REQUEST} entries", ErrorCode.TOO_MANY
+        )
 
 
 def secret(raw: str, host: str) -> str:
     try:
         return validate.secret(raw, host)
     except ConfigError as exc:
-        raise BadRequest(str(exc), "invalid_secret") from None
+        raise BadRequest(str(exc), ErrorCode.INVALID_SECRET) from None
 
 
 def _events(raw: list[str] | None, host: str) -> tuple[str, ...] | None:
     try:
         return validate.events(raw, host)
     except ConfigError as exc:
-        raise BadRequest(str(exc), "invalid_events") from None
+        raise BadRequest(str(exc), ErrorCode.INVALID_EVENTS) from None
 
 
 def upserts(items: list[HookIn], sip: SipConfig) -> list[HookWrite]:
@@ -90,7 +95,7 @@ def upserts(items: list[HookIn], sip: SipConfig) -> list[HookWrite]:
     for item in items:
         host = _host(item.host)
         if host in seen:
-            raise BadRequest(f"Duplicate SIP hook host: {host}", "duplicate_host")
+            raise BadRequest(f"Duplicate SIP hook host: {host}", ErrorCode.DUPLICATE_HOST)
         seen.add(host)
         own = secret(item.secret, host) if item.secret is not None else None
         out.append(HookWrite(host, _url(item.url, host, sip), _events(item.events, host), own))

@@ -23,6 +23,7 @@ from sayna_sip.common.hook import Hook
 from sayna_sip.common.hook_directory import read_hook, snapshot
 from sayna_sip.common.hookstore import delete_if_unchanged, modify
 from sayna_sip.common.hosts import host_token
+from sayna_sip.common.labels import ErrorCode
 from sayna_sip.common.logs import quote
 from sayna_sip.common.secretbox import SecretBox
 from sayna_sip.ingress.errors import BadRequest, Conflict, IngressError, NotFound, Unavailable
@@ -67,14 +68,14 @@ class HookStore:
 
     def _check_connected(self) -> None:
         if not self._connected():  # fail fast rather than wait out KV request timeouts
-            raise Unavailable("NATS is not connected; retry later", "nats_unavailable")
+            raise Unavailable("NATS is not connected; retry later", ErrorCode.NATS_UNAVAILABLE)
 
     async def upsert(self, hooks: list[HookWrite]) -> list[Hook]:
         self._check_connected()
         if any(h.secret for h in hooks) and self._box is None:
             raise BadRequest(
                 "A hook secret needs SIP_SECRETS_KEY (the key that encrypts secrets at rest)",
-                "secrets_key_missing",
+                ErrorCode.SECRETS_KEY_MISSING,
             )
         for hook in hooks:  # refuse the whole request before writing any of it
             _writable(hook.host, (await _guard(self._current(hook.host)))[0])
@@ -91,7 +92,7 @@ class HookStore:
         self._check_connected()
         record, _ = await _guard(self._current(host))
         if record is None:
-            raise NotFound(f"no hook for host '{host}'", "hook_not_found")
+            raise NotFound(f"no hook for host '{host}'", ErrorCode.HOOK_NOT_FOUND)
         return record
 
     async def change(self, host: str, change: Callable[[Hook], Hook | None]) -> Hook:
@@ -109,14 +110,14 @@ class HookStore:
                 f"SIP hook host '{host}' is being changed concurrently; retry", "busy"
             ) from None
         if updated is None:
-            raise NotFound(f"no hook for host '{host}'", "hook_not_found")
+            raise NotFound(f"no hook for host '{host}'", ErrorCode.HOOK_NOT_FOUND)
         return updated
 
     def box(self) -> SecretBox:
         if self._box is None:
             raise BadRequest(
                 "Hook secrets need SIP_SECRETS_KEY (the key that encrypts secrets at rest)",
-                "secrets_key_missing",
+                ErrorCode.SECRETS_KEY_MISSING,
             )
         return self._box
 
@@ -160,7 +161,9 @@ class HookStore:
                 return
             except KeyWrongLastSequenceError:
                 continue  # someone wrote in between: re-read and decide again
-        raise Unavailable(f"SIP hook host '{host}' is being changed concurrently; retry", "busy")
+        raise Unavailable(
+            f"SIP hook host '{host}' is being changed concurrently; retry", ErrorCode.BUSY
+        )
 
     async def _delete(self, host: str) -> bool:
         for _ in range(CAS_ATTEMPTS):
@@ -173,14 +176,16 @@ class HookStore:
                 return True
             except KeyWrongLastSequenceError:
                 continue
-        raise Unavailable(f"SIP hook host '{host}' is being changed concurrently; retry", "busy")
+        raise Unavailable(
+            f"SIP hook host '{host}' is being changed concurrently; retry", ErrorCode.BUSY
+        )
 
 
 def _writable(host: str, record: Hook | None) -> None:
     if record is not None and record.source == "config":
         raise Conflict(
             f"SIP hook host '{host}' is defined in the static configuration and is read-only",
-            "config_hook",
+            ErrorCode.CONFIG_HOOK,
         )
 
 
@@ -192,4 +197,4 @@ async def _guard(op: Awaitable[T]) -> T:
         raise
     except (TimeoutError, nats.errors.Error, OSError) as exc:
         log.warning("event=hook_store_unavailable error=%s", quote(repr(exc)))
-        raise Unavailable(f"NATS KV is unavailable: {exc!r}", "nats_unavailable") from exc
+        raise Unavailable(f"NATS KV is unavailable: {exc!r}", ErrorCode.NATS_UNAVAILABLE) from exc

@@ -19,6 +19,7 @@ from opentelemetry.trace import SpanKind
 
 from sayna_sip.common import contracts, topology, tracing
 from sayna_sip.common.delivery import EventMeta
+from sayna_sip.common.labels import ErrorCode, IngressOutcome
 from sayna_sip.common.logs import quote
 from sayna_sip.ingress.errors import IngressError, PayloadTooLarge, Unavailable
 from sayna_sip.ingress.metrics import IngressMetrics
@@ -114,8 +115,8 @@ class EventPublisher:
             quote(repr(exc)),
         )
         if isinstance(exc, nats.errors.ConnectionReconnectingError):
-            return Unavailable("NATS is not connected; retry later", "nats_unavailable")
-        return Unavailable(f"could not store the event in NATS: {exc!r}", "nats_unavailable")
+            return Unavailable("NATS is not connected; retry later", ErrorCode.NATS_UNAVAILABLE)
+        return Unavailable(f"could not store the event in NATS: {exc!r}", ErrorCode.NATS_UNAVAILABLE)
 
 
 _FAILURES = (TimeoutError, nats.errors.Error, OSError)
@@ -154,16 +155,17 @@ class WebhookIntake:
             if self._verifier is None:
                 raise Unavailable(
                     "LiveKit credentials are not configured (LIVEKIT_API_KEY, LIVEKIT_API_SECRET)",
-                    "livekit_not_configured",
+                    ErrorCode.LIVEKIT_NOT_CONFIGURED,
                 )
             digest = self._verifier.token_digest(authorization)
             body = await read_body()
             self._verifier.check_body(digest, body)
             event = parse_event(body)
             event_name = event.event or "unknown"
-            outcome = "ignored"
+            outcome = IngressOutcome.IGNORED
             if self._publisher is not None:
-                outcome = "duplicate" if await self._publisher.publish(event, body) else "stored"
+                duplicate = await self._publisher.publish(event, body)
+                outcome = IngressOutcome.DUPLICATE if duplicate else IngressOutcome.STORED
         except IngressError as exc:
             self._metrics.webhooks.labels(event_name, exc.code).inc()
             if exc.status != 503:  # 503s are logged where they happen

@@ -20,6 +20,7 @@ from sayna_sip.common.contracts import Header
 from sayna_sip.common.deliveries import QueryError, parse_when, rfc3339, view
 from sayna_sip.common.errors import ConfigError
 from sayna_sip.common.hosts import normalize_host
+from sayna_sip.common.labels import ErrorCode
 from sayna_sip.ingress.auth import bearer_guard
 from sayna_sip.ingress.errors import BadRequest, IngressError, Unavailable
 from sayna_sip.ingress.records_state import Records
@@ -44,7 +45,7 @@ BEARER_SCHEME = "ApiToken"
 
 class NotFound(IngressError):
     status = 404
-    code = "not_found"
+    code: str = ErrorCode.NOT_FOUND
 
 
 def _err(description: str) -> ResponseSpec:
@@ -60,7 +61,7 @@ _READ = {
 
 def _records(ingress: IngressDep) -> Records:
     if ingress.records is None:
-        raise Unavailable("delivery records need SIP and NATS configured", "records_unavailable")
+        raise Unavailable("delivery records need SIP and NATS configured", ErrorCode.RECORDS_UNAVAILABLE)
     return ingress.records
 
 
@@ -70,7 +71,7 @@ def _when(value: str | None, name: str) -> float | None:
     try:
         return parse_when(value)
     except QueryError as exc:
-        raise BadRequest(f"{name}: {exc}", "invalid_query") from None
+        raise BadRequest(f"{name}: {exc}", ErrorCode.INVALID_QUERY) from None
 
 
 def _host(value: str | None) -> str | None:
@@ -79,7 +80,7 @@ def _host(value: str | None) -> str | None:
     try:
         return normalize_host(value)
     except ConfigError as exc:
-        raise BadRequest(str(exc), "invalid_query") from None
+        raise BadRequest(str(exc), ErrorCode.INVALID_QUERY) from None
 
 
 def _out(record: Any) -> RouteOut | AttemptOut:
@@ -101,7 +102,7 @@ class DeliveriesController(Controller):
     async def delivery(self, ingress: IngressDep, event_id: str) -> DeliveryOut:
         found = await _records(ingress).deliveries.event(event_id)
         if found is None:
-            raise NotFound(f"no delivery record of event {event_id}", "not_found")
+            raise NotFound(f"no delivery record of event {event_id}", ErrorCode.NOT_FOUND)
         route = _out(found.route) if found.route is not None else None
         attempts = [_out(a) for a in found.attempts]
         return DeliveryOut(found.event_id, found.event, found.room, route, attempts)  # type: ignore[arg-type]
@@ -118,14 +119,14 @@ class DeliveriesController(Controller):
         cursor: str | None = None,
     ) -> DeliveryPage:
         if outcome is not None and not outcome.replace("_", "").isalpha():
-            raise BadRequest(f"outcome '{outcome}' is not an outcome name", "invalid_query")
+            raise BadRequest(f"outcome '{outcome}' is not an outcome name", ErrorCode.INVALID_QUERY)
         try:
             page = await _records(ingress).deliveries.page(
                 host=_host(host), outcome=outcome or None, since=_when(since, "since"),
                 until=_when(until, "until"), limit=limit, cursor=cursor or None,
             )  # fmt: skip
         except QueryError as exc:
-            raise BadRequest(str(exc), "invalid_query") from None
+            raise BadRequest(str(exc), ErrorCode.INVALID_QUERY) from None
         return DeliveryPage([_out(r) for r in page.items], page.next_cursor)
 
     @get("/hooks/{host:str}/stats", summary="A hook's attempts over a window", responses=_READ)
@@ -133,7 +134,7 @@ class DeliveriesController(Controller):
         seconds = deliveries.STATS_WINDOWS.get(window)
         if seconds is None:
             raise BadRequest(f"window must be one of {', '.join(deliveries.STATS_WINDOWS)}",
-                             "invalid_query")  # fmt: skip
+                             ErrorCode.INVALID_QUERY)  # fmt: skip
         name = _host(host) or ""
         records = _records(ingress)
         st = await records.deliveries.stats(name, seconds)
@@ -159,7 +160,7 @@ class DeliveriesController(Controller):
         try:
             below = deliveries.parse_cursor(cursor) if cursor else None
         except QueryError as exc:
-            raise BadRequest(str(exc), "invalid_query") from None
+            raise BadRequest(str(exc), ErrorCode.INVALID_QUERY) from None
         letters, next_seq = await deadletters.page(
             records.dead_reader, records.dead_last_seq, host=_host(host),
             since=_when(since, "since"), until=_when(until, "until"), limit=limit, cursor=below,
@@ -175,7 +176,7 @@ class DeliveriesController(Controller):
     ) -> RedriveResult:
         if data.host is None and data.since is None and data.event_ids is None:
             raise BadRequest("give host, since or event_ids (all of them: since=7d)",
-                             "invalid_body")  # fmt: skip
+                             ErrorCode.INVALID_BODY)  # fmt: skip
         records = _records(ingress)
         done = await deadletters.redrive(
             records.js, records.dead_reader, host=_host(data.host),

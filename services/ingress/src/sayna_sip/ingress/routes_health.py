@@ -9,6 +9,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from sayna_sip.common import natsconn
+from sayna_sip.common.labels import ErrorCode
 from sayna_sip.common.topology import TopologyError, check_topology
 from sayna_sip.ingress.schemas import ErrorBody, Health
 from sayna_sip.ingress.state import IngressDep
@@ -29,7 +30,7 @@ READY_TIMEOUT_S = 2.0
 async def healthz(ingress: IngressDep) -> Response[Health | ErrorBody]:
     if ingress.nc is not None and natsconn.lost(ingress.nc):
         return Response(
-            ErrorBody("nats_closed", "the NATS connection was closed for good; restart"),
+            ErrorBody(ErrorCode.NATS_CLOSED, "the NATS connection was closed for good; restart"),
             status_code=503,
         )
     return Response(Health(status="ok"))
@@ -49,14 +50,16 @@ async def readyz(ingress: IngressDep) -> Response[Health | ErrorBody]:
     if ingress.nc is None or ingress.js is None:
         return Response(Health(status="ready"))
     if not ingress.nc.is_connected:
-        return Response(ErrorBody("nats_unavailable", "NATS is not connected"), status_code=503)
+        return Response(
+            ErrorBody(ErrorCode.NATS_UNAVAILABLE, "NATS is not connected"), status_code=503
+        )
     try:
         await asyncio.wait_for(check_topology(ingress.js), READY_TIMEOUT_S)
     except TopologyError as exc:
-        return Response(ErrorBody("topology_missing", str(exc)), status_code=503)
+        return Response(ErrorBody(ErrorCode.TOPOLOGY_MISSING, str(exc)), status_code=503)
     except Exception as exc:  # any NATS failure means "not ready", whatever its type
         return Response(
-            ErrorBody("nats_unavailable", f"NATS check failed: {exc!r}"), status_code=503
+            ErrorBody(ErrorCode.NATS_UNAVAILABLE, f"NATS check failed: {exc!r}"), status_code=503
         )
     return Response(Health(status="ready"))
 

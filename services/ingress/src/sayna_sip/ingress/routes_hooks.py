@@ -14,6 +14,7 @@ from prometheus_client import Counter
 
 from sayna_sip.common.config import AuthConfig, SipConfig
 from sayna_sip.common.hook import Hook
+from sayna_sip.common.labels import ErrorCode
 from sayna_sip.ingress import endpoints, hookrules
 from sayna_sip.ingress.auth import bearer_guard
 from sayna_sip.ingress.errors import Conflict
@@ -73,7 +74,9 @@ def _out(records: list[Hook], sip: SipConfig | None = None) -> list[HookOut]:
 
 def _writable(ingress: IngressDep) -> tuple[SipConfig, HookStore]:
     if ingress.config.sip is None or ingress.hooks is None:
-        raise Conflict("SIP is not configured: runtime hooks are unavailable", "sip_disabled")
+        raise Conflict(
+            "SIP is not configured: runtime hooks are unavailable", ErrorCode.SIP_DISABLED
+        )
     return ingress.config.sip, ingress.hooks
 
 

@@ -18,6 +18,7 @@ import msgspec
 from jwt.algorithms import HMACAlgorithm
 
 from sayna_sip.common import contracts
+from sayna_sip.common.labels import ErrorCode
 from sayna_sip.ingress.errors import BadRequest, Unauthorized
 
 LEEWAY_S = 10.0
@@ -93,7 +94,7 @@ class WebhookVerifier:
         if token[:6].lower() == _BEARER and (len(token) == 6 or token[6].isspace()):
             token = token[6:].strip()  # `Bearer <jwt>`; LiveKit itself sends the raw JWT
         if not token:
-            raise Unauthorized("missing Authorization token", "missing_token")
+            raise Unauthorized("missing Authorization token", ErrorCode.MISSING_TOKEN)
         try:
             claims = self._jwt.decode(
                 token,
@@ -103,14 +104,16 @@ class WebhookVerifier:
                 leeway=self._leeway,
             )
         except jwt.ExpiredSignatureError:
-            raise Unauthorized("webhook token has expired", "invalid_token") from None
+            raise Unauthorized("webhook token has expired", ErrorCode.INVALID_TOKEN) from None
         except jwt.InvalidIssuerError:
-            raise Unauthorized("webhook token issuer is not our API key", "invalid_token") from None
+            raise Unauthorized(
+                "webhook token issuer is not our API key", ErrorCode.INVALID_TOKEN
+            ) from None
         except jwt.PyJWTError as exc:
-            raise Unauthorized(f"invalid webhook token: {exc}", "invalid_token") from None
+            raise Unauthorized(f"invalid webhook token: {exc}", ErrorCode.INVALID_TOKEN) from None
         claim = claims.get("sha256")
         if not isinstance(claim, str) or not claim:
-            raise Unauthorized("webhook token has no sha256 claim", "invalid_token")
+            raise Unauthorized("webhook token has no sha256 claim", ErrorCode.INVALID_TOKEN)
         try:
             return base64.b64decode(claim, validate=True)
         except (binascii.Error, ValueError):
@@ -121,7 +124,9 @@ class WebhookVerifier:
     @staticmethod
     def check_body(digest: bytes, body: bytes) -> None:
         if not hmac.compare_digest(digest, hashlib.sha256(body).digest()):
-            raise Unauthorized("body does not match the token's sha256 claim", "hash_mismatch")
+            raise Unauthorized(
+                "body does not match the token's sha256 claim", ErrorCode.HASH_MISMATCH
+            )
 
 
 def parse_event(body: bytes) -> Event:
@@ -130,12 +135,12 @@ def parse_event(body: bytes) -> Event:
         env = _decoder.decode(body)
     except msgspec.ValidationError as exc:
         raise BadRequest(
-            f"webhook body is not a LiveKit event object: {exc}", "invalid_json"
+            f"webhook body is not a LiveKit event object: {exc}", ErrorCode.INVALID_JSON
         ) from None
     except msgspec.DecodeError as exc:
-        raise BadRequest(f"webhook body is not valid JSON: {exc}", "invalid_json") from None
+        raise BadRequest(f"webhook body is not valid JSON: {exc}", ErrorCode.INVALID_JSON) from None
     except RecursionError:  # nesting deeper than the decoder's stack
-        raise BadRequest("webhook body is nested too deeply", "invalid_json") from None
+        raise BadRequest("webhook body is nested too deeply", ErrorCode.INVALID_JSON) from None
     event_id = env.id or "sha256:" + hashlib.sha256(body).hexdigest()
     event = Event(id=event_id, event=env.event, room=env.room.name if env.room else "")
     _check_bounds(event)
@@ -146,13 +151,13 @@ def _check_bounds(event: Event) -> None:
     """Refuse values too long for the subject, headers and KV keys they end up in."""
     if len(event.event) > contracts.MAX_EVENT_NAME:
         raise BadRequest(
-            f"webhook event name exceeds {contracts.MAX_EVENT_NAME} characters", "invalid_event"
+            f"webhook event name exceeds {contracts.MAX_EVENT_NAME} characters", ErrorCode.INVALID_EVENT
         )
     if len(event.id) > contracts.MAX_EVENT_ID:
         raise BadRequest(
-            f"webhook event id exceeds {contracts.MAX_EVENT_ID} characters", "invalid_event"
+            f"webhook event id exceeds {contracts.MAX_EVENT_ID} characters", ErrorCode.INVALID_EVENT
         )
     if len(event.room.encode("utf-8", "surrogatepass")) > contracts.MAX_ROOM_BYTES:
         raise BadRequest(
-            f"webhook room name exceeds {contracts.MAX_ROOM_BYTES} bytes", "invalid_event"
+            f"webhook room name exceeds {contracts.MAX_ROOM_BYTES} bytes", ErrorCode.INVALID_EVENT
         )

@@ -1,4 +1,5 @@
-"""The router's Prometheus metrics, registered on a registry built at start."""
+"""The router's Prometheus metrics, registered on a registry built at start. `Outcome`
+(its label values) lives in common.labels, with every other label vocabulary."""
 
 from __future__ import annotations
 
