@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry
 
 from sayna_sip.common.config import ServerConfig
 from sayna_sip.common.metrics import new_registry
+from sayna_sip.common.recorder import RecorderMetrics
 from sayna_sip.forwarder.metrics import ForwarderMetrics
 from sayna_sip.ingress.app import create_app
 from sayna_sip.ingress.metrics import IngressMetrics
@@ -30,6 +31,8 @@ def registries() -> dict[str, CollectorRegistry]:
     IngressMetrics.create(ingress)
     RouterMetrics(router)
     ForwarderMetrics(forwarder)
+    for registry in (router, forwarder):  # both record deliveries in SIP_ATTEMPTS
+        RecorderMetrics(registry)
     return {"ingress": ingress, "router": router, "forwarder": forwarder}
 
 
@@ -89,3 +92,9 @@ def help_text(argv: list[str]) -> str:
 
 def flags(argv: list[str]) -> set[str]:
     return set(re.findall(r"(?<![\w-])(--[a-z][a-z-]*)", help_text(argv))) - {"--help"}
+
+
+def otel_variables() -> set[str]:
+    """The standard OTEL_* variables our tracing setup reads itself."""
+    text = (ROOT / "libs/common/src/sayna_sip/common/tracing.py").read_text(encoding="utf-8")
+    return set(re.findall(r'"(OTEL_[A-Z_]+)"', text))

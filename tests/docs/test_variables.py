@@ -53,6 +53,7 @@ def test_every_variable_is_in_the_readme_table_and_nothing_else_is() -> None:
         f"add {sorted(program - documented)} to the variable table of {README} "
         "(variable | default | meaning)"
     )
+    program |= sources.otel_variables()  # the standard ones: documented as needed
     assert not documented - program, (
         f"{README} documents variables the program does not read: "
         f"{sorted(documented - program)} (declare them in config.VARIABLES or drop them)"
@@ -80,7 +81,7 @@ def test_every_variable_named_in_the_docs_exists() -> None:
     """An ALL_CAPS name in a code span or block is a variable the program reads, one that
     compose.yaml reads, or a name the source defines (a stream, a constant)."""
     source = "\n".join(p.read_text(encoding="utf-8") for p in sources.source_files())
-    known = set(VARIABLES) | _compose_variables()
+    known = set(VARIABLES) | _compose_variables() | sources.otel_variables()
     for path, doc in markdown.all_docs().items():
         for snippet in markdown.code_text(doc):
             for name in NAME.findall(snippet):

@@ -122,6 +122,9 @@ class DeadReason(StrEnum):
         return f"{cls.INTERNAL_ERROR}: {type(exc).__name__}"
 
 
+# `reason` of records_failed: a delivery record could not be stored.
+RECORD_FAIL_REASONS = ("queue_full", "nats", "timeout", "rejected")
+
 # Metric -> label -> the values it takes (the docs tests read this; `host`, `event`,
 # `status` and `method` are open-ended and not listed).
 METRIC_LABELS: dict[str, dict[str, tuple[str, ...]]] = {
@@ -129,6 +132,7 @@ METRIC_LABELS: dict[str, dict[str, tuple[str, ...]]] = {
         "outcome": (*IngressOutcome, *WEBHOOK_ERRORS),
     },
     "sayna_sip_router_events_total": {"outcome": tuple(RouterOutcome)},
+    "sayna_sip_records_failed_total": {"reason": RECORD_FAIL_REASONS},
     "sayna_sip_forwarder_attempts_total": {"outcome": tuple(RequestOutcome)},
     "sayna_sip_forwarder_deferred_total": {"reason": tuple(DeferReason)},
     "sayna_sip_forwarder_dead_letters_total": {"reason": tuple(DeadReason)},

@@ -24,6 +24,7 @@ from nats.js.api import Header as JsHeader
 from prometheus_client import CollectorRegistry, Counter
 
 from sayna_sip.common import records
+from sayna_sip.common.labels import RECORD_FAIL_REASONS
 from sayna_sip.common.logs import quote
 from sayna_sip.common.metrics import NAMESPACE
 from sayna_sip.common.topology import SIP_ATTEMPTS
@@ -31,7 +32,7 @@ from sayna_sip.common.topology import SIP_ATTEMPTS
 log = logging.getLogger("sayna_sip.records")
 
 LOG_EVERY = 10.0
-FAIL_REASONS = ("queue_full", "nats", "timeout", "rejected")
+FAIL_REASONS = RECORD_FAIL_REASONS
 
 
 class RecorderMetrics:
