@@ -95,6 +95,25 @@ def flags(argv: list[str]) -> set[str]:
 
 
 def otel_variables() -> set[str]:
-    """The standard OTEL_* variables our tracing setup reads itself."""
+    """The OTEL_* variables our tracing setup reads itself, and the SDK's standard ones."""
+    from opentelemetry.sdk import environment_variables
+
     text = (ROOT / "libs/common/src/sayna_sip/common/tracing.py").read_text(encoding="utf-8")
-    return set(re.findall(r'"(OTEL_[A-Z_]+)"', text))
+    ours = set(re.findall(r'"(OTEL_[A-Z_]+)"', text))
+    return ours | {n for n in dir(environment_variables) if n.startswith("OTEL_")}
+
+
+def tooling_variables() -> set[str]:
+    """Variables the test, bench and compose-test tooling reads (environ or `${X:-...}`)."""
+    found: set[str] = set()
+    files = [*(ROOT / "tests").rglob("*.py"), *(ROOT / "tests").rglob("*.sh")]
+    files += [*(ROOT / "bench").rglob("*.py"), *(ROOT / "mutation").rglob("*.py")]
+    for path in files:
+        if path.is_relative_to(ROOT / "tests/docs"):
+            continue
+        text = path.read_text(encoding="utf-8")
+        found.update(re.findall(r'environ(?:\.get\(|\[)"([A-Z][A-Z0-9_]+)"', text))
+        found.update(re.findall(r"\$\{([A-Z][A-Z0-9_]+):-", text))
+        if path.suffix == ".sh":  # what a script exports for the tools it runs
+            found.update(re.findall(r"^\s*export ([A-Z][A-Z0-9_]+)=", text, re.M))
+    return found

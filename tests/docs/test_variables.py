@@ -82,6 +82,7 @@ def test_every_variable_named_in_the_docs_exists() -> None:
     compose.yaml reads, or a name the source defines (a stream, a constant)."""
     source = "\n".join(p.read_text(encoding="utf-8") for p in sources.source_files())
     known = set(VARIABLES) | _compose_variables() | sources.otel_variables()
+    known |= sources.tooling_variables()
     for path, doc in markdown.all_docs().items():
         for snippet in markdown.code_text(doc):
             for name in NAME.findall(snippet):

@@ -41,6 +41,7 @@ VARIABLES: dict[str, str | None] = {
     "SIP_OPS_WEBHOOK_URL": None,
     "SIP_ATTEMPTS_MAX_AGE": None,
     "SIP_ATTEMPTS_MAX_BYTES": None,  # 1 GiB, documented as `1GiB`
+    "SIP_ATTEMPT_RECORDS": "records.enabled",
     "SIP_ATTEMPT_BODY_BYTES": "records.body_bytes",
     "LK_EVENTS_MAX_AGE": None,
     "LIVEKIT_URL": None,

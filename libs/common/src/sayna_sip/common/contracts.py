@@ -80,7 +80,6 @@ class Header:
     VERSION = "Sayna-Version"  # delivery envelope format; absent = 1 (see common.delivery)
 
 
-
 # Size bounds. nats-server closes a client for good (nats-py does not reconnect after an
 # -ERR) when a message exceeds its announced max_payload (headers included) or a control
 # line exceeds 4 KiB (the subject is in it), so every value that reaches a subject,

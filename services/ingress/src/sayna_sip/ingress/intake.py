@@ -116,7 +116,9 @@ class EventPublisher:
         )
         if isinstance(exc, nats.errors.ConnectionReconnectingError):
             return Unavailable("NATS is not connected; retry later", ErrorCode.NATS_UNAVAILABLE)
-        return Unavailable(f"could not store the event in NATS: {exc!r}", ErrorCode.NATS_UNAVAILABLE)
+        return Unavailable(
+            f"could not store the event in NATS: {exc!r}", ErrorCode.NATS_UNAVAILABLE
+        )
 
 
 _FAILURES = (TimeoutError, nats.errors.Error, OSError)

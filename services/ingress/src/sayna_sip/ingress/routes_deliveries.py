@@ -61,7 +61,9 @@ _READ = {
 
 def _records(ingress: IngressDep) -> Records:
     if ingress.records is None:
-        raise Unavailable("delivery records need SIP and NATS configured", ErrorCode.RECORDS_UNAVAILABLE)
+        raise Unavailable(
+            "delivery records need SIP and NATS configured", ErrorCode.RECORDS_UNAVAILABLE
+        )
     return ingress.records
 
 

@@ -151,7 +151,8 @@ def _check_bounds(event: Event) -> None:
     """Refuse values too long for the subject, headers and KV keys they end up in."""
     if len(event.event) > contracts.MAX_EVENT_NAME:
         raise BadRequest(
-            f"webhook event name exceeds {contracts.MAX_EVENT_NAME} characters", ErrorCode.INVALID_EVENT
+            f"webhook event name exceeds {contracts.MAX_EVENT_NAME} characters",
+            ErrorCode.INVALID_EVENT,
         )
     if len(event.id) > contracts.MAX_EVENT_ID:
         raise BadRequest(
