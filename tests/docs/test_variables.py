@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 
 from sayna_sip.common.config import DEFAULT_RETRY_SCHEDULE, VARIABLES, ServerConfig
-from sayna_sip.common.durations import format_duration
 from tests.docs import markdown, sources
 
 README = "README.md"
@@ -37,13 +36,21 @@ def _program_default(path: str) -> object:
     return value
 
 
+def _duration(seconds: float) -> str:
+    """Seconds as the docs write a schedule's delays: 0s, 5s, 5m, 2h."""
+    for unit, size in (("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
+
+
 def _shown(value: object) -> str:
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     if value == DEFAULT_RETRY_SCHEDULE:
-        return ",".join(format_duration(v) for v in DEFAULT_RETRY_SCHEDULE)
+        return ",".join(_duration(v) for v in DEFAULT_RETRY_SCHEDULE)
     return str(value)
 
 
