@@ -113,6 +113,7 @@ def tooling_variables() -> set[str]:
             continue
         text = path.read_text(encoding="utf-8")
         found.update(re.findall(r'environ(?:\.get\(|\[)"([A-Z][A-Z0-9_]+)"', text))
+        found.update(re.findall(r'"([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)": ', text))  # a child's env
         found.update(re.findall(r"\$\{([A-Z][A-Z0-9_]+):-", text))
         if path.suffix == ".sh":  # what a script exports for the tools it runs
             found.update(re.findall(r"^\s*export ([A-Z][A-Z0-9_]+)=", text, re.M))
