@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,15 +132,71 @@ def run(name: str, module: Module) -> Score:
     for pyc in (target.parent / "__pycache__").glob(f"{target.stem}.*.pyc"):
         pyc.unlink()
     started = time.monotonic()
-    subprocess.run(
-        [
-            str(BIN / "mutmut"), "run", "--no-progress",
-            "--paths-to-mutate", module.path,
-            "--runner", module.command,
-        ],
-        cwd=ROOT, check=False, stdout=subprocess.DEVNULL, env=_env(),
-    )  # fmt: skip
+    for _ in range(RESTARTS):  # each pass resumes from the cache: tested mutants are skipped
+        if _mutmut(module) or not _untested():
+            break
     return _score(name, time.monotonic() - started)
+
+
+RESTARTS = 20
+STALL_S = 300.0  # no mutant settled for this long: mutmut is stuck
+
+
+def _mutmut(module: Module) -> bool:
+    """One `mutmut run`; False when it crashed or stalled (it was stopped, the file restored).
+
+    mutmut 2's main process looks mutants up in its cache while its worker process
+    writes there, and now and then fails (`Attribute Mutant.line is required`) and then
+    hangs at exit, waiting on the worker's queue: watch for that and start over.
+    """
+    command = [
+        str(BIN / "mutmut"), "run", "--no-progress",
+        "--paths-to-mutate", module.path,
+        "--runner", module.command,
+    ]  # fmt: skip
+    with tempfile.TemporaryFile("w+") as errors:
+        proc = subprocess.Popen(
+            command, cwd=ROOT, env=_env(), start_new_session=True,
+            stdout=subprocess.DEVNULL, stderr=errors,
+        )  # fmt: skip
+        settled, since = _settled(), time.monotonic()
+        while proc.poll() is None:
+            time.sleep(2)
+            errors.seek(0)
+            if "Traceback" in errors.read() or time.monotonic() - since > STALL_S:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+                _restore(ROOT / module.path)
+                return False
+            if (now := _settled()) != settled:
+                settled, since = now, time.monotonic()
+    _restore(ROOT / module.path)
+    return proc.returncode == 0 or not _untested()
+
+
+def _restore(target: Path) -> None:
+    """Put back the original if mutmut was stopped with a mutant applied."""
+    backup = target.with_name(target.name + ".bak")
+    if backup.exists():
+        backup.replace(target)
+
+
+def _settled() -> int:
+    return _count("status != 'untested'")
+
+
+def _untested() -> int:
+    return _count("status = 'untested'")
+
+
+def _count(where: str) -> int:
+    if not CACHE.exists():
+        return 0
+    with sqlite3.connect(CACHE, timeout=30) as db:
+        try:
+            return int(db.execute(f"select count(*) from Mutant where {where}").fetchone()[0])
+        except sqlite3.OperationalError:  # the tables are not written yet
+            return 0
 
 
 def _env() -> dict[str, str]:
