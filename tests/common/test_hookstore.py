@@ -1,19 +1,25 @@
-"""HookDirectory follows the sip_hooks bucket on a real NATS server."""
+"""HookDirectory follows the sip_hooks bucket on a real NATS server; the store's CAS writes."""
 
 from __future__ import annotations
 
 import asyncio
+import threading
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 import nats
 import pytest
 from nats.js import JetStreamContext
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.kv import KeyValue
 
 from sayna_sip.common import topology
 from sayna_sip.common.hook import Hook
 from sayna_sip.common.hook_directory import HookDirectory
-from sayna_sip.common.hookstore import delete_if_unchanged
+from sayna_sip.common.hookstore import delete_if_unchanged, modify
 from tests.fixtures.nats import NatsServer
+
+T = TypeVar("T")
 
 
 async def test_directory_loads_then_follows_puts_and_deletes(jetstream: JetStreamContext) -> None:
@@ -91,3 +97,93 @@ async def test_delete_if_unchanged_refuses_after_a_concurrent_write(
     await delete_if_unchanged(kv, record.key, first + 1)
     with pytest.raises(KeyNotFoundError):
         await kv.get(record.key)
+
+
+async def _hook(jetstream: JetStreamContext, host: str, **fields: object) -> tuple[KeyValue, Hook]:
+    kv = await jetstream.key_value(topology.HOOKS_BUCKET)
+    hook = Hook.new(host, f"https://{host}/v1", "runtime").changed(**fields)
+    await kv.put(hook.key, hook.encode())
+    return kv, hook
+
+
+async def _stored(kv: KeyValue, hook: Hook) -> Hook:
+    return Hook.decode((await kv.get(hook.key)).value or b"")
+
+
+async def test_modify_stores_the_change_and_returns_it(jetstream: JetStreamContext) -> None:
+    kv, hook = await _hook(jetstream, "cas.example.com")
+    updated = await modify(kv, hook.host, lambda h: h.changed(url="https://cas.example.com/v2"))
+    assert updated is not None and updated.url == "https://cas.example.com/v2"
+    assert await _stored(kv, hook) == updated
+
+
+async def test_modify_writes_nothing_without_a_hook_or_without_a_change(
+    jetstream: JetStreamContext,
+) -> None:
+    kv, hook = await _hook(jetstream, "same.example.com")
+    seen: list[Hook] = []
+    assert await modify(kv, "none.example.com", lambda h: seen.append(h) or h) is None
+    assert seen == []  # no hook: `change` is not even asked
+    revision = (await kv.get(hook.key)).revision
+    assert await modify(kv, hook.host, lambda h: None) == hook  # "no change": as stored
+    assert (await kv.get(hook.key)).revision == revision
+    await kv.delete(hook.key)
+    assert await modify(kv, hook.host, lambda h: h.changed(enabled=False)) is None
+
+
+async def test_concurrent_changes_each_land_once_on_the_latest_record(
+    jetstream: JetStreamContext,
+) -> None:
+    # Eight writers read the same revision; each conflict re-reads and re-applies, so no
+    # change is lost and none is applied to a stale record.
+    kv, hook = await _hook(jetstream, "busy.example.com", events=())
+    names = [f"event_{i}" for i in range(8)]
+
+    def adding(name: str) -> Callable[[Hook], Hook]:
+        return lambda h: h.changed(events=(*(h.events or ()), name))
+
+    await asyncio.gather(*(modify(kv, hook.host, adding(n)) for n in names))
+    assert sorted((await _stored(kv, hook)).events or ()) == names
+
+
+class OtherWriter:
+    """Another process's writes: its own connection, on its own thread and loop, so a
+    write can land between modify's read and its compare-and-set."""
+
+    def __init__(self, url: str) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+        self._nc = self._run(nats.connect(url))
+        self._kv = self._run(self._nc.jetstream().key_value(topology.HOOKS_BUCKET))
+
+    def _run(self, work: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(work, self._loop).result(10)
+
+    def put(self, hook: Hook) -> None:
+        self._run(self._kv.put(hook.key, hook.encode()))
+
+    def close(self) -> None:
+        self._run(self._nc.close())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+
+async def test_a_hook_that_keeps_changing_is_never_overwritten(
+    nats_server: NatsServer, jetstream: JetStreamContext
+) -> None:
+    kv, hook = await _hook(jetstream, "churn.example.com")
+    other = OtherWriter(nats_server.url)
+    theirs = hook.changed(url="https://churn.example.com/theirs")
+
+    def change(current: Hook) -> Hook:
+        other.put(theirs)  # lands after this read, before this write
+        return current.changed(url="https://churn.example.com/mine")
+
+    try:
+        with pytest.raises(KeyWrongLastSequenceError) as gave_up:
+            await modify(kv, hook.host, change)
+    finally:
+        other.close()
+    assert gave_up.value.description == "hook churn.example.com kept changing during the update"
+    assert (await _stored(kv, hook)).url == "https://churn.example.com/theirs"

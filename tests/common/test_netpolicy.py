@@ -20,7 +20,8 @@ EMBEDDED_BLOCKED = [
     "2001:0:4136:e378:8000:63bf:80ff:fffe",  # Teredo, client 127.0.0.1
     "::10.0.0.1",  # IPv4-compatible (deprecated, RFC 4291 2.5.5.1)
     "::127.0.0.1",
-    "::0.0.0.2",  # the smallest IPv4-compatible address (:: and ::1 are themselves)
+    "::0.0.0.2",
+    "::8.8.8.8",  # IPv4-compatible is refused whatever it embeds: reserved, not routed
     "::ffff:169.254.169.254",  # IPv4-mapped
     "::ffff:100.64.0.1",  # CGNAT
 ]
@@ -34,6 +35,8 @@ BLOCKED_V6 = [
     "100::1",  # discard-only
     "2001:db8::1",  # documentation
     "2001:2::1",  # benchmarking (IETF protocol assignments, 2001::/23)
+    "2001:1::1",  # port control anycast: 2001::/23 though Python's is_global says yes
+    "2001:20::1",  # ORCHIDv2 identifiers, not locators
     "fc00::1",  # unique local
     "fd12:3456::1",
     "fe80::1",  # link-local

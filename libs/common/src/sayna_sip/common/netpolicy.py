@@ -2,7 +2,7 @@
 
 Blocked: loopback, private, link-local, CGNAT, benchmarking, multicast, reserved,
 unspecified, documentation, cloud metadata, and their IPv6 forms (ULA, link-local,
-IPv4-mapped/compatible, 6to4, NAT64, Teredo). An allow list of CIDRs
+IPv4-mapped, 6to4, NAT64, Teredo); IPv6 outside 2000::/3 is reserved. An allow list of CIDRs
 (`SIP_HOOK_ALLOW_NETWORKS`) overrides the block.
 """
 
@@ -77,9 +77,7 @@ def _embedded_v4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
         return ip.sixtofour
     if ip.teredo is not None:
         return ip.teredo[1]
-    if int(ip) >> 32 == 0 and int(ip) > 1:  # deprecated IPv4-compatible ::a.b.c.d
-        return ipaddress.IPv4Address(int(ip))
-    return None
+    return None  # IPv4-compatible ::a.b.c.d (deprecated) is reserved space: refused
 
 
 def is_blocked(ip: IPAddress, allow: Iterable[IPNetwork] = ()) -> bool:
