@@ -122,13 +122,18 @@ async def test_modify_writes_nothing_without_a_hook_or_without_a_change(
 ) -> None:
     kv, hook = await _hook(jetstream, "same.example.com")
     seen: list[Hook] = []
-    assert await modify(kv, "none.example.com", lambda h: seen.append(h) or h) is None
+
+    def change(current: Hook) -> Hook:
+        seen.append(current)
+        return current.changed(enabled=False)
+
+    assert await modify(kv, "none.example.com", change) is None
     assert seen == []  # no hook: `change` is not even asked
     revision = (await kv.get(hook.key)).revision
     assert await modify(kv, hook.host, lambda h: None) == hook  # "no change": as stored
     assert (await kv.get(hook.key)).revision == revision
     await kv.delete(hook.key)
-    assert await modify(kv, hook.host, lambda h: h.changed(enabled=False)) is None
+    assert await modify(kv, hook.host, change) is None
 
 
 async def test_concurrent_changes_each_land_once_on_the_latest_record(
