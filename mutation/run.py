@@ -99,7 +99,11 @@ MODULES = {
     ),
     "hooks_api": Module(
         "services/ingress/src/sayna_sip/ingress/hooks.py",
-        ("tests/ingress/test_hooks_api.py", "tests/ingress/test_hooks_race.py"),
+        (
+            "tests/ingress/test_hook_store.py",
+            "tests/ingress/test_hooks_api.py",
+            "tests/ingress/test_hooks_race.py",
+        ),
     ),
 }
 

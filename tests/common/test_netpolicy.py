@@ -35,7 +35,7 @@ BLOCKED_V6 = [
     "100::1",  # discard-only
     "2001:db8::1",  # documentation
     "2001:2::1",  # benchmarking (IETF protocol assignments, 2001::/23)
-    "2001:1::1",  # port control anycast: 2001::/23 though Python's is_global says yes
+    "2001:1::1",  # port control anycast, in 2001::/23 (Python 3.12.4+ calls it global)
     "2001:20::1",  # ORCHIDv2 identifiers, not locators
     "fc00::1",  # unique local
     "fd12:3456::1",

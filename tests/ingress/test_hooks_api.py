@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import pytest
@@ -10,6 +11,7 @@ from nats.js import JetStreamContext
 
 from sayna_sip.common import topology
 from sayna_sip.common.hook import Hook
+from sayna_sip.ingress.hooks import HookWrite
 from tests.fixtures.nats import NatsServer
 from tests.ingress.conftest import STATIC_HOST, Client, ingress_config, serve
 
@@ -293,3 +295,23 @@ async def test_auth_off_needs_no_token(ingress: Client) -> None:
         await ingress.get(PATH, headers={"Authorization": "Bearer whatever"})
     ).status_code == 200
     assert (await ingress.get(PATH)).status_code == 200
+
+
+async def test_every_save_and_delete_leaves_one_log_line(
+    ingress: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The operator's audit trail of runtime changes: one line per hook saved or deleted.
+    caplog.set_level(logging.INFO, logger="sayna_sip.ingress")
+    await ingress.post(PATH, json={"hooks": [hook("Audit.example.com", "https://a.example.net/")]})
+    await delete(ingress, ["audit.example.com", "never.example.com"])
+    lines = [r.getMessage() for r in caplog.records if r.name == "sayna_sip.ingress"]
+    assert [ln for ln in lines if ln.startswith("event=hook_")] == [
+        "event=hook_saved host=audit.example.com url=https://a.example.net/ source=runtime"
+        " own_secret=false",
+        "event=hook_deleted host=audit.example.com",
+    ]
+
+
+def test_a_hook_write_never_shows_its_secret() -> None:
+    write = HookWrite("a.example.com", "https://a.example.net/", None, "s3cret-of-the-tenant")
+    assert "s3cret" not in repr(write) and "s3cret" not in str(write)

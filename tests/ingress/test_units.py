@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from typing import Any
 
 import jwt
 import pytest
 
+from sayna_sip.common import contracts
 from sayna_sip.common.config import AuthConfig, HookConfig, SipConfig
 from sayna_sip.common.netpolicy import parse_networks
 from sayna_sip.ingress import hookrules
@@ -196,3 +198,88 @@ def test_tokens_signed_with_any_api_secret_verify(secret: str) -> None:
     verifier.check_body(verifier.token_digest(sign_webhook(body, api_secret=secret)), body)
     with pytest.raises(Unauthorized):
         verifier.token_digest(sign_webhook(body, api_secret=secret + "x"))
+
+
+@pytest.mark.parametrize(
+    ("sha256", "message"),
+    [
+        (None, "webhook token has no sha256 claim"),
+        ("", "webhook token has no sha256 claim"),
+        (123, "webhook token has no sha256 claim"),
+        ("AAAA!", "webhook token sha256 claim is not base64"),  # not skipped over
+        ("AAA", "webhook token sha256 claim is not base64"),
+    ],
+)
+def test_a_token_without_a_usable_body_hash_is_refused(sha256: object, message: str) -> None:
+    claims: dict[str, Any] = {"sha256": sha256}
+    token = _token(claims) if sha256 is not None else _without_sha256()
+    with pytest.raises(Unauthorized) as refused:
+        WebhookVerifier(API_KEY, API_SECRET).token_digest(token)
+    assert (str(refused.value), refused.value.code) == (message, "invalid_token")
+
+
+def _without_sha256() -> str:
+    return jwt.encode({"iss": API_KEY, "exp": int(time.time()) + 60}, API_SECRET, "HS256")
+
+
+def test_a_body_other_than_the_signed_one_is_named_a_hash_mismatch() -> None:
+    verifier = WebhookVerifier(API_KEY, API_SECRET)
+    digest = verifier.token_digest(sign_webhook(b"{}"))
+    with pytest.raises(Unauthorized) as refused:
+        verifier.check_body(digest, b"{ }")
+    assert (str(refused.value), refused.value.code) == (
+        "body does not match the token's sha256 claim",
+        "hash_mismatch",
+    )
+
+
+_DEEP = b'{"x":' + b"[" * 200_000 + b"]" * 200_000 + b"}"
+
+
+@pytest.mark.parametrize(
+    ("body", "start"),
+    [
+        (b"[1]", "webhook body is not a LiveKit event object: "),
+        (b'{"event":7}', "webhook body is not a LiveKit event object: "),
+        (b"nope", "webhook body is not valid JSON: "),
+        (_DEEP, "webhook body is nested too deeply"),
+    ],
+)
+def test_bodies_that_are_no_event_say_why(body: bytes, start: str) -> None:
+    with pytest.raises(BadRequest) as refused:
+        parse_event(body)
+    assert str(refused.value).startswith(start) and refused.value.code == "invalid_json"
+
+
+def _event(event: str = "room_started", id_: str = "EV_1", room: str = "sip-1") -> bytes:
+    return json.dumps({"id": id_, "event": event, "room": {"name": room}}).encode()
+
+
+@pytest.mark.parametrize(
+    ("too_long", "message"),
+    [
+        (
+            _event(event="e" * (contracts.MAX_EVENT_NAME + 1)),
+            f"webhook event name exceeds {contracts.MAX_EVENT_NAME} characters",
+        ),
+        (
+            _event(id_="i" * (contracts.MAX_EVENT_ID + 1)),
+            f"webhook event id exceeds {contracts.MAX_EVENT_ID} characters",
+        ),
+        (
+            _event(room="é" * (contracts.MAX_ROOM_BYTES // 2) + "r"),  # bytes, not characters
+            f"webhook room name exceeds {contracts.MAX_ROOM_BYTES} bytes",
+        ),
+    ],
+)
+def test_values_at_their_limit_pass_and_one_more_is_refused(too_long: bytes, message: str) -> None:
+    # The limits keep the subject, headers and KV keys they end up in valid.
+    at_limit = _event(
+        event="e" * contracts.MAX_EVENT_NAME,
+        id_="i" * contracts.MAX_EVENT_ID,
+        room="é" * (contracts.MAX_ROOM_BYTES // 2),
+    )
+    assert parse_event(at_limit).room == "é" * (contracts.MAX_ROOM_BYTES // 2)
+    with pytest.raises(BadRequest) as refused:
+        parse_event(too_long)
+    assert (str(refused.value), refused.value.code) == (message, "invalid_event")

@@ -41,8 +41,8 @@ class HookWrite:
 
     host: str
     url: str
-    events: tuple[str, ...] | None = None
-    secret: str | None = None
+    events: tuple[str, ...] | None
+    secret: str | None
 
     def __repr__(self) -> str:  # never show the secret, even in a traceback
         return f"HookWrite(host={self.host!r}, url={self.url!r}, events={self.events!r})"
@@ -193,7 +193,7 @@ async def _guard(op: Awaitable[T]) -> T:
     """Run a KV operation, turning NATS trouble into a 503."""
     try:
         return await op
-    except IngressError:
+    except (IngressError, KeyWrongLastSequenceError):  # the caller's to answer (busy)
         raise
     except (TimeoutError, nats.errors.Error, OSError) as exc:
         log.warning("event=hook_store_unavailable error=%s", quote(repr(exc)))
