@@ -16,8 +16,10 @@ import logging
 from collections.abc import Callable
 
 import msgspec
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import KeyNotFoundError
-from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
+from nats.js.kv import KV_DEL, KV_OP, KV_PURGE, KeyValue
 
 from sayna_sip.common.hook import Hook
 from sayna_sip.common.hookstore import candidate_keys, match_host
@@ -47,27 +49,55 @@ async def read_hook(kv: KeyValue, key: str) -> tuple[Hook | None, int]:
 
 
 async def snapshot(kv: KeyValue) -> list[Hook]:
-    """Every hook in KV now, sorted by host."""
-    watcher = await kv.watchall(ignore_deletes=True)
+    """Every hook in KV now, sorted by host.
+
+    Read through a pull consumer of the bucket's stream (last value per key), not a KV
+    watch: nats-py's watcher says "caught up" from a consumer-info answer that can
+    arrive before values already sent to it, so a hook written just before the read
+    was now and then missing (2 of 300 POST /sip/hooks answers lacked the hook they
+    had just created). A pull consumer sends nothing until asked, so its pending count
+    is exact, and each message says how many are left.
+    """
+    js: JetStreamContext = kv._js  # nats-py's KeyValue has no public accessor for it
+    stream = f"KV_{kv._name}"
+    config = ConsumerConfig(
+        deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,
+        ack_policy=AckPolicy.NONE,
+        inactive_threshold=SNAPSHOT_TIMEOUT_S * 2,  # the server removes it if we cannot
+        mem_storage=True,
+    )
+    prefix = f"$KV.{kv._name}."
+    sub = await js.pull_subscribe(prefix + ">", stream=stream, config=config)
     hooks: list[Hook] = []
+    name = ""
     try:
-        while True:
-            entry = await watcher.updates(SNAPSHOT_TIMEOUT_S)  # type: ignore[no-untyped-call]
-            if entry is None:  # every current value replayed
-                break
-            hook = _decode(entry)
-            if hook is not None:
-                hooks.append(hook)
+        info = await sub.consumer_info()
+        name, left = info.name, info.num_pending or 0
+        while left > 0:
+            for msg in await sub.fetch(min(left, 256), timeout=SNAPSHOT_TIMEOUT_S):
+                left = msg.metadata.num_pending or 0
+                if msg.headers and msg.headers.get(KV_OP) in (KV_DEL, KV_PURGE):
+                    continue
+                hook = _decode_value(msg.subject.removeprefix(prefix), msg.data)
+                if hook is not None:
+                    hooks.append(hook)
     finally:
-        await watcher.stop()  # type: ignore[no-untyped-call]
+        with contextlib.suppress(Exception):
+            await sub.unsubscribe()
+            if name:
+                await js.delete_consumer(stream, name)
     return sorted(hooks, key=lambda h: h.host)
 
 
 def _decode(entry: KeyValue.Entry) -> Hook | None:
+    return _decode_value(entry.key, entry.value or b"")
+
+
+def _decode_value(key: str, value: bytes) -> Hook | None:
     try:
-        return Hook.decode(entry.value or b"")
+        return Hook.decode(value)
     except msgspec.DecodeError:
-        log.warning("event=hook_record_invalid key=%s", entry.key)
+        log.warning("event=hook_record_invalid key=%s", key)
         return None
 
 
