@@ -50,7 +50,7 @@ async def test_router_broker_takes_a_cluster_list(
     service = RouterService(config)
     await service.start()
     try:
-        assert await service.readiness() == (True, "")
+        assert await service.readiness() is None
     finally:
         await service.stop()
 

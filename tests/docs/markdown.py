@@ -9,7 +9,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC_FILES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-SPAN = re.compile(r"`([^`\n]+)`")
+SPAN = re.compile(r"`([^`\n]+(?:\n[^`\n]+)?)`")  # a span may wrap onto a second line
 
 
 def text(name: str) -> str:
@@ -83,3 +83,21 @@ def env_example() -> dict[str, str]:
         if m := re.match(r"^([A-Z][A-Z0-9_]*)=(.*)$", line):
             out[m.group(1)] = m.group(2)
     return out
+
+
+def units(doc: str) -> list[str]:
+    """The pieces a reader takes as one statement: paragraphs, list items, table rows
+    and the lines of code blocks."""
+    out: list[str] = []
+    prose = re.sub(r"```[^\n]*\n(.*?)```", lambda m: _lines_apart(m.group(1)), doc, flags=re.S)
+    for block in re.split(r"\n\s*\n", prose):
+        lines = block.strip("\n").splitlines()
+        if lines and all(line.startswith("|") for line in lines):
+            out.extend(lines)
+        else:
+            out.extend(re.split(r"\n(?=\s*(?:[-*]|\d+\.) )", block))
+    return [u for u in out if u.strip()]
+
+
+def _lines_apart(code: str) -> str:
+    return "\n\n" + "\n\n".join(code.splitlines()) + "\n\n"

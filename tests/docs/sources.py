@@ -118,3 +118,10 @@ def tooling_variables() -> set[str]:
         if path.suffix == ".sh":  # what a script exports for the tools it runs
             found.update(re.findall(r"^\s*export ([A-Z][A-Z0-9_]+)=", text, re.M))
     return found
+
+
+def actions(argv: list[str]) -> list[str]:
+    """The subcommands (`{list,redrive}`) the parser of `sayna-sip <argv>` offers."""
+    usage = help_text(argv).split("\n\n")[0]
+    found = re.search(r"\{([a-z][a-z,-]*)\}", usage)
+    return found.group(1).split(",") if found else []

@@ -84,6 +84,11 @@ def test_env_example_holds_only_real_variables() -> None:
     assert not unknown, f".env.example sets {sorted(unknown)}, which nothing reads"
 
 
+def test_env_example_sets_every_variable_compose_reads() -> None:
+    missing = _compose_variables() - set(markdown.env_example())
+    assert not missing, f"add {sorted(missing)} to .env.example (compose.yaml reads them)"
+
+
 def test_every_variable_named_in_the_docs_exists() -> None:
     """An ALL_CAPS name in a code span or block is a variable the program reads, one that
     compose.yaml reads, or a name the source defines (a stream, a constant)."""

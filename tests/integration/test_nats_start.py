@@ -4,6 +4,7 @@ exits non-zero within NATS_START_TIMEOUT, naming the URL(s)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 import time
@@ -13,6 +14,7 @@ import pytest
 
 from tests.common.test_natsconn import closed_port
 from tests.fixtures.livekit import API_KEY, API_SECRET
+from tests.fixtures.nats import NatsServer
 
 CLI = str(Path(sys.executable).parent / "sayna-sip")
 BUDGET = 2.0
@@ -57,3 +59,35 @@ async def test_unreachable_nats_exits_non_zero_in_bounded_time(args: list[str]) 
     assert elapsed < BUDGET + 6, output  # interpreter start and imports on a busy machine
     assert "event=nats_connect_failed" in output and "attempt=1 " in output
     assert f"cannot connect to NATS at {url} within 2s" in output
+
+
+@pytest.mark.parametrize("service", ["ingress", "router", "forwarder"])
+@pytest.mark.parametrize("log_format", ["text", "json"])
+async def test_missing_topology_is_one_line_that_says_what_to_do(
+    service: str, log_format: str, nats_server: NatsServer
+) -> None:
+    env = {
+        "NATS_URL": nats_server.url,  # reachable, never provisioned
+        "SIP_ROOM_PREFIX": "sip-",
+        "SIP_ALLOWED_ADDRESSES": "10.0.0.1",
+        "LIVEKIT_API_KEY": API_KEY,
+        "LIVEKIT_API_SECRET": API_SECRET,
+        "PORT": "0",
+        "ROUTER_PORT": "0",
+        "FORWARDER_PORT": "0",
+        "LOG_FORMAT": log_format,
+    }
+
+    code, output, _ = await run_cli([service], env)
+
+    assert code == 1, output
+    assert "Traceback" not in output, output
+    lines = output.splitlines()
+    if log_format == "json":
+        records = [json.loads(line) for line in lines]  # every line is one JSON object
+        errors = [json.dumps(r) for r in records if r["level"] == "error"]
+        assert [r["event"] for r in records if r["level"] == "error"] == [f"{service}_start_failed"]
+    else:
+        errors = [line for line in lines if " level=error " in f" {line} "]
+        assert f"event={service}_start_failed " in errors[0], output
+    assert len(errors) == 1 and "run `sayna-sip provision`" in errors[0], output

@@ -168,7 +168,8 @@ async def test_readyz_fails_when_topology_goes_missing(
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{router.port}") as client:
         ready = await client.get("/readyz")
     assert ready.status_code == 503
-    assert "sip_rooms" in ready.json()["reason"]
+    body = ready.json()  # the same shape and codes as the ingress's /readyz
+    assert body["error"] == "topology_missing" and "sip_rooms" in body["message"], body
 
 
 async def test_start_fails_clearly_without_topology(router_config: ServerConfig) -> None:

@@ -196,7 +196,7 @@ def test_ready_banner_mentions_sip_only_when_sip_is_on(
     from sayna_sip.common.config import ServerConfig
 
     args = _parser().parse_args(["--data-dir", str(tmp_path)])
-    banner = "\n".join(Stack(args, ServerConfig.from_env(env))._banner())
+    banner = "\n".join(Stack(args, ServerConfig.from_env(env), env)._banner())
     assert "stack_ready" in banner
     assert ("/sip/hooks" in banner) is sip_lines
     assert ("send-test-event" in banner) is sip_lines

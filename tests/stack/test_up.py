@@ -35,10 +35,11 @@ class Proc:
         self.reader = asyncio.create_task(self._read())
 
     @classmethod
-    async def start(cls, args: Sequence[str], env: dict[str, str]) -> Proc:
+    async def start(cls, args: Sequence[str], env: dict[str, str], cwd: Path | None = None) -> Proc:
         proc = await asyncio.create_subprocess_exec(
-            *CLI, *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
-        )
+            *CLI, *args, env=env, cwd=cwd,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
         return cls(proc)
 
     async def _read(self) -> None:

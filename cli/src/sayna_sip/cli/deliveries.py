@@ -1,8 +1,9 @@
 """`sayna-sip deliveries show EVENT_ID | list [--host H] [--outcome O] [--since 1h] | tail
 [--host H]`: what happened to an event, what happened lately, and attempts as they happen.
 
-Reads SIP_ATTEMPTS directly (the NATS URL from `--config FILE` and the environment),
-through the same query code as the ingress API.
+Reads SIP_ATTEMPTS directly, through the same query code as the ingress API. It needs
+only NATS: its URL from NATS_URL, `nats.url` in `--config FILE`, or the `sayna-sip up`
+running in this directory (no SIP block needed).
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from collections.abc import Sequence
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+from nats.js.errors import NotFoundError
 
-from sayna_sip.common import natsconn, records, topology
-from sayna_sip.common.config import ServerConfig
+from sayna_sip.common import natsconn, records, topology, upstate
+from sayna_sip.common.config import NatsConfig
 from sayna_sip.common.deliveries import Deliveries, QueryError, parse_when, rfc3339, view
 from sayna_sip.common.errors import ConfigError
 from sayna_sip.common.hosts import normalize_host
@@ -50,7 +52,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
     try:
-        config = ServerConfig.load(args.config)
+        nats, source = upstate.tool_nats(args.config)
         if getattr(args, "host", None):
             args.host = normalize_host(args.host)
         if args.action == "list":
@@ -59,16 +61,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"sayna-sip deliveries: {exc}", file=sys.stderr)
         return 2
     try:
-        return asyncio.run(_run(config, args))
-    except (natsconn.NatsUnavailable, ScanError) as exc:
+        return asyncio.run(_run(nats, args))
+    except natsconn.NatsUnavailable as exc:
+        print(f"sayna-sip deliveries: {exc} ({upstate.tool_hint(source)})", file=sys.stderr)
+        return 1
+    except NotFoundError:
+        print(f"sayna-sip deliveries: no stream {topology.SIP_ATTEMPTS} in NATS at "
+              f"{nats.display}: run `sayna-sip provision`", file=sys.stderr)  # fmt: skip
+        return 1
+    except ScanError as exc:
         print(f"sayna-sip deliveries: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 0
 
 
-async def _run(config: ServerConfig, args: argparse.Namespace) -> int:
-    nc = await natsconn.connect(config.nats, name="sayna-sip-deliveries")
+async def _run(nats: NatsConfig, args: argparse.Namespace) -> int:
+    nc = await natsconn.connect(nats, name="sayna-sip-deliveries")
     try:
         if args.action == "tail":
             await _tail(nc, args.host)

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import trustme
 
-DEFAULT_DATA_DIR = ".sayna-sip"
+from sayna_sip.common.upstate import DEFAULT_DATA_DIR as DEFAULT_DATA_DIR  # one default
+
 CA_DIR = "dev-ca"
 CERT_FILE = "ca.pem"
 KEY_FILE = "ca.key"

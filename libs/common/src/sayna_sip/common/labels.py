@@ -39,6 +39,8 @@ class ErrorCode(StrEnum):
     SIP_DISABLED = "sip_disabled"
     UNAUTHORIZED = "unauthorized"
     BUSY = "busy"
+    NO_FORWARDER = "no_forwarder"  # a test send no forwarder answered
+    BAD_REPLY = "bad_reply"  # a test send a forwarder answered with something unreadable
     # records API
     INVALID_QUERY = "invalid_query"
     RECORDS_UNAVAILABLE = "records_unavailable"

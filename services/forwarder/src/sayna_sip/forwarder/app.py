@@ -22,8 +22,9 @@ from prometheus_client import CollectorRegistry
 
 from sayna_sip.common import natsconn, topology
 from sayna_sip.common.config import ServerConfig
-from sayna_sip.common.health import HealthServer, Readiness, health_app
+from sayna_sip.common.health import HealthServer, NotReady, Readiness, health_app
 from sayna_sip.common.hook_directory import HookDirectory
+from sayna_sip.common.labels import ErrorCode
 from sayna_sip.common.metrics import new_registry
 from sayna_sip.common.recorder import Recorder, RecorderMetrics
 from sayna_sip.forwarder.client import build_client
@@ -150,14 +151,14 @@ async def _start_health(
     return health
 
 
-async def _readiness(forwarder: Forwarder | None) -> tuple[bool, str]:
+async def _readiness(forwarder: Forwarder | None) -> NotReady | None:
     if forwarder is None:
-        return False, "starting"
+        return NotReady(ErrorCode.NOT_READY, "starting")
     if not forwarder.nc.is_connected:
-        return False, "NATS not connected"
+        return NotReady(ErrorCode.NATS_UNAVAILABLE, "NATS is not connected")
     if forwarder.running.done():
-        return False, "fetch loop stopped"
-    return True, ""
+        return NotReady(ErrorCode.NOT_READY, "the fetch loop stopped")
+    return None
 
 
 def _worker(

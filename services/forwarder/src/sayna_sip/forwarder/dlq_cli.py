@@ -1,7 +1,8 @@
 """`sayna-sip dlq list [--host H] [--limit N]` and `sayna-sip dlq redrive (--host H | --all)`.
 
-Both read the NATS URL from the configuration (`--config FILE` and the environment) and
-use `sayna_sip.common.deadletters`, the code behind the ingress's dead-letter API.
+Both need only NATS: its URL from NATS_URL, `nats.url` in `--config FILE`, or the
+`sayna-sip up` running in this directory (no SIP block needed). They use
+`sayna_sip.common.deadletters`, the code behind the ingress's dead-letter API.
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ import asyncio
 import sys
 from collections.abc import Sequence
 
-from sayna_sip.common import deadletters, natsconn, topology
-from sayna_sip.common.config import ServerConfig
+from nats.js.errors import NotFoundError
+
+from sayna_sip.common import deadletters, natsconn, topology, upstate
+from sayna_sip.common.config import NatsConfig
 from sayna_sip.common.contracts import Header
 from sayna_sip.common.deadletters import DeadLetter
 from sayna_sip.common.deliveries import rfc3339
@@ -45,21 +48,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.action == "redrive" and not (args.host or args.all):
         parser.error("redrive needs --host H or --all")
     try:
-        config = ServerConfig.load(args.config)
+        nats, source = upstate.tool_nats(args.config)
         if args.host:
             deadletters.subject_for(args.host)  # validates the host
     except ConfigError as exc:
         print(f"sayna-sip dlq: {exc}", file=sys.stderr)
         return 2
     try:
-        return asyncio.run(_run(config, args))
+        return asyncio.run(_run(nats, args))
     except natsconn.NatsUnavailable as exc:
-        print(f"sayna-sip dlq: {exc}", file=sys.stderr)
+        print(f"sayna-sip dlq: {exc} ({upstate.tool_hint(source)})", file=sys.stderr)
+        return 1
+    except NotFoundError:
+        print(f"sayna-sip dlq: no stream {topology.SIP_DEAD} in NATS at {nats.display}: "
+              "run `sayna-sip provision`", file=sys.stderr)  # fmt: skip
         return 1
 
 
-async def _run(config: ServerConfig, args: argparse.Namespace) -> int:
-    nc = await natsconn.connect(config.nats, name="sayna-sip-dlq")
+async def _run(nats: NatsConfig, args: argparse.Namespace) -> int:
+    nc = await natsconn.connect(nats, name="sayna-sip-dlq")
     try:
         js = nc.jetstream()
         reader = StreamReader(nc, topology.SIP_DEAD)

@@ -7,8 +7,9 @@ disabled the ingress needs no NATS at all: it verifies webhooks and answers 200.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import TypeVar
 
 from litestar import Litestar
 from litestar.datastructures import State
@@ -21,6 +22,7 @@ from nats.aio.client import Client
 from sayna_sip.common import metrics as common_metrics
 from sayna_sip.common import natsconn, topology
 from sayna_sip.common.config import ServerConfig
+from sayna_sip.common.logs import quote
 from sayna_sip.common.version import __version__
 from sayna_sip.ingress import (
     routes_console,
@@ -49,6 +51,7 @@ from sayna_sip.ingress.state import Ingress, provide_ingress
 from sayna_sip.ingress.webhook import WebhookVerifier
 
 log = logging.getLogger("sayna_sip.ingress")
+T = TypeVar("T")
 
 
 def _openapi() -> OpenAPIConfig:
@@ -109,6 +112,20 @@ def create_app(
     )
 
 
+# NATS out of reach or its topology missing at start: what an operator fixes.
+START_FAILURES: tuple[type[Exception], ...] = (natsconn.NatsUnavailable, topology.TopologyError)
+
+
+async def _started(step: Awaitable[T]) -> T:
+    """`step`, with the failures an operator fixes (router and forwarder alike) logged as
+    one line that says what to do, rather than a traceback."""
+    try:
+        return await step
+    except START_FAILURES as exc:
+        log.error("event=ingress_start_failed error=%s", quote(str(exc)))
+        raise
+
+
 def _lifespan(
     ingress: Ingress,
     verifier: WebhookVerifier | None,
@@ -124,10 +141,10 @@ def _lifespan(
         if config.sip is None:  # nothing to store or route: no NATS needed
             yield
             return
-        nc = await natsconn.connect(config.nats, name="sayna-sip-ingress")
+        nc = await _started(natsconn.connect(config.nats, name="sayna-sip-ingress"))
         try:
             js = nc.jetstream()
-            await topology.check_topology(js)
+            await _started(topology.check_topology(js))
             ingress.nc, ingress.js = nc, js
             ingress.hooks = HookStore(
                 await js.key_value(topology.HOOKS_BUCKET),

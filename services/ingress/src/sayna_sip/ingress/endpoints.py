@@ -17,6 +17,7 @@ import nats.errors
 from sayna_sip.common import contracts, hook_secrets
 from sayna_sip.common.config import SipConfig
 from sayna_sip.common.hook import Hook, utc_stamp
+from sayna_sip.common.labels import ErrorCode
 from sayna_sip.common.logs import quote
 from sayna_sip.common.secretbox import generate_secret
 from sayna_sip.ingress import hookrules
@@ -81,7 +82,7 @@ async def test_send(ingress: Ingress, store: HookStore, host: str) -> TestSend:
     """Ask a forwarder to make one signed sip_hook_test delivery to the hook of `host`."""
     await store.get(host)  # 404 before asking anyone
     if ingress.nc is None or not ingress.nc.is_connected:
-        raise Unavailable("NATS is not connected; retry later", "nats_unavailable")
+        raise Unavailable("NATS is not connected; retry later", ErrorCode.NATS_UNAVAILABLE)
     timeout = ingress.config.forwarder.timeout + TEST_GRACE_S
     started = time.monotonic()
     try:
@@ -89,15 +90,19 @@ async def test_send(ingress: Ingress, store: HookStore, host: str) -> TestSend:
             contracts.HOOK_TEST_SUBJECT, json.dumps({"host": host}).encode(), timeout=timeout
         )
     except nats.errors.NoRespondersError:
-        raise Unavailable("no forwarder is running to make the test send", "no_forwarder") from None
+        raise Unavailable(
+            "no forwarder is running to make the test send", ErrorCode.NO_FORWARDER
+        ) from None
     except (TimeoutError, nats.errors.TimeoutError):
         raise Unavailable(
-            f"no forwarder answered the test send within {timeout:g}s", "no_forwarder"
+            f"no forwarder answered the test send within {timeout:g}s", ErrorCode.NO_FORWARDER
         ) from None
     try:
         result = msgspec.json.decode(reply.data, type=TestSend)
     except msgspec.DecodeError as exc:
-        raise Unavailable(f"a forwarder answered the test send oddly: {exc}", "bad_reply") from exc
+        raise Unavailable(
+            f"a forwarder answered the test send oddly: {exc}", ErrorCode.BAD_REPLY
+        ) from exc
     log.info(
         "event=hook_tested host=%s status=%s duration_ms=%.1f wall_ms=%.1f",
         host, result.status, result.duration_ms, (time.monotonic() - started) * 1000,

@@ -107,7 +107,7 @@ class HookStore:
             updated = await _guard(modify(self._kv, host, checked))
         except KeyWrongLastSequenceError:
             raise Unavailable(
-                f"SIP hook host '{host}' is being changed concurrently; retry", "busy"
+                f"SIP hook host '{host}' is being changed concurrently; retry", ErrorCode.BUSY
             ) from None
         if updated is None:
             raise NotFound(f"no hook for host '{host}'", ErrorCode.HOOK_NOT_FOUND)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 import uvicorn
 
 from sayna_sip.common import tracing
 from sayna_sip.common.startup import EXIT_CONFIG, config_from_args
-from sayna_sip.ingress.app import create_app
+from sayna_sip.ingress.app import START_FAILURES, create_app
 
 log = logging.getLogger("sayna_sip.ingress")
 
@@ -25,7 +27,7 @@ def main(argv: Sequence[str]) -> int:
     tracing.setup("ingress")  # OTLP export only when OTEL_EXPORTER_OTLP_ENDPOINT is set
     server = uvicorn.Server(
         uvicorn.Config(
-            create_app(config),
+            quiet_start_failure(create_app(config)),
             host=config.host,
             port=config.port,
             loop="uvloop",
@@ -36,6 +38,38 @@ def main(argv: Sequence[str]) -> int:
             server_header=False,
         )
     )
-    server.run()
+    with contextlib.suppress(SystemExit):  # uvicorn exits 3 when the lifespan fails
+        server.run()
     # uvicorn sets `started` only when the lifespan (NATS, topology) came up.
     return 0 if server.started else 1
+
+
+class _AfterStartFailed(logging.Filter):
+    """Drops uvicorn's "Application startup failed" once the lifespan said why."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failed = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (self.failed and record.getMessage().startswith("Application startup failed"))
+
+
+def quiet_start_failure(app: Any) -> Any:
+    """Litestar hands uvicorn the traceback of a failed lifespan, which uvicorn logs whole.
+    A START_FAILURES one was logged in one line already: pass it on without the traceback."""
+    after = _AfterStartFailed()
+    logging.getLogger("uvicorn.error").addFilter(after)
+
+    async def wrapped(scope: Any, receive: Any, send: Any) -> None:
+        async def send_quietly(message: Any) -> None:
+            text = str(message.get("message", ""))
+            known = any(f"{e.__name__}:" in text for e in START_FAILURES)
+            if message["type"] == "lifespan.startup.failed" and known:
+                after.failed = True
+                message = {"type": message["type"], "message": ""}
+            await send(message)
+
+        await app(scope, receive, send_quietly if scope["type"] == "lifespan" else send)
+
+    return wrapped

@@ -118,7 +118,7 @@ class WebhookVerifier:
             return base64.b64decode(claim, validate=True)
         except (binascii.Error, ValueError):
             raise Unauthorized(
-                "webhook token sha256 claim is not base64", "invalid_token"
+                "webhook token sha256 claim is not base64", ErrorCode.INVALID_TOKEN
             ) from None
 
     @staticmethod

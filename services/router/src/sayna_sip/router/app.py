@@ -23,8 +23,9 @@ from nats.js.errors import NotFoundError
 
 from sayna_sip.common import contracts, natsconn, topology
 from sayna_sip.common.config import ServerConfig
-from sayna_sip.common.health import HealthServer, health_app
+from sayna_sip.common.health import HealthServer, NotReady, health_app
 from sayna_sip.common.hook_directory import HookDirectory
+from sayna_sip.common.labels import ErrorCode
 from sayna_sip.common.metrics import new_registry
 from sayna_sip.common.recorder import Recorder, RecorderMetrics
 from sayna_sip.router.metrics import RouterMetrics
@@ -221,24 +222,24 @@ class RouterService:
         await self._http.start()
         self.port = self._http.port
 
-    async def readiness(self) -> tuple[bool, str]:
-        if self._router is None:
-            return False, "starting"
-        if self._stopping:
-            return False, "stopping"
+    async def readiness(self) -> NotReady | None:
+        if self._router is None or self._stopping:
+            return NotReady(ErrorCode.NOT_READY, "stopping" if self._stopping else "starting")
         try:
             nc = self.broker.config.connection_state.connection
         except IncorrectState:  # not connected yet, or stopped
-            return False, "NATS not connected"
+            return NotReady(ErrorCode.NATS_UNAVAILABLE, "NATS is not connected")
         if not nc.is_connected:
-            return False, "NATS not connected"
+            return NotReady(ErrorCode.NATS_UNAVAILABLE, "NATS is not connected")
         try:
             await asyncio.wait_for(
                 topology.check_topology(self.broker.config.connection_state.stream), 2.0
             )
-        except (topology.TopologyError, nats.errors.Error, TimeoutError) as exc:
-            return False, str(exc)
-        return True, ""
+        except topology.TopologyError as exc:
+            return NotReady(ErrorCode.TOPOLOGY_MISSING, str(exc))
+        except (nats.errors.Error, TimeoutError) as exc:
+            return NotReady(ErrorCode.NATS_UNAVAILABLE, f"NATS check failed: {exc!r}")
+        return None
 
     async def stop(self) -> None:
         """Broker first: it stops fetching and lets the handlers in flight finish (up to

@@ -1,0 +1,138 @@
+"""What an operator sees of `sayna-sip up` beside its services: the embedded NATS logged
+as it runs (nats.log and the console) and supervised like the other children, a state
+file that lets the NATS-only tools find it from the quick-start shell, and `.env` read
+under the process environment."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+from pathlib import Path
+
+import httpx
+import pytest
+
+from sayna_sip.common import upstate
+from sayna_sip.common.config import NatsConfig
+from tests.common.test_natsconn import closed_port
+from tests.fixtures.nats import NatsServer
+from tests.stack.test_up import CLI, Proc, free_port, free_port_pair
+
+pytestmark = pytest.mark.timeout(120)
+
+
+async def run_tool(args: list[str], env: dict[str, str], cwd: Path) -> tuple[int, str]:
+    proc = await asyncio.create_subprocess_exec(
+        *CLI, *args, env=env, cwd=cwd,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode()
+
+
+def quick_start_shell() -> dict[str, str]:
+    """The README's shell: the LiveKit pair and SIP_HOOK_SECRET exported, no NATS_URL."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SIP_", "NATS_"))}
+    for name in ("PORT", "HOST", "ROUTER_PORT", "FORWARDER_PORT", "LIVEKIT_URL"):
+        env.pop(name, None)
+    env.update(
+        LIVEKIT_API_KEY="devkey",
+        LIVEKIT_API_SECRET="devsecret-change-me-0123456789abcdef",
+        SIP_HOOK_SECRET="whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+async def test_up_logs_and_supervises_its_nats_and_the_tools_find_it(tmp_path: Path) -> None:
+    port, router_port = free_port(), free_port()
+    (tmp_path / ".env").write_text(  # compose's .env: read by `up` too, under the environment
+        f"PORT=1\nROUTER_PORT={router_port}\nFORWARDER_PORT={free_port_pair()}\n"
+        "LIVEKIT_API_KEY=devkey\nLIVEKIT_API_SECRET=devsecret-change-me-0123456789abcdef\n"
+    )
+    shell = quick_start_shell()
+    up_env = {k: v for k, v in shell.items() if not k.startswith(("SIP_", "LIVEKIT_"))}
+    up_env["PORT"] = str(port)  # the environment wins over .env's PORT=1
+    up = await Proc.start(["up", "--nats-port", "0", "--forwarders", "1"], up_env, cwd=tmp_path)
+    data = tmp_path / ".sayna-sip"
+    try:
+        await up.wait_for(rf"event=stack_ready ingress=http://127.0.0.1:{port} forwarders=1")
+        assert not up.matching("note: set LIVEKIT_API_KEY")  # the key pair came from .env
+        async with httpx.AsyncClient() as client:
+            ready = await client.get(f"http://127.0.0.1:{router_port}/readyz")
+        assert ready.status_code == 200, ready.text  # .env's ROUTER_PORT
+        first = await up.wait_for(r"event=nats_started url=(\S+) pid=(\d+)")
+        url, pid = first[0].group(1), int(first[0].group(2))
+
+        assert "Server is ready" in (data / "nats.log").read_text()  # written as it comes
+        assert up.matching(r"^nats +\| .*Server is ready")
+        state = json.loads((data / "up.json").read_text())
+        assert state == {"version": 1, "pid": up.proc.pid, "nats_url": url,
+                         "ingress_url": f"http://127.0.0.1:{port}"}  # fmt: skip
+
+        code, out = await run_tool(["dlq", "list"], shell, tmp_path)
+        assert (code, out.strip()) == (0, "no dead letters")
+        code, out = await run_tool(["deliveries", "list"], shell, tmp_path)
+        assert (code, out.strip()) == (0, "no records")
+        code, out = await run_tool(["hooks", "--json", "list"], shell, tmp_path)
+        assert code == 0 and json.loads(out) == {"hooks": []}, out
+
+        os.kill(pid, signal.SIGKILL)
+        await up.wait_for(rf"event=child_exited service=nats pid={pid} code=-9 restart_in=0.5s")
+        again = (await up.wait_for(r"event=nats_started url=(\S+) pid=(\d+)", count=2))[1]
+        assert again.group(1) == url  # same port: the services reconnect where they were
+        code, out = await run_tool(["dlq", "list"], shell, tmp_path)
+        assert (code, out.strip()) == (0, "no dead letters")
+    finally:
+        assert await up.stop() == 0, "\n".join(up.lines[-40:])
+    assert not (data / "up.json").exists()
+    assert (data / "nats.log").read_text().count("Server is ready") == 2
+
+
+async def test_nats_only_tools_say_where_their_nats_came_from(tmp_path: Path) -> None:
+    env = quick_start_shell() | {
+        "NATS_START_TIMEOUT": "1",
+        "NATS_URL": f"nats://127.0.0.1:{closed_port()}",
+    }
+    for tool in (["dlq", "list"], ["deliveries", "list"]):
+        code, out = await run_tool(tool, env, tmp_path)
+        assert code == 1 and "room_prefix" not in out, out  # no SIP block needed
+        assert "(NATS from NATS_URL)" in out, out
+
+
+async def test_nats_only_tools_name_the_missing_topology(
+    tmp_path: Path, nats_server: NatsServer
+) -> None:
+    env = quick_start_shell() | {"NATS_URL": nats_server.url}
+    code, out = await run_tool(["dlq", "list"], env, tmp_path)
+    assert (code, out.strip()) == (1, f"sayna-sip dlq: no stream SIP_DEAD in NATS at "
+                                      f"{nats_server.url}: run `sayna-sip provision`")  # fmt: skip
+
+
+def test_tool_nats_prefers_the_environment_then_the_config_then_a_running_up(
+    tmp_path: Path,
+) -> None:
+    assert upstate.tool_nats(None, {}, tmp_path) == (NatsConfig(), "the default")
+    upstate.write(tmp_path, upstate.UpState(os.getpid(), "nats://127.0.0.1:4999", "http://x"))
+    nats, source = upstate.tool_nats(None, {"SIP_HOOK_SECRET": "s" * 20}, tmp_path)
+    assert nats.url == "nats://127.0.0.1:4999" and "sayna-sip up" in source
+    config = tmp_path / "c.yaml"
+    config.write_text("nats:\n  url: nats://10.0.0.9:4222\nsip:\n  hooks: []\n")
+    assert upstate.tool_nats(str(config), {}, tmp_path)[0].url == "nats://10.0.0.9:4222"
+    env = {"NATS_URL": "nats://10.0.0.8:4222"}
+    assert upstate.tool_nats(str(config), env, tmp_path) == (
+        NatsConfig(url="nats://10.0.0.8:4222"),
+        "NATS_URL",
+    )
+    upstate.remove(tmp_path, os.getpid())
+    assert upstate.tool_nats(None, {}, tmp_path)[1] == "the default"
+
+
+def test_a_state_file_whose_up_is_gone_is_ignored(tmp_path: Path) -> None:
+    dead = 2**22 + 12345  # above the default pid_max: no such process
+    upstate.write(tmp_path, upstate.UpState(dead, "nats://127.0.0.1:4999", "http://x"))
+    assert upstate.read(tmp_path) is None
+    assert (tmp_path / "up.json").stat().st_mode & 0o777 == 0o600
