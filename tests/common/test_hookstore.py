@@ -168,6 +168,9 @@ class OtherWriter:
     def put(self, hook: Hook) -> None:
         self._run(self._kv.put(hook.key, hook.encode()))
 
+    def delete(self, hook: Hook) -> None:
+        self._run(self._kv.delete(hook.key))
+
     def close(self) -> None:
         self._run(self._nc.close())
         self._loop.call_soon_threadsafe(self._loop.stop)

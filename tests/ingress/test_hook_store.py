@@ -150,3 +150,56 @@ async def test_a_lost_nats_connection_is_a_503_and_a_warning(
     assert warning.levelno == logging.WARNING
     assert warning.getMessage().startswith("event=hook_store_unavailable error=")
     assert warning.getMessage().endswith(")")
+
+
+async def test_a_hook_deleted_while_it_is_changed_answers_404(
+    nats_server: NatsServer, kv: KeyValue
+) -> None:
+    store = HookStore(kv)
+    (saved,) = await store.upsert([write("gone.example.com")])
+    other = OtherWriter(nats_server.url)
+
+    def change(current: Hook) -> Hook:
+        other.delete(saved)  # another replica deletes it between this read and write
+        return current.changed(enabled=False)
+
+    try:
+        with pytest.raises(IngressError) as raised:
+            await store.change("gone.example.com", change)
+    finally:
+        other.close()
+    assert refusal(raised) == (NotFound, "hook_not_found", "no hook for host 'gone.example.com'")
+
+
+class InterposedBox(SecretBox):
+    """A real SecretBox; while it seals, another replica writes the same hook (sealing
+    happens between the store's read and its compare-and-set)."""
+
+    def __init__(self, other: OtherWriter, theirs: Hook) -> None:
+        super().__init__((bytes(32),))
+        self.other, self.theirs = other, theirs
+
+    def seal(self, secret: str, host: str) -> str:
+        self.other.put(self.theirs)
+        return super().seal(secret, host)
+
+
+async def test_a_post_on_a_hook_that_keeps_changing_gives_up_with_503_busy(
+    nats_server: NatsServer, kv: KeyValue
+) -> None:
+    (saved,) = await HookStore(kv).upsert([write("churn.example.com")])
+    theirs = saved.changed(url="https://churn.example.com/theirs")
+    other = OtherWriter(nats_server.url)
+    try:
+        with pytest.raises(IngressError) as raised:
+            await HookStore(kv, box=InterposedBox(other, theirs)).upsert(
+                [write("churn.example.com", SECRET)]
+            )
+    finally:
+        other.close()
+    assert refusal(raised) == (
+        Unavailable,
+        "busy",
+        "SIP hook host 'churn.example.com' is being changed concurrently; retry",
+    )
+    assert (await HookStore(kv).get("churn.example.com")).url.endswith("/theirs")
