@@ -27,6 +27,9 @@ from tests.forwarder.conftest import (
     wait_dead,
 )
 
+STANDARD_METRICS = ("process_cpu_seconds_total", "process_resident_memory_bytes",
+                    "python_info", "python_gc_objects_collected_total")  # fmt: skip
+
 
 async def test_health_ready_and_metrics(
     start_forwarder: StartForwarder, https_sink: HttpsSink, jetstream: JetStreamContext
@@ -45,6 +48,8 @@ async def test_health_ready_and_metrics(
         assert (await client.get("/healthz")).status_code == 200
         assert (await client.get("/readyz")).status_code == 200
         text = (await client.get("/metrics")).text
+    for standard in STANDARD_METRICS:  # prometheus-client's collectors, as documented
+        assert standard in text, standard
     m = 'host="m.example.com"'
     for line in (
         f'sayna_sip_forwarder_attempts_total{{{m},outcome="status",status="500"}} 1.0',

@@ -13,6 +13,9 @@ from tests.fixtures.livekit import signed_webhook, sip_event
 from tests.fixtures.nats import NatsServer
 from tests.ingress.conftest import Client, ingress_config, serve
 
+STANDARD_METRICS = ("process_cpu_seconds_total", "process_resident_memory_bytes",
+                    "python_info", "python_gc_objects_collected_total")  # fmt: skip
+
 
 async def test_healthz_and_readyz(ingress: Client, jetstream: JetStreamContext) -> None:
     assert (await ingress.get("/healthz")).json() == {"status": "ok"}
@@ -46,7 +49,8 @@ async def test_metrics_count_webhooks_and_publish_latency(ingress: Client) -> No
     assert 'sayna_sip_ingress_webhooks_total{event="participant_left",outcome="stored"} 1.0' in text
     assert 'sayna_sip_ingress_webhooks_total{event="unknown",outcome="hash_mismatch"} 1.0' in text
     assert "sayna_sip_ingress_publish_seconds_count 1.0" in text
-    assert "process_resident_memory_bytes" in text
+    for standard in STANDARD_METRICS:  # prometheus-client's collectors, as documented
+        assert standard in text, standard
 
 
 async def test_schema_documents_every_route_body_and_error(ingress: Client) -> None:

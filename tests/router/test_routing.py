@@ -25,6 +25,9 @@ from tests.router.helpers import (
     take_deliveries,
 )
 
+STANDARD_METRICS = ("process_cpu_seconds_total", "process_resident_memory_bytes",
+                    "python_info", "python_gc_objects_collected_total")  # fmt: skip
+
 
 def events_counted(service: RouterService, outcome: str) -> float:
     value = service.registry.get_sample_value("sayna_sip_router_events_total", {"outcome": outcome})
@@ -158,6 +161,8 @@ async def test_health_ready_and_metrics(router: RouterService) -> None:
         metrics = (await client.get("/metrics")).text
         assert 'sayna_sip_router_events_total{outcome="routed"} 0.0' in metrics
         assert "sayna_sip_router_routing_seconds_bucket" in metrics
+        for standard in STANDARD_METRICS:  # prometheus-client's collectors, as documented
+            assert standard in metrics, standard
         assert (await client.get("/nope")).status_code == 404
 
 
