@@ -4,6 +4,7 @@ environment, which NATS to use, signature checks and LiveKit-style signing."""
 from __future__ import annotations
 
 import json
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -146,3 +147,23 @@ def test_test_event_is_a_sip_participant_event_signed_like_livekit() -> None:
 
 def test_room_events_carry_no_participant() -> None:
     assert "participant" not in send_test_event.build_event("room_finished", "r", "sip:a@b.c")
+
+
+def test_try_it_tools_find_the_ingress_of_the_up_running_here(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sayna_sip.cli import hooks_cli
+    from sayna_sip.common import upstate
+
+    monkeypatch.chdir(tmp_path)
+    assert hooks_cli.ingress_base({}) == "http://127.0.0.1:3001"
+    data = tmp_path / upstate.DEFAULT_DATA_DIR
+    data.mkdir()
+    upstate.write(
+        data, upstate.UpState(os.getpid(), "nats://127.0.0.1:4999", "http://127.0.0.1:4555")
+    )
+    assert hooks_cli.ingress_base({}) == "http://127.0.0.1:4555"
+    assert hooks_cli.ingress_base({"PORT": "3009"}) == "http://127.0.0.1:3009"  # PORT wins
+    url = send_test_event.webhook_url(ServerConfig())
+    assert url == "http://127.0.0.1:4555/livekit/webhook"
+    assert send_test_event.webhook_url(ServerConfig(port=3005)).endswith(":3005/livekit/webhook")
