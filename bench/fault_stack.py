@@ -13,7 +13,7 @@ from bench import events, procs
 from bench.cluster import NatsCluster
 from bench.harness import Bench, Sink
 from bench.procs import Proc
-from sayna_sip.common import config, natsconn
+from sayna_sip.common import config, config_load, natsconn
 from sayna_sip.provisioner.provision import provision_nats
 
 HEALTHY_HOST = events.TENANT_HOST
@@ -62,7 +62,7 @@ class Stack:
         }
 
     def start(self) -> None:
-        asyncio.run(_provision(config.load({}, self.env)))
+        asyncio.run(_provision(config_load.load({}, self.env)))
         names = ["ingress", "router"] + [f"forwarder-{i + 1}" for i in range(self.forwarder_count)]
         for name in names:
             self.ports[name] = procs.free_port()

@@ -1,11 +1,12 @@
 """README.md's variable table, .env.example and every variable named in the docs,
-against `config.VARIABLES` (the one list the services read) and compose.yaml."""
+against `config_load.VARIABLES` (the one list the services read) and compose.yaml."""
 
 from __future__ import annotations
 
 import re
 
-from sayna_sip.common.config import DEFAULT_RETRY_SCHEDULE, VARIABLES, ServerConfig
+from sayna_sip.common.config import DEFAULT_RETRY_SCHEDULE, ServerConfig
+from sayna_sip.common.config_load import VARIABLES
 from tests.docs import markdown, sources
 
 README = "README.md"
@@ -63,7 +64,7 @@ def test_every_variable_is_in_the_readme_table_and_nothing_else_is() -> None:
     program |= sources.otel_variables()  # the standard ones: documented as needed
     assert not documented - program, (
         f"{README} documents variables the program does not read: "
-        f"{sorted(documented - program)} (declare them in config.VARIABLES or drop them)"
+        f"{sorted(documented - program)} (declare them in config_load.VARIABLES or drop them)"
     )
 
 
@@ -100,13 +101,13 @@ def test_every_variable_named_in_the_docs_exists() -> None:
             for name in NAME.findall(snippet):
                 unquoted = re.search(rf"(?<![\"'\w]){name}(?![\"'\w])", source)
                 assert name in known or unquoted, (
-                    f"{path} names {name}: neither a variable (config.VARIABLES, compose.yaml) "
+                    f"{path} names {name}: neither a variable (VARIABLES, compose.yaml) "
                     "nor a name in the source"
                 )
 
 
 def test_config_reads_only_declared_variables() -> None:
-    """Names config.py looks up by hand (`"X" in e`) are declared too."""
-    text = (sources.ROOT / "libs/common/src/sayna_sip/common/config.py").read_text()
+    """Names config_load.py looks up by hand (`"X" in e`) are declared too."""
+    text = (sources.ROOT / "libs/common/src/sayna_sip/common/config_load.py").read_text()
     looked_up = set(re.findall(r'"([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)"', text))
     assert looked_up <= set(VARIABLES), sorted(looked_up - set(VARIABLES))

@@ -16,7 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from sayna_sip.common.config import NatsConfig, nats_settings, read_yaml
+from sayna_sip.common.config import NatsConfig
+from sayna_sip.common.config_load import nats_settings, read_yaml
 from sayna_sip.common.validate import nats_urls
 
 DEFAULT_DATA_DIR = ".sayna-sip"
