@@ -167,3 +167,12 @@ def test_try_it_tools_find_the_ingress_of_the_up_running_here(
     url = send_test_event.webhook_url(ServerConfig())
     assert url == "http://127.0.0.1:4555/livekit/webhook"
     assert send_test_event.webhook_url(ServerConfig(port=3005)).endswith(":3005/livekit/webhook")
+    other = tmp_path / "other"  # `up --data-dir other`: found with --data-dir other
+    other.mkdir()
+    upstate.write(
+        other, upstate.UpState(os.getpid(), "nats://127.0.0.1:4998", "http://127.0.0.1:4556")
+    )
+    assert hooks_cli.ingress_base({}, str(other)) == "http://127.0.0.1:4556"
+    assert send_test_event.webhook_url(ServerConfig(), str(other)).startswith(
+        "http://127.0.0.1:4556/"
+    )

@@ -136,3 +136,19 @@ def test_a_state_file_whose_up_is_gone_is_ignored(tmp_path: Path) -> None:
     upstate.write(tmp_path, upstate.UpState(dead, "nats://127.0.0.1:4999", "http://x"))
     assert upstate.read(tmp_path) is None
     assert (tmp_path / "up.json").stat().st_mode & 0o777 == 0o600
+
+
+async def test_the_tools_find_an_up_started_with_another_data_dir(tmp_path: Path) -> None:
+    # `up --data-dir X` writes X/up.json; the tools look there when told the same DIR
+    # (before, only the default .sayna-sip was read and they fell back to the default NATS).
+    data = tmp_path / "elsewhere"
+    data.mkdir()
+    nats_url = f"nats://127.0.0.1:{closed_port()}"
+    upstate.write(data, upstate.UpState(os.getpid(), nats_url, "http://127.0.0.1:4555"))
+    env = quick_start_shell() | {"NATS_START_TIMEOUT": "1"}
+    for tool in (["dlq", "--data-dir", str(data), "list"],
+                 ["deliveries", "list", "--data-dir", str(data)]):  # fmt: skip
+        code, out = await run_tool(tool, env, tmp_path)
+        assert code == 1 and f"sayna-sip up` running here ({data / 'up.json'})" in out, out
+    code, out = await run_tool(["dlq", "list"], env, tmp_path)  # the default dir has none
+    assert code == 1 and "no NATS named" in out, out

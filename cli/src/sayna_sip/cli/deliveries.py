@@ -27,12 +27,15 @@ from sayna_sip.common.hosts import normalize_host
 from sayna_sip.common.records import AttemptRecord, Record, RouteRecord
 from sayna_sip.common.streamscan import ScanError, StreamReader
 
+_UP = "where a running `sayna-sip up` keeps its state (up.json; default .sayna-sip)"
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sayna-sip deliveries", description="Delivery records: routes and attempts."
     )
     parser.add_argument("--config", metavar="FILE", help="YAML config (environment wins)")
+    parser.add_argument("--data-dir", metavar="DIR", default=upstate.DEFAULT_DATA_DIR, help=_UP)
     sub = parser.add_subparsers(dest="action", required=True)
     show = sub.add_parser("show", help="an event's route and every attempt")
     show.add_argument("event_id", metavar="EVENT_ID")
@@ -46,13 +49,14 @@ def _parser() -> argparse.ArgumentParser:
     tail.add_argument("--host", help="only this hook host")
     for p in (show, ls, tail):
         p.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS)
+        p.add_argument("--data-dir", metavar="DIR", default=argparse.SUPPRESS)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
     try:
-        nats, source = upstate.tool_nats(args.config)
+        nats, source = upstate.tool_nats(args.config, data_dir=args.data_dir)
         if getattr(args, "host", None):
             args.host = normalize_host(args.host)
         if args.action == "list":

@@ -22,11 +22,15 @@ from sayna_sip.common import upstate
 Call = tuple[str, str, dict[str, Any] | None]  # method, path, JSON body
 
 
+_UP = "where a running `sayna-sip up` keeps its state (up.json; default .sayna-sip)"
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sayna-sip hooks", description=__doc__.split("\n\n")[0])
     p.add_argument("--url", help="ingress base URL (default: http://127.0.0.1:$PORT, PORT=3001)")
     p.add_argument("--token", help="API token (default: $AUTH_API_SECRET)")
     p.add_argument("--json", action="store_true", help="print the API's JSON answer")
+    p.add_argument("--data-dir", metavar="DIR", default=upstate.DEFAULT_DATA_DIR, help=_UP)
     sub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     sub.add_parser("list", help="every hook with its source, state, events and secret fingerprints")
     s = sub.add_parser("set", help="add a runtime hook, or replace the one with the same host")
@@ -105,9 +109,9 @@ _RENDER: dict[str, Callable[[dict[str, Any]], list[str]]] = {
 }
 
 
-def ingress_base(env: Mapping[str, str]) -> str:
-    """PORT when set, else the `sayna-sip up` running here, else the default port."""
-    running = upstate.read()
+def ingress_base(env: Mapping[str, str], data_dir: str = upstate.DEFAULT_DATA_DIR) -> str:
+    """PORT when set, else the `sayna-sip up` running from `data_dir`, else port 3001."""
+    running = upstate.read(data_dir)
     if not env.get("PORT") and running is not None:
         return running.ingress_url
     return f"http://127.0.0.1:{env.get('PORT') or 3001}"
@@ -115,7 +119,7 @@ def ingress_base(env: Mapping[str, str]) -> str:
 
 def main(argv: Sequence[str]) -> int:
     args = _parser().parse_args(list(argv))
-    base = args.url or ingress_base(os.environ)
+    base = args.url or ingress_base(os.environ, args.data_dir)
     token = args.token or os.environ.get("AUTH_API_SECRET")
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     method, path, body = _call(args)

@@ -30,6 +30,9 @@ from sayna_sip.common.errors import ConfigError
 EVENTS = ("participant_joined", "participant_left", "room_started", "room_finished")
 
 
+_UP = "where a running `sayna-sip up` keeps its state (up.json; default .sayna-sip)"
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="sayna-sip send-test-event", description=__doc__.split("\n\n")[0]
@@ -39,6 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--event", default="participant_joined", choices=EVENTS)
     p.add_argument("--url", help="ingress webhook URL (default: from HOST/PORT)")
     p.add_argument("--config", help="YAML configuration (LiveKit key/secret, port)")
+    p.add_argument("--data-dir", metavar="DIR", default=upstate.DEFAULT_DATA_DIR, help=_UP)
     return p
 
 
@@ -78,9 +82,9 @@ def sign(body: bytes, api_key: str, api_secret: str) -> str:
     return token.with_ttl(timedelta(minutes=5)).to_jwt()
 
 
-def webhook_url(config: ServerConfig) -> str:
-    """From HOST/PORT when set, else from the `sayna-sip up` running here."""
-    running = upstate.read()
+def webhook_url(config: ServerConfig, data_dir: str = upstate.DEFAULT_DATA_DIR) -> str:
+    """From HOST/PORT when set, else from the `sayna-sip up` running from `data_dir`."""
+    running = upstate.read(data_dir)
     if running is not None and (config.host, config.port) == ("0.0.0.0", 3001):
         return f"{running.ingress_url}/livekit/webhook"
     return f"http://{display_host(config.host)}:{config.port}/livekit/webhook"
@@ -102,7 +106,7 @@ def main(argv: Sequence[str]) -> int:
         )
         return 2
     room = args.room or (f"{config.sip.room_prefix}demo" if config.sip else "sip-demo")
-    url = args.url or webhook_url(config)
+    url = args.url or webhook_url(config, args.data_dir)
     event = build_event(args.event, room, args.to)
     body = json.dumps(event, separators=(",", ":")).encode()
     headers = {"Authorization": sign(body, lk.api_key, lk.api_secret)}

@@ -25,20 +25,26 @@ from sayna_sip.common.streamscan import StreamReader
 COLUMNS = ("SEQ", "DEAD AT", "HOOK", "EVENT", "EVENT ID", "TRIES", "REASON", "LAST")
 
 
+_UP = "where a running `sayna-sip up` keeps its state (up.json; default .sayna-sip)"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sayna-sip dlq", description="Inspect and replay dead letters."
     )
     parser.add_argument("--config", metavar="FILE", help="YAML config (environment wins)")
+    parser.add_argument("--data-dir", metavar="DIR", default=upstate.DEFAULT_DATA_DIR, help=_UP)
     sub = parser.add_subparsers(dest="action", required=True)
     ls = sub.add_parser("list", help="print dead letters, oldest first")
     ls.add_argument("--host", help="only this hook host")
     ls.add_argument("--limit", type=int, default=100, help="at most N (default 100)")
     ls.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS)
+    ls.add_argument("--data-dir", metavar="DIR", default=argparse.SUPPRESS)
     rd = sub.add_parser("redrive", help="deliver dead letters again, then remove them")
     rd.add_argument("--host", help="only this hook host")
     rd.add_argument("--all", action="store_true", help="every dead letter")
     rd.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS)
+    rd.add_argument("--data-dir", metavar="DIR", default=argparse.SUPPRESS)
     return parser
 
 
@@ -48,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.action == "redrive" and not (args.host or args.all):
         parser.error("redrive needs --host H or --all")
     try:
-        nats, source = upstate.tool_nats(args.config)
+        nats, source = upstate.tool_nats(args.config, data_dir=args.data_dir)
         if args.host:
             deadletters.subject_for(args.host)  # validates the host
     except ConfigError as exc:
