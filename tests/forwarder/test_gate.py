@@ -70,8 +70,7 @@ def test_refused_targets_do_not_count_for_the_breaker() -> None:
 def test_a_fast_host_at_its_cap_may_hold_what_it_drains_soon_a_slow_one_none() -> None:
     g = gate(cap=2)
     assert g.admit("fast", 0.0) is None and g.admit("fast", 0.0) is None
-    assert g.hold_limit("fast", 0.0) == 2  # no answer yet: at most its cap
-    assert g.hold_limit("fast", 1.5) == 0  # ... and then hung for 1.5 s
+    assert g.hold_limit("fast", 0.0) == 0  # no answer yet: a black hole looks the same
     now = 0.0
     for _ in range(10):  # 5 ms requests, two at a time
         g.release("fast", now, True, now + 0.005)
