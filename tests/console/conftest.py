@@ -66,7 +66,7 @@ async def page(stack: Stack) -> AsyncIterator[object]:
     """A headless Chromium page (Debian's chromium, driven by playwright) at 1280x800."""
     if CHROMIUM is None:
         pytest.skip("Debian's chromium is not installed (.ci/run installs it with apt-get)")
-    from playwright.async_api import async_playwright
+    from playwright.async_api import async_playwright, expect
 
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(
@@ -85,5 +85,6 @@ async def page(stack: Stack) -> AsyncIterator[object]:
         await context.grant_permissions(["clipboard-read", "clipboard-write"])
         pg = await context.new_page()
         pg.set_default_timeout(15_000)
+        expect.set_options(timeout=15_000)  # expect()'s own default is 5 s: too short under load
         yield pg
         await browser.close()
