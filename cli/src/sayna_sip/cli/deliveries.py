@@ -17,7 +17,6 @@ from collections.abc import Sequence
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
-from nats.js.errors import NotFoundError
 
 from sayna_sip.common import natsconn, records, topology, upstate
 from sayna_sip.common.config import NatsConfig
@@ -27,15 +26,11 @@ from sayna_sip.common.hosts import normalize_host
 from sayna_sip.common.records import AttemptRecord, Record, RouteRecord
 from sayna_sip.common.streamscan import ScanError, StreamReader
 
-_UP = "where a running `sayna-sip up` keeps its state (up.json; default .sayna-sip)"
-
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sayna-sip deliveries", description="Delivery records: routes and attempts."
     )
-    parser.add_argument("--config", metavar="FILE", help="YAML config (environment wins)")
-    parser.add_argument("--data-dir", metavar="DIR", default=upstate.DEFAULT_DATA_DIR, help=_UP)
     sub = parser.add_subparsers(dest="action", required=True)
     show = sub.add_parser("show", help="an event's route and every attempt")
     show.add_argument("event_id", metavar="EVENT_ID")
@@ -47,9 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     ls.add_argument("--limit", type=int, default=50, help="at most N (default 50)")
     tail = sub.add_parser("tail", help="print attempts live as they happen (Ctrl-C stops)")
     tail.add_argument("--host", help="only this hook host")
-    for p in (show, ls, tail):
-        p.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS)
-        p.add_argument("--data-dir", metavar="DIR", default=argparse.SUPPRESS)
+    upstate.add_tool_options(parser, (show, ls, tail))
     return parser
 
 
@@ -65,14 +58,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"sayna-sip deliveries: {exc}", file=sys.stderr)
         return 2
     try:
-        return asyncio.run(_run(nats, args))
-    except natsconn.NatsUnavailable as exc:
-        print(f"sayna-sip deliveries: {exc} ({upstate.tool_hint(source)})", file=sys.stderr)
-        return 1
-    except NotFoundError:
-        print(f"sayna-sip deliveries: no stream {topology.SIP_ATTEMPTS} in NATS at "
-              f"{nats.display}: run `sayna-sip provision`", file=sys.stderr)  # fmt: skip
-        return 1
+        work = _run(nats, args)
+        return upstate.run_tool("sayna-sip deliveries", topology.SIP_ATTEMPTS, nats, source, work)
     except ScanError as exc:
         print(f"sayna-sip deliveries: {exc}", file=sys.stderr)
         return 1

@@ -22,15 +22,14 @@ from sayna_sip.common import upstate
 Call = tuple[str, str, dict[str, Any] | None]  # method, path, JSON body
 
 
-_UP = "where a running `sayna-sip up` keeps its state (up.json; default .sayna-sip)"
-
-
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sayna-sip hooks", description=__doc__.split("\n\n")[0])
     p.add_argument("--url", help="ingress base URL (default: http://127.0.0.1:$PORT, PORT=3001)")
     p.add_argument("--token", help="API token (default: $AUTH_API_SECRET)")
     p.add_argument("--json", action="store_true", help="print the API's JSON answer")
-    p.add_argument("--data-dir", metavar="DIR", default=upstate.DEFAULT_DATA_DIR, help=_UP)
+    p.add_argument(
+        "--data-dir", metavar="DIR", default=upstate.DEFAULT_DATA_DIR, help=upstate.DATA_DIR_HELP
+    )
     sub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     sub.add_parser("list", help="every hook with its source, state, events and secret fingerprints")
     s = sub.add_parser("set", help="add a runtime hook, or replace the one with the same host")

@@ -30,9 +30,6 @@ from sayna_sip.common.errors import ConfigError
 EVENTS = ("participant_joined", "participant_left", "room_started", "room_finished")
 
 
-_UP = "where a running `sayna-sip up` keeps its state (up.json; default .sayna-sip)"
-
-
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="sayna-sip send-test-event", description=__doc__.split("\n\n")[0]
@@ -42,7 +39,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--event", default="participant_joined", choices=EVENTS)
     p.add_argument("--url", help="ingress webhook URL (default: from HOST/PORT)")
     p.add_argument("--config", help="YAML configuration (LiveKit key/secret, port)")
-    p.add_argument("--data-dir", metavar="DIR", default=upstate.DEFAULT_DATA_DIR, help=_UP)
+    p.add_argument(
+        "--data-dir", metavar="DIR", default=upstate.DEFAULT_DATA_DIR, help=upstate.DATA_DIR_HELP
+    )
     return p
 
 

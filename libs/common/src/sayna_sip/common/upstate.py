@@ -9,18 +9,26 @@ The file is a contract between releases: `version` 1, unknown keys ignored.
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import contextlib
 import json
 import os
-from collections.abc import Mapping
+import sys
+from collections.abc import Coroutine, Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
+from nats.js.errors import NotFoundError
+
+from sayna_sip.common import natsconn
 from sayna_sip.common.config import NatsConfig
 from sayna_sip.common.config_load import nats_settings, read_yaml
 from sayna_sip.common.validate import nats_urls
 
 DEFAULT_DATA_DIR = ".sayna-sip"
+DATA_DIR_HELP = "where a running `sayna-sip up` keeps its state (up.json; default .sayna-sip)"
 STATE_FILE = "up.json"
 VERSION = 1
 
@@ -113,3 +121,30 @@ def tool_hint(source: str) -> str:
         return ("no NATS named: set NATS_URL (or nats.url in --config), or run this beside "
                 "`sayna-sip up`")  # fmt: skip
     return f"NATS from {source}"
+
+
+def add_tool_options(
+    parser: argparse.ArgumentParser, actions: Iterable[argparse.ArgumentParser]
+) -> None:
+    """`--config` and `--data-dir` of a NATS-only tool, taken before its action or after."""
+    parser.add_argument("--config", metavar="FILE", help="YAML config (environment wins)")
+    parser.add_argument("--data-dir", metavar="DIR", default=DEFAULT_DATA_DIR, help=DATA_DIR_HELP)
+    for action in actions:
+        action.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS)
+        action.add_argument("--data-dir", metavar="DIR", default=argparse.SUPPRESS)
+
+
+def run_tool(
+    prog: str, stream: str, nats: NatsConfig, source: str, work: Coroutine[Any, Any, int]
+) -> int:
+    """Run a NATS-only tool's work; an unreachable NATS (saying where its URL came from)
+    or a missing stream is one line on stderr and exit 1."""
+    try:
+        return asyncio.run(work)
+    except natsconn.NatsUnavailable as exc:
+        print(f"{prog}: {exc} ({tool_hint(source)})", file=sys.stderr)
+        return 1
+    except NotFoundError:
+        print(f"{prog}: no stream {stream} in NATS at {nats.display}: "
+              "run `sayna-sip provision`", file=sys.stderr)  # fmt: skip
+        return 1

@@ -8,11 +8,8 @@ Both need only NATS: its URL from NATS_URL, `nats.url` in `--config FILE`, or th
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from collections.abc import Sequence
-
-from nats.js.errors import NotFoundError
 
 from sayna_sip.common import deadletters, natsconn, topology, upstate
 from sayna_sip.common.config import NatsConfig
@@ -25,26 +22,18 @@ from sayna_sip.common.streamscan import StreamReader
 COLUMNS = ("SEQ", "DEAD AT", "HOOK", "EVENT", "EVENT ID", "TRIES", "REASON", "LAST")
 
 
-_UP = "where a running `sayna-sip up` keeps its state (up.json; default .sayna-sip)"
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sayna-sip dlq", description="Inspect and replay dead letters."
     )
-    parser.add_argument("--config", metavar="FILE", help="YAML config (environment wins)")
-    parser.add_argument("--data-dir", metavar="DIR", default=upstate.DEFAULT_DATA_DIR, help=_UP)
     sub = parser.add_subparsers(dest="action", required=True)
     ls = sub.add_parser("list", help="print dead letters, oldest first")
     ls.add_argument("--host", help="only this hook host")
     ls.add_argument("--limit", type=int, default=100, help="at most N (default 100)")
-    ls.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS)
-    ls.add_argument("--data-dir", metavar="DIR", default=argparse.SUPPRESS)
     rd = sub.add_parser("redrive", help="deliver dead letters again, then remove them")
     rd.add_argument("--host", help="only this hook host")
     rd.add_argument("--all", action="store_true", help="every dead letter")
-    rd.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS)
-    rd.add_argument("--data-dir", metavar="DIR", default=argparse.SUPPRESS)
+    upstate.add_tool_options(parser, (ls, rd))
     return parser
 
 
@@ -60,15 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"sayna-sip dlq: {exc}", file=sys.stderr)
         return 2
-    try:
-        return asyncio.run(_run(nats, args))
-    except natsconn.NatsUnavailable as exc:
-        print(f"sayna-sip dlq: {exc} ({upstate.tool_hint(source)})", file=sys.stderr)
-        return 1
-    except NotFoundError:
-        print(f"sayna-sip dlq: no stream {topology.SIP_DEAD} in NATS at {nats.display}: "
-              "run `sayna-sip provision`", file=sys.stderr)  # fmt: skip
-        return 1
+    return upstate.run_tool("sayna-sip dlq", topology.SIP_DEAD, nats, source, _run(nats, args))
 
 
 async def _run(nats: NatsConfig, args: argparse.Namespace) -> int:
