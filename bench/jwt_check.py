@@ -1,83 +1,20 @@
 """Micro-benchmark behind docs/performance.md finding 2: `python -m bench.jwt_check`.
 
-Compares the CPU cost of the ingress's LiveKit token check (PyJWT) with a reference
-HS256 check built on the standard library and msgspec (`verify_hs256` below, a proposal
-for `sayna_sip.ingress.webhook`), and shows both accept and reject the same tokens.
+The CPU cost of the LiveKit token check: plain PyJWT, and the ingress's own
+`WebhookVerifier.token_digest` (stdlib + msgspec for plain HS256 tokens, `ingress/hs256.py`;
+PyJWT for everything else), with the verdict of each on the same tokens.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import hmac
 import time
 from collections.abc import Callable
 
 import jwt
-import msgspec
 
 from bench import events
-
-
-class InvalidToken(Exception):
-    pass
-
-
-class _Header(msgspec.Struct):
-    alg: str = ""
-
-
-class Claims(msgspec.Struct):
-    iss: str | None = None
-    exp: float | None = None
-    nbf: float | None = None
-    sha256: str | None = None
-
-
-_header = msgspec.json.Decoder(_Header)
-_claims = msgspec.json.Decoder(Claims)
-
-
-def _b64url(segment: str) -> bytes:
-    try:
-        return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
-    except (binascii.Error, ValueError):
-        raise InvalidToken("segment is not base64url") from None
-
-
-def verify_hs256(token: str, key: bytes, issuer: str, leeway: float) -> Claims:
-    """HS256 only: exact `alg`, constant-time signature, `exp` required, `nbf`, `iss`."""
-    parts = token.split(".")
-    if len(parts) != 3 or not token.isascii():
-        raise InvalidToken("not a compact JWS")
-    head, payload, signature = parts
-    try:
-        if _header.decode(_b64url(head)).alg != "HS256":
-            raise InvalidToken("alg must be HS256")
-        mac = hmac.new(key, f"{head}.{payload}".encode(), hashlib.sha256).digest()
-        if not hmac.compare_digest(mac, _b64url(signature)):
-            raise InvalidToken("bad signature")
-        claims = _claims.decode(_b64url(payload))
-    except msgspec.DecodeError:
-        raise InvalidToken("header or claims are not the expected JSON") from None
-    now = time.time()
-    if claims.exp is None or now > claims.exp + leeway:
-        raise InvalidToken("expired or no exp")
-    if claims.nbf is not None and now < claims.nbf - leeway:
-        raise InvalidToken("not yet valid")
-    if claims.iss != issuer:
-        raise InvalidToken("wrong issuer")
-    return claims
-
-
-def _pyjwt(decoder: jwt.PyJWT) -> Callable[[str], object]:
-    def check(token: str) -> object:
-        return decoder.decode(
-            token, events.API_SECRET, algorithms=["HS256"], issuer=events.API_KEY, leeway=10.0
-        )
-
-    return check
+from sayna_sip.ingress.errors import Unauthorized
+from sayna_sip.ingress.webhook import WebhookVerifier
 
 
 def cases() -> dict[str, str]:
@@ -99,10 +36,22 @@ def cases() -> dict[str, str]:
     }
 
 
-def _accepts(check: Callable[[str], object], token: str) -> bool:
+def checks() -> dict[str, Callable[[str], object]]:
+    pyjwt = jwt.PyJWT(options={"require": ["exp", "iss"]})
+
+    def plain(token: str) -> object:
+        return pyjwt.decode(
+            token, events.API_SECRET, algorithms=["HS256"], issuer=events.API_KEY, leeway=10.0
+        )
+
+    ingress = WebhookVerifier(events.API_KEY, events.API_SECRET)
+    return {"PyJWT": plain, "ingress": ingress.token_digest}
+
+
+def accepts(check: Callable[[str], object], token: str) -> bool:
     try:
         check(token)
-    except (InvalidToken, jwt.PyJWTError):
+    except (Unauthorized, jwt.PyJWTError):
         return False
     return True
 
@@ -119,18 +68,13 @@ def cpu_us(check: Callable[[str], object], token: str, n: int = 20_000) -> float
 
 
 def main() -> None:
-    pyjwt = _pyjwt(jwt.PyJWT(options={"require": ["exp", "iss"]}))
-    key = events.API_SECRET.encode()
-
-    def stdlib(token: str) -> Claims:
-        return verify_hs256(token, key, events.API_KEY, 10.0)
-
-    print(f"{'token':15} {'PyJWT':8} stdlib+msgspec")
+    named = checks()
+    print(f"{'token':15} {'PyJWT':8} ingress")
     for name, token in cases().items():
-        print(f"{name:15} {_accepts(pyjwt, token)!s:8} {_accepts(stdlib, token)}")
+        print(f"{name:15} {accepts(named['PyJWT'], token)!s:8} {accepts(named['ingress'], token)}")
     token = cases()["valid"]
-    print(f"PyJWT: {cpu_us(pyjwt, token):.1f} us CPU per token")
-    print(f"stdlib + msgspec: {cpu_us(stdlib, token):.1f} us CPU per token")
+    for name, check in named.items():
+        print(f"{name}: {cpu_us(check, token):.1f} us CPU per valid token")
 
 
 if __name__ == "__main__":

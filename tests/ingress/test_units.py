@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import json
 import time
 from typing import Any
@@ -44,6 +46,40 @@ def _token(claims: dict[str, Any], secret: str = API_SECRET, alg: str = "HS256")
     return jwt.encode({"iss": API_KEY, "exp": now + 60, "sha256": "AAAA", **claims}, secret, alg)
 
 
+def _claims() -> dict[str, Any]:
+    return {"iss": API_KEY, "exp": int(time.time()) + 60, "sha256": "AAAA"}
+
+
+def _claims_json() -> bytes:
+    return json.dumps(_claims()).encode()
+
+
+def _resigned(claims: bytes, header: bytes) -> str:
+    """A token with exactly these header and claims bytes, correctly signed."""
+
+    def b64(raw: bytes) -> str:
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+    signing_input = f"{b64(header)}.{b64(claims)}"
+    mac = hmac.new(API_SECRET.encode(), signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{b64(mac)}"
+
+
+def _unused_bits_set(token: str) -> str:
+    """The token with the signature's last character's two unused bits flipped."""
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    return token[:-1] + alphabet[alphabet.index(token[-1]) ^ 3]
+
+
+def test_livekit_tokens_take_the_stdlib_check_not_pyjwt() -> None:
+    # The speed of the intake rests on this (docs/performance.md, ingress): a token as
+    # LiveKit's own SDK signs it is accepted without PyJWT.
+    verifier = WebhookVerifier(API_KEY, API_SECRET)
+    verifier._jwt = None  # type: ignore[assignment]  # any PyJWT call would fail
+    body = b'{"event":"room_started"}'
+    verifier.check_body(verifier.token_digest(sign_webhook(body)), body)
+
+
 _PEM = "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n-----END PUBLIC KEY-----"
 
 
@@ -60,12 +96,47 @@ _PEM = "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n-----E
         jwt.encode({"iss": API_KEY, "sha256": "AAAA"}, API_SECRET, "HS256"),  # no exp
         jwt.encode({"iss": API_KEY, "exp": 2e9}, "", "none"),
         "not.a.jwt",
+        _token({"aud": "someone"}),
+        _token({"iat": int(time.time()) + 60}),
+        _token({"iat": "yesterday"}),
+        _token({"nbf": "soon"}),
+        _token({"exp": int(time.time()) + 60.5}),
+        _token({"exp": str(int(time.time()) + 60)}),  # PyJWT takes digits in a string
+        _token({"exp": True}),
+        _resigned(b'{"exp":9999999999,"iss":null,"sha256":"AAAA"}', b'{"alg":"HS256"}'),
+        _token({"sub": 7}),
+        _token({"jti": ["x"]}),
+        _token({"sub": "", "video": {}, "name": "x"}),  # LiveKit's extra grants
+        _token({}) + "=",  # padded signature (PyJWT accepts)
+        _unused_bits_set(_token({})),  # same signature bytes, not canonical
+        _token({}).replace(".", ".=", 1),
+        _token({})[:10] + "!" + _token({})[10:],
+        _token({}) + ".",
+        "é" + _token({}),
+        _resigned(_claims_json(), b'{"alg":"HS256","kid":5}'),
+        jwt.encode(_claims(), API_SECRET, "HS256", headers={"kid": "k1", "typ": "x"}),
+        jwt.encode(_claims(), API_SECRET, "HS256", headers={"crit": ["exp"]}),
+        jwt.encode(_claims(), API_SECRET, "HS256", headers={"b64": False}),
+        jwt.encode(_claims(), API_SECRET, "HS256", headers={"x5u": "https://evil/"}),
+        _resigned(b"[1]", b'{"alg":"HS256"}'),  # claims that are not an object
+        _resigned(b'{"exp":1e999,"iss":"' + API_KEY.encode() + b'"}', b'{"alg":"HS256"}'),
+        _resigned(b'{"exp":NaN,"iss":"' + API_KEY.encode() + b'"}', b'{"alg":"HS256"}'),
+        _resigned(_claims_json(), b'["HS256"]'),
+        _resigned(_claims_json(), b'{"alg":"HS256","alg":"none"}'),  # duplicate key
+        _resigned(_claims_json(), b'{"alg":"none","alg":"HS256"}'),
     ],
-    ids=["valid", "bad-sig", "hs384", "issuer", "expired", "nbf", "no-exp", "alg-none", "junk"],
-)
+    ids=[
+        "valid", "bad-sig", "hs384", "issuer", "expired", "nbf", "no-exp", "alg-none", "junk",
+        "aud", "iat-future", "iat-text", "nbf-text", "exp-float", "exp-digits", "exp-bool",
+        "iss-null", "sub-int", "jti-list", "livekit-grants", "padded", "unused-bits",
+        "padded-header", "bang", "four-segments", "non-ascii", "kid-int", "kid-typ", "crit",
+        "b64", "x5u", "claims-array", "exp-inf", "exp-nan", "header-array", "dup-alg-last",
+        "dup-alg-first",
+    ],
+)  # fmt: skip
 def test_verifier_agrees_with_plain_pyjwt(secret: str, token: str) -> None:
-    # The once-prepared key accepts and refuses exactly as PyJWT with the raw secret
-    # (the messages are the 401 bodies' text).
+    # The once-prepared key and the stdlib check of plain tokens (hs256.py) accept and
+    # refuse exactly as PyJWT with the raw secret (the messages are the 401 bodies' text).
     def plain() -> str:
         try:
             jwt.PyJWT(options={"require": ["exp", "iss"]}).decode(
