@@ -9,6 +9,7 @@ docs/performance.md). Delivery is the forwarder's whole job.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ssl
 import time
 
@@ -99,9 +100,13 @@ async def post(
     )
 
 
+@functools.lru_cache(maxsize=4096)
 def _parse(url: str) -> URL:
     """The URL, or ValueError for what yarl lets through: it drops a newline from a host
-    (silently another host) and does not check IDNA A-labels; idna does."""
+    (silently another host) and does not check IDNA A-labels; idna does.
+
+    Cached (URLs are immutable; a refused one raises again each time): parsing and the
+    IDNA check took ~4% of the forwarder's CPU when done per delivery."""
     if any(ord(c) < 0x21 or ord(c) == 0x7F for c in url):
         raise ValueError("control character or space in url")
     target = URL(url)
