@@ -21,9 +21,9 @@ from sayna_sip.common import contracts, topology, tracing
 from sayna_sip.common.delivery import EventMeta
 from sayna_sip.common.labels import ErrorCode, IngressOutcome
 from sayna_sip.common.logs import quote
+from sayna_sip.common.puback import AckedPublisher
 from sayna_sip.ingress.errors import IngressError, PayloadTooLarge, Unavailable
 from sayna_sip.ingress.metrics import IngressMetrics
-from sayna_sip.ingress.puback import AckedPublisher
 from sayna_sip.ingress.webhook import Event, WebhookVerifier, parse_event
 
 log = logging.getLogger("sayna_sip.ingress")

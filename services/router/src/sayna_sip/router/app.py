@@ -18,7 +18,6 @@ from faststream.exceptions import IncorrectState
 from faststream.nats import JStream, NatsBroker, PullSub
 from faststream.nats.message import NatsMessage
 from faststream.nats.subscriber.usecases.basic import LogicSubscriber
-from nats.js.api import PubAck
 from nats.js.errors import NotFoundError
 
 from sayna_sip.common import contracts, natsconn, topology
@@ -27,9 +26,10 @@ from sayna_sip.common.health import HealthServer, NotReady, health_app
 from sayna_sip.common.hook_directory import HookDirectory
 from sayna_sip.common.labels import ErrorCode
 from sayna_sip.common.metrics import new_registry
+from sayna_sip.common.puback import AckedPublisher
 from sayna_sip.common.recorder import Recorder, RecorderMetrics
 from sayna_sip.router.metrics import RouterMetrics
-from sayna_sip.router.rooms import RoomMemory
+from sayna_sip.router.rooms import ROOMS_STREAM, RoomMemory
 from sayna_sip.router.routing import (
     NO_HOST_DELAY,
     RETRY_DELAY,
@@ -77,6 +77,7 @@ class RouterService:
         self.metrics = RouterMetrics(self.registry)
         self.record_metrics = RecorderMetrics(self.registry)
         self.recorder: Recorder | None = None
+        self._deliveries: AckedPublisher | None = None  # after start()
         self._start_watch = natsconn.StartWatch(config.nats)
         self.broker = NatsBroker(
             config.nats.servers,
@@ -182,7 +183,13 @@ class RouterService:
             kv = await self.broker.key_value(topology.HOOKS_BUCKET, declare=False)
             self.hooks = HookDirectory(kv)
             await self.hooks.start()
-        rooms = RoomMemory(await self.broker.key_value(topology.ROOMS_BUCKET, declare=False))
+        nc = self.broker.config.connection_state.connection
+        self._deliveries = AckedPublisher(nc, topology.SIP_DELIVERIES)
+        await self._deliveries.start()
+        room_puts = AckedPublisher(nc, ROOMS_STREAM)
+        await room_puts.start()
+        kv = await self.broker.key_value(topology.ROOMS_BUCKET, declare=False)
+        rooms = RoomMemory(kv, room_puts)
         self.recorder = Recorder(
             self.broker.config.connection_state.connection, self.record_metrics
         )
@@ -204,17 +211,16 @@ class RouterService:
     async def _connect(self) -> None:
         await self._start_watch.wait(self.broker.connect())
 
-    async def _publish(self, body: bytes, subject: str, headers: dict[str, str]) -> PubAck:
+    async def _publish(self, body: bytes, subject: str, headers: dict[str, str]) -> bool:
+        """Store one delivery in SIP_DELIVERIES; True when it was there already."""
+        if self._deliveries is None:
+            raise RuntimeError("router not started")
         limit = self.broker.config.connection_state.connection.max_payload
         if contracts.message_size(body, headers) + 64 > limit:  # + Nats-Expected-Stream
             raise Oversized(f"delivery larger than NATS max_payload ({limit} bytes)")
-        return await self.broker.publish(
-            body,
-            subject,
-            headers=headers,
-            stream=topology.SIP_DELIVERIES,
-            timeout=PUBLISH_TIMEOUT,
-        )
+        # Our own PubAck wait (common.puback): FastStream's publish goes through
+        # `js.publish`, ~15 µs of CPU more per event for the same semantics.
+        return await self._deliveries.publish(subject, body, headers, PUBLISH_TIMEOUT)
 
     async def _start_http(self) -> None:
         app = health_app(self.registry, self.readiness, lambda: not self.lost())

@@ -16,11 +16,15 @@ import msgspec
 from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 
-from sayna_sip.common.topology import ROOMS_TTL
+from sayna_sip.common.puback import AckedPublisher
+from sayna_sip.common.topology import ROOMS_BUCKET, ROOMS_TTL
 
 _KEY_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 _LOCAL_ROOMS = 10_000  # rooms this process remembers writing, to skip repeated puts
 _REFRESH_AFTER = ROOMS_TTL / 2  # rewrite long calls' entries before the TTL drops them
+ROOMS_STREAM = f"KV_{ROOMS_BUCKET}"  # the stream behind the bucket
+_PUT_PREFIX = f"$KV.{ROOMS_BUCKET}."  # what `KeyValue.put` publishes to
+PUT_TIMEOUT = 5.0  # seconds to wait for the bucket's PubAck (then the event is retried)
 
 
 def room_key(room: str) -> str:
@@ -50,8 +54,11 @@ _decoder = msgspec.json.Decoder(RoomRecord)
 class RoomMemory:
     """`sip_rooms` access with a bounded local record of what this process wrote."""
 
-    def __init__(self, kv: KeyValue) -> None:
+    def __init__(self, kv: KeyValue, puts: AckedPublisher) -> None:
         self._kv = kv
+        # Writes are `KeyValue.put`'s publish, waited for with our PubAck subscription
+        # (~15 µs of CPU less than nats-py's request per new room); reads stay the KV's.
+        self._puts = puts
         self._written: OrderedDict[str, tuple[RoomRecord, float]] = OrderedDict()
 
     async def remember(self, room: str, record: RoomRecord) -> None:
@@ -60,7 +67,9 @@ class RoomMemory:
         seen = self._written.get(room)
         if seen is not None and seen[0] == record and now - seen[1] < _REFRESH_AFTER:
             return
-        await self._kv.put(room_key(room), _encoder.encode(record))
+        await self._puts.publish(
+            _PUT_PREFIX + room_key(room), _encoder.encode(record), {}, PUT_TIMEOUT
+        )
         self._written[room] = (record, now)
         self._written.move_to_end(room)
         if len(self._written) > _LOCAL_ROOMS:

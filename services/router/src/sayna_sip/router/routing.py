@@ -6,6 +6,7 @@ Transport-free: the handler passes the body and headers in and turns the returne
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -14,7 +15,6 @@ from enum import Enum
 from typing import Protocol
 
 import nats.errors
-from nats.js.api import PubAck
 from opentelemetry.trace import SpanKind
 
 from sayna_sip.common import tracing
@@ -31,8 +31,8 @@ from sayna_sip.router.rooms import RoomRecord
 
 log = logging.getLogger("sayna_sip.router")
 
-# publish(body, subject, headers) -> PubAck from SIP_DELIVERIES
-Publish = Callable[[bytes, str, dict[str, str]], Awaitable[PubAck]]
+# publish(body, subject, headers) -> stored in SIP_DELIVERIES (True: as a duplicate)
+Publish = Callable[[bytes, str, dict[str, str]], Awaitable[bool]]
 RecordRoute = Callable[[RouteRecord], None]  # never blocks, never raises (Recorder.record)
 
 
@@ -200,9 +200,12 @@ class EventRouter:
         if isinstance(target, Outcome):
             return target
         note.sip_host, note.hook = target.sip_host, target.hook.host
+        remember = None
         if target.from_participant:
-            await self._rooms.remember(room, RoomRecord(target.sip_host, target.hook.host))
-        if not target.hook.wants(event.event):  # after remembering: room events still route
+            remember = self._rooms.remember(room, RoomRecord(target.sip_host, target.hook.host))
+        if not target.hook.wants(event.event):  # remembered all the same: room events route
+            if remember is not None:
+                await remember
             log.debug("event=sip_filtered hook=%s event=%s", target.hook.host, quote(event.event))
             return Outcome.FILTERED
         delivery = Delivery.first(
@@ -215,8 +218,18 @@ class EventRouter:
         )
         out = delivery.to_headers()
         self._tracer.inject(out)  # the routing span's traceparent, carried by every copy
-        ack = await self._publish(body, delivery_subject(target.hook.host), out)
-        if ack.duplicate:
+        publish = self._publish(body, delivery_subject(target.hook.host), out)
+        if remember is None:
+            duplicate = await publish
+        else:  # both stored before the ack; one socket write and one round trip, not two
+            remembered, published = await asyncio.gather(
+                remember, publish, return_exceptions=True
+            )  # both finish either way, so no write is left running unobserved
+            for outcome in (remembered, published):
+                if isinstance(outcome, BaseException):
+                    raise outcome
+            duplicate = published is True
+        if duplicate:
             self._metrics.duplicates.inc()
         return Outcome.ROUTED
 
