@@ -3,7 +3,8 @@
 `python -m bench.baselines bare --port P`: a Litestar handler that only answers 200, the
 ceiling for any Python HTTP intake on this machine.
 `python -m bench.baselines inproc --port P --hook-url U --ca F`: the original's
-architecture, an in-process forwarder: verify LiveKit's JWT and body hash, parse the
+architecture, an in-process forwarder: verify LiveKit's JWT and body hash (with the
+ingress's own `WebhookVerifier`), parse the
 `To` host, answer 200 and POST the body to the hook from a background task (aiohttp like
 the forwarder, signed
 like the original, at most `--concurrency` requests in flight). No queue: what the process
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import hashlib
 import hmac
 import logging
@@ -25,13 +25,14 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import aiohttp
-import jwt
 import msgspec
 import uvicorn
 from litestar import Litestar, Request, post
 from litestar.exceptions import HTTPException
 
 from bench import events
+from sayna_sip.ingress.errors import Unauthorized
+from sayna_sip.ingress.webhook import WebhookVerifier
 
 log = logging.getLogger("bench.inproc")
 
@@ -81,7 +82,7 @@ class InProcForwarder:
 
     def __init__(self, hook_url: str, ca_path: str, concurrency: int) -> None:
         self.hook_url = hook_url
-        self._jwt = jwt.PyJWT(options={"require": ["exp", "iss"]})
+        self._verifier = WebhookVerifier(events.API_KEY, events.API_SECRET)
         self._ctx = ssl.create_default_context(cafile=ca_path)
         self._concurrency = concurrency
         self._session: aiohttp.ClientSession | None = None
@@ -89,16 +90,12 @@ class InProcForwarder:
         self._tasks: set[asyncio.Task[None]] = set()
 
     def verify(self, authorization: str, body: bytes) -> _Event:
-        token = authorization.removeprefix("Bearer ").strip()
+        # The ingress's own check (stdlib HS256 for LiveKit's tokens, PyJWT otherwise):
+        # the same code on both sides, so the ratio measures the architecture.
         try:
-            claims = self._jwt.decode(
-                token, events.API_SECRET, algorithms=["HS256"], issuer=events.API_KEY, leeway=10
-            )
-        except jwt.PyJWTError as exc:
-            raise HTTPException(status_code=401, detail=str(exc)) from None
-        digest = base64.b64encode(hashlib.sha256(body).digest()).decode()
-        if not hmac.compare_digest(str(claims.get("sha256", "")), digest):
-            raise HTTPException(status_code=401, detail="hash mismatch")
+            self._verifier.check_body(self._verifier.token_digest(authorization), body)
+        except Unauthorized as exc:
+            raise HTTPException(status_code=401, detail=exc.message) from None
         try:
             return _decode_event(body)
         except msgspec.DecodeError:
