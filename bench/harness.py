@@ -144,14 +144,24 @@ class Bench:
         } | self.extra_env
 
     def start_service(self, name: str, command: str, env: dict[str, str], port: int) -> Proc:
-        if command in self.uvloop_services:
-            proc = procs.python_module(name, "bench.uvloop_run", [command], self.logs, env)
-        else:
-            proc = procs.sayna_sip(name, command, self.logs, env)
-        self.track(proc)
-        proc.port = port
-        _wait_ready(proc, port)
+        [proc] = self.start_services([(name, command, env, port)])
         return proc
+
+    def start_services(self, specs: list[tuple[str, str, dict[str, str], int]]) -> list[Proc]:
+        """Launch every (name, command, env, port) at once, then wait until all are ready:
+        forwarders started together begin consuming within moments of each other."""
+        started = []
+        for name, command, env, port in specs:
+            if command in self.uvloop_services:
+                proc = procs.python_module(name, "bench.uvloop_run", [command], self.logs, env)
+            else:
+                proc = procs.sayna_sip(name, command, self.logs, env)
+            self.track(proc)
+            proc.port = port
+            started.append(proc)
+        for proc, (_, _, _, port) in zip(started, specs, strict=True):
+            _wait_ready(proc, port)
+        return started
 
     def start_baseline(self, kind: str, extra: list[str]) -> tuple[Proc, int]:
         port = procs.free_port()

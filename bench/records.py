@@ -30,6 +30,7 @@ import nats
 from bench import scenarios
 from bench.harness import Bench
 from bench.plan import FULL, QUICK
+from bench.procs import Proc
 from bench.stats import summary_ms
 from sayna_sip.common import records, topology
 from sayna_sip.common.records import AttemptRecord, RouteRecord
@@ -114,10 +115,13 @@ def latencies(port: int, events: int, requests: int) -> dict[str, Any]:
     return out
 
 
-def throughput(b: Bench, sink: Any, url: str, env: dict[str, str], plan: Any) -> dict[str, Any]:
+def throughput(
+    b: Bench, sink: Any, nats_proc: Proc, url: str, env: dict[str, str], plan: Any
+) -> dict[str, Any]:
     rows = []
     for mode in ("false", "true", "false", "true"):
-        row = scenarios._drain(b, sink, url, env | {"SIP_ATTEMPT_RECORDS": mode}, 1, plan)
+        records = {"SIP_ATTEMPT_RECORDS": mode}
+        row = scenarios._drain(b, sink, nats_proc, url, env | records, 1, plan)
         row["records"] = mode == "true"
         rows.append(row)
     on = statistics.median(r["rate"] for r in rows if r["records"])
@@ -149,7 +153,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             b.provision(url, sink)
             env = b.service_env(url, sink)
             if not args.api_only:
-                res["throughput"] = throughput(b, sink, url, env, plan)
+                res["throughput"] = throughput(b, sink, nats_proc, url, env, plan)
             res["stored_records"] = asyncio.run(fill(url, events))
             ingress, port = scenarios._start_ingress(b, env)
             res["api"] = latencies(port, events, 100 if args.quick else 300)

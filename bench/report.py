@@ -60,16 +60,19 @@ def _e2e(res: Results) -> list[str]:
 def _forwarders(res: Results) -> list[str]:
     raw = res["raw_baseline"]
     first = ["raw aiohttp", f"{raw['rate']:.0f}", raw["ok"], f"{raw['cpu_util']}"]
-    rows: list[list[Any]] = [[*first, raw.get("cpu_us_per_delivery", "-"), "-", "-", "1.00x"]]
+    rows: list[list[Any]] = [
+        [*first, raw.get("cpu_us_per_delivery", "-"), "-", "-", "-", "-", "1.00x"]
+    ]
     for r in res["forwarders"]:
         cpu = "+".join(str(c) for c in r["forwarder_cpu_util"])
         rows.append([
             f"{r['forwarders']} forwarder(s)", f"{r['rate']:.0f}", r["delivered"], cpu,
-            r.get("cpu_us_per_delivery", "-"), r["sink_cpu_util"], int(r.get("deferred", 0)),
+            r.get("cpu_us_per_delivery", "-"), r["sink_cpu_util"], r.get("nats_cpu_util", "-"),
+            r.get("machine_busy_cores", "-"), int(r.get("deferred", 0)),
             _ratio(r["rate"], raw["rate"]),
         ])  # fmt: skip
-    head = ["sender", "deliveries/s", "delivered", "sender CPU", "CPU us/dlv", "sink CPU", "naks"]
-    head += ["vs raw aiohttp"]
+    head = ["sender", "deliveries/s", "delivered", "sender CPU", "CPU us/dlv", "sink CPU"]
+    head += ["nats CPU", "machine cores busy", "naks", "vs raw aiohttp"]
     title = f"3. Forwarder scaling: draining {res['plan']['backlog']} queued deliveries"
     title += f" (raw aiohttp: one process, {raw['concurrency']} in flight)"
     return [title, *_table(head, rows)]

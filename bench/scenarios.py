@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import nats
@@ -164,14 +166,18 @@ def end_to_end(b: Bench, sink: Sink, plan: Plan) -> tuple[list[Row], list[Row]]:
 
 
 def _start_forwarders(b: Bench, env: dict[str, str], count: int) -> list[Proc]:
-    started = []
+    specs = []
     for n in range(count):
         port = procs.free_port()
-        name = f"forwarder-{n + 1}"
-        started.append(
-            b.start_service(name, "forwarder", env | {"FORWARDER_PORT": str(port)}, port)
-        )
-    return started
+        specs.append((f"forwarder-{n + 1}", "forwarder", env | {"FORWARDER_PORT": str(port)}, port))
+    return b.start_services(specs)
+
+
+def _machine_busy() -> float:
+    """Busy CPU seconds of the whole machine so far (all cores, /proc/stat)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
 async def _publish_backlog(nats_url: str, run: str, count: int) -> None:
@@ -202,30 +208,42 @@ async def _publish_backlog(nats_url: str, run: str, count: int) -> None:
         await nc.close()
 
 
-def _drain(b: Bench, sink: Sink, url: str, env: dict[str, str], k: int, plan: Plan) -> Row:
+def _drain(
+    b: Bench, sink: Sink, nats_proc: Proc, url: str, env: dict[str, str], k: int, plan: Plan
+) -> Row:
+    """The backlog is stored first, then k forwarders start together and drain it: the
+    publisher does not compete for the cores, as the raw sender has none either. Rate
+    and CPU count from the moment all k are ready (a few deliveries may come before)."""
     sink.reset()
-    workers = _start_forwarders(b, env, k)
-    cpu0 = [f.cpu_seconds() for f in workers]
-    sink_cpu0 = sink.proc.cpu_seconds()
     run = b.unique(f"fwd{k}x")
+    asyncio.run(_publish_backlog(url, run, plan.backlog))
+    workers = _start_forwarders(b, env, k)
     with b.profiles.record("forwarder", workers[0]) if k == 1 else contextlib.nullcontext():
-        asyncio.run(_publish_backlog(url, run, plan.backlog))
+        ready = time.time()
+        cpu0 = [f.cpu_seconds() for f in workers]
+        sink_cpu0, nats_cpu0, machine0 = (
+            sink.proc.cpu_seconds(), nats_proc.cpu_seconds(), _machine_busy()
+        )  # fmt: skip
         delivered = sink.wait_for(plan.backlog, plan.drain_timeout)
-    times = sorted(sink.arrivals().values())
+        machine = _machine_busy() - machine0
+        cpu = [f.cpu_seconds() - c for f, c in zip(workers, cpu0, strict=True)]
+        nats_cpu = nats_proc.cpu_seconds() - nats_cpu0
+        sink_cpu = sink.proc.cpu_seconds() - sink_cpu0
+    times = sorted(t for t in sink.arrivals().values() if t >= ready)
     span = (times[-1] - times[0]) if len(times) > 1 else 0.0
     busy = max(span, 1e-6)
-    cpu = sum(f.cpu_seconds() - c for f, c in zip(workers, cpu0, strict=True))
     row = {
         "forwarders": k,
         "backlog": plan.backlog,
         "delivered": delivered,
+        "measured": len(times),
         "seconds": round(span, 3),
         "rate": round((len(times) - 1) / busy, 1) if span else 0.0,
-        "forwarder_cpu_util": [
-            round((f.cpu_seconds() - c) / busy, 2) for f, c in zip(workers, cpu0, strict=True)
-        ],
-        "sink_cpu_util": round((sink.proc.cpu_seconds() - sink_cpu0) / busy, 2),
-        "cpu_us_per_delivery": round(cpu / max(delivered, 1) * 1e6),
+        "forwarder_cpu_util": [round(c / busy, 2) for c in cpu],
+        "sink_cpu_util": round(sink_cpu / busy, 2),
+        "nats_cpu_util": round(nats_cpu / busy, 2),
+        "machine_busy_cores": round(machine / busy, 2),
+        "cpu_us_per_delivery": round(sum(cpu) / max(len(times), 1) * 1e6),
         "duplicates": sink.stats()["duplicates"],
         "deferred": _deferred(workers),
         "peak_rss_mb": [round(f.peak_rss_mb(), 1) for f in workers],
@@ -242,7 +260,7 @@ def forwarders(b: Bench, sink: Sink, plan: Plan) -> tuple[list[Row], Row, list[R
     nats_proc, url = b.start_nats("forwarders")
     b.provision(url, sink)
     env = b.service_env(url, sink)
-    rows = [_drain(b, sink, url, env, k, plan) for k in plan.forwarder_counts]
+    rows = [_drain(b, sink, nats_proc, url, env, k, plan) for k in plan.forwarder_counts]
     memory = _memory("forwarders", ("nats-server", nats_proc))
     b.stop(nats_proc)
     return rows, raw_row, memory
