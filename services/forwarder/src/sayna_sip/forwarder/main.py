@@ -10,7 +10,13 @@ from sayna_sip.common import tracing
 from sayna_sip.common.config import ServerConfig
 from sayna_sip.common.logs import quote
 from sayna_sip.common.natsconn import NatsUnavailable
-from sayna_sip.common.startup import EXIT_CONFIG, config_from_args, run, until_signal
+from sayna_sip.common.startup import (
+    EXIT_CONFIG,
+    config_from_args,
+    freeze_startup_heap,
+    run,
+    until_signal,
+)
 from sayna_sip.common.topology import TopologyError
 from sayna_sip.forwarder.app import Forwarder
 
@@ -36,6 +42,7 @@ async def serve(config: ServerConfig) -> int:
     except (NatsUnavailable, TopologyError) as exc:
         log.error("event=forwarder_start_failed error=%s", quote(exc))
         return 1
+    freeze_startup_heap()
     crashed = not await until_signal(forwarder.running)
     if crashed:
         log.error("event=fetch_loop_died error=%s", quote(repr(forwarder.running.exception())))

@@ -10,7 +10,7 @@ from typing import Any
 import uvicorn
 
 from sayna_sip.common import tracing
-from sayna_sip.common.startup import EXIT_CONFIG, config_from_args
+from sayna_sip.common.startup import EXIT_CONFIG, config_from_args, freeze_startup_heap
 from sayna_sip.ingress.app import START_FAILURES, create_app
 
 log = logging.getLogger("sayna_sip.ingress")
@@ -27,7 +27,7 @@ def main(argv: Sequence[str]) -> int:
     tracing.setup("ingress")  # OTLP export only when OTEL_EXPORTER_OTLP_ENDPOINT is set
     server = uvicorn.Server(
         uvicorn.Config(
-            quiet_start_failure(create_app(config)),
+            freeze_once_started(quiet_start_failure(create_app(config))),
             host=config.host,
             port=config.port,
             loop="uvloop",
@@ -71,5 +71,24 @@ def quiet_start_failure(app: Any) -> Any:
             await send(message)
 
         await app(scope, receive, send_quietly if scope["type"] == "lifespan" else send)
+
+    return wrapped
+
+
+def freeze_once_started(app: Any) -> Any:
+    """`freeze_startup_heap()` when the lifespan reports startup complete (NATS, hooks
+    and records open), in the served process only: tests build apps without it."""
+
+    async def wrapped(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "lifespan":
+            await app(scope, receive, send)
+            return
+
+        async def send_started(message: Any) -> None:
+            await send(message)
+            if message["type"] == "lifespan.startup.complete":
+                freeze_startup_heap()
+
+        await app(scope, receive, send_started)
 
     return wrapped

@@ -12,6 +12,7 @@ from sayna_sip.common.natsconn import NatsUnavailable
 from sayna_sip.common.startup import (
     EXIT_CONFIG,
     config_from_args,
+    freeze_startup_heap,
     run,
     stop_signals,
     until_signal,
@@ -44,6 +45,7 @@ async def _run(config: ServerConfig) -> int:
     stop = stop_signals()  # a signal during start stops it cleanly too
     try:
         await service.start()
+        freeze_startup_heap()
         await until_signal(service.failed.wait(), stop=stop)
         return 1 if service.failed.is_set() else 0
     finally:
