@@ -24,7 +24,6 @@ from tests.fixtures.https_sink import HttpsSink
 from tests.fixtures.nats import NatsServer
 
 FAST = Tuning(
-    fetch_timeout=0.2,
     shutdown_grace=1.0,
     breaker=BreakerSettings(window=5.0, bucket=1.0, min_requests=10, open_for=0.5),
     seed=7,

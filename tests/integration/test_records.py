@@ -57,7 +57,7 @@ async def pipeline(nats_server: NatsServer, https_sink: HttpsSink) -> AsyncItera
         router = RouterService(config)
         await router.start()
         stack.push_async_callback(router.stop)
-        forwarder = await Forwarder.start(config, Tuning(fetch_timeout=0.2, seed=1))
+        forwarder = await Forwarder.start(config, Tuning(seed=1))
         stack.push_async_callback(forwarder.stop)
         client = await stack.enter_async_context(AsyncTestClient(create_app(config), timeout=10))
         yield client
@@ -222,7 +222,7 @@ async def test_one_trace_spans_ingress_router_and_forwarder(
         router = RouterService(config)
         await router.start()
         stack.push_async_callback(router.stop)
-        forwarder = await Forwarder.start(config, Tuning(fetch_timeout=0.2))
+        forwarder = await Forwarder.start(config, Tuning())
         stack.push_async_callback(forwarder.stop)
         client = await stack.enter_async_context(AsyncTestClient(create_app(config), timeout=10))
         event = sip_event(room="sip-call-5", to="sip:1@pbx.tenant-a.example")

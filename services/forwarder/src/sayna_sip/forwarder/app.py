@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -32,6 +33,7 @@ from sayna_sip.forwarder.delivery import Deliverer, warn_if_unsigned
 from sayna_sip.forwarder.endpoint_health import FailureWatch
 from sayna_sip.forwarder.gate import HostGate
 from sayna_sip.forwarder.metrics import ForwarderMetrics
+from sayna_sip.forwarder.pull import OnMessage, Puller
 from sayna_sip.forwarder.settle import Settlement, retry_schedule
 from sayna_sip.forwarder.testsend import TestResponder
 from sayna_sip.forwarder.tuning import Tuning
@@ -71,10 +73,16 @@ class Forwarder:
     async def start(cls, config: ServerConfig, tuning: Tuning | None = None) -> Forwarder:
         tuning = tuning or Tuning()
         hooks: HookDirectory | None = None
+        worker: Worker | None = None
+
+        def reconnected() -> None:  # the server forgot our pull requests; KV may have moved
+            if hooks is not None:
+                hooks.on_reconnected()
+            if worker is not None:
+                worker.puller.forget()
+
         nc = await natsconn.connect(
-            config.nats,
-            name="sayna-sip-forwarder",
-            on_reconnected=lambda: hooks.on_reconnected() if hooks is not None else None,
+            config.nats, name="sayna-sip-forwarder", on_reconnected=reconnected
         )
         async with contextlib.AsyncExitStack() as undo:
             undo.push_async_callback(natsconn.close, nc)
@@ -85,9 +93,6 @@ class Forwarder:
             await hooks.start()
             undo.push_async_callback(hooks.stop)
             await _check_consumer(js)
-            pull = await js.pull_subscribe_bind(
-                durable=topology.FORWARDER_CONSUMER, stream=topology.SIP_DELIVERIES
-            )
             http = build_client(config)
             undo.push_async_callback(http.close)
             registry = new_registry()
@@ -96,7 +101,8 @@ class Forwarder:
             deliverer = Deliverer(config, http, hooks)
             watch = _failure_watch(config, kv, nc, deliverer, metrics)
             deliverer.watch = watch
-            worker = _worker(config, tuning, js, pull, deliverer, metrics, recorder)
+            worker = _worker(config, tuning, nc, js, deliverer, metrics, recorder)
+            await worker.puller.start()
             responder = TestResponder(nc, deliverer)
             await responder.start()
             forwarder: Forwarder | None = None
@@ -164,8 +170,8 @@ async def _readiness(forwarder: Forwarder | None) -> NotReady | None:
 def _worker(
     config: ServerConfig,
     tuning: Tuning,
+    nc: Client,
     js: JetStreamContext,
-    pull: JetStreamContext.PullSubscription,
     deliverer: Deliverer,
     metrics: ForwarderMetrics,
     recorder: Recorder | None,
@@ -178,7 +184,14 @@ def _worker(
     settlement = Settlement(
         js, metrics, retry_schedule(config), rng, record, config.records.body_bytes
     )
-    return Worker(config, tuning, pull, deliverer, gate, settlement, metrics, rng)
+
+    def puller(on_message: OnMessage, on_change: Callable[[], None]) -> Puller:
+        return Puller(
+            nc, topology.SIP_DELIVERIES, topology.FORWARDER_CONSUMER, on_message, on_change,
+            tuning.pull_expires, tuning.pull_heartbeat,
+        )  # fmt: skip
+
+    return Worker(config, tuning, puller, deliverer, gate, settlement, metrics, rng)
 
 
 def _failure_watch(
@@ -192,8 +205,8 @@ def _failure_watch(
 
 
 async def _check_consumer(js: JetStreamContext) -> None:
-    """pull_subscribe_bind does not check that the durable exists: without it the fetch
-    loop would only warn twice a second while /readyz says ready."""
+    """Pull requests to a missing durable are only refused one by one: without this
+    check the fetch loop would only warn while /readyz says ready."""
     try:
         await js.consumer_info(topology.SIP_DELIVERIES, topology.FORWARDER_CONSUMER)
     except NotFoundError:

@@ -12,8 +12,11 @@ from sayna_sip.forwarder.breaker import BreakerSettings
 
 @dataclass(frozen=True)
 class Tuning:
-    fetch_batch: int = 64  # upper bound of one pull; the worker adapts below it
-    fetch_timeout: float = 1.0  # how long one pull waits for messages (bounds shutdown too)
+    fetch_batch: int = 64  # upper bound of one pull request; the worker adapts below it
+    pull_expires: float = 30.0  # how long a pull request stays open on the server
+    # The server's idle heartbeat on an open request; a request silent for twice this
+    # (+1 s) is taken as lost and asked for again (consumer leader change, reconnect).
+    pull_heartbeat: float = 1.0
     # After SIGTERM in-flight requests get this long (default: their timeout, at most
     # 5 s, inside a container's usual 10 s stop budget); then they are nak'ed.
     shutdown_grace: float | None = None

@@ -1,5 +1,6 @@
-"""The fetch loop: pull deliveries from the shared durable consumer and start each one,
-holding only what a fast host will take within moments.
+"""The fetch loop: keep pull requests open on the shared durable consumer for the free
+slots (pull.py), start each message as it arrives, holding only what a fast host will
+take within moments.
 
 Per message, in order: not yet due (`Sayna-Not-Before`) -> nak until due; host at its
 cap but fast -> held in process until one of its requests ends (hold.py); host at its
@@ -16,14 +17,15 @@ import contextlib
 import logging
 import random
 import time
+from collections.abc import Callable
 
 import nats.errors
 from nats.aio.msg import Msg
-from nats.js import JetStreamContext
 from opentelemetry.trace import SpanKind
 
 from sayna_sip.common import tracing
 from sayna_sip.common.config import ServerConfig
+from sayna_sip.common.contracts import Header
 from sayna_sip.common.delivery import BadEnvelope, Delivery
 from sayna_sip.common.labels import DeferReason
 from sayna_sip.common.logs import quote
@@ -32,6 +34,7 @@ from sayna_sip.forwarder.gate import HostGate
 from sayna_sip.forwarder.hold import Held, HoldQueues
 from sayna_sip.forwarder.metrics import ForwarderMetrics
 from sayna_sip.forwarder.policy import Kind
+from sayna_sip.forwarder.pull import OnMessage, Puller
 from sayna_sip.forwarder.settle import ERROR_PAUSE, Settlement, nak, retry_schedule
 from sayna_sip.forwarder.tuning import Tuning
 
@@ -39,6 +42,7 @@ log = logging.getLogger("sayna_sip.forwarder")
 
 DUE_SLACK = 0.005  # a message due within this is treated as due now
 MIN_BATCH = 8  # smallest pull after busy hosts bounced messages
+OVERFLOW_DELAY = 0.05  # a message beyond the free slots (forgotten requests came back)
 
 
 class Worker:
@@ -46,7 +50,7 @@ class Worker:
         self,
         config: ServerConfig,
         tuning: Tuning,
-        pull: JetStreamContext.PullSubscription,
+        new_puller: Callable[[OnMessage, Callable[[], None]], Puller],
         deliverer: Deliverer,
         gate: HostGate,
         settlement: Settlement,
@@ -54,7 +58,7 @@ class Worker:
         rng: random.Random,
     ) -> None:
         self._tracer = tracing.Tracer("sayna_sip.forwarder")
-        self._pull = pull
+        self.puller = new_puller(self._on_message, self._wake_up)
         self._deliverer = deliverer
         self._metrics = metrics
         self._tuning = tuning
@@ -67,12 +71,14 @@ class Worker:
         self._grace = min(config.forwarder.timeout, 5.0) if grace is None else grace
         self._tasks: dict[asyncio.Task[None], Msg] = {}
         self._held = HoldQueues()
-        # While messages are held the slots are busy: pull again only when this many
-        # could start, so a one-host backlog is pulled in batches, not one by one.
-        self._refill = max(1, min(tuning.fetch_batch, self._concurrency // 10))
-        self._finished = 0  # deliveries finished so far (wakes a waiting loop)
+        # Ask for messages in steps of this many (fewer open requests on the server), and
+        # while messages are held only once this many could start, so a one-host backlog
+        # comes in batches, not one by one.
+        self._refill = max(1, min(MIN_BATCH, self._concurrency // 10))
         self._wake = asyncio.Event()
-        self._batch = tuning.fetch_batch
+        # Messages asked for at most (the credits' cap): from MIN_BATCH, one more per
+        # message started, halved when busy hosts bounce one, up to fetch_batch.
+        self._window = MIN_BATCH
         self._stopping = False
 
     @property
@@ -81,43 +87,56 @@ class Worker:
         return self._settlement.delivered
 
     async def run(self) -> None:
-        """Pull and dispatch until `stop()`; the current pull finishes first."""
+        """Keep messages asked for as slots free up, until `stop()`."""
         while not self._stopping:
-            await self._expire_held()
-            free = self._concurrency - len(self._tasks) - len(self._held)
-            if free <= 0 or (self._held and free < self._refill):
-                await self._wait_finish(self._finished, self._held.next_expiry())
-                continue
-            msgs = await self._fetch(min(free, self._batch))
-            started = busy = 0
-            for msg in msgs:
-                verdict = await self._dispatch(msg)
-                started += verdict in ("started", "held")
-                busy += verdict == "busy"
-            self._adapt(len(msgs), started, busy)
-            # No wait after a batch of busy hosts' messages: they were put back with a
-            # delay, so the next pull reaches what queued behind them (another tenant)
-            # at once, and blocks in JetStream only when nothing is waiting.
-
-    def _adapt(self, fetched: int, started: int, busy: int) -> None:
-        """Pull about as many as can start: shrink when busy hosts bounced messages,
-        grow again while whole batches start (no nak churn on a one-host backlog)."""
-        if busy:
-            self._batch = max(MIN_BATCH, started)
-        elif fetched >= self._batch:
-            self._batch = min(self._tuning.fetch_batch, self._batch * 2)
-
-    async def _wait_finish(self, mark: int, until: float | None = None) -> None:
-        """Until a delivery finishes, `stop()`, or the monotonic time `until`."""
-        while self._finished == mark and not self._stopping:
             self._wake.clear()
-            if until is None:
-                await self._wake.wait()
+            await self._expire_held()
+            self.puller.check_alive(time.monotonic())
+            free = self._concurrency - len(self._tasks) - len(self._held)
+            want = min(free, self._window) - self.puller.credits
+            enough = want >= self._refill or (not self._held and not self.puller.credits)
+            if want > 0 and enough:
+                await self._ask(want)
                 continue
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(max(0.0, until - time.monotonic())):
-                    await self._wake.wait()
-            return
+            await self._sleep(self._held.next_expiry())
+
+    async def _ask(self, batch: int) -> None:
+        try:
+            await self.puller.request(batch)
+        except nats.errors.Error as exc:  # closed or draining: nothing to ask now
+            log.warning("event=fetch_failed error=%s", quote(repr(exc)))
+            await asyncio.sleep(ERROR_PAUSE)
+
+    def _wake_up(self) -> None:
+        self._wake.set()
+
+    async def _sleep(self, until: float | None) -> None:
+        """Until something changes (a delivery ended, a message came, credits were
+        forgotten, `stop()`), a held message expires, or the next liveness check."""
+        check = time.monotonic() + self._tuning.pull_heartbeat
+        until = check if until is None else min(until, check)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(max(0.0, until - time.monotonic())):
+                await self._wake.wait()
+
+    async def _on_message(self, msg: Msg) -> None:
+        """One message from the open pull requests: start it, hold it or put it back."""
+        if not self._stopping and len(self._tasks) + len(self._held) >= self._concurrency:
+            # More came than the free slots (requests forgotten as lost still answered).
+            await nak(msg, OVERFLOW_DELAY)
+            hook = (msg.headers or {}).get(Header.HOOK, "")
+            self._metrics.deferred.labels(hook, DeferReason.BUSY).inc()
+        else:
+            self._adapt(await self._dispatch(msg))
+        self._wake.set()
+
+    def _adapt(self, verdict: str) -> None:
+        """Ask for about as many as can start: fewer while busy hosts bounce messages,
+        more again while they start (no nak churn on a one-host backlog)."""
+        if verdict in ("busy", "breaker"):
+            self._window = max(MIN_BATCH, self._window // 2)
+        elif verdict in ("started", "held"):
+            self._window = min(self._tuning.fetch_batch, self._window + 1)
 
     async def _expire_held(self) -> None:
         """Messages held past HOLD_MAX go back to JetStream: their host slowed down."""
@@ -125,16 +144,6 @@ class Worker:
             defer = self._gate.busy(item.delivery.hook, time.monotonic())
             await nak(item.msg, defer.delay)
             self._metrics.deferred.labels(item.delivery.hook, defer.reason).inc()
-
-    async def _fetch(self, batch: int) -> list[Msg]:
-        try:
-            return await self._pull.fetch(batch, timeout=self._tuning.fetch_timeout)
-        except TimeoutError:  # nothing to do (nats.errors.TimeoutError included)
-            return []
-        except nats.errors.Error as exc:  # disconnected, reconnecting, API error
-            log.warning("event=fetch_failed error=%s", quote(repr(exc)))
-            await asyncio.sleep(ERROR_PAUSE)
-            return []
 
     async def _dispatch(self, msg: Msg) -> str:
         """Start the delivery of `msg` or put it back to wait; returns the verdict."""
@@ -188,7 +197,6 @@ class Worker:
 
     def _on_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.pop(task, None)
-        self._finished += 1
         self._wake.set()
 
     async def _run(self, msg: Msg, d: Delivery, started: float) -> None:
