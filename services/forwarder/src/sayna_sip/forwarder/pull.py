@@ -37,6 +37,8 @@ _PENDING = "Nats-Pending-Messages"
 _HEARTBEAT = "100"
 _ENDED = ("408", "409")  # the request expired, or the server ended it (see Description)
 _NO_MESSAGES = "404"  # only for no_wait requests, which we do not send
+_NO_CONSUMER = "503"  # no responders: the durable is gone (deleted, not provisioned yet)
+REFUSED_PAUSE = 1.0  # seconds before asking again after a refused request
 
 
 class Puller:
@@ -64,19 +66,25 @@ class Puller:
         self._sub: Subscription | None = None
         self.credits = 0
         self._heard = time.monotonic()  # last message or status from the server
+        self._paused_until = 0.0  # after a refusal, ask again only from then
 
     async def start(self) -> None:
         # Subscriptions survive reconnects (nats-py resubscribes); requests do not.
         self._inbox = self._nc.new_inbox()
         self._sub = await self._nc.subscribe(self._inbox, cb=self._receive)
 
-    async def request(self, batch: int) -> None:
-        """Ask for `batch` more messages (they come to `on_message` as they are stored)."""
+    async def request(self, batch: int) -> bool:
+        """Ask for `batch` more messages (they come to `on_message` as they are stored);
+        False while pausing after a refusal."""
+        now = time.monotonic()
+        if now < self._paused_until:
+            return False
         if not self.credits:
-            self._heard = time.monotonic()  # the silence is counted from the first ask
+            self._heard = now  # the silence is counted from the first ask
         body = {"batch": batch, "expires": self._expires_ns, "idle_heartbeat": self._heartbeat_ns}
         await self._nc.publish(self._next, json.dumps(body).encode(), reply=self._inbox)
         self.credits += batch
+        return True
 
     def forget(self) -> None:
         """The server no longer holds our requests (reconnected, or they went silent)."""
@@ -98,20 +106,28 @@ class Puller:
             await self._on_message(msg)
         elif status in _ENDED:
             self._ended(msg, status)
+        elif status == _NO_CONSUMER:
+            self._refused(msg, status)
         elif status not in (_HEARTBEAT, _NO_MESSAGES):
             log.warning("event=pull_status status=%s description=%s", status, _describe(msg))
 
     def _ended(self, msg: Msg, status: str) -> None:
-        headers = msg.headers or {}
         try:
-            unfulfilled = int(headers.get(_PENDING, ""))
-        except ValueError:  # a refused request (e.g. Exceeded MaxWaiting) says nothing
-            self.forget()
-        else:
-            self.credits = max(0, self.credits - unfulfilled)
-            self._on_change()
+            unfulfilled = int((msg.headers or {}).get(_PENDING, ""))
+        except ValueError:  # refused outright (Exceeded MaxWaiting, Consumer Deleted, ...)
+            self._refused(msg, status)
+            return
+        self.credits = max(0, self.credits - unfulfilled)
+        self._on_change()
         if status == "409":
             log.info("event=pull_request_ended status=409 description=%s", _describe(msg))
+
+    def _refused(self, msg: Msg, status: str) -> None:
+        """Every request of ours is void; ask again after a pause (a bounded retry)."""
+        if time.monotonic() >= self._paused_until:  # once per pause, not per request
+            log.warning("event=pull_refused status=%s description=%s", status, _describe(msg))
+        self._paused_until = time.monotonic() + REFUSED_PAUSE
+        self.forget()
 
     async def stop(self) -> None:
         if self._sub is not None:

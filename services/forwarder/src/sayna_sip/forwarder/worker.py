@@ -95,17 +95,17 @@ class Worker:
             free = self._concurrency - len(self._tasks) - len(self._held)
             want = min(free, self._window) - self.puller.credits
             enough = want >= self._refill or (not self._held and not self.puller.credits)
-            if want > 0 and enough:
-                await self._ask(want)
+            if want > 0 and enough and await self._ask(want):
                 continue
             await self._sleep(self._held.next_expiry())
 
-    async def _ask(self, batch: int) -> None:
+    async def _ask(self, batch: int) -> bool:
         try:
-            await self.puller.request(batch)
+            return await self.puller.request(batch)
         except nats.errors.Error as exc:  # closed or draining: nothing to ask now
             log.warning("event=fetch_failed error=%s", quote(repr(exc)))
             await asyncio.sleep(ERROR_PAUSE)
+            return False
 
     def _wake_up(self) -> None:
         self._wake.set()
