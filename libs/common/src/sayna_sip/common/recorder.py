@@ -149,7 +149,8 @@ class Recorder:
     async def _on_ack(self, msg: Msg) -> None:
         entry = self._pending.pop(msg.subject, None)
         self._slot.set()
-        self._wake.set()  # the loop notices when the last ack is in
+        if not self._pending:
+            self._wake.set()  # the loop notices the last ack (drained); not woken per ack
         if entry is None:
             return  # expired already, and counted then
         if (msg.headers and msg.headers.get(JsHeader.STATUS) == "503") or b'"error"' in msg.data:
