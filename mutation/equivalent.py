@@ -13,6 +13,7 @@ _ANNOTATION = "annotation only: `from __future__ import annotations` never evalu
 _FROZEN = "`frozen` only forbids assignment; no code assigns to or hashes these values"
 _SLOTS = "`slots` only saves memory; no code adds attributes"
 _WRONG_LAST_COMMENT = '  # JetStream\'s "wrong last sequence" error codes'
+_DECLINES_MORE = "it only declines more: PyJWT then gives the same verdict (speed only)"
 _TUNING = "a retry count no contract fixes: any bound serves while it ends the loop"
 _UNSENT_KIND = (
     "the value of a kind that sends nothing is never shown: only sent attempts are counted"
@@ -62,6 +63,59 @@ EQUIVALENT: dict[str, list[tuple[str, str, str]]] = {
             'if len(event.room.encode("utf-8", "XXsurrogatepassXX")) > contracts.MAX_ROOM_BYTES:',
             "the error handler is consulted only for a lone surrogate, which msgspec already"
             " refuses as invalid JSON",
+        ),
+    ],
+    # hs256.py only ever accepts; whatever it declines, PyJWT decides. A mutant that
+    # makes it decline more leaves every verdict and message as it was (PyJWT's) and only
+    # costs the 19 µs it saves, like the key cache above; LiveKit's own tokens still take
+    # it (test_livekit_tokens_take_the_stdlib_check_not_pyjwt).
+    "hs256": [
+        (
+            '_HEADER_KEYS = frozenset({"alg", "typ", "kid", "cty"})',
+            '_HEADER_KEYS = frozenset({"alg", "typ", "XXkidXX", "cty"})',
+            _DECLINES_MORE,
+        ),
+        (
+            '_HEADER_KEYS = frozenset({"alg", "typ", "kid", "cty"})',
+            '_HEADER_KEYS = frozenset({"alg", "typ", "kid", "XXctyXX"})',
+            _DECLINES_MORE,
+        ),
+        (
+            'raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))',
+            'raw = base64.urlsafe_b64decode(text + "=" * (+len(text) % 4))',
+            "too much padding is ignored by the decoder, too little declines: " + _DECLINES_MORE,
+        ),
+        (
+            'raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))',
+            'raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 5))',
+            "too much padding is ignored by the decoder, too little declines: " + _DECLINES_MORE,
+        ),
+        (
+            'return raw if base64.urlsafe_b64encode(raw).rstrip(b"=").decode() == text else None',
+            'return raw if base64.urlsafe_b64encode(raw).rstrip(b"XX=XX").decode()'
+            " == text else None",
+            "stripping an X as well can only make the comparison fail: " + _DECLINES_MORE,
+        ),
+        (
+            "if exp is None or exp <= now - leeway:",
+            "if exp is None or exp <= now + leeway:",
+            _DECLINES_MORE,
+        ),
+        (
+            "if value is None or value > now + leeway:",
+            "if value is None or value >= now + leeway:",
+            _DECLINES_MORE,
+        ),
+        (
+            'return all(isinstance(claims.get(k, ""), str) for k in ("sub", "jti"))  # as PyJWT',
+            'return all(isinstance(claims.get(k, "XXXX"), str) for k in ("sub", "jti"))'
+            "  # as PyJWT",
+            "any string default means an absent claim passes, as it should",
+        ),
+        (
+            'if not isinstance(header.get("kid", ""), str):',
+            'if not isinstance(header.get("kid", "XXXX"), str):',
+            "any string default means an absent kid passes, as it should",
         ),
     ],
     "hookstore": [

@@ -97,6 +97,11 @@ MODULES = {
         # NATS outages (10 s of publish retries); verification is done by then
         deselect=("tests/ingress/test_webhook.py::test_refused_or_unrouted_publish_is_503",),
     ),
+    "hs256": Module(
+        "services/ingress/src/sayna_sip/ingress/hs256.py",
+        ("tests/ingress/test_units.py",),
+        pure=True,
+    ),
     "hooks_api": Module(
         "services/ingress/src/sayna_sip/ingress/hooks.py",
         (

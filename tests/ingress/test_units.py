@@ -15,7 +15,7 @@ import pytest
 from sayna_sip.common import contracts
 from sayna_sip.common.config import AuthConfig, HookConfig, SipConfig
 from sayna_sip.common.netpolicy import parse_networks
-from sayna_sip.ingress import hookrules
+from sayna_sip.ingress import hookrules, hs256
 from sayna_sip.ingress.auth import token_matches
 from sayna_sip.ingress.errors import BadRequest, Conflict, Unauthorized
 from sayna_sip.ingress.intake import event_headers
@@ -266,7 +266,11 @@ def test_token_matches_any_configured_token() -> None:
 def test_tokens_signed_with_any_api_secret_verify(secret: str) -> None:
     body = b'{"event":"room_started"}'
     verifier = WebhookVerifier(API_KEY, secret)
-    verifier.check_body(verifier.token_digest(sign_webhook(body, api_secret=secret)), body)
+    token = sign_webhook(body, api_secret=secret)
+    verifier.check_body(verifier.token_digest(token), body)
+    # The same token padded ("=", as some issuers write it) is PyJWT's to verify, with
+    # the key prepared at start: it must be the same key.
+    verifier.check_body(verifier.token_digest(token + "="), body)
     with pytest.raises(Unauthorized):
         verifier.token_digest(sign_webhook(body, api_secret=secret + "x"))
 
@@ -354,3 +358,21 @@ def test_values_at_their_limit_pass_and_one_more_is_refused(too_long: bytes, mes
     with pytest.raises(BadRequest) as refused:
         parse_event(too_long)
     assert (str(refused.value), refused.value.code) == (message, "invalid_event")
+
+
+def test_the_stdlib_check_declines_a_token_expiring_exactly_now(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # PyJWT counts `exp <= now - leeway` as expired; so must the check in front of it,
+    # or a token expiring at that very instant would be accepted without PyJWT.
+    monkeypatch.setattr(time, "time", lambda: 1_000_000.0)  # hs256 reads time.time()
+    token = _resigned(
+        json.dumps({"iss": API_KEY, "exp": 1_000_000 - 10, "sha256": "AAAA"}).encode(),
+        b'{"alg":"HS256"}',
+    )
+    assert hs256.accepted_claims(token, API_SECRET.encode(), API_KEY, 10.0) is None
+    one_later = _resigned(
+        json.dumps({"iss": API_KEY, "exp": 1_000_000 - 9, "sha256": "AAAA"}).encode(),
+        b'{"alg":"HS256"}',
+    )
+    assert hs256.accepted_claims(one_later, API_SECRET.encode(), API_KEY, 10.0) is not None

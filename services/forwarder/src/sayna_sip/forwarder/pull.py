@@ -25,7 +25,6 @@ from collections.abc import Awaitable, Callable
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
-from nats.aio.subscription import Subscription
 
 log = logging.getLogger("sayna_sip.forwarder")
 
@@ -63,15 +62,16 @@ class Puller:
         # Silence this long while asking for messages: the requests are gone.
         self._lost_after = 2 * heartbeat + 1.0
         self._inbox = ""
-        self._sub: Subscription | None = None
         self.credits = 0
         self._heard = time.monotonic()  # last message or status from the server
         self._paused_until = 0.0  # after a refusal, ask again only from then
 
     async def start(self) -> None:
-        # Subscriptions survive reconnects (nats-py resubscribes); requests do not.
+        # Subscriptions survive reconnects (nats-py resubscribes); requests do not. It
+        # stays until the connection closes: a message answering a request still open
+        # at stop must reach the worker, which naks it (not wait out the ack wait).
         self._inbox = self._nc.new_inbox()
-        self._sub = await self._nc.subscribe(self._inbox, cb=self._receive)
+        await self._nc.subscribe(self._inbox, cb=self._receive)
 
     async def request(self, batch: int) -> bool:
         """Ask for `batch` more messages (they come to `on_message` as they are stored);
@@ -128,11 +128,6 @@ class Puller:
             log.warning("event=pull_refused status=%s description=%s", status, _describe(msg))
         self._paused_until = time.monotonic() + REFUSED_PAUSE
         self.forget()
-
-    async def stop(self) -> None:
-        if self._sub is not None:
-            await self._sub.unsubscribe()
-            self._sub = None
 
 
 def _describe(msg: Msg) -> str:
