@@ -34,6 +34,21 @@ async def run_cli(args: list[str], env: dict[str, str]) -> tuple[int, str, float
     return proc.returncode, out.decode(), time.monotonic() - started
 
 
+def _services_env(url: str, **extra: str) -> dict[str, str]:
+    """Any service's environment with SIP on (the ingress needs NATS only then)."""
+    return {
+        "NATS_URL": url,
+        "SIP_ROOM_PREFIX": "sip-",
+        "SIP_ALLOWED_ADDRESSES": "10.0.0.1",
+        "LIVEKIT_API_KEY": API_KEY,
+        "LIVEKIT_API_SECRET": API_SECRET,
+        "PORT": "0",
+        "ROUTER_PORT": "0",
+        "FORWARDER_PORT": "0",
+        **extra,
+    }
+
+
 @pytest.mark.parametrize(
     "args",
     [["provision"], ["ingress"], ["router"], ["forwarder"], ["dlq", "list"]],
@@ -41,17 +56,7 @@ async def run_cli(args: list[str], env: dict[str, str]) -> tuple[int, str, float
 )
 async def test_unreachable_nats_exits_non_zero_in_bounded_time(args: list[str]) -> None:
     url = f"nats://127.0.0.1:{closed_port()}"
-    env = {
-        "NATS_URL": url,
-        "NATS_START_TIMEOUT": str(BUDGET),
-        "SIP_ROOM_PREFIX": "sip-",  # SIP on: the ingress needs NATS only then
-        "SIP_ALLOWED_ADDRESSES": "10.0.0.1",
-        "LIVEKIT_API_KEY": API_KEY,
-        "LIVEKIT_API_SECRET": API_SECRET,
-        "PORT": "0",
-        "ROUTER_PORT": "0",
-        "FORWARDER_PORT": "0",
-    }
+    env = _services_env(url, NATS_START_TIMEOUT=str(BUDGET))
 
     code, output, elapsed = await run_cli(args, env)
 
@@ -66,17 +71,7 @@ async def test_unreachable_nats_exits_non_zero_in_bounded_time(args: list[str]) 
 async def test_missing_topology_is_one_line_that_says_what_to_do(
     service: str, log_format: str, nats_server: NatsServer
 ) -> None:
-    env = {
-        "NATS_URL": nats_server.url,  # reachable, never provisioned
-        "SIP_ROOM_PREFIX": "sip-",
-        "SIP_ALLOWED_ADDRESSES": "10.0.0.1",
-        "LIVEKIT_API_KEY": API_KEY,
-        "LIVEKIT_API_SECRET": API_SECRET,
-        "PORT": "0",
-        "ROUTER_PORT": "0",
-        "FORWARDER_PORT": "0",
-        "LOG_FORMAT": log_format,
-    }
+    env = _services_env(nats_server.url, LOG_FORMAT=log_format)  # reachable, not provisioned
 
     code, output, _ = await run_cli([service], env)
 

@@ -12,7 +12,7 @@ from sayna_sip.forwarder.breaker import BreakerSettings
 
 @dataclass(frozen=True)
 class Tuning:
-    fetch_batch: int = 64  # upper bound of one pull request; the worker adapts below it
+    fetch_batch: int = 64  # most messages asked for at once; the worker adapts below it
     pull_expires: float = 30.0  # how long a pull request stays open on the server
     # The server's idle heartbeat on an open request; a request silent for twice this
     # (+1 s) is taken as lost and asked for again (consumer leader change, reconnect).
