@@ -8,6 +8,7 @@ import json
 import os
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,17 @@ async def run_cli(args: list[str], env: dict[str, str]) -> tuple[int, str, float
     out, _ = await asyncio.wait_for(proc.communicate(), timeout=30)
     assert proc.returncode is not None
     return proc.returncode, out.decode(), time.monotonic() - started
+
+
+def _logged_span(output: str) -> float:
+    """Seconds between the first `nats_connect_failed` line and the last log line (0 for
+    a CLI tool's log, which has no timestamps: `elapsed` bounds those)."""
+    logged = [line for line in output.splitlines() if line.startswith("ts=")]
+    if not logged:
+        return 0.0
+    stamps = [datetime.fromisoformat(line.split()[0][3:].replace("Z", "+00:00")) for line in logged]
+    first = next(i for i, line in enumerate(logged) if "event=nats_connect_failed" in line)
+    return (stamps[-1] - stamps[first]).total_seconds()
 
 
 def _services_env(url: str, **extra: str) -> dict[str, str]:
@@ -61,7 +73,10 @@ async def test_unreachable_nats_exits_non_zero_in_bounded_time(args: list[str]) 
     code, output, elapsed = await run_cli(args, env)
 
     assert code != 0, output  # 1; the ingress 3 (uvicorn: lifespan start failed)
-    assert elapsed < BUDGET + 6, output  # interpreter start and imports on a busy machine
+    # The bound holds from the first attempt to giving up, as the log's own clock says;
+    # interpreter start and imports come on top (seconds on a busy 2-core machine).
+    assert _logged_span(output) < BUDGET + 1.5, output
+    assert elapsed < 25, output  # no hang: well under the default 20 s budget + start
     assert "event=nats_connect_failed" in output and "attempt=1 " in output
     assert f"cannot connect to NATS at {url} within 2s" in output
 
