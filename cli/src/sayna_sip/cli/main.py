@@ -22,7 +22,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "router": ("sayna_sip.router.main", "main", "run the SIP router"),
     "forwarder": ("sayna_sip.forwarder.main", "main", "run a delivery worker"),
     "dlq": (
-        "sayna_sip.forwarder.dlq_cli",
+        "sayna_sip.cli.dlq",
         "main",
         "inspect (list) and replay (redrive) dead letters",
     ),

@@ -7,9 +7,9 @@ import asyncio
 import pytest
 from nats.js import JetStreamContext
 
+from sayna_sip.cli import dlq as dlq_cli
 from sayna_sip.common import deadletters, topology
 from sayna_sip.common.contracts import Header
-from sayna_sip.forwarder import dlq_cli
 from tests.fixtures.https_sink import HttpsSink, Reply
 from tests.fixtures.nats import NatsServer
 from tests.forwarder.conftest import (
