@@ -1,22 +1,26 @@
 """What every service's `main(argv)` does: parse `--config FILE`, load and validate
-ServerConfig, set up logging, then run until a signal. One place, so every service fails
-and stops alike."""
+ServerConfig, set up logging and tracing, run, and turn a start failure into one error
+line and exit 1 (`service_main`). One place, so every service starts, fails and stops
+alike."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import gc
+import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
+from sayna_sip.common import tracing
 from sayna_sip.common.config import ServerConfig
 from sayna_sip.common.errors import ConfigError
-from sayna_sip.common.logs import setup_logging
+from sayna_sip.common.logs import quote, setup_logging
 
 EXIT_CONFIG = 2  # invalid configuration (the message names the field)
+EXIT_FAILED = 1  # could not start (NATS, topology, LiveKit): the log line says why
 
 T = TypeVar("T")
 
@@ -33,6 +37,32 @@ def config_from_args(prog: str, description: str, argv: Sequence[str]) -> Server
         return None
     setup_logging(config.log_level, config.log_format)
     return config
+
+
+def service_main(
+    service: str,
+    description: str,
+    argv: Sequence[str] | None,
+    body: Callable[[ServerConfig], int],
+    failures: tuple[type[Exception], ...] = (),
+    *,
+    prog: str | None = None,
+    failed: str = "",
+) -> int:
+    """The `main(argv)` of a service: its config (exit 2 when invalid), tracing, then
+    `body(config)`'s exit code. An exception of `failures` (raised while starting) is one
+    error line, `failed` (`event=<service>_start_failed`) and why, and exit 1, never a
+    traceback."""
+    prog = prog or f"sayna-sip {service}"
+    config = config_from_args(prog, description, sys.argv[1:] if argv is None else argv)
+    if config is None:
+        return EXIT_CONFIG
+    tracing.setup(service)  # OTLP export only when OTEL_EXPORTER_OTLP_ENDPOINT is set
+    try:
+        return body(config)
+    except failures as exc:
+        logging.getLogger(f"sayna_sip.{service}").error("%s error=%s", failed, quote(exc))
+        return EXIT_FAILED
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:

@@ -9,22 +9,21 @@ from typing import Any
 
 import uvicorn
 
-from sayna_sip.common import tracing
-from sayna_sip.common.startup import EXIT_CONFIG, config_from_args, freeze_startup_heap
+from sayna_sip.common.config import ServerConfig
+from sayna_sip.common.startup import freeze_startup_heap, service_main
 from sayna_sip.ingress.app import START_FAILURES, create_app
 
 log = logging.getLogger("sayna_sip.ingress")
 
 
-def main(argv: Sequence[str]) -> int:
-    config = config_from_args(
-        "sayna-sip ingress",
-        "LiveKit webhook intake to JetStream, and the runtime hooks API.",
-        argv,
+def main(argv: Sequence[str] | None = None) -> int:
+    return service_main(
+        "ingress", "LiveKit webhook intake to JetStream, and the runtime hooks API.", argv, serve
     )
-    if config is None:
-        return EXIT_CONFIG
-    tracing.setup("ingress")  # OTLP export only when OTEL_EXPORTER_OTLP_ENDPOINT is set
+
+
+def serve(config: ServerConfig) -> int:
+    """uvicorn until a signal; its lifespan logs a start failure (START_FAILURES) itself."""
     server = uvicorn.Server(
         uvicorn.Config(
             freeze_once_started(quiet_start_failure(create_app(config))),

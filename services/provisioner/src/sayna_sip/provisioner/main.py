@@ -11,25 +11,30 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from sayna_sip.common.config import ServerConfig
 from sayna_sip.common.logs import quote
 from sayna_sip.common.natsconn import NatsUnavailable
-from sayna_sip.common.startup import EXIT_CONFIG, config_from_args
+from sayna_sip.common.startup import EXIT_FAILED, service_main
 from sayna_sip.provisioner.errors import ProvisionError
 from sayna_sip.provisioner.provision import provision
 
 log = logging.getLogger("sayna_sip.provisioner")
 
-EXIT_OK, EXIT_FAILED = 0, 1
+EXIT_OK = 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    config = config_from_args(
-        "sayna-sip provision",
+    return service_main(
+        "provisioner",
         "Create or update the NATS topology, the static hooks and LiveKit SIP.",
-        sys.argv[1:] if argv is None else argv,
+        argv,
+        _provision,
+        prog="sayna-sip provision",
     )
-    if config is None:
-        return EXIT_CONFIG
+
+
+def _provision(config: ServerConfig) -> int:
+    """A one-shot run: its failure also goes to stderr in words, for the operator at hand."""
     try:
         summary = asyncio.run(provision(config))
     except (ProvisionError, NatsUnavailable) as exc:
