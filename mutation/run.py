@@ -85,10 +85,10 @@ MODULES = {
     "hookstore": Module(
         "libs/common/src/sayna_sip/common/hookstore.py",
         (
-            "tests/common/test_hosts.py",
-            "tests/router/test_matching.py",
+            "tests/common/test_hook.py",
             "tests/common/test_hookstore.py",
             "tests/ingress/test_hooks_race.py",
+            "tests/provisioner/test_static_hooks.py",
         ),
     ),
     "webhook": Module(

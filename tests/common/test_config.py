@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from sayna_sip.common import hook_secrets
 from sayna_sip.common.config import DEFAULT_RETRY_SCHEDULE, ServerConfig
 from sayna_sip.common.errors import ConfigError
+from sayna_sip.common.hook import Hook
 
 SECRET = "0123456789abcdef"  # 16 characters: the minimum
 
@@ -313,8 +315,11 @@ def test_secrets_rotation_per_hook_and_global() -> None:
     ).sip
     assert sip is not None
     assert sip.hook_secrets == (f"{SECRET}new", f"{SECRET}old")
-    assert sip.secrets_for("a.com") == ("whsec_c2VjcmV0a2V5MTIzNDU2Nzg=",)
-    assert sip.secrets_for("runtime.example.com") == sip.hook_secrets
+    assert sip.static_hooks["a.com"].secrets == ("whsec_c2VjcmV0a2V5MTIzNDU2Nzg=",)
+    static = Hook.new("a.com", "https://a.com/h", "config")
+    runtime = Hook.new("runtime.example.com", "https://r.example.com/h", "runtime")
+    assert hook_secrets.signing_secrets(static, sip, 0) == ("whsec_c2VjcmV0a2V5MTIzNDU2Nzg=",)
+    assert hook_secrets.signing_secrets(runtime, sip, 0) == sip.hook_secrets
 
 
 def test_retry_schedule_and_allow_networks_and_wildcards_parse() -> None:

@@ -1,4 +1,5 @@
-"""HookDirectory follows the sip_hooks bucket on a real NATS server; the store's CAS writes."""
+"""HookDirectory follows the sip_hooks bucket on a real NATS server; hookstore's one CAS
+write path (create, change, delete) and its conversion of a written hook."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from nats.js.kv import KeyValue
 from sayna_sip.common import topology
 from sayna_sip.common.hook import Hook
 from sayna_sip.common.hook_directory import HookDirectory
-from sayna_sip.common.hookstore import delete_if_unchanged, modify
+from sayna_sip.common.hookstore import DELETE, _delete_if_unchanged, modify
 from tests.fixtures.nats import NatsServer
 
 T = TypeVar("T")
@@ -93,8 +94,8 @@ async def test_delete_if_unchanged_refuses_after_a_concurrent_write(
     first = await kv.put(record.key, record.encode())
     await kv.put(record.key, record.encode())  # another writer got there first
     with pytest.raises(KeyWrongLastSequenceError):
-        await delete_if_unchanged(kv, record.key, first)
-    await delete_if_unchanged(kv, record.key, first + 1)
+        await _delete_if_unchanged(kv, record.key, first)
+    await _delete_if_unchanged(kv, record.key, first + 1)
     with pytest.raises(KeyNotFoundError):
         await kv.get(record.key)
 
@@ -112,28 +113,48 @@ async def _stored(kv: KeyValue, hook: Hook) -> Hook:
 
 async def test_modify_stores_the_change_and_returns_it(jetstream: JetStreamContext) -> None:
     kv, hook = await _hook(jetstream, "cas.example.com")
-    updated = await modify(kv, hook.host, lambda h: h.changed(url="https://cas.example.com/v2"))
-    assert updated is not None and updated.url == "https://cas.example.com/v2"
-    assert await _stored(kv, hook) == updated
+    done = await modify(
+        kv, hook.host, lambda h: h.changed(url="https://cas.example.com/v2") if h else None
+    )
+    assert done.wrote and done.before == hook
+    assert done.after is not None and done.after.url == "https://cas.example.com/v2"
+    assert await _stored(kv, hook) == done.after
+
+
+async def test_modify_creates_a_missing_hook_and_deletes_one(jetstream: JetStreamContext) -> None:
+    kv = await jetstream.key_value(topology.HOOKS_BUCKET)
+    new = Hook.new("fresh.example.com", "https://fresh.example.com/h", "runtime")
+    created = await modify(kv, new.host, lambda h: new if h is None else None)
+    assert (created.before, created.after, created.wrote) == (None, new, True)
+    assert await _stored(kv, new) == new
+    removed = await modify(kv, new.host, lambda h: DELETE)
+    assert (removed.before, removed.after, removed.wrote) == (new, None, True)
+    with pytest.raises(KeyNotFoundError):
+        await kv.get(new.key)
+    again = await modify(kv, new.host, lambda h: new if h is None else None)  # on the tombstone
+    assert again.wrote and await _stored(kv, new) == new
 
 
 async def test_modify_writes_nothing_without_a_hook_or_without_a_change(
     jetstream: JetStreamContext,
 ) -> None:
     kv, hook = await _hook(jetstream, "same.example.com")
-    seen: list[Hook] = []
+    seen: list[Hook | None] = []
 
-    def change(current: Hook) -> Hook:
+    def change(current: Hook | None) -> Hook | None:
         seen.append(current)
-        return current.changed(enabled=False)
+        return current.changed(enabled=False) if current is not None else None
 
-    assert await modify(kv, "none.example.com", change) is None
-    assert seen == []  # no hook: `change` is not even asked
+    nothing = await modify(kv, "none.example.com", change)
+    assert (nothing.before, nothing.wrote) == (None, False)
+    assert await modify(kv, "none.example.com", lambda h: DELETE) == nothing  # nothing to delete
     revision = (await kv.get(hook.key)).revision
-    assert await modify(kv, hook.host, lambda h: None) == hook  # "no change": as stored
+    same = await modify(kv, hook.host, lambda h: None)  # "no change": as stored
+    assert (same.before, same.after, same.wrote) == (hook, hook, False)
     assert (await kv.get(hook.key)).revision == revision
     await kv.delete(hook.key)
-    assert await modify(kv, hook.host, change) is None
+    assert not (await modify(kv, hook.host, change)).wrote
+    assert seen == [None, None]
 
 
 async def test_concurrent_changes_each_land_once_on_the_latest_record(
@@ -144,8 +165,8 @@ async def test_concurrent_changes_each_land_once_on_the_latest_record(
     kv, hook = await _hook(jetstream, "busy.example.com", events=())
     names = [f"event_{i}" for i in range(8)]
 
-    def adding(name: str) -> Callable[[Hook], Hook]:
-        return lambda h: h.changed(events=(*(h.events or ()), name))
+    def adding(name: str) -> Callable[[Hook | None], Hook | None]:
+        return lambda h: h.changed(events=(*(h.events or ()), name)) if h else None
 
     await asyncio.gather(*(modify(kv, hook.host, adding(n)) for n in names))
     assert sorted((await _stored(kv, hook)).events or ()) == names
@@ -184,9 +205,9 @@ async def test_a_hook_that_keeps_changing_is_never_overwritten(
     other = OtherWriter(nats_server.url)
     theirs = hook.changed(url="https://churn.example.com/theirs")
 
-    def change(current: Hook) -> Hook:
+    def change(current: Hook | None) -> Hook | None:
         other.put(theirs)  # lands after this read, before this write
-        return current.changed(url="https://churn.example.com/mine")
+        return current.changed(url="https://churn.example.com/mine") if current else None
 
     try:
         with pytest.raises(KeyWrongLastSequenceError) as gave_up:

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from sayna_sip.common.durations import parse_duration, parse_schedule
 from sayna_sip.common.errors import ConfigError
 from sayna_sip.common.hook import Hook
-from sayna_sip.common.hookstore import match_host
+from sayna_sip.common.hook_directory import match_host
 from sayna_sip.common.hosts import host_from_token, host_token, normalize_host
 from sayna_sip.common.netpolicy import is_blocked
 

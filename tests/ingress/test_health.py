@@ -80,8 +80,8 @@ async def test_schema_documents_every_route_body_and_error(ingress: Client) -> N
     # Lists and hosts must be non-empty, and say so (issue #19, item 7).
     assert schemas["HooksUpsert"]["properties"]["hooks"]["minItems"] == 1
     assert schemas["HostsDelete"]["properties"]["hosts"]["minItems"] == 1
-    assert schemas["HookIn"]["properties"]["host"]["minLength"] == 1
-    assert schemas["HookIn"]["properties"]["url"]["maxLength"] == 2048
+    assert schemas["HookEntry"]["properties"]["host"]["minLength"] == 1
+    assert schemas["HookEntry"]["properties"]["url"]["maxLength"] == 2048
     assert set(schemas["ErrorBody"]["required"]) == {"error", "message"}
 
 

@@ -12,10 +12,10 @@ from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 
 from sayna_sip.common import topology
-from sayna_sip.common.hook import Hook
+from sayna_sip.common.hook import Hook, HookEntry
 from sayna_sip.common.secretbox import SecretBox, generate_key
 from sayna_sip.ingress.errors import BadRequest, Conflict, IngressError, NotFound, Unavailable
-from sayna_sip.ingress.hooks import HookStore, HookWrite
+from sayna_sip.ingress.hooks import HookStore
 from tests.common.test_hookstore import OtherWriter
 from tests.fixtures.nats import NatsServer
 
@@ -27,8 +27,8 @@ async def kv(jetstream: JetStreamContext) -> KeyValue:
     return await jetstream.key_value(topology.HOOKS_BUCKET)
 
 
-def write(host: str, secret: str | None = None) -> HookWrite:
-    return HookWrite(host, f"https://{host}/hook", None, secret)
+def write(host: str, secret: str | None = None) -> HookEntry:
+    return HookEntry(host=host, url=f"https://{host}/hook", secret=secret)
 
 
 def refusal(raised: pytest.ExceptionInfo[IngressError]) -> tuple[type, str, str]:

@@ -10,8 +10,7 @@ import pytest
 from nats.js import JetStreamContext
 
 from sayna_sip.common import topology
-from sayna_sip.common.hook import Hook
-from sayna_sip.ingress.hooks import HookWrite
+from sayna_sip.common.hook import Hook, HookEntry
 from tests.fixtures.nats import NatsServer
 from tests.ingress.conftest import STATIC_HOST, Client, ingress_config, serve
 
@@ -313,5 +312,7 @@ async def test_every_save_and_delete_leaves_one_log_line(
 
 
 def test_a_hook_write_never_shows_its_secret() -> None:
-    write = HookWrite("a.example.com", "https://a.example.net/", None, "s3cret-of-the-tenant")
+    write = HookEntry(
+        host="a.example.com", url="https://a.example.net/", secret="s3cret-of-the-tenant"
+    )
     assert "s3cret" not in repr(write) and "s3cret" not in str(write)

@@ -13,20 +13,20 @@ import jwt
 import pytest
 
 from sayna_sip.common import contracts
-from sayna_sip.common.config import AuthConfig, HookConfig, SipConfig
+from sayna_sip.common.config import AuthConfig, SipConfig
+from sayna_sip.common.hook import HookEntry
 from sayna_sip.common.netpolicy import parse_networks
 from sayna_sip.ingress import hookrules, hs256
 from sayna_sip.ingress.auth import token_matches
 from sayna_sip.ingress.errors import BadRequest, Conflict, Unauthorized
 from sayna_sip.ingress.intake import event_headers
-from sayna_sip.ingress.schemas import HookIn
 from sayna_sip.ingress.webhook import Event, WebhookVerifier, parse_event
 from tests.fixtures.livekit import API_KEY, API_SECRET, sign_webhook
 
 SIP = SipConfig(
     room_prefix="sip-",
     allowed_addresses=("10.0.0.1",),
-    hooks=(HookConfig("static.example.com", "https://s.example.com/"),),
+    hooks=(HookEntry(host="static.example.com", url="https://s.example.com/"),),
     hook_allow_networks=parse_networks(["192.168.50.0/24"]),
 )
 
@@ -233,11 +233,11 @@ def test_event_headers_never_carry_line_breaks() -> None:
 )
 def test_upsert_rules(host: str, url: str, error: type[Exception] | None) -> None:
     if error is None:
-        [got] = hookrules.upserts([HookIn(host, url)], SIP)
+        [got] = hookrules.upserts([HookEntry(host=host, url=url)], SIP)
         assert (got.host, got.url) == (host.lower(), url)
     else:
         with pytest.raises(error):
-            hookrules.upserts([HookIn(host, url)], SIP)
+            hookrules.upserts([HookEntry(host=host, url=url)], SIP)
 
 
 def test_removals_normalise_and_deduplicate() -> None:

@@ -11,13 +11,12 @@ from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 
 from sayna_sip.common import topology
-from sayna_sip.common.config import HookConfig
-from sayna_sip.common.hook import Hook
+from sayna_sip.common.hook import Hook, HookEntry
 from sayna_sip.common.hosts import host_token
 from sayna_sip.provisioner.static_hooks import sync_static_hooks
 
-A = HookConfig("a.example.com", "https://a.example.com/hook")
-B = HookConfig("*.b.example.com", "https://hooks.b.example.com/in")
+A = HookEntry(host="a.example.com", url="https://a.example.com/hook")
+B = HookEntry(host="*.b.example.com", url="https://hooks.b.example.com/in")
 
 
 @pytest.fixture
@@ -52,7 +51,7 @@ async def test_rerun_writes_nothing_so_history_stays_stable(hooks_kv: KeyValue) 
 
 async def test_changed_url_is_updated(hooks_kv: KeyValue) -> None:
     await sync_static_hooks(hooks_kv, [A])
-    moved = HookConfig(A.host, "https://new.example.com/hook")
+    moved = HookEntry(host=A.host, url="https://new.example.com/hook")
 
     summary = await sync_static_hooks(hooks_kv, [moved])
 

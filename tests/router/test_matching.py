@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sayna_sip.common.hook import Hook
-from sayna_sip.common.hookstore import candidate_keys, match_host
+from sayna_sip.common.hook_directory import candidate_keys, match_host
 from sayna_sip.router.sipuri import parse_sip_host
 
 HOSTS = [

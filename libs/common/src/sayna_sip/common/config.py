@@ -9,9 +9,11 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from sayna_sip.common import validate as v
+from sayna_sip.common.hook import HookEntry
 from sayna_sip.common.netpolicy import IPNetwork
 from sayna_sip.common.secretbox import SecretBox
 
@@ -19,21 +21,10 @@ DEFAULT_RETRY_SCHEDULE: tuple[float, ...] = (0, 5, 300, 1800, 7200, 18000, 36000
 
 
 @dataclass(frozen=True)
-class HookConfig:
-    """A hook's entry in the static configuration (read-only at runtime). `Hook.from_config`
-    is the hook it defines; its secrets stay here, never in KV."""
-
-    host: str
-    url: str
-    secrets: tuple[str, ...] = field(default=(), repr=False)
-    events: tuple[str, ...] | None = None  # LiveKit event names it receives; None = all
-
-
-@dataclass(frozen=True)
 class SipConfig:
     room_prefix: str
     allowed_addresses: tuple[str, ...]
-    hooks: tuple[HookConfig, ...] = ()
+    hooks: tuple[HookEntry, ...] = ()  # static hooks (read-only at runtime)
     hook_secrets: tuple[str, ...] = field(default=(), repr=False)
     retry_schedule: tuple[float, ...] = DEFAULT_RETRY_SCHEDULE
     max_participants: int = 3
@@ -49,12 +40,10 @@ class SipConfig:
     def hook_secret(self) -> str | None:
         return self.hook_secrets[0] if self.hook_secrets else None
 
-    def secrets_for(self, host: str) -> tuple[str, ...]:
-        """The hook's own secrets from static config, else the global ones."""
-        for hook in self.hooks:
-            if hook.host == host and hook.secrets:
-                return hook.secrets
-        return self.hook_secrets
+    @cached_property
+    def static_hooks(self) -> dict[str, HookEntry]:
+        """The static hooks by host (their secrets are read from here, never from KV)."""
+        return {hook.host: hook for hook in self.hooks}
 
 
 @dataclass(frozen=True)

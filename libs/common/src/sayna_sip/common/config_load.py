@@ -19,7 +19,6 @@ from sayna_sip.common.config import (
     DEFAULT_RETRY_SCHEDULE,
     AuthConfig,
     ForwarderConfig,
-    HookConfig,
     LiveKitConfig,
     NatsConfig,
     RecordsConfig,
@@ -27,6 +26,7 @@ from sayna_sip.common.config import (
     SipConfig,
 )
 from sayna_sip.common.errors import ConfigError
+from sayna_sip.common.hook import HookEntry
 from sayna_sip.common.netpolicy import IPNetwork, parse_networks
 from sayna_sip.common.secretbox import SecretBox
 
@@ -348,20 +348,24 @@ def _endpoints(s: Mapping[str, Any], e: Mapping[str, str]) -> dict[str, Any]:
     }
 
 
-def _hooks(s: Mapping[str, Any], e: Mapping[str, str]) -> tuple[HookConfig, ...]:
+def _hooks(s: Mapping[str, Any], e: Mapping[str, str]) -> tuple[HookEntry, ...]:
     if "SIP_HOOKS_JSON" in e:
         entries = v.hooks_json(e["SIP_HOOKS_JSON"])
     else:
         entries = v.hook_entries(s.get("hooks") or [], "sip.hooks")
-    hooks: dict[str, HookConfig] = {}
-    for entry in entries:
-        host = v.host(entry["host"])
+    hooks: dict[str, HookEntry] = {}
+    for item in entries:
+        host = v.host(item["host"])
         if host in hooks:
             raise ConfigError(f"Duplicate SIP hook host: {host}")
-        url = v.hook_url(entry["url"], host)
-        hooks[host] = HookConfig(
-            host, url, v.secrets(entry.get("secret"), host), v.events(entry.get("events"), host)
+        events = item.get("events")
+        hook = HookEntry(
+            host=host,
+            url=str(item["url"]).strip(),
+            events=tuple(events) if isinstance(events, list) else events,
+            secret=" ".join(v.secrets(item.get("secret"), host)) or None,
         )
+        hooks[host] = v.hook_entry(hook, None)
     return tuple(hooks.values())
 
 

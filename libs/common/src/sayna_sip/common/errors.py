@@ -2,4 +2,9 @@
 
 
 class ConfigError(ValueError):
-    """Invalid configuration. The message names the field and the offending value."""
+    """Invalid configuration. The message names the field and the offending value; `code`
+    is the API's error code when the same rule refuses an API body (`validate.hook_entry`)."""
+
+    def __init__(self, message: str, code: str = "invalid_body") -> None:
+        super().__init__(message)
+        self.code = code

@@ -1,26 +1,29 @@
 """`Hook`: the one model of a tenant hook, shared by every process, and its KV codec.
 
-KV value = JSON `{host, url, source, updated_at}` plus, when set, `events` (filter),
+`HookSettings` is what is set on a hook — its one settings type: the config file's entry,
+the API's body and the KV value (`HookEntry` and `Hook` extend it, so a field added there
+is read from config and API and stored in KV with no other change). The way in is
+`hookstore.record` (where a secret is sealed), the way out the API's `HookOut.of`.
+
+KV value = JSON `{url, host, source, updated_at}` plus, when set, `events` (filter),
 `secrets` (sealed with SecretBox, never in clear), `enabled`, `disabled_reason` and
-`failing_since`. Fields at their defaults are not written, so a plain hook's value is
-byte-for-byte what earlier releases wrote, and their values decode. Static hooks take
-their secrets from the config, never from KV.
+`failing_since`. Fields at their defaults are not written, so a plain hook's value holds
+the keys earlier releases wrote, and their values decode (tests/common/test_hook.py
+holds their bytes). Static hooks take their secrets from the config, never from KV.
 """
 
 from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
 from sayna_sip.common.hosts import host_token
 
-if TYPE_CHECKING:
-    from sayna_sip.common.config import HookConfig
-
 Source = Literal["config", "runtime"]
+Url = Annotated[str, msgspec.Meta(min_length=1, max_length=2048)]
 
 
 def utc_stamp(at: float | None = None) -> str:
@@ -53,22 +56,51 @@ class HookSecret(msgspec.Struct, frozen=True, omit_defaults=True):
         return self.expires_at is None or parse_stamp(self.expires_at) > now
 
 
-class Hook(msgspec.Struct, frozen=True, omit_defaults=True):
-    """A tenant hook, wherever it is: in KV (`encode`/`decode`), from the static config
-    (`from_config`), and behind the ingress API bodies (`ingress.schemas`)."""
+class HookSettings(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """What an operator or tenant sets on a hook, the same in config, API and KV.
+
+    Checked by `validate.hook_entry` (config and API alike). A new setting (headers,
+    ordering, rate limit) is one field here and its rule there.
+    """
+
+    url: Url
+    events: tuple[str, ...] | None = None  # LiveKit event names it receives; None = all
+
+    def wants(self, event: str) -> bool:
+        return self.events is None or event in self.events
+
+    def settings(self) -> dict[str, Any]:
+        """The settings' fields by name (what a write replaces; state and secrets stay)."""
+        return {name: getattr(self, name) for name in HookSettings.__struct_fields__}
+
+
+class HookEntry(HookSettings, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A hook as written: an entry of the config (`sip.hooks`, SIP_HOOKS_JSON) or an item
+    of `POST /sip/hooks`. `secret` is write-only: sealed into KV for a runtime hook, kept
+    in the config (never in KV) for a static one; several are space-separated (config)."""
+
+    host: Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
+    secret: str | None = None
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        return tuple(self.secret.split()) if self.secret else ()
+
+    def __repr__(self) -> str:  # never show the secret, even in a traceback
+        return f"HookEntry(host={self.host!r}, url={self.url!r}, events={self.events!r})"
+
+
+class Hook(HookSettings, frozen=True, kw_only=True, omit_defaults=True):
+    """A tenant hook as stored in KV (`encode`/`decode`) and read by every process: its
+    settings, where it comes from, its sealed secrets and its delivery state."""
 
     host: str
-    url: str
     source: Source
     updated_at: str = ""
-    events: tuple[str, ...] | None = None  # LiveKit event names it receives; None = all
     secrets: tuple[HookSecret, ...] = ()  # newest first; empty = config or global secret
     enabled: bool = True
     disabled_reason: str | None = None
     failing_since: str | None = None  # set by the forwarders when attempts start failing
-
-    def wants(self, event: str) -> bool:
-        return self.events is None or event in self.events
 
     def active_secrets(self, now: float) -> tuple[HookSecret, ...]:
         return tuple(s for s in self.secrets if s.active(now))
@@ -93,17 +125,11 @@ class Hook(msgspec.Struct, frozen=True, omit_defaults=True):
         return _decoder.decode(data)
 
     def same_definition(self, other: Hook) -> bool:
-        """Same host, URL, source and event filter: what a config entry defines (its
-        state, secrets and `updated_at` aside)."""
-        return (self.host, self.url, self.source, self.events) == (
-            other.host, other.url, other.source, other.events,
+        """Same host, source and settings: what a config entry defines (its state,
+        secrets and `updated_at` aside)."""
+        return (self.host, self.source, self.settings()) == (
+            other.host, other.source, other.settings(),
         )  # fmt: skip
-
-    @classmethod
-    def from_config(cls, entry: HookConfig) -> Hook:
-        """The hook a static config entry defines; its secrets stay in the config, never
-        in KV (`SipConfig.secrets_for` gives them to the forwarders)."""
-        return cls.new(entry.host, entry.url, "config", entry.events)
 
     @classmethod
     def new(

@@ -5,7 +5,8 @@ event), and read KV on a cache miss (a hook created a moment ago may not be cach
 A restarted nats-server forgets the watch (an ephemeral ordered consumer) and nats-py does
 not recreate it: the owner calls `on_reconnected()` from its NATS reconnect callback, the
 one reload-after-reconnect mechanism. The ingress API uses only the direct KV reads, so
-every ingress replica answers from KV, not from a copy.
+every ingress replica answers from KV, not from a copy; so does the provisioner. Writes
+go through `hookstore`, never here.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KV_DEL, KV_OP, KV_PURGE, KeyValue
 
 from sayna_sip.common.hook import Hook
-from sayna_sip.common.hookstore import candidate_keys, match_host
 from sayna_sip.common.hosts import host_token
 from sayna_sip.common.logs import quote
 
@@ -87,6 +87,30 @@ async def snapshot(kv: KeyValue) -> list[Hook]:
             if name:
                 await js.delete_consumer(stream, name)
     return sorted(hooks, key=lambda h: h.host)
+
+
+def match_host(hooks: dict[str, Hook], host: str) -> Hook | None:
+    """Exact host first, then the most specific `*.` wildcard that covers it.
+
+    `*.example.com` covers `a.example.com` and `b.a.example.com`, not `example.com`.
+    """
+    host = host.lower()
+    exact = hooks.get(host)
+    if exact is not None:
+        return exact
+    labels = host.split(".")
+    for i in range(1, len(labels)):  # longest suffix first = most specific
+        hit = hooks.get("*." + ".".join(labels[i:]))
+        if hit is not None:
+            return hit
+    return None
+
+
+def candidate_keys(host: str) -> list[str]:
+    """KV keys of the hooks that could match `host`, in `match_host`'s order."""
+    labels = host.lower().split(".")
+    wildcards = ("*." + ".".join(labels[i:]) for i in range(1, len(labels)))
+    return [host_token(host), *(host_token(w) for w in wildcards)]
 
 
 def _decode(entry: KeyValue.Entry) -> Hook | None:

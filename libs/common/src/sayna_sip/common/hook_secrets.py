@@ -1,19 +1,26 @@
 """A hook's own signing secrets: set, rotate with an overlap, and open for signing.
 
 The KV record holds them sealed (SecretBox, bound to the host) with an id and a public
-fingerprint; only the forwarders open them, at signing time. A hook without secrets of
-its own is signed with its static config secrets, else with SIP_HOOK_SECRET.
+fingerprint; only the forwarders open them, at signing time. `signing_secrets` is the one
+choice of what signs a hook: its own secrets, else its static config secrets, else
+SIP_HOOK_SECRET.
 """
 
 from __future__ import annotations
 
 import secrets as _random
 import time
+from typing import TYPE_CHECKING
 
 from sayna_sip.common.hook import GLOBAL_SECRET_ID, Hook, HookSecret, utc_stamp
 from sayna_sip.common.secretbox import SecretBox, SecretBoxError, fingerprint
 
-__all__ = ["SecretBoxError", "entry", "rotated", "signing_secrets", "with_secret"]
+if TYPE_CHECKING:
+    from sayna_sip.common.config import SipConfig
+
+__all__ = [
+    "SecretBoxError", "entry", "rotated", "signing_secrets", "static_secrets", "with_secret",
+]  # fmt: skip
 
 
 def entry(box: SecretBox, host: str, secret: str, now: float | None = None) -> HookSecret:
@@ -59,30 +66,30 @@ def _expiring(secret: HookSecret, until: str) -> HookSecret:
     return HookSecret(secret.id, secret.fingerprint, secret.sealed, secret.created_at, until)
 
 
-def signing_secrets(
-    record: Hook,
-    box: SecretBox | None,
-    fallback: tuple[str, ...],
-    global_secrets: tuple[str, ...],
-    now: float,
-) -> tuple[str, ...]:
-    """The secrets to sign a delivery to `record` with, newest first.
+def static_secrets(record: Hook, sip: SipConfig) -> tuple[str, ...]:
+    """The secrets the static config gives the hook's host (never stored in KV)."""
+    entry = sip.static_hooks.get(record.host)
+    return entry.secrets if entry is not None else ()
 
-    `fallback` is what signs a hook without secrets of its own (its static config
-    secrets, else the global ones). Raises SecretBoxError when a sealed secret cannot be
-    opened (SIP_SECRETS_KEY missing or without the key that sealed it).
+
+def signing_secrets(record: Hook, sip: SipConfig, now: float) -> tuple[str, ...]:
+    """The secrets to sign a delivery to `record` with, newest first: its own (opened
+    now), else its static config secrets, else the global SIP_HOOK_SECRET ones.
+
+    Raises SecretBoxError when a sealed secret cannot be opened (SIP_SECRETS_KEY missing
+    or without the key that sealed it).
     """
     active = record.active_secrets(now)
     if not active:
-        return fallback
+        return static_secrets(record, sip) or sip.hook_secrets
     out: list[str] = []
     for s in active:
         if s.id == GLOBAL_SECRET_ID:
-            out.extend(global_secrets)
+            out.extend(sip.hook_secrets)
             continue
-        if box is None:
+        if sip.secret_box is None:
             raise SecretBoxError(
                 f"hook {record.host} has its own secret but SIP_SECRETS_KEY is not set"
             )
-        out.append(box.open(s.sealed, record.host))
+        out.append(sip.secret_box.open(s.sealed, record.host))
     return tuple(out)

@@ -1,80 +1,99 @@
-"""Tenant hooks in the `sip_hooks` KV bucket: host matching and the CAS writes of a
-`Hook` (the model and its codec are `hook`; the watched cache and KV reads are
-`hook_directory`). Key = `host_token(host)`.
+"""The one write path to the `sip_hooks` KV bucket: the conversion of a written hook into
+its stored record (`record`, where a secret is sealed) and the compare-and-set loop every
+writer uses (`modify`): the ingress API, the forwarders' state changes and the
+provisioner's static hooks. Key = `host_token(host)`; reads are `hook_directory`'s.
 """
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable
+from dataclasses import dataclass
 
-from nats.js.errors import APIError, KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.errors import APIError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
-from sayna_sip.common.hook import Hook
+from sayna_sip.common import hook_secrets
+from sayna_sip.common.hook import Hook, HookEntry, Source, utc_stamp
+from sayna_sip.common.hook_directory import read_hook
 from sayna_sip.common.hosts import host_token
+from sayna_sip.common.secretbox import SecretBox
 
 _WRONG_LAST_SEQUENCE = (10071, 10164)  # JetStream's "wrong last sequence" error codes
+CAS_ATTEMPTS = 20
 
 
-async def delete_if_unchanged(kv: KeyValue, key: str, revision: int) -> None:
-    """Delete `key` only if it is still at `revision`. A concurrent write raises
-    KeyWrongLastSequenceError, as kv.update does (nats-py's delete raises a bare APIError)."""
+class Delete(enum.Enum):
+    """What a change returns to remove the hook."""
+
+    DELETE = "delete"
+
+
+DELETE = Delete.DELETE
+
+# change(current record or None) -> the record to store, DELETE, or None to write nothing
+Change = Callable[[Hook | None], Hook | Delete | None]
+
+
+@dataclass(frozen=True)
+class Written:
+    """What `modify` found and what it left (equal when it wrote nothing)."""
+
+    before: Hook | None
+    after: Hook | None
+    wrote: bool
+
+
+def record(entry: HookEntry, source: Source, old: Hook | None, box: SecretBox | None) -> Hook:
+    """The record a written hook becomes: its settings as written; the old record's
+    secrets and state kept, unless a secret is written (sealed here: it replaces them).
+    A static hook's secret stays in the config, and it starts afresh."""
+    if old is None or source == "config":
+        new = Hook(host=entry.host, source=source, updated_at=utc_stamp(), **entry.settings())
+    else:
+        new = old.changed(**entry.settings())
+    if entry.secret and source == "runtime":
+        if box is None:
+            raise hook_secrets.SecretBoxError(f"hook {entry.host}: SIP_SECRETS_KEY is not set")
+        new = hook_secrets.with_secret(new, box, entry.secret)
+    return new
+
+
+async def modify(kv: KeyValue, host: str, change: Change) -> Written:
+    """Compare-and-set `change(current)` into the key of `host` (created when absent).
+
+    A concurrent write re-reads and re-applies, so a change is never made on a stale
+    record; exceptions raised by `change` (a refusal) propagate. Raises
+    KeyWrongLastSequenceError when the key kept changing for CAS_ATTEMPTS rounds.
+    """
+    key = host_token(host)
+    for _ in range(CAS_ATTEMPTS):
+        before, revision = await read_hook(kv, key)
+        after = change(before)
+        if after is None:
+            return Written(before, before, wrote=False)
+        try:
+            if after is DELETE:
+                if before is None:
+                    return Written(None, None, wrote=False)
+                await _delete_if_unchanged(kv, key, revision)
+                return Written(before, None, wrote=True)
+            if revision:  # also a deleted key: its tombstone is the last revision
+                await kv.update(key, after.encode(), last=revision)
+            else:
+                await kv.create(key, after.encode())
+            return Written(before, after, wrote=True)
+        except KeyWrongLastSequenceError:
+            continue  # someone wrote in between: re-read and decide again
+    raise KeyWrongLastSequenceError(description=f"hook {host} kept changing during the update")
+
+
+async def _delete_if_unchanged(kv: KeyValue, key: str, revision: int) -> None:
+    """nats-py's delete raises a bare APIError on a wrong revision: the same error as
+    kv.update's, so the loop above retries both alike."""
     try:
         await kv.delete(key, last=revision)
     except APIError as exc:
         if exc.err_code in _WRONG_LAST_SEQUENCE:
             raise KeyWrongLastSequenceError(description=exc.description) from exc
         raise
-
-
-CAS_ATTEMPTS = 20
-
-
-async def modify(kv: KeyValue, host: str, change: Callable[[Hook], Hook | None]) -> Hook | None:
-    """Compare-and-set `change(record)` into the key of `host`; None when there is no hook.
-
-    `change` may return None to leave the record as it is (nothing written). A concurrent
-    write re-reads and re-applies, so the change is never made on a stale record.
-    """
-    key = host_token(host)
-    for _ in range(CAS_ATTEMPTS):
-        try:
-            entry = await kv.get(key)
-        except KeyNotFoundError:
-            return None
-        if not entry.value:
-            return None
-        current = Hook.decode(entry.value)
-        updated = change(current)
-        if updated is None:
-            return current
-        try:
-            await kv.update(key, updated.encode(), last=entry.revision)
-            return updated
-        except KeyWrongLastSequenceError:
-            continue
-    raise KeyWrongLastSequenceError(description=f"hook {host} kept changing during the update")
-
-
-def match_host(hooks: dict[str, Hook], host: str) -> Hook | None:
-    """Exact host first, then the most specific `*.` wildcard that covers it.
-
-    `*.example.com` covers `a.example.com` and `b.a.example.com`, not `example.com`.
-    """
-    host = host.lower()
-    exact = hooks.get(host)
-    if exact is not None:
-        return exact
-    labels = host.split(".")
-    for i in range(1, len(labels)):  # longest suffix first = most specific
-        hit = hooks.get("*." + ".".join(labels[i:]))
-        if hit is not None:
-            return hit
-    return None
-
-
-def candidate_keys(host: str) -> list[str]:
-    """KV keys of the hooks that could match `host`, in `match_host`'s order."""
-    labels = host.lower().split(".")
-    wildcards = ("*." + ".".join(labels[i:]) for i in range(1, len(labels)))
-    return [host_token(host), *(host_token(w) for w in wildcards)]

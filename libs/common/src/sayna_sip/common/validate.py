@@ -12,11 +12,15 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+import msgspec
+
 from sayna_sip.common.contracts import LIVEKIT_EVENTS
 from sayna_sip.common.durations import parse_duration, parse_schedule
 from sayna_sip.common.errors import ConfigError
+from sayna_sip.common.hook import HookEntry
 from sayna_sip.common.hosts import normalize_host
-from sayna_sip.common.netpolicy import literal_address
+from sayna_sip.common.labels import ErrorCode
+from sayna_sip.common.netpolicy import IPNetwork, is_blocked, literal_address
 
 _PREFIX = re.compile(r"^[A-Za-z0-9_-]+$")
 _TRUE = {"true", "1", "yes", "on"}
@@ -65,12 +69,16 @@ def secret(value: str, owner: str) -> str:
         except (binascii.Error, ValueError):
             key = b""
         if not key:
-            raise ConfigError(f"SIP hook secret for '{owner}' starts with whsec_ but is not base64")
+            raise ConfigError(
+                f"SIP hook secret for '{owner}' starts with whsec_ but is not base64",
+                ErrorCode.INVALID_SECRET,
+            )
         return value
     if len(value.encode()) < MIN_SECRET_LEN:
         raise ConfigError(
             f"SIP hook secret for '{owner}' must be at least {MIN_SECRET_LEN} characters long "
-            f"(got {len(value.encode())})"
+            f"(got {len(value.encode())})",
+            ErrorCode.INVALID_SECRET,
         )
     return value
 
@@ -92,30 +100,40 @@ def hook_url(url: object, host: str) -> str:
     at most MAX_URL_LEN characters, a numeric host only if it reads as one address."""
     text = str(url or "").strip()
     if len(text) > MAX_URL_LEN:
-        raise ConfigError(f"SIP hook URL for '{host}' is longer than {MAX_URL_LEN} characters")
+        raise ConfigError(
+            f"SIP hook URL for '{host}' is longer than {MAX_URL_LEN} characters",
+            ErrorCode.INVALID_URL,
+        )
     if not all(0x21 <= ord(ch) <= 0x7E for ch in text):  # no spaces, controls or non-ASCII
         raise ConfigError(
             f"SIP hook URL for '{host}' has characters a URL cannot hold (percent-encode them): "
-            f"{redact_url(text)!r}"
+            f"{redact_url(text)!r}",
+            ErrorCode.INVALID_URL,
         )
     try:
         parts = urlsplit(text)
         port = parts.port
     except ValueError as exc:
         raise ConfigError(
-            f"SIP hook URL for '{host}' is invalid ({exc}): '{redact_url(text)}'"
+            f"SIP hook URL for '{host}' is invalid ({exc}): '{redact_url(text)}'",
+            ErrorCode.INVALID_URL,
         ) from None
     if "@" in parts.netloc:
         raise ConfigError(
             f"SIP hook URL for '{host}' must not hold credentials (user:password@); "
-            "hooks authenticate deliveries by their signature"
+            "hooks authenticate deliveries by their signature",
+            ErrorCode.URL_CREDENTIALS,
         )
     if parts.scheme.lower() != "https":
-        raise ConfigError(f"SIP hook URL must be HTTPS (host '{host}', url '{text}')")
+        raise ConfigError(
+            f"SIP hook URL must be HTTPS (host '{host}', url '{text}')", ErrorCode.INSECURE_URL
+        )
     if not parts.hostname:
-        raise ConfigError(f"SIP hook URL has no host (host '{host}', url '{text}')")
+        raise ConfigError(
+            f"SIP hook URL has no host (host '{host}', url '{text}')", ErrorCode.INVALID_URL
+        )
     if port == 0:
-        raise ConfigError(f"SIP hook URL for '{host}' has port 0: '{text}'")
+        raise ConfigError(f"SIP hook URL for '{host}' has port 0: '{text}'", ErrorCode.INVALID_URL)
     _url_host(parts.hostname, host)
     return text
 
@@ -126,12 +144,13 @@ def _url_host(target: str, host: str) -> None:
         if literal_address(target) is not None:
             return
     except ValueError as exc:
-        raise ConfigError(f"SIP hook URL for '{host}': {exc}") from None
+        raise ConfigError(f"SIP hook URL for '{host}': {exc}", ErrorCode.INVALID_URL) from None
     name = target.removesuffix(".")
     if len(name) > 253 or not all(_URL_LABEL.match(label) for label in name.split(".")):
         raise ConfigError(
             f"SIP hook URL for '{host}' has no valid host name "
-            f"(labels of a-z, 0-9, '-', at most 253 characters; no wildcards): '{target[:80]}'"
+            f"(labels of a-z, 0-9, '-', at most 253 characters; no wildcards): '{target[:80]}'",
+            ErrorCode.INVALID_URL,
         )
 
 
@@ -157,17 +176,61 @@ def events(value: object, owner: str) -> tuple[str, ...] | None:
     if isinstance(value, str):
         value = [v for v in value.split(",") if v.strip()]
     if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
-        raise ConfigError(f"SIP hook events for '{owner}' must be a list of LiveKit event names")
+        raise ConfigError(
+            f"SIP hook events for '{owner}' must be a list of LiveKit event names",
+            ErrorCode.INVALID_EVENTS,
+        )
     names = tuple(dict.fromkeys(v.strip() for v in value))
     if not names:
-        raise ConfigError(f"SIP hook events for '{owner}' cannot be empty (omit it for all events)")
+        raise ConfigError(
+            f"SIP hook events for '{owner}' cannot be empty (omit it for all events)",
+            ErrorCode.INVALID_EVENTS,
+        )
     unknown = [n for n in names if n not in LIVEKIT_EVENTS]
     if unknown:
         raise ConfigError(
             f"SIP hook events for '{owner}' has unknown LiveKit event(s): {', '.join(unknown)} "
-            f"(known: {', '.join(LIVEKIT_EVENTS)})"
+            f"(known: {', '.join(LIVEKIT_EVENTS)})",
+            ErrorCode.INVALID_EVENTS,
         )
     return names
+
+
+def hook_entry(
+    entry: HookEntry, ssrf: tuple[IPNetwork, ...] | None, *, several_secrets: bool = True
+) -> HookEntry:
+    """The one check of a written hook, config entry or API item: host, URL, events and
+    secret(s); normalised. `ssrf`: the networks a literal address target may be in
+    (SIP_HOOK_ALLOW_NETWORKS) — checked for API writes; None for the operator's own
+    static config (the forwarder checks every attempt anyway). Raises ConfigError whose
+    `code` is the API's."""
+    name = host(entry.host)
+    url = hook_url(entry.url, name)
+    if url != entry.url:  # hook_url strips: an API body must be exact
+        raise ConfigError(
+            f"SIP hook URL for '{name}' must not contain whitespace", ErrorCode.INVALID_URL
+        )
+    address = literal_address(urlsplit(url).hostname or "")  # any numeric spelling
+    if ssrf is not None and address is not None and is_blocked(address, ssrf):
+        raise ConfigError(
+            f"SIP hook URL for '{name}' targets blocked address {address} "
+            "(loopback, private, link-local or reserved; see SIP_HOOK_ALLOW_NETWORKS)",
+            ErrorCode.BLOCKED_TARGET,
+        )
+    keys = secrets(entry.secret, name)
+    if len(keys) > 1 and not several_secrets:
+        raise ConfigError(
+            f"SIP hook secret for '{name}' must be one secret (no spaces); rotate-secret keeps "
+            "the previous one signing beside it",
+            ErrorCode.INVALID_SECRET,
+        )
+    return msgspec.structs.replace(
+        entry,
+        host=name,
+        url=url,
+        events=events(entry.events, name),
+        secret=" ".join(keys) or None,
+    )
 
 
 def hooks_json(text: str) -> list[Mapping[str, Any]]:
@@ -182,7 +245,10 @@ def hooks_json(text: str) -> list[Mapping[str, Any]]:
 
 
 def host(value: str) -> str:
-    return normalize_host(value)
+    try:
+        return normalize_host(value)
+    except ConfigError as exc:
+        raise ConfigError(str(exc), ErrorCode.INVALID_HOST) from None
 
 
 def schedule(value: object, field: str) -> tuple[float, ...]:

@@ -41,12 +41,7 @@ class Deliverer:
     def secrets(self, hook: Hook) -> tuple[str, ...]:
         """Its own secrets (opened now, newest first), else static config's, else global."""
         sip = self._config.sip
-        if sip is None:
-            return ()
-        fallback = sip.secrets_for(hook.host)
-        return hook_secrets.signing_secrets(
-            hook, sip.secret_box, fallback, sip.hook_secrets, time.time()
-        )
+        return hook_secrets.signing_secrets(hook, sip, time.time()) if sip else ()
 
     async def attempt(self, d: Delivery, body: bytes) -> Result:
         hook = await self.resolve(d.hook)
@@ -89,7 +84,7 @@ def warn_if_unsigned(config: ServerConfig) -> None:
     sip = config.sip
     if sip is None:
         return  # SIP disabled: stay quiet
-    unsigned = [h.host for h in sip.hooks if not sip.secrets_for(h.host)]  # runtime: own or global
+    unsigned = [h.host for h in sip.hooks if not (h.secrets or sip.hook_secrets)]
     if not sip.hook_secrets:
         unsigned.append("<runtime hooks>")
     if unsigned:

@@ -93,21 +93,21 @@ class FailureWatch:
         await modify(
             self._kv,
             host,
-            lambda r: r.changed(failing_since=stamp) if r.failing_since is None else None,
+            lambda r: r.changed(failing_since=stamp) if r and r.failing_since is None else None,
         )
 
     async def _recovered(self, host: str) -> None:
         await modify(
             self._kv,
             host,
-            lambda r: r.changed(failing_since=None) if r.failing_since is not None else None,
+            lambda r: r.changed(failing_since=None) if r and r.failing_since is not None else None,
         )
 
     async def _disable(self, host: str, attempts: int) -> None:
         changed: list[Hook] = []
 
-        def change(record: Hook) -> Hook | None:
-            if not record.enabled or record.failing_since is None:
+        def change(record: Hook | None) -> Hook | None:
+            if record is None or not record.enabled or record.failing_since is None:
                 return None  # already disabled (by a replica), or it recovered meanwhile
             reason = f"failing since {record.failing_since} ({attempts}+ attempts failed)"
             changed.append(record.changed(enabled=False, disabled_reason=reason))

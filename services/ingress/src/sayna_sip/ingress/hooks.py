@@ -1,27 +1,27 @@
-"""Runtime hooks in the `sip_hooks` KV bucket: list, upsert and delete with CAS.
+"""Runtime hooks in the `sip_hooks` KV bucket: list, upsert, change and delete.
 
 Every read goes to KV (no in-process copy), so all ingress replicas agree; the reads are
-`common.hook_directory`'s, shared with router and forwarder. Each key is written with
-compare-and-set against the revision just read; on a conflict the key is re-read and the
-write retried, so concurrent writers never lose an update and a `config` record written
-meanwhile (by the provisioner) is never overwritten.
+`common.hook_directory`'s, shared with router and forwarder. Every write is
+`common.hookstore.modify`'s compare-and-set, which re-reads and re-decides on a conflict,
+so concurrent writers never lose an update and a `config` record written meanwhile (by
+the provisioner) is never overwritten.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import TypeVar
 
 import nats.errors
 from nats.js.errors import KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
-from sayna_sip.common import hook_secrets
-from sayna_sip.common.hook import Hook
+from sayna_sip.common import hookstore
+from sayna_sip.common.hook import Hook, HookEntry
 from sayna_sip.common.hook_directory import read_hook, snapshot
-from sayna_sip.common.hookstore import delete_if_unchanged, modify
+from sayna_sip.common.hookstore import DELETE, Delete
 from sayna_sip.common.hosts import host_token
 from sayna_sip.common.labels import ErrorCode
 from sayna_sip.common.logs import quote
@@ -31,21 +31,6 @@ from sayna_sip.ingress.errors import BadRequest, Conflict, IngressError, NotFoun
 log = logging.getLogger("sayna_sip.ingress")
 
 T = TypeVar("T")
-
-CAS_ATTEMPTS = 20
-
-
-@dataclass(frozen=True)
-class HookWrite:
-    """One validated hook of a POST /sip/hooks body (the secret only until sealed)."""
-
-    host: str
-    url: str
-    events: tuple[str, ...] | None
-    secret: str | None
-
-    def __repr__(self) -> str:  # never show the secret, even in a traceback
-        return f"HookWrite(host={self.host!r}, url={self.url!r}, events={self.events!r})"
 
 
 class HookStore:
@@ -70,7 +55,9 @@ class HookStore:
         if not self._connected():  # fail fast rather than wait out KV request timeouts
             raise Unavailable("NATS is not connected; retry later", ErrorCode.NATS_UNAVAILABLE)
 
-    async def upsert(self, hooks: list[HookWrite]) -> list[Hook]:
+    async def upsert(self, hooks: list[HookEntry]) -> list[Hook]:
+        """Write validated entries (`hookrules.upserts`): all refused before any is written
+        when one host is static; a sent secret is sealed on the way in."""
         self._check_connected()
         if any(h.secret for h in hooks) and self._box is None:
             raise BadRequest(
@@ -80,7 +67,7 @@ class HookStore:
         for hook in hooks:  # refuse the whole request before writing any of it
             _writable(hook.host, (await _guard(self._current(hook.host)))[0])
         for hook in hooks:
-            await _guard(self._put(hook))
+            await self._write(hook.host, functools.partial(self._record, hook))
             log.info(
                 "event=hook_saved host=%s url=%s source=runtime own_secret=%s",
                 hook.host, hook.url, str(bool(hook.secret)).lower(),
@@ -99,19 +86,15 @@ class HookStore:
         """Compare-and-set `change` on a runtime hook (404 unknown, 409 static)."""
         _writable(host, await self.get(host))
 
-        def checked(record: Hook) -> Hook | None:
+        def checked(record: Hook | None) -> Hook | None:
+            if record is None:
+                raise NotFound(f"no hook for host '{host}'", ErrorCode.HOOK_NOT_FOUND)
             _writable(host, record)
             return change(record)
 
-        try:
-            updated = await _guard(modify(self._kv, host, checked))
-        except KeyWrongLastSequenceError:
-            raise Unavailable(
-                f"SIP hook host '{host}' is being changed concurrently; retry", ErrorCode.BUSY
-            ) from None
-        if updated is None:
-            raise NotFound(f"no hook for host '{host}'", ErrorCode.HOOK_NOT_FOUND)
-        return updated
+        done = await self._write(host, checked)
+        assert done.after is not None  # checked() refused a missing hook
+        return done.after
 
     def box(self) -> SecretBox:
         if self._box is None:
@@ -136,49 +119,24 @@ class HookStore:
         """The record at `host` and its revision (0 when absent or deleted)."""
         return await read_hook(self._kv, host_token(host))
 
-    def _record(self, hook: HookWrite, old: Hook | None) -> Hook:
-        """The new record: URL and events as sent; the old secrets and state kept unless a
-        secret is sent (it then replaces them)."""
-        if old is None:
-            record = Hook.new(hook.host, hook.url, "runtime", hook.events)
-        else:
-            record = old.changed(url=hook.url, events=hook.events)
-        if hook.secret and self._box is not None:
-            record = hook_secrets.with_secret(record, self._box, hook.secret)
-        return record
+    def _record(self, hook: HookEntry, old: Hook | None) -> Hook:
+        _writable(hook.host, old)
+        return hookstore.record(hook, "runtime", old, self._box)
 
-    async def _put(self, hook: HookWrite) -> None:
-        host = hook.host
-        for _ in range(CAS_ATTEMPTS):
-            record, revision = await self._current(host)
-            _writable(host, record)
-            value = self._record(hook, record).encode()
-            try:
-                if revision:
-                    await self._kv.update(host_token(host), value, last=revision)
-                else:
-                    await self._kv.create(host_token(host), value)
-                return
-            except KeyWrongLastSequenceError:
-                continue  # someone wrote in between: re-read and decide again
-        raise Unavailable(
-            f"SIP hook host '{host}' is being changed concurrently; retry", ErrorCode.BUSY
-        )
+    async def _write(self, host: str, change: hookstore.Change) -> hookstore.Written:
+        try:
+            return await _guard(hookstore.modify(self._kv, host, change))
+        except KeyWrongLastSequenceError:
+            raise Unavailable(
+                f"SIP hook host '{host}' is being changed concurrently; retry", ErrorCode.BUSY
+            ) from None
 
     async def _delete(self, host: str) -> bool:
-        for _ in range(CAS_ATTEMPTS):
-            record, revision = await self._current(host)
-            if record is None:
-                return False
+        def change(record: Hook | None) -> Delete | None:
             _writable(host, record)
-            try:
-                await delete_if_unchanged(self._kv, host_token(host), revision)
-                return True
-            except KeyWrongLastSequenceError:
-                continue
-        raise Unavailable(
-            f"SIP hook host '{host}' is being changed concurrently; retry", ErrorCode.BUSY
-        )
+            return DELETE if record is not None else None
+
+        return (await self._write(host, change)).wrote
 
 
 def _writable(host: str, record: Hook | None) -> None:

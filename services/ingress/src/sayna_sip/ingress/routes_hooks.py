@@ -12,6 +12,7 @@ from litestar.params import Body
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import Counter
 
+from sayna_sip.common import hook_secrets
 from sayna_sip.common.config import AuthConfig, SipConfig
 from sayna_sip.common.hook import Hook
 from sayna_sip.common.labels import ErrorCode
@@ -62,10 +63,7 @@ _TEST = {
 
 
 def view(hook: Hook, sip: SipConfig | None) -> HookOut:
-    static: tuple[str, ...] = ()
-    if sip is not None and hook.source == "config":
-        static = next((h.secrets for h in sip.hooks if h.host == hook.host), ())
-    return HookOut.of(hook, static)
+    return HookOut.of(hook, hook_secrets.static_secrets(hook, sip) if sip else ())
 
 
 def _out(records: list[Hook], sip: SipConfig | None = None) -> list[HookOut]:

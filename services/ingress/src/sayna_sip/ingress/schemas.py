@@ -13,14 +13,13 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from sayna_sip.common.hook import Hook
+from sayna_sip.common.hook import Hook, HookEntry, HookSettings
 from sayna_sip.common.secretbox import fingerprint
 
 # Bounds the OpenAPI schema states and the decoder enforces (the host and URL rules
 # themselves are checked after decoding, with messages that name the hook).
 MAX_ITEMS = 1000
 Host = Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
-Url = Annotated[str, msgspec.Meta(min_length=1, max_length=2048)]
 
 
 class ErrorBody(msgspec.Struct, frozen=True):
@@ -36,24 +35,13 @@ class Received(msgspec.Struct, frozen=True):
     status: Literal["received"] = "received"
 
 
-class HookIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """A runtime hook: SIP host (or `*.wildcard`), its HTTPS target, and optionally its own
-    signing secret (`whsec_<base64>` or >= 16 characters; needs SIP_SECRETS_KEY) and the
-    LiveKit events it receives (absent = all)."""
-
-    host: Host
-    url: Url
-    secret: str | None = None
-    events: list[str] | None = None
-
-    def __repr__(self) -> str:  # never show the secret, even in a traceback
-        return f"HookIn(host={self.host!r}, url={self.url!r}, events={self.events!r})"
-
-
 class HooksUpsert(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """POST /sip/hooks body: hooks to add, or to replace when the host exists."""
+    """POST /sip/hooks body: hooks to add, or to replace when the host exists. Each is a
+    SIP host (or `*.wildcard`), its HTTPS target, and optionally its own signing secret
+    (`whsec_<base64>` or >= 16 characters; needs SIP_SECRETS_KEY) and the LiveKit events
+    it receives (absent = all)."""
 
-    hooks: Annotated[list[HookIn], msgspec.Meta(min_length=1, max_length=MAX_ITEMS)]
+    hooks: Annotated[list[HookEntry], msgspec.Meta(min_length=1, max_length=MAX_ITEMS)]
 
 
 class HostsDelete(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -70,13 +58,12 @@ class SecretOut(msgspec.Struct, frozen=True):
     expires_at: str | None  # set while a rotated-out secret still signs
 
 
-class HookOut(msgspec.Struct, frozen=True):
-    """A hook as the API shows it (a view of `Hook`): secrets by fingerprint only."""
+class HookOut(HookSettings, frozen=True, kw_only=True, omit_defaults=False):
+    """A hook as the API shows it, the one way out of `Hook`: its settings as stored,
+    secrets by fingerprint only."""
 
     host: str
-    url: str
     source: Literal["config", "runtime"]
-    events: list[str] | None = None  # None: every event
     secrets: list[SecretOut] = msgspec.field(default_factory=list)  # empty: global secret
     enabled: bool = True
     disabled_reason: str | None = None
@@ -96,13 +83,12 @@ class HookOut(msgspec.Struct, frozen=True):
             ]
         return cls(
             host=hook.host,
-            url=hook.url,
             source=hook.source,
-            events=list(hook.events) if hook.events is not None else None,
             secrets=shown,
             enabled=hook.enabled,
             disabled_reason=hook.disabled_reason,
             failing_since=hook.failing_since,
+            **hook.settings(),
         )
 
 
