@@ -61,11 +61,11 @@ async def test_provision_exits_zero_and_prints_one_summary_line(
 
     assert first.code == 0, first.stderr
     [line] = first.stdout.splitlines()
-    assert line.startswith("provisioned created=11 updated=0 removed=0 unchanged=0 | created: ")
+    assert line.startswith("provisioned created=13 updated=0 removed=0 unchanged=0 | created: ")
     assert "livekit_trunk:sayna-call--trunk" in line and "hook:a.example.com" in line
     assert "Successfully provisioned SIP resources: trunk=sayna-call--trunk" in first.stderr
     assert second.code == 0, second.stderr
-    assert second.stdout == "provisioned created=0 updated=0 removed=0 unchanged=11\n"
+    assert second.stdout == "provisioned created=0 updated=0 removed=0 unchanged=13\n"
     nc = await nats.connect(nats_server.url)
     try:
         kv = await nc.jetstream().key_value(topology.HOOKS_BUCKET)
@@ -113,7 +113,7 @@ async def test_sip_disabled_provisions_nats_only(nats_server: NatsServer) -> Non
     run = await provision_cli({"NATS_URL": nats_server.url})
 
     assert run.code == 0, run.stderr
-    assert run.stdout.startswith("provisioned created=8 ")
+    assert run.stdout.startswith("provisioned created=10 ")
     assert "SIP" not in run.stderr.replace("SIP_", "")
     # Its own close at the end is no lost connection: an error line would page someone.
     assert "error" not in run.stderr, run.stderr

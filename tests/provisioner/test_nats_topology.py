@@ -16,8 +16,10 @@ ALL = [
     "stream:SIP_DELIVERIES",
     "stream:SIP_DEAD",
     "stream:SIP_ATTEMPTS",
+    "stream:SIP_AUDIT",
     "bucket:sip_hooks",
     "bucket:sip_rooms",
+    "bucket:sip_access",
     "consumer:LK_EVENTS/router",
     "consumer:SIP_DELIVERIES/forwarders",
 ]

@@ -16,6 +16,10 @@ __all__ = ["DeadReason"]  # re-exported: its values are also metric labels (labe
 LK_EVENTS_SUBJECTS = "lk.events.>"
 DELIVERY_SUBJECTS = "sip.deliver.>"
 DEAD_SUBJECTS = "sip.dead.>"
+AUDIT_SUBJECTS = "sip.audit.>"
+# A change that names no host (an admin's redrive across hosts) is filed here; no hook
+# host has this token (a host never starts with a dot).
+AUDIT_NO_HOST = "sip.audit._all"
 
 _SUBJECT_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
@@ -32,6 +36,10 @@ def delivery_subject(hook_host: str) -> str:
 
 def dead_subject(hook_host: str) -> str:
     return f"sip.dead.{host_token(hook_host)}"
+
+
+def audit_subject(hook_host: str | None) -> str:
+    return f"sip.audit.{host_token(hook_host)}" if hook_host else AUDIT_NO_HOST
 
 
 # LiveKit's webhook event names (livekit-protocol WebhookEvent): what a hook's `events`

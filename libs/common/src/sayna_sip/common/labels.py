@@ -38,6 +38,10 @@ class ErrorCode(StrEnum):
     CONFIG_HOOK = "config_hook"
     SIP_DISABLED = "sip_disabled"
     UNAUTHORIZED = "unauthorized"
+    TOKEN_EXPIRED = "token_expired"  # a tenant token past its expiry
+    TOKEN_REVOKED = "token_revoked"  # a tenant token minted before its host's last revoke
+    AUTH_DISABLED = "auth_disabled"  # tenant tokens asked for with AUTH_REQUIRED off
+    INVALID_TTL = "invalid_ttl"
     BUSY = "busy"
     NO_FORWARDER = "no_forwarder"  # a test send no forwarder answered
     BAD_REPLY = "bad_reply"  # a test send a forwarder answered with something unreadable
@@ -133,6 +137,7 @@ METRIC_LABELS: dict[str, dict[str, tuple[str, ...]]] = {
     "sayna_sip_ingress_webhooks_total": {
         "outcome": (*IngressOutcome, *WEBHOOK_ERRORS),
     },
+    "sayna_sip_ingress_audit_records_total": {"outcome": ("stored", "failed")},
     "sayna_sip_router_events_total": {"outcome": tuple(RouterOutcome)},
     "sayna_sip_records_failed_total": {"reason": RECORD_FAIL_REASONS},
     "sayna_sip_forwarder_attempts_total": {"outcome": tuple(RequestOutcome)},

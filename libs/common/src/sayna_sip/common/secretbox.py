@@ -16,7 +16,9 @@ import os
 import secrets as _random
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from sayna_sip.common.errors import ConfigError
 
@@ -62,6 +64,16 @@ class SecretBox:
             raise ValueError("SecretBox needs at least one key")
         self._keys = {_key_id(k): AESGCM(k) for k in keys}
         self._sealing_id = _key_id(keys[0])
+        self._raw = keys
+
+    def derived(self, purpose: bytes) -> tuple[bytes, ...]:
+        """One HKDF-SHA256 key per configured key (same order: the first is current) for
+        `purpose`, so another use of SIP_SECRETS_KEY never holds the key that seals secrets,
+        and every replica with the same setting derives the same keys."""
+        return tuple(
+            HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose).derive(k)
+            for k in self._raw
+        )
 
     @classmethod
     def from_setting(cls, value: str) -> SecretBox:

@@ -27,14 +27,17 @@ LK_EVENTS = "LK_EVENTS"
 SIP_DELIVERIES = "SIP_DELIVERIES"
 SIP_DEAD = "SIP_DEAD"
 SIP_ATTEMPTS = "SIP_ATTEMPTS"
+SIP_AUDIT = "SIP_AUDIT"
 HOOKS_BUCKET = "sip_hooks"
 ROOMS_BUCKET = "sip_rooms"
+ACCESS_BUCKET = "sip_access"
 ROUTER_CONSUMER = "router"
 FORWARDER_CONSUMER = "forwarders"
 
 DUPLICATE_WINDOW = 10 * 60.0  # LiveKit retries for well under this; design asks >= 5 min
 ATTEMPTS_DUPLICATE_WINDOW = 60.0  # records carry no Nats-Msg-Id; keep the dedupe table small
 DEAD_MAX_AGE = 14 * 86400.0
+AUDIT_MAX_AGE = 90 * 86400.0
 ROOMS_TTL = 24 * 3600.0  # a SIP call's room outlives no call by this much
 ACK_MARGIN = 20.0  # ack wait = request timeout + margin, so no delivery runs twice at once
 
@@ -88,6 +91,17 @@ def streams(replicas: int = 1, retention: RecordsConfig | None = None) -> list[S
             num_replicas=replicas,
             allow_direct=True,
         ),
+        StreamConfig(
+            name=SIP_AUDIT,
+            description="Every change through the API or CLI: who, what, when; see GET /sip/audit",
+            subjects=[contracts.AUDIT_SUBJECTS],
+            retention=RetentionPolicy.LIMITS,
+            storage=StorageType.FILE,
+            max_age=AUDIT_MAX_AGE,
+            duplicate_window=ATTEMPTS_DUPLICATE_WINDOW,
+            num_replicas=replicas,
+            allow_direct=True,  # GET /sip/audit reads with batched direct gets
+        ),
     ]
 
 
@@ -105,6 +119,13 @@ def buckets(replicas: int = 1) -> list[KeyValueConfig]:
             description="SIP room name -> matched hook host",
             history=1,
             ttl=ROOMS_TTL,
+            storage=StorageType.FILE,
+            replicas=replicas,
+        ),
+        KeyValueConfig(
+            bucket=ACCESS_BUCKET,
+            description="Tenant token generation per hook host: a revoke bumps it",
+            history=1,
             storage=StorageType.FILE,
             replicas=replicas,
         ),
@@ -156,12 +177,12 @@ def consumers(config: ServerConfig) -> list[ConsumerSpec]:
 async def check_topology(js: JetStreamContext) -> None:
     """Raise TopologyError naming what is missing; run `sayna-sip provision` to fix."""
     missing: list[str] = []
-    for stream in (LK_EVENTS, SIP_DELIVERIES, SIP_DEAD, SIP_ATTEMPTS):
+    for stream in (LK_EVENTS, SIP_DELIVERIES, SIP_DEAD, SIP_ATTEMPTS, SIP_AUDIT):
         try:
             await js.stream_info(stream)
         except NotFoundError:
             missing.append(f"stream {stream}")
-    for bucket in (HOOKS_BUCKET, ROOMS_BUCKET):
+    for bucket in (HOOKS_BUCKET, ROOMS_BUCKET, ACCESS_BUCKET):
         try:
             await js.stream_info(f"KV_{bucket}")
         except NotFoundError:
