@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
@@ -17,6 +18,11 @@ from sayna_sip.common.config import ServerConfig
 from sayna_sip.ingress.app import create_app
 from tests.fixtures.livekit import API_KEY, API_SECRET
 from tests.fixtures.nats import NatsServer
+
+if TYPE_CHECKING:
+    from nats.aio.client import Client as Nats
+
+    from tests.ingress.tenants import Tenants
 
 STATIC_HOST = "static.example.com"
 Client = AsyncTestClient[Litestar]
@@ -87,3 +93,14 @@ async def wait_until(check: Callable[[], Awaitable[bool]], timeout: float = 10.0
         # Polling on purpose: the condition lives in another process (NATS, a server).
         while not await check():  # noqa: ASYNC110
             await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+async def tenants(
+    nats_server: NatsServer, jetstream: JetStreamContext, nats_client: Nats
+) -> AsyncIterator[Tenants]:
+    """Two tenants (auth on) with hooks, records, dead letters and tokens (tenants.py)."""
+    from tests.ingress.tenants import open_tenants  # it builds on the helpers above
+
+    async with open_tenants(nats_server, jetstream, nats_client) as t:
+        yield t

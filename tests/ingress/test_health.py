@@ -58,9 +58,9 @@ async def test_schema_documents_every_route_body_and_error(ingress: Client) -> N
     paths = spec["paths"]
     expected = {
         ("/livekit/webhook", "post"): {"200", "400", "401", "413", "503"},
-        ("/sip/hooks", "get"): {"200", "401", "503"},
-        ("/sip/hooks", "post"): {"200", "400", "401", "409", "415", "503"},
-        ("/sip/hooks", "delete"): {"200", "400", "401", "409", "415", "503"},
+        ("/sip/hooks", "get"): {"200", "401", "403", "503"},
+        ("/sip/hooks", "post"): {"200", "400", "401", "403", "409", "415", "503"},
+        ("/sip/hooks", "delete"): {"200", "400", "401", "403", "409", "415", "503"},
         ("/healthz", "get"): {"200", "503"},
         ("/readyz", "get"): {"200", "503"},
         ("/metrics", "get"): {"200"},

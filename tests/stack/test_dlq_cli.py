@@ -8,7 +8,7 @@ import pytest
 from nats.js import JetStreamContext
 
 from sayna_sip.cli import dlq as dlq_cli
-from sayna_sip.common import deadletters, topology
+from sayna_sip.common import audit, deadletters, topology
 from sayna_sip.common.contracts import Header
 from tests.fixtures.https_sink import HttpsSink, Reply
 from tests.fixtures.nats import NatsServer
@@ -132,3 +132,18 @@ async def test_redrive_stops_at_the_letters_present_when_it_began(
     assert "redriven 2 dead letter(s)" in capsys.readouterr().out
     assert calls == 2
     assert len(await dead_letters(jetstream)) == 2  # the two new ones, for a later redrive
+
+
+async def test_a_redrive_from_the_cli_is_in_the_audit_log(
+    jetstream: JetStreamContext, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.ingress.tenants import EV, A, seed_dead_letter
+
+    await seed_dead_letter(jetstream, A)
+    assert await cli("redrive", "--host", A.upper()) == 0
+    assert "redriven 1 dead letter(s)" in capsys.readouterr().out
+    info = await jetstream.stream_info(topology.SIP_AUDIT)
+    stored = await jetstream.get_msg(topology.SIP_AUDIT, info.state.last_seq)
+    rec = audit.decode(stored.data or b"")
+    assert (rec.via, rec.actor, rec.action, rec.host) == ("cli", "admin", "dlq.redrive", A)
+    assert rec.values == {"redriven": 1} and EV[A] not in str(rec)

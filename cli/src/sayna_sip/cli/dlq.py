@@ -11,12 +11,13 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from sayna_sip.common import deadletters, natsconn, topology, upstate
+from sayna_sip.common import audit, deadletters, natsconn, topology, upstate
 from sayna_sip.common.config import NatsConfig
 from sayna_sip.common.contracts import Header
 from sayna_sip.common.deadletters import DeadLetter
 from sayna_sip.common.deliveries import rfc3339
 from sayna_sip.common.errors import ConfigError
+from sayna_sip.common.hosts import normalize_host
 from sayna_sip.common.streamscan import StreamReader
 
 COLUMNS = ("SEQ", "DEAD AT", "HOOK", "EVENT", "EVENT ID", "TRIES", "REASON", "LAST")
@@ -71,6 +72,11 @@ async def _run(nats: NatsConfig, args: argparse.Namespace) -> int:
             if not done.truncated:
                 break
         print(f"redriven {count} dead letter(s)")
+        host = normalize_host(args.host) if args.host else None
+        await audit.AuditLog(nc, js).publish(  # made outside the API, audited all the same
+            audit.record(actor="admin", action="dlq.redrive", host=host, via="cli",
+                         fields=["host"] if host else [], values={"redriven": count})
+        )  # fmt: skip
         return 0
     finally:
         await natsconn.close(nc)

@@ -21,16 +21,22 @@ from nats.aio.client import Client
 
 from sayna_sip.common import metrics as common_metrics
 from sayna_sip.common import natsconn, topology
+from sayna_sip.common.audit import AuditLog
 from sayna_sip.common.config import ServerConfig
 from sayna_sip.common.logs import quote
 from sayna_sip.common.version import __version__
 from sayna_sip.ingress import (
+    audit_trail,
+    routes_access,
+    routes_audit,
     routes_console,
     routes_deliveries,
     routes_health,
     routes_hooks,
     routes_webhook,
 )
+from sayna_sip.ingress.access import provide_access
+from sayna_sip.ingress.access_tokens import Generations, TokenSigner
 from sayna_sip.ingress.errors import (
     IngressError,
     http_error_handler,
@@ -65,7 +71,8 @@ def _openapi() -> OpenAPIConfig:
                 routes_hooks.BEARER_SCHEME: SecurityScheme(
                     type="http",
                     scheme="bearer",
-                    description="AUTH_API_SECRET / AUTH_API_SECRETS_JSON token, when AUTH_REQUIRED",
+                    description="AUTH_API_SECRET / AUTH_API_SECRETS_JSON token (admin), or a "
+                    "tenant token from POST /sip/hooks/{host}/access-tokens, when AUTH_REQUIRED",
                 )
             }
         ),
@@ -83,6 +90,8 @@ def create_app(
     lk = config.livekit
     verifier = WebhookVerifier(lk.api_key, lk.api_secret) if lk.api_key and lk.api_secret else None
     ingress = Ingress(config, registry, metrics, WebhookIntake(verifier, None, metrics))
+    box = config.sip.secret_box if config.sip is not None else None
+    ingress.signer = TokenSigner(box) if box is not None else None
 
     def publisher(nc: Client) -> EventPublisher:
         return EventPublisher(nc, metrics, publish_timeout, publish_budget)
@@ -92,12 +101,18 @@ def create_app(
             routes_webhook.receive_webhook,
             routes_hooks.hooks_router(config.auth, metrics.hook_api_calls),
             routes_deliveries.deliveries_router(config.auth),
+            routes_access.access_router(config.auth),
+            routes_audit.audit_router(config.auth),
             routes_health.healthz,
             routes_health.readyz,
             routes_health.metrics,
             routes_console.console_router(),
         ],
-        dependencies={"ingress": Provide(provide_ingress, sync_to_thread=False)},
+        dependencies={
+            "ingress": Provide(provide_ingress, sync_to_thread=False),
+            "access": Provide(provide_access, sync_to_thread=False),
+        },
+        middleware=[audit_trail.middleware],
         state=State({"ingress": ingress}),
         lifespan=[_lifespan(ingress, verifier, publisher)],
         exception_handlers={
@@ -152,6 +167,8 @@ def _lifespan(
                 config.sip.secret_box,
             )
             ingress.records = await Records.start(nc, js, ingress.hooks)
+            ingress.generations = Generations(await js.key_value(topology.ACCESS_BUCKET))
+            ingress.audit = AuditLog(nc, js)
             publisher = new_publisher(nc)
             await publisher.start()
             ingress.intake = WebhookIntake(verifier, publisher, metrics)

@@ -44,6 +44,11 @@ class Unauthorized(IngressError):
     code: str = ErrorCode.UNAUTHORIZED
 
 
+class Forbidden(IngressError):
+    status = 403
+    code: str = ErrorCode.FORBIDDEN
+
+
 class NotFound(IngressError):
     status = 404
     code: str = ErrorCode.NOT_FOUND

@@ -14,6 +14,7 @@ class IngressMetrics:
     webhooks: Counter
     publish_seconds: Histogram
     hook_api_calls: Counter
+    audit_records: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> IngressMetrics:
@@ -36,6 +37,13 @@ class IngressMetrics:
                 "ingress_hook_api_calls",
                 "Calls to /sip/hooks, by method and HTTP status",
                 ["method", "status"],
+                namespace=NAMESPACE,
+                registry=registry,
+            ),
+            audit_records=Counter(
+                "ingress_audit_records",
+                "Audit records of accepted API changes, by outcome (stored in SIP_AUDIT or not)",
+                ["outcome"],
                 namespace=NAMESPACE,
                 registry=registry,
             ),

@@ -21,18 +21,24 @@ class Records:
     dead_reader: StreamReader
     replayer: Replayer
     hooks: HookStore
+    audit_reader: StreamReader
 
     @classmethod
     async def start(cls, nc: Client, js: JetStreamContext, hooks: HookStore) -> Records:
         attempts = StreamReader(nc, topology.SIP_ATTEMPTS)
         dead = StreamReader(nc, topology.SIP_DEAD)
-        await attempts.start()
-        await dead.start()
+        audit = StreamReader(nc, topology.SIP_AUDIT)
+        for reader in (attempts, dead, audit):
+            await reader.start()
 
         async def attempts_last() -> int:
             return (await js.stream_info(topology.SIP_ATTEMPTS)).state.last_seq
 
-        return cls(js, Deliveries(attempts, attempts_last), dead, Replayer(js, attempts), hooks)
+        deliveries = Deliveries(attempts, attempts_last)
+        return cls(js, deliveries, dead, Replayer(js, attempts), hooks, audit)
+
+    async def audit_last_seq(self) -> int:
+        return (await self.js.stream_info(topology.SIP_AUDIT)).state.last_seq
 
     async def dead_last_seq(self) -> int:
         return (await self.js.stream_info(topology.SIP_DEAD)).state.last_seq

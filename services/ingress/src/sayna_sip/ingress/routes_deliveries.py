@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, Router, get, post
+from litestar import Controller, Request, Router, get, post
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Body, Parameter
 
@@ -21,6 +21,8 @@ from sayna_sip.common.deliveries import QueryError, parse_when, rfc3339, view
 from sayna_sip.common.errors import ConfigError
 from sayna_sip.common.hosts import normalize_host
 from sayna_sip.common.labels import ErrorCode
+from sayna_sip.ingress.access import Access
+from sayna_sip.ingress.audit_trail import Change, note
 from sayna_sip.ingress.auth import bearer_guard
 from sayna_sip.ingress.errors import BadRequest, IngressError, Unavailable
 from sayna_sip.ingress.records_state import Records
@@ -41,6 +43,7 @@ from sayna_sip.ingress.schemas_records import (
 from sayna_sip.ingress.state import IngressDep
 
 BEARER_SCHEME = "ApiToken"
+TENANT_SELF = {"tenant": "self"}  # the handler limits a tenant to its host (access.py)
 
 
 class NotFound(IngressError):
@@ -54,7 +57,11 @@ def _err(description: str) -> ResponseSpec:
 
 _READ = {
     400: _err("A filter, time, limit or cursor that cannot be used"),
-    401: _err("AUTH_REQUIRED is on and the Bearer token is missing or unknown"),
+    401: _err(
+        "AUTH_REQUIRED is on and the Bearer token is missing or unknown, or a tenant "
+        "token expired or revoked"
+    ),
+    403: _err("A tenant token on a route that is not its host's"),
     503: _err("NATS unavailable, or SIP not configured"),
 }
 
@@ -100,13 +107,14 @@ class DeliveriesController(Controller):
     security = [{BEARER_SCHEME: []}]
 
     @get("/deliveries/{event_id:str}", summary="An event's route and attempts", responses={
-        **_READ, 404: _err("No record of this event id")})  # fmt: skip
-    async def delivery(self, ingress: IngressDep, event_id: str) -> DeliveryOut:
+        **_READ, 404: _err("No record of this event id")}, opt=TENANT_SELF)  # fmt: skip
+    async def delivery(self, ingress: IngressDep, access: Access, event_id: str) -> DeliveryOut:
         found = await _records(ingress).deliveries.event(event_id)
-        if found is None:
+        # A tenant sees an event routed to its host, and only that host's attempts.
+        if found is None or not access.sees(getattr(found.route, "host", None)):
             raise NotFound(f"no delivery record of event {event_id}", ErrorCode.NOT_FOUND)
         route = _out(found.route) if found.route is not None else None
-        attempts = [_out(a) for a in found.attempts]
+        attempts = [_out(a) for a in found.attempts if access.sees(getattr(a, "host", None))]
         return DeliveryOut(found.event_id, found.event, found.room, route, attempts)  # type: ignore[arg-type]
 
     @get("/deliveries", summary="Routing and attempt records, newest first", responses=_READ)
@@ -131,7 +139,8 @@ class DeliveriesController(Controller):
             raise BadRequest(str(exc), ErrorCode.INVALID_QUERY) from None
         return DeliveryPage([_out(r) for r in page.items], page.next_cursor)
 
-    @get("/hooks/{host:str}/stats", summary="A hook's attempts over a window", responses=_READ)
+    @get("/hooks/{host:str}/stats", summary="A hook's attempts over a window", responses={
+        **_READ, 404: _err("A tenant token: not its host")})  # fmt: skip
     async def hook_stats(self, ingress: IngressDep, host: str, window: str = "24h") -> HookStats:
         seconds = deliveries.STATS_WINDOWS.get(window)
         if seconds is None:
@@ -172,31 +181,50 @@ class DeliveriesController(Controller):
         )
 
     @post("/dead-letters/redrive", status_code=200, summary="Deliver dead letters again",
-          responses=_READ)  # fmt: skip
+          responses=_READ, opt=TENANT_SELF)  # fmt: skip
     async def redrive(
-        self, ingress: IngressDep, data: Annotated[RedriveIn, Body(description="filters")]
+        self,
+        ingress: IngressDep,
+        access: Access,
+        request: Request[Any, Any, Any],
+        data: Annotated[RedriveIn, Body(description="filters")],
     ) -> RedriveResult:
         if data.host is None and data.since is None and data.event_ids is None:
             raise BadRequest("give host, since or event_ids (all of them: since=7d)",
                              ErrorCode.INVALID_BODY)  # fmt: skip
         records = _records(ingress)
+        host = access.host_filter(_host(data.host))  # a tenant's: its own host only
         done = await deadletters.redrive(
-            records.js, records.dead_reader, host=_host(data.host),
+            records.js, records.dead_reader, host=host,
             since=_when(data.since, "since"), until=_when(data.until, "until"),
             event_ids=data.event_ids,
         )  # fmt: skip
+        note(request, Change(host, [k for k in ("host", "since", "until", "event_ids")
+                                    if getattr(data, k) is not None], {
+            "since": data.since, "until": data.until,
+            "count": None if data.event_ids is None else len(data.event_ids),
+            "redriven": done.redriven, "skipped": done.skipped, "truncated": done.truncated,
+        }))  # fmt: skip
         return RedriveResult(done.redriven, done.skipped, done.truncated)
 
     @post("/hooks/{host:str}/replay", status_code=200, summary="Deliver a window's events again",
-          responses=_READ)  # fmt: skip
+          responses={**_READ, 404: _err("A tenant token: not its host")})  # fmt: skip
     async def replay(
-        self, ingress: IngressDep, host: str, data: Annotated[ReplayIn, Body(description="window")]
+        self,
+        ingress: IngressDep,
+        request: Request[Any, Any, Any],
+        host: str,
+        data: Annotated[ReplayIn, Body(description="window")],
     ) -> ReplayResult:
         records = _records(ingress)
         since = _when(data.since, "since")
         until = _when(data.until, "until")
         assert since is not None
-        done = await records.replayer.replay(_host(host) or "", since, until)
+        name = _host(host) or ""
+        done = await records.replayer.replay(name, since, until)
+        note(request, Change(name, ("since", "until"), {
+            "since": data.since, "until": data.until, "replayed": done.replayed,
+            "expired": done.expired, "truncated": done.truncated}))  # fmt: skip
         return ReplayResult(done.replayed, done.expired, done.truncated, rfc3339(done.next_since))
 
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated
+from typing import Annotated, Any
 
-from litestar import Controller, Router, delete, get, post
+from litestar import Controller, Request, Router, delete, get, post
 from litestar.exceptions import HTTPException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Body
@@ -16,10 +16,12 @@ from sayna_sip.common import hook_secrets
 from sayna_sip.common.config import AuthConfig, SipConfig
 from sayna_sip.common.hook import Hook
 from sayna_sip.common.labels import ErrorCode
+from sayna_sip.common.secretbox import fingerprint
 from sayna_sip.ingress import endpoints, hookrules
+from sayna_sip.ingress.audit_trail import Change, note
 from sayna_sip.ingress.auth import bearer_guard
-from sayna_sip.ingress.errors import Conflict
-from sayna_sip.ingress.hooks import HookStore
+from sayna_sip.ingress.errors import Conflict, NotFound
+from sayna_sip.ingress.hooks import HookStore, HookWrite
 from sayna_sip.ingress.schemas import (
     ErrorBody,
     HookDeleteResult,
@@ -41,7 +43,11 @@ def _err(description: str) -> ResponseSpec:
 
 
 _COMMON = {
-    401: _err("AUTH_REQUIRED is on and the Bearer token is missing or unknown"),
+    401: _err(
+        "AUTH_REQUIRED is on and the Bearer token is missing or unknown, or a tenant "
+        "token expired (token_expired) or revoked (token_revoked)"
+    ),
+    403: _err("A tenant token on a route that is not its host's"),
     503: _err("NATS KV unavailable"),
 }
 _WRITE = {
@@ -64,6 +70,12 @@ _TEST = {
 
 def view(hook: Hook, sip: SipConfig | None) -> HookOut:
     return HookOut.of(hook, hook_secrets.static_secrets(hook, sip) if sip else ())
+
+
+def _upserted(write: HookWrite) -> Change:
+    """url and events as set; a secret by name only."""
+    fields = ["url", "events"] + (["secret"] if write.secret else [])
+    return Change(write.host, fields, {"url": write.url, "events": write.events})
 
 
 def _out(records: list[Hook], sip: SipConfig | None = None) -> list[HookOut]:
@@ -89,24 +101,42 @@ class HooksController(Controller):
             return HookList(hooks=[])
         return HookList(hooks=_out(await ingress.hooks.all(), ingress.config.sip))
 
+    @get("/{host:str}", summary="One host's hook", responses={**_COMMON, 404: _ONE[404]})
+    async def get_hook(self, ingress: IngressDep, host: str) -> HookOut:
+        if ingress.hooks is None:
+            raise NotFound(f"no hook for host '{host}'", ErrorCode.HOOK_NOT_FOUND)
+        return view(await ingress.hooks.get(hookrules.host(host)), ingress.config.sip)
+
     @post(
         status_code=200, summary="Add hooks, or replace those with the same host", responses=_WRITE
     )
     async def upsert_hooks(
         self,
         ingress: IngressDep,
+        request: Request[Any, Any, Any],
         data: Annotated[HooksUpsert, Body(description="hooks to add or replace")],
     ) -> HookList:
         sip, store = _writable(ingress)
-        records = await store.upsert(hookrules.upserts(data.hooks, sip))
+        writes = hookrules.upserts(data.hooks, sip)
+        records = await store.upsert(writes)
+        note(request, *(_upserted(w) for w in writes))
         return HookList(hooks=_out(records, sip))
 
     @delete(status_code=200, summary="Remove runtime hooks by host", responses=_WRITE)
     async def delete_hooks(
-        self, ingress: IngressDep, data: Annotated[HostsDelete, Body(description="hosts to remove")]
+        self,
+        ingress: IngressDep,
+        request: Request[Any, Any, Any],
+        data: Annotated[HostsDelete, Body(description="hosts to remove")],
     ) -> HookDeleteResult:
         sip, store = _writable(ingress)
-        records, missing = await store.remove(hookrules.removals(data.hosts, sip))
+        hosts = hookrules.removals(data.hosts, sip)
+        records, missing = await store.remove(hosts)
+        gone = [h for h in hosts if h not in missing]
+        if ingress.generations is not None:  # a host added again later is not its tokens'
+            for host in gone:
+                await ingress.generations.bump(host)
+        note(request, *(Change(h, ("hook",)) for h in gone))
         return HookDeleteResult(hooks=_out(records, sip), not_found=missing)
 
     @post(
@@ -119,23 +149,33 @@ class HooksController(Controller):
     async def rotate_secret(
         self,
         ingress: IngressDep,
+        request: Request[Any, Any, Any],
         host: str,
         data: Annotated[RotateIn | None, Body(description="the new secret, or none")] = None,
     ) -> Rotated:
         sip, store = _writable(ingress)
         given = data.secret if data is not None else None
         secret, record = await endpoints.rotate(store, sip, hookrules.host(host), given)
+        note(request, Change(record.host, ("secrets",), {"fingerprint": fingerprint(secret)}))
         return Rotated(secret=secret, hook=view(record, sip))
 
     @post("/{host:str}/disable", status_code=200, summary="Stop delivering", responses=_ONE)
-    async def disable_hook(self, ingress: IngressDep, host: str) -> HookOut:
+    async def disable_hook(
+        self, ingress: IngressDep, request: Request[Any, Any, Any], host: str
+    ) -> HookOut:
         sip, store = _writable(ingress)
-        return view(await endpoints.set_enabled(ingress, store, hookrules.host(host), False), sip)
+        record = await endpoints.set_enabled(ingress, store, hookrules.host(host), False)
+        note(request, Change(record.host, ("enabled",), {"enabled": False}))
+        return view(record, sip)
 
     @post("/{host:str}/enable", status_code=200, summary="Deliver again", responses=_ONE)
-    async def enable_hook(self, ingress: IngressDep, host: str) -> HookOut:
+    async def enable_hook(
+        self, ingress: IngressDep, request: Request[Any, Any, Any], host: str
+    ) -> HookOut:
         sip, store = _writable(ingress)
-        return view(await endpoints.set_enabled(ingress, store, hookrules.host(host), True), sip)
+        record = await endpoints.set_enabled(ingress, store, hookrules.host(host), True)
+        note(request, Change(record.host, ("enabled",), {"enabled": True}))
+        return view(record, sip)
 
     @post(
         "/{host:str}/test",

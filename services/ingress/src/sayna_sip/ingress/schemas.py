@@ -132,3 +132,26 @@ class HookDeleteResult(msgspec.Struct, frozen=True):
 
 class Health(msgspec.Struct, frozen=True):
     status: str
+
+
+class AccessTokenIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """POST /sip/hooks/{host}/access-tokens body: how long the token lasts (1m to 30d)."""
+
+    ttl: Annotated[str, msgspec.Meta(max_length=32)] | None = None
+
+
+class AccessToken(msgspec.Struct, frozen=True):
+    """A tenant token (shown this once) and the console link that opens the host's portal."""
+
+    token: str
+    token_id: str
+    host: str
+    expires_at: str
+    portal_path: str  # /console#token=…: the fragment never reaches a server or a log
+
+
+class Revoked(msgspec.Struct, frozen=True):
+    """Every token of the host minted before now is refused from now on."""
+
+    host: str
+    generation: int

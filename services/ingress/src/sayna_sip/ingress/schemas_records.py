@@ -120,3 +120,27 @@ class ReplayResult(msgspec.Struct, frozen=True):
     truncated: bool  # more events than one call replays: call again from `next_since`
     next_since: str | None = None
     status: Literal["ok"] = "ok"
+
+
+class AuditOut(msgspec.Struct, frozen=True):
+    """One audit record (see common.audit) with its position in SIP_AUDIT."""
+
+    seq: int
+    v: int
+    at: str
+    actor: str
+    action: str
+    host: str | None
+    endpoint: str | None
+    request_id: str | None
+    via: str
+    fields: list[str]
+    values: dict[str, str | int | float | bool | list[str] | None]
+    truncated: bool
+
+
+class AuditPage(msgspec.Struct, frozen=True):
+    """Audit records, newest first; pass `next_cursor` as `cursor` for the next page."""
+
+    records: list[AuditOut]
+    next_cursor: str | None

@@ -11,7 +11,9 @@ from nats.js import JetStreamContext
 from prometheus_client import CollectorRegistry
 
 from sayna_sip.common import contracts
+from sayna_sip.common.audit import AuditLog
 from sayna_sip.common.config import ServerConfig
+from sayna_sip.ingress.access_tokens import Generations, TokenSigner
 from sayna_sip.ingress.hooks import HookStore
 from sayna_sip.ingress.intake import WebhookIntake
 from sayna_sip.ingress.metrics import IngressMetrics
@@ -28,6 +30,9 @@ class Ingress:
     js: JetStreamContext | None = None
     hooks: HookStore | None = None
     records: Records | None = None  # delivery records, dead letters, replay (SIP on)
+    signer: TokenSigner | None = None  # tenant tokens (SIP_SECRETS_KEY set)
+    generations: Generations | None = None  # tenant token revocation (KV sip_access)
+    audit: AuditLog | None = None  # SIP_AUDIT
 
     def body_limit(self) -> int:
         """WEBHOOK_MAX_BODY_BYTES, lowered to what the NATS server accepts (its announced

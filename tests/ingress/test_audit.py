@@ -1,0 +1,169 @@
+"""The audit log: one SIP_AUDIT record per accepted change of every kind, by whom, with
+the request id; never a secret, a token or a header value; read back by GET /sip/audit."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from nats.js import JetStreamContext
+
+from sayna_sip.common import audit, contracts, topology
+from sayna_sip.common.hosts import host_token
+from sayna_sip.common.secretbox import fingerprint
+from tests.ingress.tenants import (
+    SECRET_B,
+    A,
+    B,
+    Tenants,
+)
+
+NEW_SECRET = "whsec_Q0NDQ0NDQ0NDQ0NDQ0NDQ0NDQ0NDQ0NDQ0NDQ0M="
+OTHER_SECRET = "a-plain-secret-of-more-than-16-chars"
+UPSERT_A = {"host": A, "url": f"https://{A}/v2?key=q", "secret": NEW_SECRET}
+
+
+async def _stored(js: JetStreamContext) -> list[tuple[str, bytes]]:
+    """Every message of SIP_AUDIT, raw: subject and bytes."""
+    info = await js.stream_info(topology.SIP_AUDIT)
+    out = []
+    for seq in range(info.state.first_seq, info.state.last_seq + 1):
+        msg = await js.get_msg(topology.SIP_AUDIT, seq)
+        out.append((msg.subject or "", msg.data or b""))
+    return out
+
+
+async def _records(js: JetStreamContext) -> list[dict[str, Any]]:
+    return [json.loads(data) for _, data in await _stored(js)]
+
+
+async def test_every_change_kind_is_recorded_once_with_who_and_the_request_id(
+    tenants: Tenants, jetstream: JetStreamContext
+) -> None:
+    t = tenants
+    start = len(await _records(jetstream))
+    changes: list[tuple[str, str, dict[str, Any], str]] = [
+        ("POST", "/sip/hooks", {"hooks": [UPSERT_A]}, "upsert_hooks"),
+        ("POST", f"/sip/hooks/{A}/rotate-secret", {"secret": OTHER_SECRET}, "rotate_secret"),
+        ("POST", f"/sip/hooks/{A}/disable", {}, "disable_hook"),
+        ("POST", f"/sip/hooks/{A}/enable", {}, "enable_hook"),
+        ("POST", f"/sip/hooks/{A}/replay", {"since": "1h"}, "replay"),
+        ("POST", "/sip/dead-letters/redrive", {"host": A}, "redrive"),
+        ("POST", f"/sip/hooks/{A}/access-tokens", {"ttl": "2h"}, "mint_access_token"),
+        ("POST", f"/sip/hooks/{A}/access-tokens/revoke", {}, "revoke_access_tokens"),
+        ("DELETE", "/sip/hooks", {"hosts": [A]}, "delete_hooks"),
+    ]
+    answers = []
+    for i, (method, path, body, _) in enumerate(changes):
+        r = await t.client.request(method, path, json=body,
+                                   headers={**_admin(), "X-Request-Id": f"req-{i}"})  # fmt: skip
+        assert r.status_code == 200, (path, r.text)
+        assert r.headers["x-request-id"] == f"req-{i}"
+        answers.append(r.json())
+    records = (await _records(jetstream))[start:]
+    assert [r["action"] for r in records] == [c[3] for c in changes]
+    for i, rec in enumerate(records):
+        assert rec["v"] == audit.AUDIT_VERSION and rec["at"].endswith("Z")
+        assert rec["actor"] == "admin" and rec["host"] == A and rec["via"] == "api"
+        assert rec["request_id"] == f"req-{i}"
+    by = {r["action"]: r for r in records}
+    assert by["upsert_hooks"]["fields"] == ["events", "secret", "url"]
+    assert by["upsert_hooks"]["values"]["url"] == f"https://{A}/v2"  # no query kept
+    assert by["rotate_secret"]["values"] == {"fingerprint": fingerprint(OTHER_SECRET)}
+    assert by["disable_hook"]["values"] == {"enabled": False}
+    assert by["redrive"]["values"]["redriven"] == 1
+    assert by["mint_access_token"]["values"]["token_id"] == answers[6]["token_id"]
+    assert by["revoke_access_tokens"]["values"] == {"generation": 1}
+
+
+async def test_a_tenants_change_is_recorded_under_its_token_id(
+    tenants: Tenants, jetstream: JetStreamContext
+) -> None:
+    t = tenants
+    r = await t.as_tenant(A, "POST", f"/sip/hooks/{A}/disable", json={})
+    assert r.status_code == 200
+    rec = (await _records(jetstream))[-1]
+    assert rec["actor"] == t.token_ids[A] and rec["host"] == A
+    assert rec["request_id"] == r.headers["x-request-id"] and rec["request_id"].startswith("req_")
+
+
+async def test_refused_and_read_only_requests_are_not_recorded(
+    tenants: Tenants, jetstream: JetStreamContext
+) -> None:
+    t = tenants
+    before = await _records(jetstream)
+    assert (await t.as_admin("POST", "/sip/hooks", json={"hooks": []})).status_code == 400
+    assert (await t.as_tenant(A, "POST", f"/sip/hooks/{B}/disable", json={})).status_code == 404
+    assert (await t.as_tenant(A, "POST", f"/sip/hooks/{A}/test", json={})).status_code == 503
+    assert (await t.as_admin("GET", "/sip/hooks")).status_code == 200
+    assert await _records(jetstream) == before
+
+
+async def test_no_record_holds_a_secret_or_a_token(
+    tenants: Tenants, jetstream: JetStreamContext
+) -> None:
+    t = tenants
+    rotated = (await t.as_admin("POST", f"/sip/hooks/{B}/rotate-secret", json={})).json()
+    await t.as_admin("POST", "/sip/hooks", json={"hooks": [{"host": B, "url": f"https://{B}/h",
+                                                            "secret": NEW_SECRET}]})  # fmt: skip
+    await t.as_admin("POST", f"/sip/hooks/{B}/rotate-secret", json={"secret": OTHER_SECRET})
+    raw = b"".join(data for _, data in await _stored(jetstream))
+    for secret in (SECRET_B, rotated["secret"], NEW_SECRET, OTHER_SECRET, *t.tokens.values()):
+        assert secret.encode() not in raw
+        assert secret.removeprefix("whsec_").encode() not in raw
+
+
+async def test_records_are_filed_by_host_and_read_back_newest_first(
+    tenants: Tenants, jetstream: JetStreamContext
+) -> None:
+    t = tenants
+    for _ in range(3):
+        await t.as_admin("POST", f"/sip/hooks/{B}/disable", json={})
+    subjects = {s for s, _ in await _stored(jetstream)}
+    assert f"sip.audit.{host_token(B)}" in subjects
+    first = (await t.as_admin("GET", "/sip/audit", params={"host": B, "limit": 2})).json()
+    assert [r["host"] for r in first["records"]] == [B, B]
+    assert first["records"][0]["seq"] > first["records"][1]["seq"]
+    rest = await t.as_admin(
+        "GET", "/sip/audit", params={"host": B, "limit": 100, "cursor": first["next_cursor"]}
+    )
+    seqs = [r["seq"] for r in rest.json()["records"]]
+    assert seqs and max(seqs) < first["records"][1]["seq"]
+    assert (await t.as_admin("GET", "/sip/audit", params={"since": "1s"})).status_code == 200
+    everyone = (await t.as_admin("GET", "/sip/audit")).json()["records"]
+    assert {r["host"] for r in everyone} >= {A, B}
+    assert (await t.as_admin("GET", "/sip/audit", params={"cursor": "x"})).status_code == 400
+
+
+def _admin() -> dict[str, str]:
+    from tests.ingress.tenants import ADMIN, bearer
+
+    return bearer(ADMIN)
+
+
+def test_a_record_without_a_version_reads_as_version_1() -> None:
+    old = b'{"at":"2026-01-01T00:00:00Z","actor":"admin","action":"x","later":"ignored"}'
+    assert audit.decode(old).v == 1
+
+
+def test_values_pass_an_allow_list_and_urls_lose_their_query() -> None:
+    rec = audit.record(actor="admin", action="x", fields=["secret", "headers"],
+                       values={"secret": "s3cr3t", "headers": {"X-Key": "v"},
+                               "url": "https://h/p?token=t#f", "enabled": True})  # fmt: skip
+    assert rec.values == {"url": "https://h/p", "enabled": True}
+    assert rec.fields == ["headers", "secret"]
+
+
+def test_a_record_too_large_for_the_server_drops_its_values() -> None:
+    rec = audit.record(actor="admin", action="x", values={"url": "https://h/" + "p" * 400})
+    small = audit.encode(rec, max_payload=300)
+    assert len(small) <= 300 and audit.decode(small).truncated is True
+    assert audit.decode(small).values == {}
+    assert audit.decode(audit.encode(rec, 1 << 20)).values == rec.values
+
+
+@pytest.mark.parametrize("host", [A, None])
+def test_subjects(host: str | None) -> None:
+    subject = contracts.audit_subject(host)
+    assert subject == (f"sip.audit.{host_token(A)}" if host else "sip.audit._all")
