@@ -14,14 +14,14 @@ from prometheus_client import Counter
 
 from sayna_sip.common import hook_secrets
 from sayna_sip.common.config import AuthConfig, SipConfig
-from sayna_sip.common.hook import Hook
+from sayna_sip.common.hook import Hook, HookEntry
 from sayna_sip.common.labels import ErrorCode
 from sayna_sip.common.secretbox import fingerprint
 from sayna_sip.ingress import endpoints, hookrules
 from sayna_sip.ingress.audit_trail import Change, note
 from sayna_sip.ingress.auth import bearer_guard
 from sayna_sip.ingress.errors import Conflict, NotFound
-from sayna_sip.ingress.hooks import HookStore, HookWrite
+from sayna_sip.ingress.hooks import HookStore
 from sayna_sip.ingress.schemas import (
     ErrorBody,
     HookDeleteResult,
@@ -72,10 +72,11 @@ def view(hook: Hook, sip: SipConfig | None) -> HookOut:
     return HookOut.of(hook, hook_secrets.static_secrets(hook, sip) if sip else ())
 
 
-def _upserted(write: HookWrite) -> Change:
-    """url and events as set; a secret by name only."""
-    fields = ["url", "events"] + (["secret"] if write.secret else [])
-    return Change(write.host, fields, {"url": write.url, "events": write.events})
+def _upserted(write: HookEntry) -> Change:
+    """The settings as set (values through the audit allow-list); a secret by name only."""
+    settings = write.settings()
+    fields = [*settings, *(["secret"] if write.secret else [])]
+    return Change(write.host, fields, settings)
 
 
 def _out(records: list[Hook], sip: SipConfig | None = None) -> list[HookOut]:
