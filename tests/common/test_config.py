@@ -318,8 +318,12 @@ def test_secrets_rotation_per_hook_and_global() -> None:
     assert sip.static_hooks["a.com"].secrets == ("whsec_c2VjcmV0a2V5MTIzNDU2Nzg=",)
     static = Hook.new("a.com", "https://a.com/h", "config")
     runtime = Hook.new("runtime.example.com", "https://r.example.com/h", "runtime")
-    assert hook_secrets.signing_secrets(static, sip, 0) == ("whsec_c2VjcmV0a2V5MTIzNDU2Nzg=",)
-    assert hook_secrets.signing_secrets(runtime, sip, 0) == sip.hook_secrets
+    for hook, expected in (
+        (static, ("whsec_c2VjcmV0a2V5MTIzNDU2Nzg=",)),
+        (runtime, sip.hook_secrets),
+    ):
+        (endpoint,) = hook.endpoint_list()
+        assert hook_secrets.signing_secrets(hook, endpoint, sip, 0) == expected
 
 
 def test_retry_schedule_and_allow_networks_and_wildcards_parse() -> None:

@@ -147,3 +147,51 @@ def test_header_values_never_carry_line_breaks() -> None:
     )  # fmt: skip
     assert all("\r" not in v and "\n" not in v for v in d.to_headers().values())
     assert Header.RECEIVED_AT not in d.to_headers()
+
+
+# SIP_DELIVERIES and SIP_DEAD messages exactly as the release before endpoints wrote them:
+# no Sayna-Endpoint header. They are the `default` endpoint's, with the same dedupe ids.
+PREVIOUS_DELIVERY = {
+    "Nats-Msg-Id": "EV_9", "Sayna-Event-Id": "EV_9", "Sayna-Event": "participant_joined",
+    "Sayna-Room": "sip-room", "Sayna-Hook": "a.example.com", "Sayna-Sip-Host": "a.example.com",
+    "Sayna-Version": "1",
+}  # fmt: skip
+PREVIOUS_DEAD = {
+    **PREVIOUS_DELIVERY, "Nats-Msg-Id": "EV_9:a_example_com:g0:dead",
+    "Sayna-Dead-Reason": "hook disabled", "Sayna-Dead-At": "1700000000.000",
+    "Sayna-Attempt": "1", "Sayna-Last-Status": "", "Sayna-Last-Error": "",
+}  # fmt: skip
+
+
+def test_a_delivery_of_the_previous_release_is_the_default_endpoints() -> None:
+    for headers in (PREVIOUS_DELIVERY, PREVIOUS_DEAD):
+        d = parse(headers)
+        assert (d.endpoint, d.lane) == ("default", "a.example.com")
+    assert parse(PREVIOUS_DELIVERY).retry_headers(1, 5.0)[Header.MSG_ID] == (
+        "EV_9:a_example_com:g0:a1"
+    )
+    redriven = parse(PREVIOUS_DEAD).redrive_headers()
+    assert Header.ENDPOINT not in redriven
+    assert redriven[Header.MSG_ID] == "EV_9:a_example_com:g1:redrive"
+
+
+def test_each_endpoint_has_its_own_copy_and_dedupe_ids() -> None:
+    def first(**extra: str) -> Delivery:
+        return Delivery.first(
+            event_id="EV_9", event="participant_joined", room="sip-room",
+            hook="a.example.com", sip_host="a.example.com", received_at=None, **extra,
+        )  # fmt: skip
+
+    default, crm = first(), first(endpoint="crm")
+    assert default.to_headers()[Header.MSG_ID] == "EV_9"  # as the previous release wrote it
+    assert Header.ENDPOINT not in default.to_headers()
+    headers = crm.to_headers()
+    assert (headers[Header.MSG_ID], headers[Header.ENDPOINT]) == ("EV_9:crm", "crm")
+    copy = parse(headers)
+    assert (copy.endpoint, copy.lane) == ("crm", "a.example.com#crm")
+    assert copy.retry_headers(1, 5.0)[Header.MSG_ID] == "EV_9:a_example_com:crm:g0:a1"
+    dead = copy.dead_headers(
+        reason="x", attempts=1, last_status=None, last_error="", hook_url="", dead_at=1.0
+    )
+    assert dead[Header.ENDPOINT] == "crm"  # a dead letter and its redrive stay the CRM's
+    assert parse(dead).redrive_headers()[Header.ENDPOINT] == "crm"

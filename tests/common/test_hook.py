@@ -10,7 +10,7 @@ import pytest
 
 from sayna_sip.common import hookstore, validate
 from sayna_sip.common.errors import ConfigError
-from sayna_sip.common.hook import Hook, HookEntry, HookSecret
+from sayna_sip.common.hook import REDACTED, EndpointEntry, Hook, HookEntry, HookSecret
 from sayna_sip.common.netpolicy import parse_networks
 from sayna_sip.common.secretbox import SecretBox, SecretBoxError, generate_key
 
@@ -122,3 +122,62 @@ def test_config_and_api_share_the_rules_but_only_the_api_applies_the_ssrf_policy
         validate.hook_entry(HookEntry(host="a.com", url="https://a.com/", events=("nope",)), None)
     several = HookEntry(host="a.com", url="https://a.com/", secret="x" * 16 + " " + "y" * 16)
     assert validate.hook_entry(several, None).secrets == ("x" * 16, "y" * 16)  # rotation
+
+
+@pytest.mark.parametrize(
+    ("headers", "named"),
+    [
+        ({"X-Ok": "a\r\nInjected: 1"}, "X-Ok"),
+        ({"X-Ok": "a\nb"}, "X-Ok"),
+        ({"X-Ok": "a\0b"}, "X-Ok"),
+        ({"X-Key": "a", "x-key": "b"}, "x-key"),
+        ({"Content-Length": "1"}, "Content-Length"),
+        ({"Webhook-Signature": "v1,x"}, "Webhook-Signature"),
+        ({"x-sayna-hook": "x"}, "x-sayna-hook"),
+        ({"Tracestate": "x"}, "Tracestate"),
+        ({"Bad:Name": "x"}, "Bad:Name"),
+        ({f"X-H{i}": "v" for i in range(21)}, "at most 20"),
+        ({"X-Big": "v" * 4096}, "more than 4096"),
+    ],
+)
+def test_custom_headers_are_refused_with_the_header_named(
+    headers: dict[str, str], named: str
+) -> None:
+    entry = HookEntry(host="a.com", url="https://a.com/", headers=headers)
+    with pytest.raises(ConfigError) as refused:
+        validate.hook_entry(entry, None)
+    assert refused.value.code == "invalid_headers" and named in str(refused.value)
+
+
+def test_header_values_are_sealed_kept_when_redacted_and_kept_when_not_written() -> None:
+    box = SecretBox.from_setting(generate_key())
+    value = "Bearer sk_live_0123456789"
+    entry = HookEntry(host="a.com", url="https://a.com/", headers={"Authorization": value})
+    hook = hookstore.record(validate.hook_entry(entry, None), "runtime", None, box)
+    sealed = (hook.headers or {})["Authorization"]
+    assert value.encode() not in hook.encode() and box.open(sealed, "a.com") == value
+    again = HookEntry(host="a.com", url="https://a.com/v2", headers={"Authorization": REDACTED})
+    assert hookstore.record(again, "runtime", hook, box).headers == {"Authorization": sealed}
+    seed = HookEntry(host="a.com", url="https://a.com/v3")  # a seed client knows no headers
+    assert hookstore.record(seed, "runtime", hook, box).headers == {"Authorization": sealed}
+    cleared = HookEntry(host="a.com", url="https://a.com/v3", headers={})
+    assert hookstore.record(cleared, "runtime", hook, box).headers is None
+    static = hookstore.record(entry, "config", None, None)
+    assert static.headers == {"Authorization": ""}  # the value stays in the config
+
+
+def test_endpoints_keep_their_state_across_a_seed_write() -> None:
+    entry = HookEntry(
+        host="a.com", url="https://a.com/", endpoints=(EndpointEntry(id="crm", url="https://c/"),)
+    )
+    hook = hookstore.record(entry, "runtime", None, None)
+    crm = hook.endpoint("crm")
+    assert crm is not None
+    hook = hook.with_endpoint(crm.changed(enabled=False, disabled_reason="x"))
+    seed = HookEntry(host="a.com", url="https://a.com/v2")  # `endpoints` absent: as they are
+    after = hookstore.record(seed, "runtime", hook, None)
+    assert [e.id for e in after.endpoint_list()] == ["default", "crm"]
+    assert after.endpoint("crm") == hook.endpoint("crm")
+    decoded = Hook.decode(after.encode())
+    assert decoded == after and decoded.endpoint("crm") is not None
+    assert Hook.decode(PLAIN).endpoint_list()[0].id == "default"  # previous release: one

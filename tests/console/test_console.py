@@ -148,6 +148,36 @@ async def test_a_hook_page_rotates_disables_enables_and_test_sends(
     assert hook["enabled"] is True and len(hook["secrets"]) == 2
 
 
+async def test_a_hook_page_lists_its_endpoints_with_header_names_only(
+    stack: Stack, page: Any, https_sink: HttpsSink
+) -> None:
+    from playwright.async_api import expect
+
+    value = "Bearer crm-key-never-shown-0123"
+    async with stack.api() as api:
+        r = await api.post(
+            "/sip/hooks", json={"hooks": [{"host": HOST, "url": https_sink.url("/a")}]}
+        )
+        assert r.status_code == 200, r.text
+        r = await api.post(
+            f"/sip/hooks/{HOST}/endpoints",
+            json={"id": "crm", "url": https_sink.url("/crm"), "headers": {"Authorization": value}},
+        )
+        assert r.status_code == 201, r.text
+    await login(page, stack, f"#/hooks/{HOST}")
+    rows = page.locator("#endpoints tbody tr")
+    await expect(rows).to_have_count(2)
+    crm = page.locator('#endpoints tr[data-endpoint="crm"]')
+    await expect(crm.locator(".endpoint-headers")).to_have_text("Authorization")
+    assert "crm-key-never-shown" not in await page.content()
+    await crm.locator(".endpoint-test").click()
+    await expect(page.locator("#test-result")).to_contain_text("status 200")
+    (sent,) = https_sink.received("/crm")
+    assert sent.headers["authorization"] == value
+    await crm.locator(".endpoint-delete").click()
+    await expect(rows).to_have_count(1)
+
+
 async def _webhook(stack: Stack, event: dict[str, Any]) -> None:
     from tests.fixtures.livekit import signed_webhook
 

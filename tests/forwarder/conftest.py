@@ -70,8 +70,10 @@ async def publish(
     event_id: str | None = None,
     body: bytes | None = None,
     received_at: float | None = None,
+    headers_extra: dict[str, str] | None = None,
 ) -> tuple[str, bytes]:
-    """One delivery message exactly as the router writes it."""
+    """One delivery message exactly as the router of the release before endpoints wrote
+    it (`headers_extra`: what a later router adds, e.g. Sayna-Endpoint)."""
     event_id = event_id or f"EV_{uuid.uuid4().hex[:12]}"
     body = body if body is not None else event_body(event_id)
     headers = {
@@ -82,6 +84,7 @@ async def publish(
         Header.RECEIVED_AT: f"{received_at or time.time():.6f}",
         Header.HOOK: hook,
         Header.SIP_HOST: hook.removeprefix("*."),
+        **(headers_extra or {}),
     }
     ack = await js.publish(
         contracts.delivery_subject(hook), body, stream=topology.SIP_DELIVERIES, headers=headers

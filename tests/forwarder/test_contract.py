@@ -24,7 +24,9 @@ from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 from standardwebhooks import Webhook
 
+from sayna_sip.common import hookstore, topology
 from sayna_sip.common.contracts import DeadReason, Header
+from sayna_sip.common.hook import EndpointEntry, HookEntry
 from tests.fixtures.https_sink import HttpsSink, Reply
 from tests.forwarder.conftest import (
     StartForwarder,
@@ -256,3 +258,26 @@ async def test_a_name_resolving_to_a_refused_and_a_permitted_address_never_dials
     assert got.headers["webhook-id"] == event_id  # delivered through the checked address
     await drained(jetstream)
     assert refused_listener == []  # not one connection to the refused address
+
+
+async def test_a_delivery_of_the_previous_release_goes_to_the_default_endpoint_only(
+    start_forwarder: StartForwarder, https_sink: HttpsSink, jetstream: JetStreamContext
+) -> None:
+    # A hook with two endpoints; a SIP_DELIVERIES message written before endpoints existed
+    # (no Sayna-Endpoint header, `publish` writes exactly the previous router's headers).
+    host = "two.example.com"
+    entry = HookEntry(
+        host=host,
+        url=https_sink.url("/default"),
+        endpoints=(EndpointEntry(id="crm", url=https_sink.url("/crm")),),
+    )
+    kv = await jetstream.key_value(topology.HOOKS_BUCKET)
+    hook = hookstore.record(entry, "runtime", None, None)
+    await kv.put(hook.key, hook.encode())
+    await start_forwarder()
+    await publish(jetstream, host)
+    await publish(jetstream, host, headers_extra={Header.ENDPOINT: "crm"})
+    (default,) = await https_sink.wait_for(1, "/default")
+    (crm,) = await https_sink.wait_for(1, "/crm")
+    assert default.headers["webhook-id"] != crm.headers["webhook-id"]
+    assert len(https_sink.received("/default")) == 1

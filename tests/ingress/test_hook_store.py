@@ -55,7 +55,7 @@ async def test_a_secret_without_the_secrets_key_is_refused_before_any_write(kv: 
     assert refusal(raised) == (
         BadRequest,
         "secrets_key_missing",
-        "A hook secret needs SIP_SECRETS_KEY (the key that encrypts secrets at rest)",
+        "A hook secret or header needs SIP_SECRETS_KEY (the key that encrypts them at rest)",
     )
     with pytest.raises(IngressError) as raised:
         store.box()

@@ -15,14 +15,20 @@ from tests.fixtures.nats import NatsServer
 from tests.ingress.conftest import STATIC_HOST, Client, ingress_config, serve
 
 PATH = "/sip/hooks"
-# What GET shows of a hook with no secret of its own, no filter, and enabled.
+# What GET shows of a hook with no secret of its own, no filter, no headers, and enabled.
 PLAIN: dict[str, Any] = {
     "events": None,
+    "headers": None,
     "secrets": [],
     "enabled": True,
     "disabled_reason": None,
     "failing_since": None,
 }
+
+
+def plain(url: str) -> dict[str, Any]:
+    """The fields of such a hook besides host and source: its one endpoint, `default`."""
+    return {"url": url, **PLAIN, "endpoints": [{"url": url, "id": "default", **PLAIN}]}
 
 
 def hook(host: str, url: str | None = None) -> dict[str, str]:
@@ -47,7 +53,9 @@ async def test_round_trip_is_visible_from_a_second_instance(
         ]
         listed = (await b.get(PATH)).json()["hooks"]
         assert (
-            listed == r.json()["hooks"] == [{**h, "source": "runtime", **PLAIN} for h in expected]
+            listed
+            == r.json()["hooks"]
+            == [{**h, "source": "runtime", **plain(h["url"])} for h in expected]
         )
 
         # Same host in another case replaces; the list stays sorted by host.
@@ -214,9 +222,8 @@ async def test_delete_unknown_hosts_reports_them(ingress: Client) -> None:
         "hooks": [
             {
                 "host": "keep.example.com",
-                "url": "https://hooks.example.net/keep.example.com",
                 "source": "runtime",
-                **PLAIN,
+                **plain("https://hooks.example.net/keep.example.com"),
             }
         ],
         "not_found": ["gone.example.com"],

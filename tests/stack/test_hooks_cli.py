@@ -66,6 +66,23 @@ async def test_hooks_cli_round_trip(
         code, _, err = await run(capsys, base, "set", HOST, "http://insecure.example/")
         assert code == 1 and "400 insecure_url" in err
 
+        key = "crm-header-value-never-printed-42"
+        code, out, _ = await run(
+            capsys, base, "add-endpoint", HOST, "https://crm.tenant-c.example/in", "--id", "crm",
+            "--header", f"X-Api-Key={key}", "--events", "participant_left",
+        )  # fmt: skip
+        assert code == 0 and "crm" in out and "X-Api-Key" in out and key not in out
+        code, out, _ = await run(capsys, base, "endpoints", HOST)
+        assert code == 0 and [r.split()[0] for r in out.splitlines()[1:]] == ["default", "crm"]
+        code, out, _ = await run(capsys, base, "disable", HOST, "--endpoint", "crm")
+        assert code == 0 and "crm" in out and "disabled" in out
+        code, out, _ = await run(capsys, base, "rotate-secret", HOST, "--endpoint", "crm")
+        assert code == 0 and "store it now): whsec_" in out and "crm" in out
+        code, _, err = await run(capsys, base, "add-endpoint", HOST, url, "--header", "Host=x")
+        assert code == 1 and "400 invalid_headers" in err and "Host" in err
+        code, out, _ = await run(capsys, base, "remove-endpoint", HOST, "crm")
+        assert code == 0 and "crm" not in out
+
         code, out, _ = await run(capsys, base, "delete", HOST)
         assert code == 0 and HOST not in out
 

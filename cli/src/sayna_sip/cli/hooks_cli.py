@@ -37,16 +37,33 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("hook_url", metavar="URL")
     s.add_argument("--secret", help="its own signing secret (whsec_… or ≥ 16 characters)")
     s.add_argument("--events", help="comma-separated LiveKit event names it receives (default all)")
+    sub.add_parser("delete", help="remove a runtime hook").add_argument("host")
     for name, text in (
-        ("delete", "remove a runtime hook"),
         ("disable", "stop delivering to a hook (its events are dead-lettered)"),
         ("enable", "deliver to a hook again"),
         ("test", "send a signed sip_hook_test event through a forwarder"),
     ):
-        sub.add_parser(name, help=text).add_argument("host")
+        one = sub.add_parser(name, help=text)
+        one.add_argument("host")
+        one.add_argument("--endpoint", metavar="ID", help="that endpoint (default: default)")
     r = sub.add_parser("rotate-secret", help="new signing secret; the old one signs beside it")
     r.add_argument("host")
     r.add_argument("--secret", help="the new secret (default: a generated whsec_ secret)")
+    r.add_argument("--endpoint", metavar="ID", help="that endpoint (default: default)")
+    sub.add_parser("endpoints", help="a host's endpoints, default first").add_argument("host")
+    a = sub.add_parser("add-endpoint", help="add an endpoint to a runtime hook")
+    a.add_argument("host")
+    a.add_argument("hook_url", metavar="URL")
+    a.add_argument("--id", help="its id, [a-z0-9-]{1,32} (default: generated)")
+    a.add_argument("--secret", help="its own signing secret (whsec_… or ≥ 16 characters)")
+    a.add_argument("--events", help="comma-separated LiveKit event names it receives (default all)")
+    a.add_argument(
+        "--header", action="append", default=[], metavar="NAME=VALUE",
+        help="a custom header sent with every attempt (repeatable; values never shown)",
+    )  # fmt: skip
+    d = sub.add_parser("remove-endpoint", help="remove an endpoint (not default)")
+    d.add_argument("host")
+    d.add_argument("endpoint", metavar="ID")
     return p
 
 
@@ -63,13 +80,26 @@ def _call(args: argparse.Namespace) -> Call:
         return "POST", "/sip/hooks", {"hooks": [hook]}
     if args.action == "delete":
         return "DELETE", "/sip/hooks", {"hosts": [host]}
+    under = f"/sip/hooks/{host}/endpoints"
+    if args.action == "endpoints":
+        return "GET", under, None
+    if args.action == "add-endpoint":
+        endpoint: dict[str, Any] = {"url": args.hook_url}
+        if args.id:
+            endpoint["id"] = args.id
+        if args.secret:
+            endpoint["secret"] = args.secret
+        if args.events:
+            endpoint["events"] = [e.strip() for e in args.events.split(",") if e.strip()]
+        if args.header:
+            endpoint["headers"] = dict(h.partition("=")[::2] for h in args.header)
+        return "POST", under, endpoint
+    if args.action == "remove-endpoint":
+        return "DELETE", f"{under}/{args.endpoint}", None
+    base = f"{under}/{args.endpoint}" if getattr(args, "endpoint", None) else f"/sip/hooks/{host}"
     if args.action == "rotate-secret":
-        return (
-            "POST",
-            f"/sip/hooks/{host}/rotate-secret",
-            ({"secret": args.secret} if args.secret else {}),
-        )
-    return "POST", f"/sip/hooks/{host}/{args.action}", None
+        return "POST", f"{base}/rotate-secret", ({"secret": args.secret} if args.secret else {})
+    return "POST", f"{base}/{args.action}", None
 
 
 def _hook_rows(answer: dict[str, Any]) -> list[str]:
@@ -85,6 +115,17 @@ def _hook_rows(answer: dict[str, Any]) -> list[str]:
     return rows
 
 
+def _endpoint_rows(answer: dict[str, Any]) -> list[str]:
+    rows = [f"{'ID':<20} {'STATE':<9} {'EVENTS':<24} {'HEADERS':<24} URL"]
+    endpoints = answer.get("endpoints") or ([answer] if "id" in answer else [])
+    for e in endpoints:
+        state = "enabled" if e.get("enabled", True) else "disabled"
+        events = ",".join(e.get("events") or []) or "all"
+        names = ",".join(e.get("headers") or {}) or "-"  # names only: values stay sealed
+        rows.append(f"{e['id']:<20} {state:<9} {events:<24} {names:<24} {e['url']}")
+    return rows
+
+
 def _test_rows(answer: dict[str, Any]) -> list[str]:
     line = f"status={answer.get('status')} duration_ms={answer.get('duration_ms')}"
     if answer.get("error"):
@@ -96,15 +137,16 @@ def _test_rows(answer: dict[str, Any]) -> list[str]:
 
 
 def _rotate_rows(answer: dict[str, Any]) -> list[str]:
-    return [
-        f"new secret (shown once, store it now): {answer.get('secret')}",
-        *_hook_rows(answer.get("hook") or {}),
-    ]
+    shown = _hook_rows(answer["hook"]) if "hook" in answer else _endpoint_rows(answer["endpoint"])
+    return [f"new secret (shown once, store it now): {answer.get('secret')}", *shown]
 
 
 _RENDER: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "test": _test_rows,
     "rotate-secret": _rotate_rows,
+    "endpoints": _endpoint_rows,
+    "add-endpoint": _endpoint_rows,
+    "remove-endpoint": _endpoint_rows,
 }
 
 
@@ -142,5 +184,7 @@ def main(argv: Sequence[str]) -> int:
     if args.json:
         print(json.dumps(answer, indent=2))
     else:
-        print("\n".join(_RENDER.get(args.action, _hook_rows)(answer)))
+        one = getattr(args, "endpoint", None) and args.action in ("disable", "enable")
+        render = _endpoint_rows if one else _RENDER.get(args.action, _hook_rows)
+        print("\n".join(render(answer)))
     return 0

@@ -35,6 +35,7 @@ class SipConfig:
     secret_overlap: float = 86400.0  # seconds a rotated-out secret keeps signing
     hook_disable_after: float = 5 * 86400.0  # failing this long (and >= 10 attempts): disable
     ops_webhook_url: str | None = None  # operator events are POSTed here, signed
+    max_endpoints: int = 10  # SIP_MAX_ENDPOINTS: endpoints per SIP host
 
     @property
     def hook_secret(self) -> str | None:

@@ -26,7 +26,7 @@ from sayna_sip.common.config import (
     SipConfig,
 )
 from sayna_sip.common.errors import ConfigError
-from sayna_sip.common.hook import HookEntry
+from sayna_sip.common.hook import EndpointEntry, HookEntry
 from sayna_sip.common.netpolicy import IPNetwork, parse_networks
 from sayna_sip.common.secretbox import SecretBox
 
@@ -45,6 +45,7 @@ VARIABLES: dict[str, str | None] = {
     "SIP_SECRETS_KEY": None,
     "SIP_SECRET_OVERLAP": None,
     "SIP_HOOK_DISABLE_AFTER": None,
+    "SIP_MAX_ENDPOINTS": None,
     "SIP_OPS_WEBHOOK_URL": None,
     "SIP_ATTEMPTS_MAX_AGE": None,
     "SIP_ATTEMPTS_MAX_BYTES": None,  # 1 GiB, documented as `1GiB`
@@ -303,6 +304,7 @@ _SIP_ENV = (
     "SIP_SECRET_OVERLAP",
     "SIP_HOOK_DISABLE_AFTER",
     "SIP_OPS_WEBHOOK_URL",
+    "SIP_MAX_ENDPOINTS",
 )
 
 
@@ -313,10 +315,14 @@ def _sip(y: _Sections, e: Mapping[str, str]) -> SipConfig | None:
     addresses = v.string_list(
         _pick(e, "SIP_ALLOWED_ADDRESSES", s.get("allowed_addresses"), []), "sip.allowed_addresses"
     )
+    most = v.integer(
+        _pick(e, "SIP_MAX_ENDPOINTS", s.get("max_endpoints"), 10), "SIP_MAX_ENDPOINTS", 1, 100
+    )
     return SipConfig(
         room_prefix=v.room_prefix(_pick(e, "SIP_ROOM_PREFIX", s.get("room_prefix"), None)),
         allowed_addresses=v.allowed_addresses(addresses),
-        hooks=_hooks(s, e),
+        hooks=_hooks(s, e, most),
+        max_endpoints=most,
         hook_secrets=v.secrets(_pick(e, "SIP_HOOK_SECRET", s.get("hook_secret"), None), "global"),
         retry_schedule=_schedule(s, e),
         max_participants=v.integer(
@@ -348,7 +354,7 @@ def _endpoints(s: Mapping[str, Any], e: Mapping[str, str]) -> dict[str, Any]:
     }
 
 
-def _hooks(s: Mapping[str, Any], e: Mapping[str, str]) -> tuple[HookEntry, ...]:
+def _hooks(s: Mapping[str, Any], e: Mapping[str, str], most: int) -> tuple[HookEntry, ...]:
     if "SIP_HOOKS_JSON" in e:
         entries = v.hooks_json(e["SIP_HOOKS_JSON"])
     else:
@@ -358,15 +364,40 @@ def _hooks(s: Mapping[str, Any], e: Mapping[str, str]) -> tuple[HookEntry, ...]:
         host = v.host(item["host"])
         if host in hooks:
             raise ConfigError(f"Duplicate SIP hook host: {host}")
-        events = item.get("events")
+        listed = item.get("endpoints")
+        if listed is not None and not isinstance(listed, list):
+            raise ConfigError(f"SIP hook '{host}': endpoints must be a list of {{id?, url, ...}}")
         hook = HookEntry(
             host=host,
-            url=str(item["url"]).strip(),
-            events=tuple(events) if isinstance(events, list) else events,
-            secret=" ".join(v.secrets(item.get("secret"), host)) or None,
+            endpoints=None if listed is None else tuple(_endpoint(x, host) for x in listed),
+            **_written(item, host),
         )
-        hooks[host] = v.hook_entry(hook, None)
+        hooks[host] = v.hook_entry(hook, None, max_endpoints=most)
     return tuple(hooks.values())
+
+
+def _written(item: Mapping[str, Any], owner: str) -> dict[str, Any]:
+    """An endpoint's fields as the YAML gives them (checked by validate.hook_entry)."""
+    events = item.get("events")
+    return {
+        "url": str(item.get("url") or "").strip(),
+        "events": tuple(events) if isinstance(events, list) else events,
+        "headers": item.get("headers"),
+        "secret": " ".join(v.secrets(item.get("secret"), owner)) or None,
+    }
+
+
+def _endpoint(item: object, host: str) -> EndpointEntry:
+    if not isinstance(item, Mapping) or not isinstance(item.get("url"), str):
+        raise ConfigError(f"SIP hook '{host}': each endpoint needs a url")
+    unknown = set(item) - {"id", "url", "secret", "events", "headers"}
+    if unknown:
+        raise ConfigError(
+            f"SIP hook '{host}' endpoint has unknown keys: {', '.join(sorted(unknown))}"
+        )
+    if not isinstance(item.get("id"), str):  # a generated id would change every provision
+        raise ConfigError(f"SIP hook '{host}': each endpoint of the config needs its id")
+    return EndpointEntry(id=item["id"], **_written(item, host))
 
 
 def _schedule(s: Mapping[str, Any], e: Mapping[str, str]) -> tuple[float, ...]:

@@ -76,6 +76,7 @@ class Header:
     ROOM = "Sayna-Room"  # LiveKit room name ('' for events without a room)
     RECEIVED_AT = "Sayna-Received-At"  # unix seconds (float) when the ingress stored it
     HOOK = "Sayna-Hook"  # host of the matched hook (its sip_hooks entry), e.g. *.example.com
+    ENDPOINT = "Sayna-Endpoint"  # the hook's endpoint this copy is for; absent = `default`
     SIP_HOST = "Sayna-Sip-Host"  # host parsed from the call's To header
     ATTEMPT = "Sayna-Attempt"  # failed delivery attempts so far (0 on first delivery)
     NOT_BEFORE = "Sayna-Not-Before"  # unix seconds; do not attempt before this time

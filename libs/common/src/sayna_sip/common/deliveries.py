@@ -18,6 +18,7 @@ import msgspec.structs
 
 from sayna_sip.common import records
 from sayna_sip.common.durations import parse_duration
+from sayna_sip.common.hook import DEFAULT_ENDPOINT
 from sayna_sip.common.records import AttemptOutcome, AttemptRecord, Record, RouteRecord
 from sayna_sip.common.streamscan import StreamReader
 
@@ -112,7 +113,10 @@ class Deliveries:
         msgs, next_seq = await self._reader.newest(subject, limit, below=below, floor=floor)
         return Page(_decoded(msgs), None if next_seq is None else str(next_seq))
 
-    async def stats(self, host: str, window: float, now: float | None = None) -> Stats:
+    async def stats(
+        self, host: str, window: float, now: float | None = None, endpoint: str = DEFAULT_ENDPOINT
+    ) -> Stats:
+        """The attempts to one endpoint of `host` in the window."""
         now = time.time() if now is None else now
         subject = records.filter_subject(kind="attempt", host=host)
         first = await self._reader.seq_at(now - window)
@@ -123,7 +127,11 @@ class Deliveries:
         while out.attempts < STATS_CAP:
             batch = await self._reader.batch(subject, seq=seq, size=1000)
             for rec in _decoded(batch):
-                if isinstance(rec, AttemptRecord) and rec.started_at >= now - window:
+                if (
+                    isinstance(rec, AttemptRecord)
+                    and rec.started_at >= now - window
+                    and rec.endpoint == endpoint
+                ):
                     _count(out, rec)
             if len(batch) < 1000:
                 break

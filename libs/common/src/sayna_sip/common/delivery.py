@@ -4,9 +4,13 @@ redrive copies.
 
 `Sayna-Version` names the envelope's format; a message without it is version 1 (what
 releases before the header wrote), so messages already in a stream still deliver.
-Dedupe ids (`Nats-Msg-Id`) of the copies derive from (event, hook, redrive generation,
+Each endpoint of a hook gets its own copy, named by `Sayna-Endpoint` (absent: the
+`default` endpoint, as every message of releases before endpoints). Dedupe ids
+(`Nats-Msg-Id`) of the copies derive from (event, hook, endpoint, redrive generation,
 attempt): a crash between publishing a copy and acking the original cannot duplicate it,
-and a redriven event gets fresh ids that the stream's duplicate window does not swallow.
+two endpoints' copies never swallow each other, and a redriven event gets fresh ids that
+the stream's duplicate window does not swallow. The `default` endpoint's ids are spelt as
+before, so a copy written by the previous release and its retry by this one dedupe alike.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from sayna_sip.common.contracts import Header
+from sayna_sip.common.hook import DEFAULT_ENDPOINT
 from sayna_sip.common.hosts import host_token
 
 VERSION = 1  # the envelope format this release writes
@@ -78,6 +83,7 @@ class EventMeta:
 class Delivery:
     event_id: str
     hook: str  # host of the sip_hooks record to deliver to
+    endpoint: str = DEFAULT_ENDPOINT  # id of that hook's endpoint
     attempt: int = 0  # failed attempts so far
     not_before: float = 0.0  # unix seconds; 0 = now
     generation: int = 0  # times redriven from SIP_DEAD
@@ -93,6 +99,12 @@ class Delivery:
     def room(self) -> str:
         return self.headers.get(Header.ROOM, "")
 
+    @property
+    def lane(self) -> str:
+        """What isolates this copy from others: its hook and endpoint (per-host
+        concurrency, breaker and hold are per lane, so one endpoint never slows another)."""
+        return self.hook if self.endpoint == DEFAULT_ENDPOINT else f"{self.hook}#{self.endpoint}"
+
     @classmethod
     def first(
         cls,
@@ -103,10 +115,14 @@ class Delivery:
         hook: str,
         sip_host: str,
         received_at: str | None,
+        endpoint: str = DEFAULT_ENDPOINT,
     ) -> Delivery:
-        """The router's first copy. `received_at` is passed on as the ingress wrote it."""
+        """The router's first copy for one endpoint. `received_at` is passed on as the
+        ingress wrote it."""
+        default = endpoint == DEFAULT_ENDPOINT
         headers = {
-            Header.MSG_ID: event_id,  # a redelivered event is dropped by the stream's dedupe
+            # a redelivered event is dropped by the stream's dedupe; each endpoint's apart
+            Header.MSG_ID: event_id if default else f"{event_id}:{endpoint}",
             Header.EVENT_ID: event_id,
             Header.EVENT: event,
             Header.ROOM: room,
@@ -115,11 +131,14 @@ class Delivery:
         }
         if received_at:
             headers[Header.RECEIVED_AT] = received_at
+        if not default:
+            headers[Header.ENDPOINT] = endpoint
         headers = {name: header_value(value) for name, value in headers.items()}
         headers[Header.VERSION] = str(VERSION)
         return cls(
             event_id=headers[Header.EVENT_ID],
             hook=headers[Header.HOOK].lower(),
+            endpoint=endpoint,
             received_at=_seconds(received_at),
             headers=headers,
         )
@@ -137,6 +156,7 @@ class Delivery:
             return cls(
                 event_id=event_id,
                 hook=hook.lower(),
+                endpoint=h.get(Header.ENDPOINT) or DEFAULT_ENDPOINT,
                 attempt=int(h.get(Header.ATTEMPT) or 0),
                 not_before=float(h.get(Header.NOT_BEFORE) or 0),
                 generation=int(h.get(Header.REDRIVE) or 0),
@@ -148,7 +168,10 @@ class Delivery:
             raise BadEnvelope(f"malformed header: {exc}") from None
 
     def _msg_id(self, generation: int, suffix: str) -> str:
-        return f"{self.event_id}:{host_token(self.hook)}:g{generation}:{suffix}"
+        target = host_token(self.hook)
+        if self.endpoint != DEFAULT_ENDPOINT:
+            target = f"{target}:{self.endpoint}"
+        return f"{self.event_id}:{target}:g{generation}:{suffix}"
 
     def _carried(self) -> dict[str, str]:
         """The event's own headers, without JetStream's and the per-copy ones."""

@@ -1,19 +1,25 @@
 """`Hook`: the one model of a tenant hook, shared by every process, and its KV codec.
 
-`HookSettings` is what is set on a hook — its one settings type: the config file's entry,
-the API's body and the KV value (`HookEntry` and `Hook` extend it, so a field added there
-is read from config and API and stored in KV with no other change). The way in is
-`hookstore.record` (where a secret is sealed), the way out the API's `HookOut.of`.
+A SIP host's hook owns 1..SIP_MAX_ENDPOINTS endpoints, each with a stable id; `default`
+is the one the seed API's `{host, url}` sets. `HookSettings` is what is set on an
+endpoint — its one settings type: the config file's entries, the API's bodies and the KV
+value (`HookEntry`, `EndpointEntry`, `Endpoint` and `Hook` extend it, so a field added
+there is read from config and API and stored in KV with no other change). The way in is
+`hookstore.record` (where secrets and header values are sealed), the way out the API's
+`HookOut.of` (where header values are redacted).
 
 KV value = JSON `{url, host, source, updated_at}` plus, when set, `events` (filter),
-`secrets` (sealed with SecretBox, never in clear), `enabled`, `disabled_reason` and
-`failing_since`. Fields at their defaults are not written, so a plain hook's value holds
+`headers` (values sealed), `secrets` (sealed with SecretBox, never in clear), `enabled`,
+`disabled_reason`, `failing_since` — all of the `default` endpoint — and `endpoints`
+(the others). Fields at their defaults are not written, so a plain hook's value holds
 the keys earlier releases wrote, and their values decode (tests/common/test_hook.py
-holds their bytes). Static hooks take their secrets from the config, never from KV.
+holds their bytes). Static hooks take their secrets and header values from the config,
+never from KV.
 """
 
 from __future__ import annotations
 
+import secrets as _random
 import time
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -23,6 +29,8 @@ import msgspec
 from sayna_sip.common.hosts import host_token
 
 Source = Literal["config", "runtime"]
+DEFAULT_ENDPOINT = "default"  # the endpoint the seed API's {host, url} is
+REDACTED = "<redacted>"  # a header value as answers show it; written back, it keeps the value
 Url = Annotated[str, msgspec.Meta(min_length=1, max_length=2048)]
 
 
@@ -57,14 +65,16 @@ class HookSecret(msgspec.Struct, frozen=True, omit_defaults=True):
 
 
 class HookSettings(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    """What an operator or tenant sets on a hook, the same in config, API and KV.
+    """What an operator or tenant sets on an endpoint, the same in config, API and KV.
 
-    Checked by `validate.hook_entry` (config and API alike). A new setting (headers,
-    ordering, rate limit) is one field here and its rule there.
+    Checked by `validate.hook_entry` (config and API alike). A new setting (ordering,
+    rate limit) is one field here and its rule there. `headers` holds clear values in
+    config and API bodies, sealed ones in KV (`hookstore.record` seals them).
     """
 
     url: Url
     events: tuple[str, ...] | None = None  # LiveKit event names it receives; None = all
+    headers: dict[str, str] | None = None  # custom request headers; values sealed in KV
 
     def wants(self, event: str) -> bool:
         return self.events is None or event in self.events
@@ -74,29 +84,49 @@ class HookSettings(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True
         return {name: getattr(self, name) for name in HookSettings.__struct_fields__}
 
 
-class HookEntry(HookSettings, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """A hook as written: an entry of the config (`sip.hooks`, SIP_HOOKS_JSON) or an item
-    of `POST /sip/hooks`. `secret` is write-only: sealed into KV for a runtime hook, kept
-    in the config (never in KV) for a static one; several are space-separated (config)."""
+class EndpointEntry(HookSettings, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """An endpoint as written: an item of a config hook's `endpoints:`, the body of
+    `POST /sip/hooks/{host}/endpoints`. `id` is generated when absent; `secret` as in
+    HookEntry."""
 
-    host: Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
+    id: str | None = None
     secret: str | None = None
 
     @property
     def secrets(self) -> tuple[str, ...]:
         return tuple(self.secret.split()) if self.secret else ()
 
-    def __repr__(self) -> str:  # never show the secret, even in a traceback
+    def __repr__(self) -> str:  # never show the secret or header values
+        return f"EndpointEntry(id={self.id!r}, url={self.url!r}, events={self.events!r})"
+
+
+class HookEntry(HookSettings, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A hook as written: an entry of the config (`sip.hooks`, SIP_HOOKS_JSON) or an item
+    of `POST /sip/hooks`: its `default` endpoint's settings and secret, and the host's
+    other endpoints (absent = as they are). `secret` is write-only: sealed into KV for a
+    runtime hook, kept in the config (never in KV) for a static one; several are
+    space-separated (config)."""
+
+    host: Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
+    secret: str | None = None
+    endpoints: tuple[EndpointEntry, ...] | None = None
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        return tuple(self.secret.split()) if self.secret else ()
+
+    def endpoint_entries(self) -> tuple[EndpointEntry, ...]:
+        """Every endpoint written, `default` (this entry's own settings) first."""
+        default = EndpointEntry(id=DEFAULT_ENDPOINT, secret=self.secret, **self.settings())
+        return (default, *(self.endpoints or ()))
+
+    def __repr__(self) -> str:  # never show the secret or header values
         return f"HookEntry(host={self.host!r}, url={self.url!r}, events={self.events!r})"
 
 
-class Hook(HookSettings, frozen=True, kw_only=True, omit_defaults=True):
-    """A tenant hook as stored in KV (`encode`/`decode`) and read by every process: its
-    settings, where it comes from, its sealed secrets and its delivery state."""
+class EndpointState(HookSettings, frozen=True, kw_only=True, omit_defaults=True):
+    """An endpoint as stored: its settings, sealed secrets and delivery state."""
 
-    host: str
-    source: Source
-    updated_at: str = ""
     secrets: tuple[HookSecret, ...] = ()  # newest first; empty = config or global secret
     enabled: bool = True
     disabled_reason: str | None = None
@@ -104,6 +134,56 @@ class Hook(HookSettings, frozen=True, kw_only=True, omit_defaults=True):
 
     def active_secrets(self, now: float) -> tuple[HookSecret, ...]:
         return tuple(s for s in self.secrets if s.active(now))
+
+    def state(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in EndpointState.__struct_fields__}
+
+
+class Endpoint(EndpointState, frozen=True, kw_only=True, omit_defaults=True):
+    """One of a host's endpoints other than `default` (those live in `Hook.endpoints`),
+    or `default` as `Hook.endpoint_list()` shows it."""
+
+    id: str
+
+    def changed(self, **fields: object) -> Endpoint:
+        now = time.time()
+        record = msgspec.structs.replace(self, **fields)
+        return msgspec.structs.replace(record, secrets=record.active_secrets(now))
+
+
+class Hook(EndpointState, frozen=True, kw_only=True, omit_defaults=True):
+    """A tenant hook as stored in KV (`encode`/`decode`) and read by every process: the
+    host, where it comes from, and its endpoints. Its own settings and state are its
+    `default` endpoint's (what releases before endpoints stored, so their values read
+    as a host with one endpoint, and they read ours as its default endpoint)."""
+
+    host: str
+    source: Source
+    updated_at: str = ""
+    endpoints: tuple[Endpoint, ...] = ()  # the endpoints other than `default`
+
+    def endpoint_list(self) -> tuple[Endpoint, ...]:
+        """Every endpoint, `default` first."""
+        return (Endpoint(id=DEFAULT_ENDPOINT, **self.state()), *self.endpoints)
+
+    def endpoint(self, endpoint_id: str) -> Endpoint | None:
+        if endpoint_id == DEFAULT_ENDPOINT:
+            return Endpoint(id=DEFAULT_ENDPOINT, **self.state())
+        return next((e for e in self.endpoints if e.id == endpoint_id), None)
+
+    def with_endpoint(self, endpoint: Endpoint) -> Hook:
+        """This hook with `endpoint` set (added, or replacing the one with its id)."""
+        if endpoint.id == DEFAULT_ENDPOINT:
+            return self.changed(**endpoint.state())
+        others = [e for e in self.endpoints if e.id != endpoint.id]
+        if len(others) == len(self.endpoints):
+            return self.changed(endpoints=(*self.endpoints, endpoint))
+        return self.changed(
+            endpoints=tuple(endpoint if e.id == endpoint.id else e for e in self.endpoints)
+        )
+
+    def without_endpoint(self, endpoint_id: str) -> Hook:
+        return self.changed(endpoints=tuple(e for e in self.endpoints if e.id != endpoint_id))
 
     def changed(self, **fields: object) -> Hook:
         """A copy with `fields` changed, expired secrets dropped, and a new updated_at."""
@@ -125,10 +205,10 @@ class Hook(HookSettings, frozen=True, kw_only=True, omit_defaults=True):
         return _decoder.decode(data)
 
     def same_definition(self, other: Hook) -> bool:
-        """Same host, source and settings: what a config entry defines (its state,
+        """Same host, source and endpoints' settings: what a config entry defines (state,
         secrets and `updated_at` aside)."""
-        return (self.host, self.source, self.settings()) == (
-            other.host, other.source, other.settings(),
+        return (self.host, self.source, _definitions(self)) == (
+            other.host, other.source, _definitions(other),
         )  # fmt: skip
 
     @classmethod
@@ -136,6 +216,14 @@ class Hook(HookSettings, frozen=True, kw_only=True, omit_defaults=True):
         cls, host: str, url: str, source: Source, events: tuple[str, ...] | None = None
     ) -> Hook:
         return cls(host=host, url=url, source=source, updated_at=utc_stamp(), events=events)
+
+
+def _definitions(hook: Hook) -> list[tuple[str, dict[str, Any]]]:
+    return [(e.id, e.settings()) for e in hook.endpoint_list()]
+
+
+def new_endpoint_id() -> str:
+    return "ep-" + _random.token_hex(4)
 
 
 _encoder = msgspec.json.Encoder()

@@ -1,9 +1,10 @@
-"""A hook's own signing secrets: set, rotate with an overlap, and open for signing.
+"""An endpoint's sealed values: its signing secrets (set, rotate with an overlap, open
+for signing) and its custom header values (opened for sending).
 
-The KV record holds them sealed (SecretBox, bound to the host) with an id and a public
-fingerprint; only the forwarders open them, at signing time. `signing_secrets` is the one
-choice of what signs a hook: its own secrets, else its static config secrets, else
-SIP_HOOK_SECRET.
+The KV record holds them sealed (SecretBox, bound to the host), secrets with an id and a
+public fingerprint; only the forwarders open them, at sending time. `signing_secrets` is
+the one choice of what signs an endpoint: its own secrets, else its static config
+secrets, else SIP_HOOK_SECRET. A static endpoint's header values are its config's.
 """
 
 from __future__ import annotations
@@ -12,14 +13,23 @@ import secrets as _random
 import time
 from typing import TYPE_CHECKING
 
-from sayna_sip.common.hook import GLOBAL_SECRET_ID, Hook, HookSecret, utc_stamp
+from sayna_sip.common.hook import (
+    DEFAULT_ENDPOINT,
+    GLOBAL_SECRET_ID,
+    Endpoint,
+    EndpointEntry,
+    Hook,
+    HookSecret,
+    utc_stamp,
+)
 from sayna_sip.common.secretbox import SecretBox, SecretBoxError, fingerprint
 
 if TYPE_CHECKING:
     from sayna_sip.common.config import SipConfig
 
 __all__ = [
-    "SecretBoxError", "entry", "rotated", "signing_secrets", "static_secrets", "with_secret",
+    "SecretBoxError", "entry", "open_headers", "rotated", "signing_secrets", "static_secrets",
+    "with_secret",
 ]  # fmt: skip
 
 
@@ -33,18 +43,19 @@ def entry(box: SecretBox, host: str, secret: str, now: float | None = None) -> H
     )
 
 
-def with_secret(record: Hook, box: SecretBox, secret: str) -> Hook:
-    """The hook with `secret` as its only secret (set through POST /sip/hooks)."""
-    return record.changed(secrets=(entry(box, record.host, secret),))
+def with_secret(record: Endpoint, host: str, box: SecretBox, secret: str) -> Endpoint:
+    """The endpoint with `secret` as its only secret (set by a write of its settings)."""
+    return record.changed(secrets=(entry(box, host, secret),))
 
 
 def rotated(
-    record: Hook,
+    record: Endpoint,
+    host: str,
     box: SecretBox,
     secret: str,
     overlap: float,
     global_secrets: tuple[str, ...],
-) -> Hook:
+) -> Endpoint:
     """`secret` first; the secrets signing until now keep signing for `overlap` seconds.
 
     A hook that had only the global secret keeps it beside the new one through a
@@ -59,37 +70,64 @@ def rotated(
         s if s.expires_at is not None and s.expires_at < until else _expiring(s, until)
         for s in previous
     )
-    return record.changed(secrets=(entry(box, record.host, secret, now), *kept))
+    return record.changed(secrets=(entry(box, host, secret, now), *kept))
 
 
 def _expiring(secret: HookSecret, until: str) -> HookSecret:
     return HookSecret(secret.id, secret.fingerprint, secret.sealed, secret.created_at, until)
 
 
-def static_secrets(record: Hook, sip: SipConfig) -> tuple[str, ...]:
-    """The secrets the static config gives the hook's host (never stored in KV)."""
-    entry = sip.static_hooks.get(record.host)
+def _static(hook: Hook, endpoint: Endpoint, sip: SipConfig) -> EndpointEntry | None:
+    """The config's entry of a static endpoint (found by host, then endpoint id)."""
+    entry = sip.static_hooks.get(hook.host)
+    if entry is None:
+        return None
+    if endpoint.id == DEFAULT_ENDPOINT:
+        return entry.endpoint_entries()[0]
+    return next((e for e in entry.endpoints or () if e.id == endpoint.id), None)
+
+
+def static_secrets(hook: Hook, endpoint: Endpoint, sip: SipConfig) -> tuple[str, ...]:
+    """The secrets the static config gives the endpoint (never stored in KV)."""
+    entry = _static(hook, endpoint, sip)
     return entry.secrets if entry is not None else ()
 
 
-def signing_secrets(record: Hook, sip: SipConfig, now: float) -> tuple[str, ...]:
-    """The secrets to sign a delivery to `record` with, newest first: its own (opened
-    now), else its static config secrets, else the global SIP_HOOK_SECRET ones.
+def signing_secrets(hook: Hook, endpoint: Endpoint, sip: SipConfig, now: float) -> tuple[str, ...]:
+    """The secrets to sign a delivery to `endpoint` of `hook` with, newest first: its own
+    (opened now), else its static config secrets, else the global SIP_HOOK_SECRET ones.
 
     Raises SecretBoxError when a sealed secret cannot be opened (SIP_SECRETS_KEY missing
     or without the key that sealed it).
     """
-    active = record.active_secrets(now)
+    active = endpoint.active_secrets(now)
     if not active:
-        return static_secrets(record, sip) or sip.hook_secrets
+        return static_secrets(hook, endpoint, sip) or sip.hook_secrets
     out: list[str] = []
     for s in active:
         if s.id == GLOBAL_SECRET_ID:
             out.extend(sip.hook_secrets)
             continue
-        if sip.secret_box is None:
-            raise SecretBoxError(
-                f"hook {record.host} has its own secret but SIP_SECRETS_KEY is not set"
-            )
-        out.append(sip.secret_box.open(s.sealed, record.host))
+        out.append(_box(sip, hook, "its own secret").open(s.sealed, hook.host))
     return tuple(out)
+
+
+def open_headers(hook: Hook, endpoint: Endpoint, sip: SipConfig) -> dict[str, str]:
+    """The endpoint's custom headers with their values opened (a static one's from the
+    config). Raises SecretBoxError as `signing_secrets` does."""
+    if not endpoint.headers:
+        return {}
+    static = _static(hook, endpoint, sip) if hook.source == "config" else None
+    given = (static.headers or {}) if static is not None else {}
+    return {
+        name: _box(sip, hook, "sealed header values").open(sealed, hook.host)
+        if sealed
+        else given.get(name, "")
+        for name, sealed in endpoint.headers.items()
+    }
+
+
+def _box(sip: SipConfig, hook: Hook, what: str) -> SecretBox:
+    if sip.secret_box is None:
+        raise SecretBoxError(f"hook {hook.host} has {what} but SIP_SECRETS_KEY is not set")
+    return sip.secret_box

@@ -1,7 +1,8 @@
 """The one write path to the `sip_hooks` KV bucket: the conversion of a written hook into
-its stored record (`record`, where a secret is sealed) and the compare-and-set loop every
-writer uses (`modify`): the ingress API, the forwarders' state changes and the
-provisioner's static hooks. Key = `host_token(host)`; reads are `hook_directory`'s.
+its stored record (`record` and `endpoint`, where secrets and header values are sealed)
+and the compare-and-set loop every writer uses (`modify`): the ingress API, the
+forwarders' state changes and the provisioner's static hooks. Key = `host_token(host)`;
+reads are `hook_directory`'s.
 """
 
 from __future__ import annotations
@@ -14,7 +15,16 @@ from nats.js.errors import APIError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from sayna_sip.common import hook_secrets
-from sayna_sip.common.hook import Hook, HookEntry, Source, utc_stamp
+from sayna_sip.common.hook import (
+    REDACTED,
+    Endpoint,
+    EndpointEntry,
+    Hook,
+    HookEntry,
+    Source,
+    new_endpoint_id,
+    utc_stamp,
+)
 from sayna_sip.common.hook_directory import read_hook
 from sayna_sip.common.hosts import host_token
 from sayna_sip.common.secretbox import SecretBox
@@ -45,18 +55,69 @@ class Written:
 
 
 def record(entry: HookEntry, source: Source, old: Hook | None, box: SecretBox | None) -> Hook:
-    """The record a written hook becomes: its settings as written; the old record's
-    secrets and state kept, unless a secret is written (sealed here: it replaces them).
-    A static hook's secret stays in the config, and it starts afresh."""
-    if old is None or source == "config":
-        new = Hook(host=entry.host, source=source, updated_at=utc_stamp(), **entry.settings())
+    """The record a written hook becomes: each endpoint written as `endpoint()` makes
+    it; endpoints not written kept as they are, unless the entry lists `endpoints` (then
+    those are the host's endpoints). A static hook starts afresh on every write."""
+    current = old if old is not None and source == "runtime" else None
+    written = entry.endpoint_entries()  # `default` first
+    made = [
+        endpoint(e, entry.host, source, current.endpoint(e.id or "") if current else None, box)
+        for e in written
+    ]
+    if current is None:
+        hook = Hook(host=entry.host, source=source, updated_at=utc_stamp(), **made[0].state())
     else:
-        new = old.changed(**entry.settings())
+        hook = current.with_endpoint(made[0])
+    if entry.endpoints is not None:
+        return hook.changed(endpoints=tuple(made[1:]))
+    return hook
+
+
+def endpoint(
+    entry: EndpointEntry, host: str, source: Source, old: Endpoint | None, box: SecretBox | None
+) -> Endpoint:
+    """The one conversion in of an endpoint: its settings as written, header values and a
+    written secret sealed (a written secret replaces the old ones); the old endpoint's
+    secrets and state kept. A static endpoint's secret and header values stay in the
+    config: KV holds the header names only."""
+    settings = entry.settings()
+    settings["headers"] = _sealed(entry.headers, host, source, old, box)
+    endpoint_id = entry.id or new_endpoint_id()
+    if old is None or source == "config":
+        new = Endpoint(id=endpoint_id, **settings)
+    else:
+        new = old.changed(**settings)
     if entry.secret and source == "runtime":
-        if box is None:
-            raise hook_secrets.SecretBoxError(f"hook {entry.host}: SIP_SECRETS_KEY is not set")
-        new = hook_secrets.with_secret(new, box, entry.secret)
+        new = hook_secrets.with_secret(new, host, _need(box, host), entry.secret)
     return new
+
+
+def _sealed(
+    headers: dict[str, str] | None,
+    host: str,
+    source: Source,
+    old: Endpoint | None,
+    box: SecretBox | None,
+) -> dict[str, str] | None:
+    if headers is None:  # not written: as they are (a seed client knows no headers)
+        return old.headers if old is not None and source == "runtime" else None
+    if not headers:  # written empty: none
+        return None
+    if source == "config":
+        return dict.fromkeys(headers, "")
+    kept = old.headers or {} if old is not None else {}
+    return {
+        name: kept[name]
+        if value == REDACTED and name in kept
+        else _need(box, host).seal(value, host)
+        for name, value in headers.items()
+    }
+
+
+def _need(box: SecretBox | None, host: str) -> SecretBox:
+    if box is None:
+        raise hook_secrets.SecretBoxError(f"hook {host}: SIP_SECRETS_KEY is not set")
+    return box
 
 
 async def modify(kv: KeyValue, host: str, change: Change) -> Written:

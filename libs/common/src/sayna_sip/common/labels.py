@@ -34,7 +34,13 @@ class ErrorCode(StrEnum):
     INVALID_SECRET = "invalid_secret"
     INVALID_EVENTS = "invalid_events"
     SECRETS_KEY_MISSING = "secrets_key_missing"
+    INVALID_HEADERS = "invalid_headers"  # a custom header's name or value (named)
+    INVALID_ENDPOINT = "invalid_endpoint"  # an endpoint id outside [a-z0-9-]{1,32}
+    DUPLICATE_ENDPOINT = "duplicate_endpoint"
+    TOO_MANY_ENDPOINTS = "too_many_endpoints"  # more than SIP_MAX_ENDPOINTS per host
+    DEFAULT_ENDPOINT = "default_endpoint"  # `default` goes with its host, never alone
     HOOK_NOT_FOUND = "hook_not_found"
+    ENDPOINT_NOT_FOUND = "endpoint_not_found"
     CONFIG_HOOK = "config_hook"
     SIP_DISABLED = "sip_disabled"
     UNAUTHORIZED = "unauthorized"

@@ -19,6 +19,7 @@ from typing import ClassVar
 
 import msgspec
 
+from sayna_sip.common.hook import DEFAULT_ENDPOINT
 from sayna_sip.common.hosts import host_token
 
 VERSION = 1
@@ -56,6 +57,7 @@ class RouteRecord(msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="k
     at: float  # unix seconds of the decision
     sip_host: str = ""  # host parsed from the call's To header (or room memory)
     host: str = ""  # host of the matched hook, when one matched
+    endpoints: tuple[str, ...] = ()  # its endpoints a copy was stored for (absent: default)
     lk_seq: int = 0  # LK_EVENTS sequence of the event (replay reads the body there)
     received_at: float = 0.0  # when the ingress stored the event
     trace_id: str = ""
@@ -71,6 +73,7 @@ class AttemptRecord(
     event: str = ""
     room: str = ""
     host: str  # host of the hook delivered to
+    endpoint: str = DEFAULT_ENDPOINT  # id of its endpoint
     url: str = ""
     attempt: int  # 1 for the first try
     outcome: str

@@ -20,6 +20,7 @@ from nats.js.errors import NotFoundError
 
 from sayna_sip.common import contracts, records, topology
 from sayna_sip.common.contracts import Header
+from sayna_sip.common.hook import DEFAULT_ENDPOINT
 from sayna_sip.common.hosts import host_token
 from sayna_sip.common.records import RouteOutcome, RouteRecord
 from sayna_sip.common.streamscan import StreamReader
@@ -61,20 +62,31 @@ class Replayer:
                 latest.setdefault(rec.event_id, rec)  # the first decision is the original
         return sorted(latest.values(), key=lambda r: r.at)
 
-    async def replay(self, host: str, since: float, until: float | None) -> Replayed:
+    async def replay(
+        self, host: str, since: float, until: float | None, endpoint: str | None = None
+    ) -> Replayed:
+        """One fresh copy per endpoint each event was routed to (only `endpoint`'s when
+        given; a route record of the previous release names none: `default`)."""
         found = await self.routes(host, since, until)
         generation = int(time.time() * 1000)
         done = expired = 0
         for index, route in enumerate(found):
             if index >= self._limit:
                 return Replayed(done, expired, truncated=True, next_since=route.at)
-            if await self._replay_one(route, generation):
+            targets = route.endpoints or (DEFAULT_ENDPOINT,)
+            if endpoint is not None:
+                targets = tuple(e for e in targets if e == endpoint)
+            if not targets:
+                continue
+            if await self._replay_one(route, generation, targets):
                 done += 1
             else:
                 expired += 1
         return Replayed(done, expired)
 
-    async def _replay_one(self, route: RouteRecord, generation: int) -> bool:
+    async def _replay_one(
+        self, route: RouteRecord, generation: int, endpoints: tuple[str, ...]
+    ) -> bool:
         try:
             raw = await self._js.get_msg(topology.LK_EVENTS, seq=route.lk_seq)
         except NotFoundError:
@@ -82,19 +94,24 @@ class Replayer:
         stored = dict(raw.headers or {})
         if not route.lk_seq or stored.get(Header.EVENT_ID) != route.event_id:
             return False  # that sequence now holds another event: the original is gone
-        headers = {
-            Header.MSG_ID: f"{route.event_id}:{host_token(route.host)}:g{generation}:replay",
-            Header.EVENT_ID: route.event_id,
-            Header.EVENT: stored.get(Header.EVENT, route.event),
-            Header.ROOM: stored.get(Header.ROOM, route.room),
-            Header.HOOK: route.host,
-            Header.SIP_HOST: route.sip_host,
-            Header.REDRIVE: str(generation),
-        }
-        await self._js.publish(
-            contracts.delivery_subject(route.host),
-            raw.data or b"",
-            stream=topology.SIP_DELIVERIES,
-            headers=headers,
-        )
+        for endpoint in endpoints:
+            target = host_token(route.host)
+            headers = {
+                Header.EVENT_ID: route.event_id,
+                Header.EVENT: stored.get(Header.EVENT, route.event),
+                Header.ROOM: stored.get(Header.ROOM, route.room),
+                Header.HOOK: route.host,
+                Header.SIP_HOST: route.sip_host,
+                Header.REDRIVE: str(generation),
+            }
+            if endpoint != DEFAULT_ENDPOINT:
+                headers[Header.ENDPOINT] = endpoint
+                target = f"{target}:{endpoint}"
+            headers[Header.MSG_ID] = f"{route.event_id}:{target}:g{generation}:replay"
+            await self._js.publish(
+                contracts.delivery_subject(route.host),
+                raw.data or b"",
+                stream=topology.SIP_DELIVERIES,
+                headers=headers,
+            )
         return True

@@ -9,7 +9,7 @@ import ipaddress
 import json
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import msgspec
@@ -17,7 +17,7 @@ import msgspec
 from sayna_sip.common.contracts import LIVEKIT_EVENTS
 from sayna_sip.common.durations import parse_duration, parse_schedule
 from sayna_sip.common.errors import ConfigError
-from sayna_sip.common.hook import HookEntry
+from sayna_sip.common.hook import DEFAULT_ENDPOINT, EndpointEntry, HookEntry, new_endpoint_id
 from sayna_sip.common.hosts import normalize_host
 from sayna_sip.common.labels import ErrorCode
 from sayna_sip.common.netpolicy import IPNetwork, is_blocked, literal_address
@@ -156,14 +156,17 @@ def _url_host(target: str, host: str) -> None:
 
 def hook_entries(items: object, field: str) -> list[Mapping[str, Any]]:
     if not isinstance(items, list):
-        raise ConfigError(f"{field} must be a list of {{host, url, secret?, events?}} objects")
+        raise ConfigError(
+            f"{field} must be a list of {{host, url, secret?, events?, headers?, endpoints?}} "
+            "objects"
+        )
     for index, item in enumerate(items):
         if not isinstance(item, Mapping):
             raise ConfigError(f"{field}[{index}] must be an object with host and url")
         for key in ("host", "url"):
             if not isinstance(item.get(key), str) or not item[key].strip():
                 raise ConfigError(f"{field}[{index}] is missing '{key}'")
-        unknown = set(item) - {"host", "url", "secret", "events"}
+        unknown = set(item) - {"host", "url", "secret", "events", "headers", "endpoints"}
         if unknown:
             raise ConfigError(f"{field}[{index}] has unknown keys: {', '.join(sorted(unknown))}")
     return items
@@ -196,41 +199,150 @@ def events(value: object, owner: str) -> tuple[str, ...] | None:
     return names
 
 
-def hook_entry(
-    entry: HookEntry, ssrf: tuple[IPNetwork, ...] | None, *, several_secrets: bool = True
-) -> HookEntry:
-    """The one check of a written hook, config entry or API item: host, URL, events and
-    secret(s); normalised. `ssrf`: the networks a literal address target may be in
-    (SIP_HOOK_ALLOW_NETWORKS) — checked for API writes; None for the operator's own
-    static config (the forwarder checks every attempt anyway). Raises ConfigError whose
-    `code` is the API's."""
-    name = host(entry.host)
-    url = hook_url(entry.url, name)
+MAX_HEADERS = 20
+MAX_HEADER_BYTES = 4096
+_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # RFC 9110 token
+_REFUSED_HEADERS = frozenset(
+    {"host", "transfer-encoding", "connection", "traceparent", "tracestate"}
+)
+_REFUSED_PREFIXES = ("content-", "webhook-", "sayna-", "x-sayna-")
+_ENDPOINT_ID = re.compile(r"^[a-z0-9-]{1,32}$")
+
+
+def headers(value: object, owner: str) -> dict[str, str] | None:
+    """An endpoint's custom headers: at most MAX_HEADERS, MAX_HEADER_BYTES in all, RFC 9110
+    token names (each once, whatever its case), values without CR, LF or NUL, and none of
+    the names the forwarder sets or that change how the request is framed."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise ConfigError(
+            f"SIP hook headers for '{owner}' must map header names to string values",
+            ErrorCode.INVALID_HEADERS,
+        )
+    if len(value) > MAX_HEADERS:
+        raise ConfigError(
+            f"SIP hook headers for '{owner}': at most {MAX_HEADERS} headers (got {len(value)})",
+            ErrorCode.INVALID_HEADERS,
+        )
+    seen: set[str] = set()
+    for name, text in value.items():
+        lower = name.lower()
+        if not _TOKEN.match(name):
+            problem = "is not a valid header name (RFC 9110 token)"
+        elif lower in _REFUSED_HEADERS or lower.startswith(_REFUSED_PREFIXES):
+            problem = "is set by the forwarder or frames the request: it cannot be set"
+        elif lower in seen:
+            problem = "is given twice"
+        elif any(ch in text for ch in "\r\n\0"):
+            problem = "has a value with CR, LF or NUL"
+        else:
+            seen.add(lower)
+            continue
+        raise ConfigError(
+            f"SIP hook header '{name[:64]}' for '{owner}' {problem}", ErrorCode.INVALID_HEADERS
+        )
+    size = sum(len(k.encode()) + len(v.encode()) for k, v in value.items())
+    if size > MAX_HEADER_BYTES:
+        raise ConfigError(
+            f"SIP hook headers for '{owner}' hold {size} bytes, more than {MAX_HEADER_BYTES}",
+            ErrorCode.INVALID_HEADERS,
+        )
+    return dict(value)
+
+
+def endpoint_id(value: str, owner: str) -> str:
+    if not _ENDPOINT_ID.match(value):
+        raise ConfigError(
+            f"SIP endpoint id '{value[:40]}' of '{owner}' must be 1-32 of a-z, 0-9 and '-'",
+            ErrorCode.INVALID_ENDPOINT,
+        )
+    return value
+
+
+E = TypeVar("E", HookEntry, EndpointEntry)
+
+
+def endpoint_entry(
+    entry: E, owner: str, ssrf: tuple[IPNetwork, ...] | None, *, several_secrets: bool = True
+) -> E:
+    """The rules of an endpoint's settings and secret, normalised (see `hook_entry`)."""
+    url = hook_url(entry.url, owner)
     if url != entry.url:  # hook_url strips: an API body must be exact
         raise ConfigError(
-            f"SIP hook URL for '{name}' must not contain whitespace", ErrorCode.INVALID_URL
+            f"SIP hook URL for '{owner}' must not contain whitespace", ErrorCode.INVALID_URL
         )
     address = literal_address(urlsplit(url).hostname or "")  # any numeric spelling
     if ssrf is not None and address is not None and is_blocked(address, ssrf):
         raise ConfigError(
-            f"SIP hook URL for '{name}' targets blocked address {address} "
+            f"SIP hook URL for '{owner}' targets blocked address {address} "
             "(loopback, private, link-local or reserved; see SIP_HOOK_ALLOW_NETWORKS)",
             ErrorCode.BLOCKED_TARGET,
         )
-    keys = secrets(entry.secret, name)
+    keys = secrets(entry.secret, owner)
     if len(keys) > 1 and not several_secrets:
         raise ConfigError(
-            f"SIP hook secret for '{name}' must be one secret (no spaces); rotate-secret keeps "
+            f"SIP hook secret for '{owner}' must be one secret (no spaces); rotate-secret keeps "
             "the previous one signing beside it",
             ErrorCode.INVALID_SECRET,
         )
     return msgspec.structs.replace(
         entry,
-        host=name,
         url=url,
-        events=events(entry.events, name),
+        events=events(entry.events, owner),
+        headers=headers(entry.headers, owner),
         secret=" ".join(keys) or None,
     )
+
+
+def hook_entry(
+    entry: HookEntry,
+    ssrf: tuple[IPNetwork, ...] | None,
+    *,
+    several_secrets: bool = True,
+    max_endpoints: int = 10,
+) -> HookEntry:
+    """The one check of a written hook, config entry or API item: host, then each
+    endpoint's URL, events, headers and secret(s), their ids; normalised. `ssrf`: the
+    networks a literal address target may be in (SIP_HOOK_ALLOW_NETWORKS) — checked for
+    API writes; None for the operator's own static config (the forwarder checks every
+    attempt anyway). Raises ConfigError whose `code` is the API's."""
+    name = host(entry.host)
+    entry = endpoint_entry(
+        msgspec.structs.replace(entry, host=name), name, ssrf, several_secrets=several_secrets
+    )
+    if entry.endpoints is None:
+        return entry
+    ids = [DEFAULT_ENDPOINT]
+    listed: list[EndpointEntry] = []
+    for item in entry.endpoints:
+        given = endpoint_id(item.id, name) if item.id is not None else new_endpoint_id()
+        if given in ids:
+            raise ConfigError(
+                f"SIP hook '{name}' lists endpoint '{given}' twice (`default` is the hook's "
+                "own url)",
+                ErrorCode.DUPLICATE_ENDPOINT,
+            )
+        ids.append(given)
+        listed.append(
+            endpoint_entry(
+                msgspec.structs.replace(item, id=given), f"{name} endpoint {given}", ssrf,
+                several_secrets=several_secrets,
+            )
+        )  # fmt: skip
+    endpoint_count(len(ids), name, max_endpoints)
+    return msgspec.structs.replace(entry, endpoints=tuple(listed))
+
+
+def endpoint_count(count: int, owner: str, most: int) -> None:
+    if count > most:
+        raise ConfigError(
+            f"SIP hook '{owner}' would have {count} endpoints, more than SIP_MAX_ENDPOINTS "
+            f"({most})",
+            ErrorCode.TOO_MANY_ENDPOINTS,
+        )
 
 
 def hooks_json(text: str) -> list[Mapping[str, Any]]:

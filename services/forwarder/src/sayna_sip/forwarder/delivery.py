@@ -1,8 +1,9 @@
-"""One delivery attempt: resolve the hook now, sign, POST, classify.
+"""One delivery attempt: resolve the hook and its endpoint now, sign, POST, classify.
 
 The hook is looked up at each attempt (KV watch cache, then KV itself on a miss, so a
 hook created a moment ago is not mistaken for a removed one), which makes an updated
-URL apply to pending retries and a deleted hook dead-letter them.
+URL apply to pending retries and a deleted hook or endpoint dead-letter them. Every
+attempt, retry, redrive, replay and test send carries the endpoint's custom headers.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import aiohttp
 from sayna_sip.common import hook_secrets, tracing
 from sayna_sip.common.config import ServerConfig
 from sayna_sip.common.delivery import Delivery
-from sayna_sip.common.hook import Hook
+from sayna_sip.common.hook import DEFAULT_ENDPOINT, Endpoint, Hook
 from sayna_sip.common.hook_directory import HookDirectory
 from sayna_sip.common.logs import quote
 from sayna_sip.forwarder import client, signing
@@ -38,34 +39,39 @@ class Deliverer:
     async def resolve(self, hook_host: str) -> Hook | None:
         return await self._hooks.resolve(hook_host)
 
-    def secrets(self, hook: Hook) -> tuple[str, ...]:
-        """Its own secrets (opened now, newest first), else static config's, else global."""
-        sip = self._config.sip
-        return hook_secrets.signing_secrets(hook, sip, time.time()) if sip else ()
-
     async def attempt(self, d: Delivery, body: bytes) -> Result:
         hook = await self.resolve(d.hook)
-        if hook is None:
-            return Result(Kind.REMOVED, error=f"hook {d.hook} no longer exists")
-        if not hook.enabled:
-            reason = hook.disabled_reason or "disabled"
-            return Result(Kind.DISABLED, error=f"hook {hook.host} is disabled: {reason}")
-        result = await self.send(hook, d.event_id, body)
+        endpoint = hook.endpoint(d.endpoint) if hook is not None else None
+        if hook is None or endpoint is None:
+            what = f"hook {d.hook}" if hook is None else f"endpoint {d.endpoint} of hook {d.hook}"
+            return Result(Kind.REMOVED, error=f"{what} no longer exists")
+        if not endpoint.enabled:
+            reason = endpoint.disabled_reason or "disabled"
+            what = hook.host if d.endpoint == DEFAULT_ENDPOINT else f"{hook.host} {d.endpoint}"
+            return Result(Kind.DISABLED, error=f"hook {what} is disabled: {reason}")
+        result = await self.send(hook, endpoint, d.event_id, body)
         if self.watch is not None and result.was_attempt:
-            self.watch.observe(hook, result.kind is Kind.DELIVERED)
+            self.watch.observe(hook, endpoint, result.kind is Kind.DELIVERED)
         return result
 
-    async def send(self, hook: Hook, event_id: str, body: bytes) -> Result:
-        """One signed POST of `body` to `hook` (deliveries and test sends alike)."""
+    async def send(self, hook: Hook, endpoint: Endpoint, event_id: str, body: bytes) -> Result:
+        """One signed POST of `body` to `endpoint` of `hook`, with its custom headers
+        (deliveries and test sends alike)."""
+        sip = self._config.sip
         try:
-            secrets = self.secrets(hook)
+            secrets = hook_secrets.signing_secrets(hook, endpoint, sip, time.time()) if sip else ()
+            custom = hook_secrets.open_headers(hook, endpoint, sip) if sip else {}
         except hook_secrets.SecretBoxError as exc:  # misconfigured key: retried, loudly
             log.error("event=hook_secret_unreadable host=%s error=%s", hook.host, quote(exc))
-            return Result(Kind.ERROR, error=f"cannot open the hook's secret: {exc}", url=hook.url)
+            return Result(
+                Kind.ERROR, error=f"cannot open the hook's secret: {exc}", url=endpoint.url
+            )
         headers = signing.signature_headers(event_id, body, secrets, int(time.time()))
+        if custom:  # validated names never collide with the signature's or the framing's
+            headers = {**custom, **headers}
         self._tracer.inject(headers)  # the attempt span's traceparent, for the tenant
         return await client.post(
-            self._http, hook.url, body, headers, self._config.forwarder.timeout
+            self._http, endpoint.url, body, headers, self._config.forwarder.timeout
         )
 
     async def post_ops(self, url: str, body: bytes, event_id: str) -> int | None:
@@ -84,7 +90,11 @@ def warn_if_unsigned(config: ServerConfig) -> None:
     sip = config.sip
     if sip is None:
         return  # SIP disabled: stay quiet
-    unsigned = [h.host for h in sip.hooks if not (h.secrets or sip.hook_secrets)]
+    unsigned = [
+        h.host
+        for h in sip.hooks
+        if not all(e.secrets or sip.hook_secrets for e in h.endpoint_entries())
+    ]
     if not sip.hook_secrets:
         unsigned.append("<runtime hooks>")
     if unsigned:

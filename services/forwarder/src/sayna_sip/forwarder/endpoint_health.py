@@ -1,13 +1,14 @@
-"""Automatic disabling of runtime hooks that keep failing, and the operator's notice.
+"""Automatic disabling of runtime endpoints that keep failing, and the operator's notice.
 
-Each forwarder watches the outcome of its attempts per hook. The shared state lives in the
-hook's KV record, written only on transitions (compare-and-set, so replicas agree and a
-restart keeps it): `failing_since` when attempts start failing, cleared on a success; the
-hook disabled once every attempt has failed for SIP_HOOK_DISABLE_AFTER and this forwarder
-has seen at least MIN_FAILED_ATTEMPTS of them. The transition is logged, counted,
-published on `sip.ops.hook_disabled` and, when SIP_OPS_WEBHOOK_URL is set, POSTed there
-signed like a delivery. Static (config) hooks are never disabled automatically: they are
-read-only at runtime.
+Each forwarder watches the outcome of its attempts per endpoint of a hook. The shared
+state lives in the endpoint's part of the hook's KV record, written only on transitions
+(compare-and-set, so replicas agree and a restart keeps it): `failing_since` when
+attempts start failing, cleared on a success; the hook disabled once every attempt has
+failed for SIP_HOOK_DISABLE_AFTER and this forwarder has seen at least
+MIN_FAILED_ATTEMPTS of them. The transition is logged, counted, published on
+`sip.ops.hook_disabled` and, when SIP_OPS_WEBHOOK_URL is set, POSTed there signed like a
+delivery. Static (config) hooks are never disabled automatically: they are read-only at
+runtime.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from nats.js.kv import KeyValue
 
 from sayna_sip.common import contracts
 from sayna_sip.common.config import SipConfig
-from sayna_sip.common.hook import Hook, parse_stamp, utc_stamp
+from sayna_sip.common.hook import Endpoint, Hook, parse_stamp, utc_stamp
 from sayna_sip.common.hookstore import modify
 from sayna_sip.common.logs import quote
 
@@ -50,27 +51,29 @@ class FailureWatch:
         self._nc = nc
         self._post = post
         self._on_disabled = on_disabled
-        self._failures: dict[str, int] = {}  # failed attempts seen here since the last success
+        # failed attempts seen here since the last success, per (host, endpoint id)
+        self._failures: dict[tuple[str, str], int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def observe(self, hook: Hook, delivered: bool) -> None:
+    def observe(self, hook: Hook, endpoint: Endpoint, delivered: bool) -> None:
         """Note one attempt's outcome; any KV write runs in the background."""
         if hook.source != "runtime":
             return
+        key = (hook.host, endpoint.id)
         if delivered:
-            self._failures.pop(hook.host, None)
-            if hook.failing_since is not None:
-                self._spawn(self._recovered(hook.host))
+            self._failures.pop(key, None)
+            if endpoint.failing_since is not None:
+                self._spawn(self._recovered(*key))
             return
-        seen = self._failures[hook.host] = self._failures.get(hook.host, 0) + 1
-        if hook.failing_since is None:
+        seen = self._failures[key] = self._failures.get(key, 0) + 1
+        if endpoint.failing_since is None:
             if seen == 1 or seen % MIN_FAILED_ATTEMPTS == 0:  # the cache may lag our write
-                self._spawn(self._failing(hook.host))
+                self._spawn(self._failing(*key))
             return
-        failing_for = time.time() - parse_stamp(hook.failing_since)
+        failing_for = time.time() - parse_stamp(endpoint.failing_since)
         due = failing_for >= self._sip.hook_disable_after and seen >= MIN_FAILED_ATTEMPTS
-        if hook.enabled and due:
-            self._spawn(self._disable(hook.host, seen))
+        if endpoint.enabled and due:
+            self._spawn(self._disable(hook.host, endpoint.id, seen))
 
     async def stop(self) -> None:
         if self._tasks:
@@ -88,46 +91,45 @@ class FailureWatch:
         except Exception as exc:  # never fails a delivery; the next attempt tries again
             log.warning("event=hook_state_write_failed error=%s", quote(repr(exc)))
 
-    async def _failing(self, host: str) -> None:
+    async def _failing(self, host: str, endpoint_id: str) -> None:
         stamp = utc_stamp()
-        await modify(
-            self._kv,
-            host,
-            lambda r: r.changed(failing_since=stamp) if r and r.failing_since is None else None,
-        )
+        await _change(
+            self._kv, host, endpoint_id,
+            lambda e: e.changed(failing_since=stamp) if e.failing_since is None else None,
+        )  # fmt: skip
 
-    async def _recovered(self, host: str) -> None:
-        await modify(
-            self._kv,
-            host,
-            lambda r: r.changed(failing_since=None) if r and r.failing_since is not None else None,
-        )
+    async def _recovered(self, host: str, endpoint_id: str) -> None:
+        await _change(
+            self._kv, host, endpoint_id,
+            lambda e: e.changed(failing_since=None) if e.failing_since is not None else None,
+        )  # fmt: skip
 
-    async def _disable(self, host: str, attempts: int) -> None:
-        changed: list[Hook] = []
+    async def _disable(self, host: str, endpoint_id: str, attempts: int) -> None:
+        changed: list[Endpoint] = []
 
-        def change(record: Hook | None) -> Hook | None:
-            if record is None or not record.enabled or record.failing_since is None:
+        def change(record: Endpoint) -> Endpoint | None:
+            if not record.enabled or record.failing_since is None:
                 return None  # already disabled (by a replica), or it recovered meanwhile
             reason = f"failing since {record.failing_since} ({attempts}+ attempts failed)"
             changed.append(record.changed(enabled=False, disabled_reason=reason))
             return changed[-1]
 
-        await modify(self._kv, host, change)
+        await _change(self._kv, host, endpoint_id, change)
         if not changed:
             return
         record = changed[-1]
         self._on_disabled(host)
         log.warning(
-            "event=hook_disabled host=%s by=forwarder failing_since=%s attempts=%d",
-            host, record.failing_since, attempts,
+            "event=hook_disabled host=%s endpoint=%s by=forwarder failing_since=%s attempts=%d",
+            host, endpoint_id, record.failing_since, attempts,
         )  # fmt: skip
-        await self._notify(record, attempts)
+        await self._notify(host, record, attempts)
 
-    async def _notify(self, record: Hook, attempts: int) -> None:
+    async def _notify(self, host: str, record: Endpoint, attempts: int) -> None:
         notice = {
             "event": "hook_disabled",
-            "host": record.host,
+            "host": host,
+            "endpoint": record.id,
             "url": record.url,
             "reason": record.disabled_reason,
             "failing_since": record.failing_since,
@@ -139,4 +141,18 @@ class FailureWatch:
         url = self._sip.ops_webhook_url
         if url:
             status = await self._post(url, body, "ops_" + _random.token_hex(8))
-            log.info("event=ops_webhook_sent host=%s status=%s", record.host, status)
+            log.info("event=ops_webhook_sent host=%s status=%s", host, status)
+
+
+async def _change(
+    kv: KeyValue, host: str, endpoint_id: str, change: Callable[[Endpoint], Endpoint | None]
+) -> None:
+    """Compare-and-set `change` on one endpoint of the hook of `host` (nothing when the
+    hook or the endpoint is gone)."""
+
+    def on_hook(record: Hook | None) -> Hook | None:
+        endpoint = record.endpoint(endpoint_id) if record is not None else None
+        updated = change(endpoint) if endpoint is not None else None
+        return record.with_endpoint(updated) if record is not None and updated else None
+
+    await modify(kv, host, on_hook)

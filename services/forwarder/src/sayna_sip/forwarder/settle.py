@@ -91,7 +91,8 @@ class Settlement:
             return
         self._record(
             AttemptRecord(
-                event_id=d.event_id, event=d.event, room=d.room, host=d.hook, url=result.url,
+                event_id=d.event_id, event=d.event, room=d.room, host=d.hook, endpoint=d.endpoint,
+                url=result.url,
                 attempt=d.attempt + 1, outcome=_outcome(result, decision), started_at=began,
                 duration_ms=round(elapsed_ms, 1), status=result.status, error=result.error,
                 reason=decision.reason if isinstance(decision, policy.Dead) else "",

@@ -16,6 +16,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from sayna_sip.common import contracts
+from sayna_sip.common.hook import DEFAULT_ENDPOINT
 from sayna_sip.common.logs import quote
 from sayna_sip.forwarder.delivery import Deliverer
 from sayna_sip.forwarder.policy import Kind
@@ -25,6 +26,7 @@ log = logging.getLogger("sayna_sip.forwarder")
 
 class TestRequest(msgspec.Struct, frozen=True):
     host: str
+    endpoint: str = DEFAULT_ENDPOINT  # an ingress of the previous release sends none
 
 
 def test_event(host: str) -> tuple[str, bytes]:
@@ -73,13 +75,16 @@ class TestResponder:
                 "error": "no such hook",
                 "response_excerpt": "",
             }
+        endpoint = hook.endpoint(request.endpoint)
+        if endpoint is None:
+            return _failed(f"hook {hook.host} has no endpoint {request.endpoint}")
         event_id, body = test_event(hook.host)
         started = time.monotonic()
-        result = await self._deliverer.send(hook, event_id, body)
+        result = await self._deliverer.send(hook, endpoint, event_id, body)
         duration_ms = round((time.monotonic() - started) * 1000, 1)
         log.info(
-            "event=hook_test host=%s status=%s duration_ms=%.1f error=%s",
-            hook.host, result.status, duration_ms, quote(result.error),
+            "event=hook_test host=%s endpoint=%s status=%s duration_ms=%.1f error=%s",
+            hook.host, endpoint.id, result.status, duration_ms, quote(result.error),
         )  # fmt: skip
         return {
             "status": result.status,

@@ -141,7 +141,7 @@ class Worker:
     async def _expire_held(self) -> None:
         """Messages held past HOLD_MAX go back to JetStream: their host slowed down."""
         for item in self._held.expired(time.monotonic()):
-            defer = self._gate.busy(item.delivery.hook, time.monotonic())
+            defer = self._gate.busy(item.delivery.lane, time.monotonic())
             await nak(item.msg, defer.delay)
             self._metrics.deferred.labels(item.delivery.hook, defer.reason).inc()
 
@@ -165,14 +165,14 @@ class Worker:
             self._metrics.deferred.labels(d.hook, DeferReason.SCHEDULED).inc()
             return "scheduled"
         started = time.monotonic()
-        defer = self._gate.admit(d.hook, started)
+        defer = self._gate.admit(d.lane, started)
         if defer is None:
             self._start(msg, d, started)
             return "started"
-        if defer.reason == "busy" and self._held.held(d.hook) < self._gate.hold_limit(
-            d.hook, started
+        if defer.reason == "busy" and self._held.held(d.lane) < self._gate.hold_limit(
+            d.lane, started
         ):
-            self._held.push(d.hook, Held(msg, d, started))
+            self._held.push(d.lane, Held(msg, d, started))
             return "held"
         await nak(msg, defer.delay)
         self._metrics.deferred.labels(d.hook, defer.reason).inc()
@@ -183,17 +183,18 @@ class Worker:
         self._tasks[task] = msg
         task.add_done_callback(self._on_done)
 
-    async def _promote(self, host: str) -> None:
-        """A slot of `host` was freed: start its oldest held message in it. When the
-        breaker has just opened instead, its held messages go back to JetStream."""
-        while not self._stopping and (item := self._held.pop(host)) is not None:
+    async def _promote(self, lane: str) -> None:
+        """A slot of `lane` (a hook's endpoint) was freed: start its oldest held message
+        in it. When the breaker has just opened instead, its held messages go back to
+        JetStream."""
+        while not self._stopping and (item := self._held.pop(lane)) is not None:
             now = time.monotonic()
-            defer = self._gate.admit(host, now)
+            defer = self._gate.admit(lane, now)
             if defer is None:
                 self._start(item.msg, item.delivery, now)
                 return
             await nak(item.msg, defer.delay)
-            self._metrics.deferred.labels(host, defer.reason).inc()
+            self._metrics.deferred.labels(item.delivery.hook, defer.reason).inc()
 
     def _on_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.pop(task, None)
@@ -206,6 +207,7 @@ class Worker:
             attrs: dict[str, str | int | float] = {
                 "sayna.event_id": d.event_id,
                 "sayna.hook": d.hook,
+                "sayna.endpoint": d.endpoint,
                 "sayna.attempt": d.attempt + 1,
             }
             with self._tracer.span("sip.attempt", d.headers, SpanKind.CLIENT, attrs) as span:
@@ -227,10 +229,10 @@ class Worker:
             await self._settlement.crashed(msg, d, exc)
         finally:
             self._metrics.in_flight.dec()
-            if self._gate.release(d.hook, started, ok, time.monotonic()):
+            if self._gate.release(d.lane, started, ok, time.monotonic()):
                 self._metrics.breaker_opened.labels(d.hook).inc()
-                log.warning("event=breaker_opened hook=%s", d.hook)
-            await self._promote(d.hook)
+                log.warning("event=breaker_opened hook=%s endpoint=%s", d.hook, d.endpoint)
+            await self._promote(d.lane)
 
     async def stop(self, loop_task: asyncio.Task[None]) -> None:
         """Stop pulling, give in-flight deliveries the grace period, nak the rest."""

@@ -31,6 +31,7 @@ from sayna_sip.ingress import (
     routes_audit,
     routes_console,
     routes_deliveries,
+    routes_endpoints,
     routes_health,
     routes_hooks,
     routes_webhook,
@@ -99,7 +100,9 @@ def create_app(
     return Litestar(
         route_handlers=[
             routes_webhook.receive_webhook,
-            routes_hooks.hooks_router(config.auth, metrics.hook_api_calls),
+            routes_hooks.hooks_router(
+                config.auth, metrics.hook_api_calls, [routes_endpoints.EndpointsController]
+            ),
             routes_deliveries.deliveries_router(config.auth),
             routes_access.access_router(config.auth),
             routes_audit.audit_router(config.auth),

@@ -6,10 +6,21 @@ raised with a message that names the host at fault.
 
 from __future__ import annotations
 
+from typing import Any
+
+import msgspec
+
 from sayna_sip.common import validate
 from sayna_sip.common.config import SipConfig
 from sayna_sip.common.errors import ConfigError
-from sayna_sip.common.hook import HookEntry
+from sayna_sip.common.hook import (
+    REDACTED,
+    Endpoint,
+    EndpointEntry,
+    HookEntry,
+    HookSettings,
+    new_endpoint_id,
+)
 from sayna_sip.common.labels import ErrorCode
 from sayna_sip.ingress.errors import BadRequest, Conflict
 
@@ -27,9 +38,54 @@ def host(raw: str) -> str:
 def entry(item: HookEntry, sip: SipConfig) -> HookEntry:
     """`validate.hook_entry` (the config's rules) with the SSRF policy; its error as a 400."""
     try:
-        return validate.hook_entry(item, sip.hook_allow_networks, several_secrets=False)
+        return validate.hook_entry(
+            item, sip.hook_allow_networks, several_secrets=False, max_endpoints=sip.max_endpoints
+        )
     except ConfigError as exc:
         raise BadRequest(str(exc), exc.code) from None
+
+
+def endpoint(item: EndpointEntry, host: str, sip: SipConfig) -> EndpointEntry:
+    """One endpoint's settings by the same rules, its id given (checked) or generated."""
+    try:
+        given = validate.endpoint_id(item.id, host) if item.id is not None else new_endpoint_id()
+        return validate.endpoint_entry(
+            msgspec.structs.replace(item, id=given),
+            f"{host} endpoint {given}",
+            sip.hook_allow_networks,
+            several_secrets=False,
+        )
+    except ConfigError as exc:
+        raise BadRequest(str(exc), exc.code) from None
+
+
+def endpoint_count(count: int, host: str, sip: SipConfig) -> None:
+    try:
+        validate.endpoint_count(count, host, sip.max_endpoints)
+    except ConfigError as exc:
+        raise BadRequest(str(exc), exc.code) from None
+
+
+def merged(old: Endpoint, fields: dict[str, Any]) -> EndpointEntry:
+    """A PATCH body over the endpoint it changes: the fields sent, the others as they
+    are (kept header values are written as REDACTED, which keeps them)."""
+    unknown = set(fields) - _PATCHABLE
+    if unknown:
+        raise BadRequest(
+            f"PATCH of an endpoint takes {', '.join(sorted(_PATCHABLE))}; not "
+            f"{', '.join(sorted(unknown))}",
+            ErrorCode.INVALID_BODY,
+        )
+    current = msgspec.to_builtins(old.settings())
+    if old.headers is not None:
+        current["headers"] = dict.fromkeys(old.headers, REDACTED)
+    try:
+        return msgspec.convert({**current, **fields, "id": old.id}, EndpointEntry)
+    except msgspec.ValidationError as exc:
+        raise BadRequest(f"Invalid PATCH body: {exc}", ErrorCode.INVALID_BODY) from None
+
+
+_PATCHABLE = frozenset({*HookSettings.__struct_fields__, "secret"})
 
 
 def _not_static(host: str, sip: SipConfig) -> None:

@@ -19,7 +19,7 @@ from nats.js.errors import KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from sayna_sip.common import hookstore
-from sayna_sip.common.hook import Hook, HookEntry
+from sayna_sip.common.hook import REDACTED, EndpointEntry, Hook, HookEntry
 from sayna_sip.common.hook_directory import read_hook, snapshot
 from sayna_sip.common.hookstore import DELETE, Delete
 from sayna_sip.common.hosts import host_token
@@ -59,9 +59,10 @@ class HookStore:
         """Write validated entries (`hookrules.upserts`): all refused before any is written
         when one host is static; a sent secret is sealed on the way in."""
         self._check_connected()
-        if any(h.secret for h in hooks) and self._box is None:
+        if self._box is None and any(_sealing(e) for h in hooks for e in h.endpoint_entries()):
             raise BadRequest(
-                "A hook secret needs SIP_SECRETS_KEY (the key that encrypts secrets at rest)",
+                "A hook secret or header needs SIP_SECRETS_KEY (the key that encrypts them at "
+                "rest)",
                 ErrorCode.SECRETS_KEY_MISSING,
             )
         for hook in hooks:  # refuse the whole request before writing any of it
@@ -95,6 +96,11 @@ class HookStore:
         done = await self._write(host, checked)
         assert done.after is not None  # checked() refused a missing hook
         return done.after
+
+    def box_for(self, entry: EndpointEntry) -> SecretBox | None:
+        """The box when `entry` has something to seal (a secret, a header value), else None;
+        400 when it has and SIP_SECRETS_KEY is not set."""
+        return self.box() if _sealing(entry) else self._box
 
     def box(self) -> SecretBox:
         if self._box is None:
@@ -137,6 +143,10 @@ class HookStore:
             return DELETE if record is not None else None
 
         return (await self._write(host, change)).wrote
+
+
+def _sealing(entry: EndpointEntry) -> bool:
+    return bool(entry.secret) or any(v != REDACTED for v in (entry.headers or {}).values())
 
 
 def _writable(host: str, record: Hook | None) -> None:

@@ -9,6 +9,7 @@ from nats.js import JetStreamContext
 
 from sayna_sip.common import topology
 from sayna_sip.common.deliveries import Deliveries
+from sayna_sip.common.hook import DEFAULT_ENDPOINT
 from sayna_sip.common.replay import Replayer
 from sayna_sip.common.streamscan import StreamReader
 from sayna_sip.ingress.hooks import HookStore
@@ -43,9 +44,10 @@ class Records:
     async def dead_last_seq(self) -> int:
         return (await self.js.stream_info(topology.SIP_DEAD)).state.last_seq
 
-    async def hook_state(self, host: str) -> str:
-        """`enabled`, `disabled` or `removed` (no such hook now)."""
+    async def hook_state(self, host: str, endpoint_id: str = DEFAULT_ENDPOINT) -> str:
+        """`enabled`, `disabled` or `removed` (no such hook or endpoint now)."""
         for hook in await self.hooks.all():
-            if hook.host == host:
-                return "disabled" if getattr(hook, "enabled", True) is False else "enabled"
+            endpoint = hook.endpoint(endpoint_id) if hook.host == host else None
+            if endpoint is not None:
+                return "enabled" if endpoint.enabled else "disabled"
         return "removed"

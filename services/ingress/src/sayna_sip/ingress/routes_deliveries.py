@@ -19,6 +19,7 @@ from sayna_sip.common.config import AuthConfig
 from sayna_sip.common.contracts import Header
 from sayna_sip.common.deliveries import QueryError, parse_when, rfc3339, view
 from sayna_sip.common.errors import ConfigError
+from sayna_sip.common.hook import DEFAULT_ENDPOINT
 from sayna_sip.common.hosts import normalize_host
 from sayna_sip.common.labels import ErrorCode
 from sayna_sip.ingress.access import Access
@@ -142,20 +143,15 @@ class DeliveriesController(Controller):
     @get("/hooks/{host:str}/stats", summary="A hook's attempts over a window", responses={
         **_READ, 404: _err("A tenant token: not its host")})  # fmt: skip
     async def hook_stats(self, ingress: IngressDep, host: str, window: str = "24h") -> HookStats:
-        seconds = deliveries.STATS_WINDOWS.get(window)
-        if seconds is None:
-            raise BadRequest(f"window must be one of {', '.join(deliveries.STATS_WINDOWS)}",
-                             ErrorCode.INVALID_QUERY)  # fmt: skip
-        name = _host(host) or ""
-        records = _records(ingress)
-        st = await records.deliveries.stats(name, seconds)
-        return HookStats(
-            host=name, window=window, attempts=st.attempts, delivered=st.delivered,
-            failed=st.failed, success_rate=st.success_rate, p50_ms=st.p50_ms, p99_ms=st.p99_ms,
-            last_success_at=rfc3339(st.last_success_at),
-            last_failure_at=rfc3339(st.last_failure_at),
-            state=await records.hook_state(name), truncated=st.truncated,
-        )  # fmt: skip
+        return await _stats(ingress, host, DEFAULT_ENDPOINT, window)
+
+    @get("/hooks/{host:str}/endpoints/{id:str}/stats",
+         summary="An endpoint's attempts over a window", responses={
+        **_READ, 404: _err("A tenant token: not its host")})  # fmt: skip
+    async def endpoint_stats(
+        self, ingress: IngressDep, host: str, id: str, window: str = "24h"
+    ) -> HookStats:
+        return await _stats(ingress, host, id, window)
 
     @get("/dead-letters", summary="Dead letters, newest first", responses=_READ)
     async def dead_letters(
@@ -216,16 +212,59 @@ class DeliveriesController(Controller):
         host: str,
         data: Annotated[ReplayIn, Body(description="window")],
     ) -> ReplayResult:
-        records = _records(ingress)
-        since = _when(data.since, "since")
-        until = _when(data.until, "until")
-        assert since is not None
-        name = _host(host) or ""
-        done = await records.replayer.replay(name, since, until)
-        note(request, Change(name, ("since", "until"), {
-            "since": data.since, "until": data.until, "replayed": done.replayed,
-            "expired": done.expired, "truncated": done.truncated}))  # fmt: skip
-        return ReplayResult(done.replayed, done.expired, done.truncated, rfc3339(done.next_since))
+        return await _replay(ingress, request, host, None, data)
+
+    @post("/hooks/{host:str}/endpoints/{id:str}/replay", status_code=200,
+          summary="Deliver a window's events again to one endpoint",
+          responses={**_READ, 404: _err("A tenant token: not its host")})  # fmt: skip
+    async def endpoint_replay(
+        self,
+        ingress: IngressDep,
+        request: Request[Any, Any, Any],
+        host: str,
+        id: str,
+        data: Annotated[ReplayIn, Body(description="window")],
+    ) -> ReplayResult:
+        return await _replay(ingress, request, host, id, data)
+
+
+async def _stats(ingress: IngressDep, host: str, endpoint: str, window: str) -> HookStats:
+    """The per-host form counts the `default` endpoint's attempts."""
+    seconds = deliveries.STATS_WINDOWS.get(window)
+    if seconds is None:
+        raise BadRequest(f"window must be one of {', '.join(deliveries.STATS_WINDOWS)}",
+                         ErrorCode.INVALID_QUERY)  # fmt: skip
+    name = _host(host) or ""
+    records = _records(ingress)
+    st = await records.deliveries.stats(name, seconds, endpoint=endpoint)
+    return HookStats(
+        host=name, window=window, attempts=st.attempts, delivered=st.delivered,
+        failed=st.failed, success_rate=st.success_rate, p50_ms=st.p50_ms, p99_ms=st.p99_ms,
+        last_success_at=rfc3339(st.last_success_at),
+        last_failure_at=rfc3339(st.last_failure_at),
+        state=await records.hook_state(name, endpoint), truncated=st.truncated,
+        endpoint=endpoint,
+    )  # fmt: skip
+
+
+async def _replay(
+    ingress: IngressDep,
+    request: Request[Any, Any, Any],
+    host: str,
+    endpoint: str | None,
+    data: ReplayIn,
+) -> ReplayResult:
+    """Per host: every endpoint each event went to; per endpoint: that one only."""
+    records = _records(ingress)
+    since = _when(data.since, "since")
+    until = _when(data.until, "until")
+    assert since is not None
+    name = _host(host) or ""
+    done = await records.replayer.replay(name, since, until, endpoint)
+    note(request, Change(name, ("since", "until"), {
+        "since": data.since, "until": data.until, "replayed": done.replayed,
+        "expired": done.expired, "truncated": done.truncated, "endpoint": endpoint}))  # fmt: skip
+    return ReplayResult(done.replayed, done.expired, done.truncated, rfc3339(done.next_since))
 
 
 def _letter(x: deadletters.DeadLetter) -> DeadLetterOut:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Router, delete, get, post
@@ -38,38 +38,40 @@ from sayna_sip.ingress.state import IngressDep
 BEARER_SCHEME = "ApiToken"
 
 
-def _err(description: str) -> ResponseSpec:
+def err(description: str) -> ResponseSpec:
     return ResponseSpec(data_container=ErrorBody, description=description, generate_examples=False)
 
 
 _COMMON = {
-    401: _err(
+    401: err(
         "AUTH_REQUIRED is on and the Bearer token is missing or unknown, or a tenant "
         "token expired (token_expired) or revoked (token_revoked)"
     ),
-    403: _err("A tenant token on a route that is not its host's"),
-    503: _err("NATS KV unavailable"),
+    403: err("A tenant token on a route that is not its host's"),
+    503: err("NATS KV unavailable"),
 }
 _WRITE = {
     **_COMMON,
-    400: _err(
+    400: err(
         "Invalid body, host, URL, secret or events (http://, credentials in the URL, "
         "duplicate host, blocked IP target in any numeric spelling, unknown LiveKit event, "
         "secret without SIP_SECRETS_KEY)"
     ),
-    409: _err("Host defined in the static configuration, or SIP not configured"),
-    415: _err("Body declared with a Content-Type other than application/json"),
+    409: err("Host defined in the static configuration, or SIP not configured"),
+    415: err("Body declared with a Content-Type other than application/json"),
 }
-_ONE = {**_WRITE, 404: _err("No hook for this host")}
+_ONE = {**_WRITE, 404: err("No hook for this host")}
 _TEST = {
     **_COMMON,
-    404: _err("No hook for this host"),
-    503: _err("NATS unavailable, or no forwarder answered in time"),
+    404: err("No hook for this host"),
+    503: err("NATS unavailable, or no forwarder answered in time"),
 }
 
 
 def view(hook: Hook, sip: SipConfig | None) -> HookOut:
-    return HookOut.of(hook, hook_secrets.static_secrets(hook, sip) if sip else ())
+    if sip is None:
+        return HookOut.of(hook)
+    return HookOut.of(hook, lambda endpoint: hook_secrets.static_secrets(hook, endpoint, sip))
 
 
 def _upserted(write: HookEntry) -> Change:
@@ -83,7 +85,7 @@ def _out(records: list[Hook], sip: SipConfig | None = None) -> list[HookOut]:
     return [view(r, sip) for r in records]
 
 
-def _writable(ingress: IngressDep) -> tuple[SipConfig, HookStore]:
+def writable(ingress: IngressDep) -> tuple[SipConfig, HookStore]:
     if ingress.config.sip is None or ingress.hooks is None:
         raise Conflict(
             "SIP is not configured: runtime hooks are unavailable", ErrorCode.SIP_DISABLED
@@ -117,7 +119,7 @@ class HooksController(Controller):
         request: Request[Any, Any, Any],
         data: Annotated[HooksUpsert, Body(description="hooks to add or replace")],
     ) -> HookList:
-        sip, store = _writable(ingress)
+        sip, store = writable(ingress)
         writes = hookrules.upserts(data.hooks, sip)
         records = await store.upsert(writes)
         note(request, *(_upserted(w) for w in writes))
@@ -130,7 +132,7 @@ class HooksController(Controller):
         request: Request[Any, Any, Any],
         data: Annotated[HostsDelete, Body(description="hosts to remove")],
     ) -> HookDeleteResult:
-        sip, store = _writable(ingress)
+        sip, store = writable(ingress)
         hosts = hookrules.removals(data.hosts, sip)
         records, missing = await store.remove(hosts)
         gone = [h for h in hosts if h not in missing]
@@ -154,9 +156,9 @@ class HooksController(Controller):
         host: str,
         data: Annotated[RotateIn | None, Body(description="the new secret, or none")] = None,
     ) -> Rotated:
-        sip, store = _writable(ingress)
+        sip, store = writable(ingress)
         given = data.secret if data is not None else None
-        secret, record = await endpoints.rotate(store, sip, hookrules.host(host), given)
+        secret, record, _ = await endpoints.rotate(store, sip, hookrules.host(host), given)
         note(request, Change(record.host, ("secrets",), {"fingerprint": fingerprint(secret)}))
         return Rotated(secret=secret, hook=view(record, sip))
 
@@ -164,8 +166,8 @@ class HooksController(Controller):
     async def disable_hook(
         self, ingress: IngressDep, request: Request[Any, Any, Any], host: str
     ) -> HookOut:
-        sip, store = _writable(ingress)
-        record = await endpoints.set_enabled(ingress, store, hookrules.host(host), False)
+        sip, store = writable(ingress)
+        record, _ = await endpoints.set_enabled(ingress, store, hookrules.host(host), False)
         note(request, Change(record.host, ("enabled",), {"enabled": False}))
         return view(record, sip)
 
@@ -173,8 +175,8 @@ class HooksController(Controller):
     async def enable_hook(
         self, ingress: IngressDep, request: Request[Any, Any, Any], host: str
     ) -> HookOut:
-        sip, store = _writable(ingress)
-        record = await endpoints.set_enabled(ingress, store, hookrules.host(host), True)
+        sip, store = writable(ingress)
+        record, _ = await endpoints.set_enabled(ingress, store, hookrules.host(host), True)
         note(request, Change(record.host, ("enabled",), {"enabled": True}))
         return view(record, sip)
 
@@ -185,7 +187,7 @@ class HooksController(Controller):
         responses=_TEST,
     )
     async def test_hook(self, ingress: IngressDep, host: str) -> TestSend:
-        _, store = _writable(ingress)
+        _, store = writable(ingress)
         return await endpoints.test_send(ingress, store, hookrules.host(host))
 
 
@@ -211,7 +213,7 @@ def _json_only(app: ASGIApp) -> ASGIApp:
     a body without a Content-Type is read as JSON."""
 
     async def checked(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope.get("method") in ("POST", "DELETE"):
+        if scope.get("method") in ("POST", "PATCH", "DELETE"):
             declared = dict(scope["headers"]).get(b"content-type")
             media = (declared or b"").split(b";")[0].strip().lower()
             if declared is not None and not (
@@ -226,10 +228,11 @@ def _json_only(app: ASGIApp) -> ASGIApp:
     return checked
 
 
-def hooks_router(auth: AuthConfig, calls: Counter) -> Router:
+def hooks_router(auth: AuthConfig, calls: Counter, more: Sequence[type[Controller]] = ()) -> Router:
+    """The hooks API behind the token guard; `more`: controllers under /sip/hooks too."""
     return Router(
         path="/",
-        route_handlers=[HooksController],
+        route_handlers=[HooksController, *more],
         guards=[bearer_guard(auth)],
         middleware=[_counting(calls), _json_only],
     )

@@ -9,11 +9,19 @@ except the one-time answer of a rotation.
 from __future__ import annotations
 
 import time
-from typing import Annotated, Literal
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
 
 import msgspec
 
-from sayna_sip.common.hook import Hook, HookEntry, HookSettings
+from sayna_sip.common.hook import (
+    REDACTED,
+    Endpoint,
+    EndpointState,
+    Hook,
+    HookEntry,
+    HookSettings,
+)
 from sayna_sip.common.secretbox import fingerprint
 
 # Bounds the OpenAPI schema states and the decoder enforces (the host and URL rules
@@ -58,9 +66,55 @@ class SecretOut(msgspec.Struct, frozen=True):
     expires_at: str | None  # set while a rotated-out secret still signs
 
 
+def _shown_secrets(
+    endpoint: EndpointState, source: str, static_secrets: tuple[str, ...]
+) -> list[SecretOut]:
+    shown = [
+        SecretOut(s.id, s.fingerprint, s.expires_at) for s in endpoint.active_secrets(time.time())
+    ]
+    if not shown and source == "config":
+        shown = [
+            SecretOut(f"config-{i + 1}", fingerprint(x), None) for i, x in enumerate(static_secrets)
+        ]
+    return shown
+
+
+def _shown_settings(endpoint: EndpointState) -> dict[str, Any]:
+    """The settings as answers show them: header values redacted (names only)."""
+    settings = endpoint.settings()
+    if endpoint.headers is not None:
+        settings["headers"] = dict.fromkeys(endpoint.headers, REDACTED)
+    return settings
+
+
+class EndpointOut(HookSettings, frozen=True, kw_only=True, omit_defaults=False):
+    """An endpoint as the API shows it, the one way out of `Endpoint`: its settings as
+    stored (header values redacted), secrets by fingerprint only, its state."""
+
+    id: str
+    secrets: list[SecretOut] = msgspec.field(default_factory=list)  # empty: global secret
+    enabled: bool = True
+    disabled_reason: str | None = None
+    failing_since: str | None = None
+
+    @classmethod
+    def of(
+        cls, endpoint: Endpoint, source: str, static_secrets: tuple[str, ...] = ()
+    ) -> EndpointOut:
+        return cls(
+            id=endpoint.id,
+            secrets=_shown_secrets(endpoint, source, static_secrets),
+            enabled=endpoint.enabled,
+            disabled_reason=endpoint.disabled_reason,
+            failing_since=endpoint.failing_since,
+            **_shown_settings(endpoint),
+        )
+
+
 class HookOut(HookSettings, frozen=True, kw_only=True, omit_defaults=False):
-    """A hook as the API shows it, the one way out of `Hook`: its settings as stored,
-    secrets by fingerprint only."""
+    """A hook as the API shows it, the one way out of `Hook`: its `default` endpoint's
+    settings and state at the top (what the seed API showed), every endpoint under
+    `endpoints`, header values redacted, secrets by fingerprint only."""
 
     host: str
     source: Literal["config", "runtime"]
@@ -68,28 +122,43 @@ class HookOut(HookSettings, frozen=True, kw_only=True, omit_defaults=False):
     enabled: bool = True
     disabled_reason: str | None = None
     failing_since: str | None = None
+    endpoints: list[EndpointOut] = msgspec.field(default_factory=list)  # `default` first
 
     @classmethod
-    def of(cls, hook: Hook, static_secrets: tuple[str, ...] = ()) -> HookOut:
-        """`static_secrets`: a config hook's secrets from the config (shown when it has
-        none of its own in KV)."""
-        shown = [
-            SecretOut(s.id, s.fingerprint, s.expires_at) for s in hook.active_secrets(time.time())
+    def of(
+        cls, hook: Hook, static_secrets: Callable[[Endpoint], tuple[str, ...]] | None = None
+    ) -> HookOut:
+        """`static_secrets`: a config endpoint's secrets from the config (shown when it
+        has none of its own in KV)."""
+        endpoints = [
+            EndpointOut.of(e, hook.source, static_secrets(e) if static_secrets else ())
+            for e in hook.endpoint_list()
         ]
-        if not shown and hook.source == "config":
-            shown = [
-                SecretOut(f"config-{i + 1}", fingerprint(x), None)
-                for i, x in enumerate(static_secrets)
-            ]
+        default = endpoints[0]
         return cls(
             host=hook.host,
             source=hook.source,
-            secrets=shown,
+            secrets=default.secrets,
             enabled=hook.enabled,
             disabled_reason=hook.disabled_reason,
             failing_since=hook.failing_since,
-            **hook.settings(),
+            endpoints=endpoints,
+            **_shown_settings(hook),
         )
+
+
+class EndpointList(msgspec.Struct, frozen=True):
+    """A host's endpoints, `default` first."""
+
+    host: str
+    endpoints: list[EndpointOut]
+
+
+class EndpointRotated(msgspec.Struct, frozen=True):
+    """The new secret, shown this once, and the endpoint with its secrets' fingerprints."""
+
+    secret: str
+    endpoint: EndpointOut
 
 
 class RotateIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

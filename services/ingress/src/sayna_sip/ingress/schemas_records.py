@@ -23,6 +23,7 @@ class RouteOut(msgspec.Struct, frozen=True, tag_field="kind", tag="route"):
     received_at: str | None
     trace_id: str
     detail: str
+    endpoints: list[str] = msgspec.field(default_factory=list)  # copies stored (none: default)
 
 
 class AttemptOut(msgspec.Struct, frozen=True, tag_field="kind", tag="attempt"):
@@ -43,6 +44,7 @@ class AttemptOut(msgspec.Struct, frozen=True, tag_field="kind", tag="attempt"):
     response: str
     redrive: int
     trace_id: str
+    endpoint: str = "default"  # the hook's endpoint this attempt was to
 
 
 class DeliveryOut(msgspec.Struct, frozen=True):
@@ -73,6 +75,7 @@ class HookStats(msgspec.Struct, frozen=True):
     last_failure_at: str | None
     state: str  # enabled | disabled | removed
     truncated: bool
+    endpoint: str = "default"  # the endpoint counted
 
 
 class DeadLetterOut(msgspec.Struct, frozen=True):

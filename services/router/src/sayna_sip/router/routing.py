@@ -97,6 +97,7 @@ class _Note:
     room: str = ""
     sip_host: str = ""
     hook: str = ""
+    endpoints: tuple[str, ...] = ()  # the endpoints a copy was stored for
     detail: str = ""
 
 
@@ -172,6 +173,7 @@ class EventRouter:
             RouteRecord(
                 event_id=note.event_id, event=note.event, room=note.room, outcome=kind,
                 at=time.time(), sip_host=note.sip_host, host=note.hook, lk_seq=seq,
+                endpoints=note.endpoints,
                 received_at=received_at, trace_id=trace_id, detail=note.detail,
             )
         )  # fmt: skip
@@ -203,32 +205,36 @@ class EventRouter:
         remember = None
         if target.from_participant:
             remember = self._rooms.remember(room, RoomRecord(target.sip_host, target.hook.host))
-        if not target.hook.wants(event.event):  # remembered all the same: room events route
+        wanted = [e.id for e in target.hook.endpoint_list() if e.wants(event.event)]
+        if not wanted:  # remembered all the same: room events route
             if remember is not None:
                 await remember
             log.debug("event=sip_filtered hook=%s event=%s", target.hook.host, quote(event.event))
             return Outcome.FILTERED
-        delivery = Delivery.first(
-            event_id=event_id,
-            event=event.event,
-            room=room,
-            hook=target.hook.host,
-            sip_host=target.sip_host,
-            received_at=headers.get(Header.RECEIVED_AT),
-        )
-        out = delivery.to_headers()
-        self._tracer.inject(out)  # the routing span's traceparent, carried by every copy
-        publish = self._publish(body, delivery_subject(target.hook.host), out)
-        if remember is None:
-            duplicate = await publish
-        else:  # both stored before the ack; one socket write and one round trip, not two
-            remembered, published = await asyncio.gather(
-                remember, publish, return_exceptions=True
-            )  # both finish either way, so no write is left running unobserved
-            for outcome in (remembered, published):
+        note.endpoints = tuple(wanted)
+        subject = delivery_subject(target.hook.host)
+        writes: list[Awaitable[object]] = [] if remember is None else [remember]
+        for endpoint in wanted:  # one copy per endpoint, each with its own dedupe id
+            delivery = Delivery.first(
+                event_id=event_id,
+                event=event.event,
+                room=room,
+                hook=target.hook.host,
+                sip_host=target.sip_host,
+                received_at=headers.get(Header.RECEIVED_AT),
+                endpoint=endpoint,
+            )
+            out = delivery.to_headers()
+            self._tracer.inject(out)  # the routing span's traceparent, carried by every copy
+            writes.append(self._publish(body, subject, out))
+        if len(writes) == 1:
+            duplicate = await writes[0] is True
+        else:  # all stored before the ack; one socket write and one round trip, not several
+            done = await asyncio.gather(*writes, return_exceptions=True)
+            for outcome in done:  # all finish either way, so no write is left unobserved
                 if isinstance(outcome, BaseException):
                     raise outcome
-            duplicate = published is True
+            duplicate = all(x is True for x in done[len(writes) - len(wanted) :])
         if duplicate:
             self._metrics.duplicates.inc()
         return Outcome.ROUTED

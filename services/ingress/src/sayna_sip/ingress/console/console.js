@@ -298,6 +298,8 @@ async function hookPage(host) {
   render(
     h("h1", {}, host),
     h("div", { class: "card" }, settings, editEvents, buttons, result),
+    h("h2", {}, "Endpoints"),
+    endpointTable(host, hook.endpoints || [], result),
     h("h2", {}, "Attempts, last 24 h"),
     h(
       "div",
@@ -310,6 +312,39 @@ async function hookPage(host) {
     ),
     h("h2", {}, "Recent deliveries"),
     deliveryTable(attempts.slice(0, 50)),
+  );
+}
+
+// Every endpoint of the host, `default` first: header names only (values never leave KV).
+function endpointTable(host, endpoints, result) {
+  const enc = encodeURIComponent(host);
+  return h(
+    "table",
+    { id: "endpoints" },
+    h("thead", {}, h("tr", {}, ["Id", "URL", "Events", "Headers", "State", ""].map((t) => h("th", {}, t)))),
+    h(
+      "tbody",
+      {},
+      endpoints.map((e) =>
+        h(
+          "tr",
+          { "data-endpoint": e.id },
+          h("td", { class: "mono" }, e.id),
+          h("td", { class: "mono" }, e.url),
+          h("td", {}, (e.events || []).join(", ") || "all"),
+          h("td", { class: "mono endpoint-headers" }, Object.keys(e.headers || {}).join(", ") || "—"),
+          h("td", {}, badge(e.enabled === false ? "disabled" : "enabled")),
+          h(
+            "td",
+            {},
+            h("button", { type: "button", class: "endpoint-test", onclick: () => testSend(host, result, `endpoints/${encodeURIComponent(e.id)}/`) }, "Test"),
+            e.id === "default"
+              ? null
+              : h("button", { type: "button", class: "danger endpoint-delete", onclick: () => act(() => api("DELETE", `/sip/hooks/${enc}/endpoints/${encodeURIComponent(e.id)}`)) }, "Remove"),
+          ),
+        ),
+      ),
+    ),
   );
 }
 
@@ -369,10 +404,10 @@ async function setState(host, action) {
   await act(() => api("POST", `/sip/hooks/${encodeURIComponent(host)}/${action}`));
 }
 
-async function testSend(host, result) {
+async function testSend(host, result, under = "") {
   result.replaceChildren(h("span", { class: "muted" }, "sending…"));
   try {
-    const r = await api("POST", `/sip/hooks/${encodeURIComponent(host)}/test`);
+    const r = await api("POST", `/sip/hooks/${encodeURIComponent(host)}/${under}test`);
     const ok = r.status >= 200 && r.status < 300;
     result.replaceChildren(
       h(
