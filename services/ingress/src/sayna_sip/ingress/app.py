@@ -53,6 +53,7 @@ from sayna_sip.ingress.intake import (
     WebhookIntake,
 )
 from sayna_sip.ingress.metrics import IngressMetrics
+from sayna_sip.ingress.readiness import StoreHealth
 from sayna_sip.ingress.records_state import Records
 from sayna_sip.ingress.state import Ingress, provide_ingress
 from sayna_sip.ingress.webhook import WebhookVerifier
@@ -90,12 +91,18 @@ def create_app(
     metrics = IngressMetrics.create(registry)
     lk = config.livekit
     verifier = WebhookVerifier(lk.api_key, lk.api_secret) if lk.api_key and lk.api_secret else None
-    ingress = Ingress(config, registry, metrics, WebhookIntake(verifier, None, metrics))
+    ingress = Ingress(
+        config,
+        registry,
+        metrics,
+        WebhookIntake(verifier, None, metrics),
+        StoreHealth(publish_budget),
+    )
     box = config.sip.secret_box if config.sip is not None else None
     ingress.signer = TokenSigner(box) if box is not None else None
 
     def publisher(nc: Client) -> EventPublisher:
-        return EventPublisher(nc, metrics, publish_timeout, publish_budget)
+        return EventPublisher(nc, metrics, ingress.store_health, publish_timeout, publish_budget)
 
     return Litestar(
         route_handlers=[

@@ -24,6 +24,7 @@ from sayna_sip.common.logs import quote
 from sayna_sip.common.puback import AckedPublisher
 from sayna_sip.ingress.errors import IngressError, PayloadTooLarge, Unavailable
 from sayna_sip.ingress.metrics import IngressMetrics
+from sayna_sip.ingress.readiness import StoreHealth
 from sayna_sip.ingress.webhook import Event, WebhookVerifier, parse_event
 
 log = logging.getLogger("sayna_sip.ingress")
@@ -47,12 +48,14 @@ class EventPublisher:
     leader being elected, a PubAck that did not come) is tried again until `budget`
     seconds have passed, so a leader change answers LiveKit late rather than 503.
     Retrying is safe: `Nats-Msg-Id` makes a second store of the same event a duplicate.
+    What happens is told to `health`, which `/readyz` reads.
     """
 
     def __init__(
         self,
         nc: Client,
         metrics: IngressMetrics,
+        health: StoreHealth,
         timeout: float = PUBLISH_TIMEOUT_S,
         budget: float = PUBLISH_BUDGET_S,
     ) -> None:
@@ -62,6 +65,7 @@ class EventPublisher:
         self._timeout = timeout
         self._tracer = tracing.Tracer("sayna_sip.ingress")
         self._budget = budget
+        self._health = health
 
     async def start(self) -> None:
         await self._acked.start()
@@ -92,10 +96,17 @@ class EventPublisher:
         pause = RETRY_PAUSE_S
         while True:
             try:
-                return await self._try(subject, body, headers, deadline)
+                duplicate = await self._try(subject, body, headers, deadline)
             except _FAILURES as exc:
-                if not _passing(exc) or time.monotonic() + pause >= deadline:
+                if not _passing(exc):  # about this message or the stream's config
                     raise self._failed(event, exc) from exc
+                self._health.trouble()
+                if time.monotonic() + pause >= deadline:
+                    self._health.refused()
+                    raise self._failed(event, exc) from exc
+            else:
+                self._health.stored()
+                return duplicate
             await asyncio.sleep(pause)
             pause = min(pause * 2, RETRY_PAUSE_MAX_S)
 

@@ -38,10 +38,17 @@ async def healthz(ingress: IngressDep) -> Response[Health | ErrorBody]:
 
 @get(
     "/readyz",
-    summary="Readiness: NATS connected and the topology present (always ready with SIP off)",
+    summary=(
+        "Readiness: a webhook sent now would be stored (NATS trouble shorter than the store's"
+        " retry budget, such as a stream leader election, is ridden through); always ready"
+        " with SIP off"
+    ),
     responses={
         503: ResponseSpec(
-            ErrorBody, description="NATS down or topology missing", generate_examples=False
+            ErrorBody,
+            description="NATS failing for longer than the store budget, a webhook refused, or"
+            " the topology missing",
+            generate_examples=False,
         )
     },
     tags=["health"],
@@ -49,18 +56,21 @@ async def healthz(ingress: IngressDep) -> Response[Health | ErrorBody]:
 async def readyz(ingress: IngressDep) -> Response[Health | ErrorBody]:
     if ingress.nc is None or ingress.js is None:
         return Response(Health(status="ready"))
-    if not ingress.nc.is_connected:
-        return Response(
-            ErrorBody(ErrorCode.NATS_UNAVAILABLE, "NATS is not connected"), status_code=503
-        )
-    try:
-        await asyncio.wait_for(check_topology(ingress.js), READY_TIMEOUT_S)
-    except TopologyError as exc:
-        return Response(ErrorBody(ErrorCode.TOPOLOGY_MISSING, str(exc)), status_code=503)
-    except Exception as exc:  # any NATS failure means "not ready", whatever its type
-        return Response(
-            ErrorBody(ErrorCode.NATS_UNAVAILABLE, f"NATS check failed: {exc!r}"), status_code=503
-        )
+    health = ingress.store_health
+    if not ingress.nc.is_connected:  # reconnecting: the store waits for it, within budget
+        health.trouble()
+    else:
+        try:
+            await asyncio.wait_for(check_topology(ingress.js), READY_TIMEOUT_S)
+        except TopologyError as exc:  # a definite answer, not a passing failure
+            return Response(ErrorBody(ErrorCode.TOPOLOGY_MISSING, str(exc)), status_code=503)
+        except Exception:  # any NATS failure (an election, a timeout): trouble, whatever its type
+            health.trouble()
+        else:
+            health.fine()
+    why = health.why_not()
+    if why is not None:
+        return Response(ErrorBody(ErrorCode.NATS_UNAVAILABLE, why), status_code=503)
     return Response(Health(status="ready"))
 
 

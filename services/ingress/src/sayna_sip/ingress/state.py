@@ -17,6 +17,7 @@ from sayna_sip.ingress.access_tokens import Generations, TokenSigner
 from sayna_sip.ingress.hooks import HookStore
 from sayna_sip.ingress.intake import WebhookIntake
 from sayna_sip.ingress.metrics import IngressMetrics
+from sayna_sip.ingress.readiness import StoreHealth
 from sayna_sip.ingress.records_state import Records
 
 
@@ -26,6 +27,7 @@ class Ingress:
     registry: CollectorRegistry
     metrics: IngressMetrics
     intake: WebhookIntake
+    store_health: StoreHealth  # what /readyz knows about storing webhooks
     nc: Client | None = None  # None with SIP disabled: the ingress then needs no NATS
     js: JetStreamContext | None = None
     hooks: HookStore | None = None
