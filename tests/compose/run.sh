@@ -14,6 +14,7 @@ ROOT=$PWD
 PY=$ROOT/.venv/bin/python
 CACHE=${COMPOSE_TEST_CACHE:-/var/tmp/sayna-sip-compose-cache}
 PROJECT=saynasipcompose$$
+COMPOSE_FILE=compose.yaml  # then compose.cluster.yaml, as project $PROJECT-cluster
 IMAGE=sayna-sip:local
 SUBNET=10.219.$((RANDOM % 200 + 10)).0/24
 SENT=0
@@ -82,13 +83,14 @@ DC() { timeout "${PT:-120}" $SUDO env DOCKER_HOST="$DOCKER_HOST" COMPOSE_HTTP_TI
   COMPOSE_TEST_SUBNET="$SUBNET" INGRESS_PUBLISH="$INGRESS_PUBLISH" \
   LIVEKIT_API_KEY="$LIVEKIT_API_KEY" LIVEKIT_API_SECRET="$LIVEKIT_API_SECRET" \
   SIP_HOOK_ALLOW_NETWORKS="$SUBNET" \
-  docker-compose -p "$PROJECT" -f "$ROOT/compose.yaml" -f "$ROOT/tests/compose/override.yaml" "$@"; }
+  docker-compose -p "$PROJECT" -f "$ROOT/$COMPOSE_FILE" -f "$ROOT/tests/compose/override.yaml" "$@"; }
 
 SERVICE_PID="" HEALTH_PID=""
 cleanup() {
   local code=$?
   set +e
   [ -n "$HEALTH_PID" ] && kill "$HEALTH_PID" 2>/dev/null
+  [ "$SENT" != 0 ] && kill "$SENT" 2>/dev/null
   if [ -S "$WORK/podman.sock" ]; then PT=120 DC down -v --remove-orphans -t 5 >/dev/null 2>&1; fi
   PT=60 P rm -af -t 1 >/dev/null 2>&1
   PT=60 P pod rm -af >/dev/null 2>&1
@@ -139,6 +141,22 @@ base_tar() { # the minbase rootfs with Python, venv, CAs and wget, built once pe
   echo "$tar" >"$WORK/base.path"
 }
 
+haproxy_tar() { # a minbase rootfs with Debian's haproxy (2.6): the stand-in for haproxy:2.6-bookworm
+  local tar=$CACHE/bookworm-haproxy.tar dir=$WORK/haproxy-rootfs
+  if [ ! -s "$tar" ]; then
+    $SUDO mkdir -p "$CACHE"
+    timeout 900 $SUDO debootstrap --variant=minbase --include=haproxy bookworm "$dir" \
+      http://deb.debian.org/debian >"$WORK/debootstrap-haproxy.log" 2>&1 \
+      || { tail -5 "$WORK/debootstrap-haproxy.log"; skip "debootstrap could not build a bookworm rootfs with haproxy"; }
+    $SUDO rm -rf "$dir"/var/cache/apt/archives/*.deb "$dir"/var/lib/apt/lists/*
+    $SUDO tar -C "$dir" -cf "$tar.part" . && $SUDO mv "$tar.part" "$tar"
+    $SUDO rm -rf "$dir"
+  else
+    say "haproxy rootfs from cache $tar"
+  fi
+  echo "$tar" >"$WORK/haproxy.path"
+}
+
 import_bases() {
   local tar nats
   tar=$(cat "$WORK/base.path")
@@ -147,7 +165,11 @@ import_bases() {
   mkdir -p "$WORK/nats-image" && cp "$nats" "$WORK/nats-image/nats-server"
   printf 'FROM docker.io/library/python:3.11-slim\nCOPY nats-server /usr/local/bin/nats-server\nCMD ["nats-server"]\n' \
     >"$WORK/nats-image/Containerfile"
-  PT=300 P build -q -t docker.io/library/nats:2.10-alpine "$WORK/nats-image" >/dev/null
+  PT=300 P build -q -t docker.io/library/nats:2.10-alpine "$WORK/nats-image" >/dev/null || return 1
+  # As the official image: unprivileged, its config under /usr/local/etc/haproxy.
+  PT=300 P import -q --change 'USER haproxy' \
+    --change 'CMD ["haproxy", "-f", "/usr/local/etc/haproxy/haproxy.cfg"]' \
+    "$(cat "$WORK/haproxy.path")" docker.io/library/haproxy:2.6-bookworm >/dev/null
 }
 
 build_image() {
@@ -193,7 +215,7 @@ EOF
 
 health_loop() { # podman runs healthchecks from systemd timers, which this machine lacks
   while true; do
-    for id in $(P ps -q --filter "label=com.docker.compose.project=$PROJECT" 2>/dev/null); do
+    for id in $(P ps -q 2>/dev/null); do  # this podman runs only our projects
       PT=10 P healthcheck run "$id" >/dev/null 2>&1 || true
     done
     sleep 1
@@ -265,7 +287,89 @@ down_clean() {
   [ -z "$left" ] || { say "left behind after down -v: $left"; return 1; }
 }
 
+# --- the clustered stack (compose.cluster.yaml) ---------------------------------------
+cid() { # cid SERVICE: the id of the first running container of SERVICE
+  P ps -q --filter "label=com.docker.compose.project=$PROJECT" \
+    --filter "label=com.docker.compose.service=$1" | sed -n 1p
+}
+
+jsz() { # the JetStream report of the first nats node that answers (streams, consumers)
+  local n id
+  for n in 1 2 3; do
+    id=$(cid "nats-$n")
+    [ -n "$id" ] || continue
+    PT=10 P exec "$id" wget -q -T 3 -O - \
+      "http://127.0.0.1:8222/jsz?accounts=true&streams=true&consumers=true&config=true" \
+      2>/dev/null && return 0
+  done
+  return 1
+}
+
+cluster_up() {
+  PROJECT=$PROJECT-cluster COMPOSE_FILE=compose.cluster.yaml
+  PT=400 DC up -d --no-build >"$WORK/cluster-up.log" 2>&1 \
+    || { cat "$WORK/cluster-up.log"; DC logs --tail 30; return 1; }
+  wait_ready || return 1
+  jsz >"$WORK/jsz.json" || { say "no nats node answered /jsz"; return 1; }
+  $PY -m tests.compose.cluster replicas "$WORK/jsz.json"  # every stream and bucket R3
+}
+
+sent() { wc -l <"$WORK/cluster.ids"; }
+
+await_sent() { # await_sent N: until N events were acknowledged (or the sender ended)
+  local deadline=$((SECONDS + 120))
+  until [ "$(sent)" -ge "$1" ] || ! kill -0 "$SENT" 2>/dev/null; do
+    [ $SECONDS -lt $deadline ] || { say "sending stalled at $(sent)"; return 1; }
+    sleep 0.2
+  done
+}
+
+cluster_faults() {
+  local leader new started id count=600
+  DC logs --no-color balancer >"$WORK/balancer-before.log" 2>&1
+  $PY -m tests.compose.drive send "http://127.0.0.1:$INGRESS_PUBLISH/livekit/webhook" $count clu \
+    --seconds 60 --retry-for 15 >"$WORK/cluster.ids" 2>"$WORK/cluster.err" & SENT=$!
+  await_sent 100 || return 1
+  jsz >"$WORK/jsz.json" && leader=$($PY -m tests.compose.cluster leader "$WORK/jsz.json" LK_EVENTS) \
+    || { say "no LK_EVENTS leader"; return 1; }
+  started=$(date +%s.%N)
+  P kill -s KILL "$(cid "$leader")" >/dev/null || return 1
+  say "SIGKILLed $leader (the LK_EVENTS leader) after $(sent) of $count events were acked"
+  local deadline=$((SECONDS + 60))
+  until jsz >"$WORK/jsz.json" && new=$($PY -m tests.compose.cluster leader "$WORK/jsz.json" LK_EVENTS) \
+        && [ "$new" != "$leader" ]; do
+    [ $SECONDS -lt $deadline ] || { say "no new LK_EVENTS leader"; return 1; }
+    sleep 0.2
+  done
+  say "LK_EVENTS leader $new elected $(elapsed "$started") after the kill"
+  await_sent 250 || return 1
+  id=$(cid ingress-1)
+  P kill -s KILL "$id" >/dev/null || return 1
+  say "SIGKILLed ingress-1 after $(sent) acked"
+  await_sent 400 || return 1
+  id=$(cid router)
+  P kill -s KILL "$id" >/dev/null || return 1
+  say "SIGKILLed one of the two routers after $(sent) acked"
+  started=$(date +%s.%N)
+  timeout 300 tail --pid=$SENT -f /dev/null; wait $SENT || { tail -5 "$WORK/cluster.err"; say "sending failed"; return 1; }
+  say "$(tail -1 "$WORK/cluster.err")"
+  await_delivered "$WORK/cluster.ids" 180 || return 1
+  say "all acked events delivered $(elapsed "$started") after the last was acked"
+  # Settled: nothing pending or awaiting an ack, so no redelivery can add a duplicate.
+  deadline=$((SECONDS + 180))
+  until jsz >"$WORK/jsz.json" && $PY -m tests.compose.cluster settled "$WORK/jsz.json"; do
+    [ $SECONDS -lt $deadline ] || { say "consumers never settled"; return 1; }
+    sleep 1
+  done
+  sink_log
+  DC logs --no-color balancer >"$WORK/balancer.log" 2>&1
+  grep -E "Server ingress/" "$WORK/balancer.log" | sed 's/^/compose-test: balancer: /' || true
+  $PY -m tests.compose.cluster report "$WORK/cluster.ids" "$WORK/sink.log" "$WORK/jsz.json" \
+    "$WORK/balancer.log" "$WORK/balancer-before.log"
+}
+
 step base-rootfs base_tar
+step haproxy-rootfs haproxy_tar
 say "podman state in $WORK"
 step podman-service start_service
 step base-images import_bases
@@ -276,4 +380,9 @@ step compose-up stack_up
 step signed-delivery signed_delivery
 step scale-3-kill-1 scale_and_kill
 step down-v down_clean
+CLUSTER_T0=$(date +%s.%N)
+step cluster-up cluster_up
+step cluster-node-ingress-router-kills cluster_faults
+step cluster-down-v down_clean
+say "cluster run took $(elapsed "$CLUSTER_T0")"
 say "PASSED"

@@ -1,0 +1,112 @@
+"""What `make compose-test` reads from the clustered stack (compose.cluster.yaml): a
+nats node's `/jsz` report (streams, consumers, leaders) and the balancer's log.
+
+`replicas JSZ` fails unless every stream and bucket has 3 replicas; `leader JSZ STREAM`
+prints the stream's leader (a compose service name); `settled JSZ` exits 0 once both
+consumers have nothing pending or awaiting an ack (no redelivery can come any more);
+`report IDS SINK_LOG JSZ BALANCER_LOG BEFORE_LOG` prints deliveries, duplicates, redeliveries and
+the ingresses the balancer took out, and fails on a duplicate that no redelivery
+explains or on an ingress taken out that was not killed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from tests.compose import drive
+
+STREAMS = (
+    "LK_EVENTS", "SIP_DELIVERIES", "SIP_DEAD", "SIP_ATTEMPTS", "SIP_AUDIT",
+    "KV_sip_hooks", "KV_sip_rooms", "KV_sip_access",
+)  # fmt: skip
+CONSUMERS = {"router": "LK_EVENTS", "forwarders": "SIP_DELIVERIES"}
+KILLED_INGRESS = "ingress-1"
+
+
+def streams(jsz: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = {}
+    for account in jsz.get("account_details") or []:
+        for stream in account.get("stream_detail") or []:
+            found[stream["name"]] = stream
+    return found
+
+
+def consumer(jsz: dict[str, Any], name: str) -> dict[str, Any]:
+    stream = streams(jsz)[CONSUMERS[name]]
+    return next(c for c in stream.get("consumer_detail") or [] if c["name"] == name)
+
+
+def replicas(jsz: dict[str, Any]) -> int:
+    found = streams(jsz)
+    short = {n: found[n]["config"]["num_replicas"] if n in found else 0 for n in STREAMS}
+    wrong = {n: r for n, r in short.items() if r != 3}
+    if wrong:
+        print(f"cluster: not R3: {wrong}", file=sys.stderr)
+        return 1
+    print(f"cluster: every stream and bucket R3 ({', '.join(STREAMS)})")
+    return 0
+
+
+def leader(jsz: dict[str, Any], stream: str) -> int:
+    name = (streams(jsz).get(stream, {}).get("cluster") or {}).get("leader")
+    if not name:
+        return 1
+    print(name)
+    return 0
+
+
+def settled(jsz: dict[str, Any]) -> bool:
+    return all(
+        consumer(jsz, name)["num_pending"] == 0 and consumer(jsz, name)["num_ack_pending"] == 0
+        for name in CONSUMERS
+    )
+
+
+def taken_out(balancer_log: str, before: str = "") -> set[str]:
+    """The ingresses haproxy marked DOWN (its health check on /readyz failed) in the lines
+    of `balancer_log` after those of `before` (at start haproxy checks ingresses that are
+    still booting: not a fault)."""
+    lines = balancer_log.splitlines()[len(before.splitlines()) :]
+    return set(re.findall(r"Server ingress/(\S+) is DOWN", "\n".join(lines)))
+
+
+def report(ids: Path, sink_log: Path, jsz: dict[str, Any], balancer_log: str, before: str) -> int:
+    counts = drive.count(ids, sink_log)
+    redelivered = consumer(jsz, "forwarders")["num_redelivered"]
+    routed_again = consumer(jsz, "router")["num_redelivered"]
+    down = taken_out(balancer_log, before)
+    print(
+        f"cluster: delivered={counts.delivered} of={counts.wanted} "
+        f"duplicates={counts.duplicates} bad_signatures={counts.bad} "
+        f"deliveries_redelivered={redelivered} events_rerouted={routed_again} "
+        f"balancer_took_out={','.join(sorted(down)) or 'none'}"
+    )
+    ok = counts.delivered == counts.wanted and counts.bad == 0
+    if counts.duplicates > redelivered:  # at-least-once: only a redelivery may repeat a POST
+        print("cluster: a duplicate delivery that no redelivery explains", file=sys.stderr)
+        ok = False
+    if down - {KILLED_INGRESS}:  # a leader election must not take a live ingress out
+        print(f"cluster: the balancer took out {sorted(down - {KILLED_INGRESS})}", file=sys.stderr)
+        ok = False
+    return 0 if ok else 1
+
+
+def main() -> int:
+    cmd, *args = sys.argv[1:]
+    jsz = json.loads(Path(args[0 if cmd != "report" else 2]).read_text())
+    if cmd == "replicas":
+        return replicas(jsz)
+    if cmd == "leader":
+        return leader(jsz, args[1])
+    if cmd == "settled":
+        return 0 if settled(jsz) else 1
+    logs = [Path(a).read_text(errors="replace") for a in args[3:5]]
+    return report(Path(args[0]), Path(args[1]), jsz, *logs)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
