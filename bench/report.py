@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from bench import capacity
+
 Results = dict[str, Any]
 
 
@@ -130,6 +132,8 @@ def text(res: Results) -> str:
     ):
         if res.get(part):
             lines += [*render(res), ""]
+    if res.get("e2e"):
+        lines += [*capacity.text(res), ""]
     for name, prof in res.get("profiles", {}).items():
         lines += [*_profile(name, prof), ""]
     for name, why in res.get("skipped", {}).items():

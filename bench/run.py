@@ -25,7 +25,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bench import faults, report, scenarios
+from bench import capacity, faults, report, scenarios
 from bench.harness import Bench, Sink, service_available
 from bench.plan import PLANS, Plan
 
@@ -175,6 +175,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             shutil.rmtree(work, ignore_errors=True)
     res["elapsed_seconds"] = round(time.perf_counter() - started, 1)
+    if res.get("e2e"):
+        res["capacity"] = capacity.check(res["e2e"])
+        res["capacity"]["bytes_per_event"] = capacity.bytes_per_event(res["e2e"])
     args.out_dir.mkdir(parents=True, exist_ok=True)
     stem.with_suffix(".json").write_text(json.dumps(res, indent=2) + "\n")
     print(report.text(res))
@@ -182,7 +185,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"results: {stem.with_suffix('.json')} ({res['elapsed_seconds']}s)")
     for name, why in res["failed"].items():
         print(f"FAILED {name}: {why}")
-    return 1 if res["failed"] or _lost(res) else 0
+    model_missed = res.get("capacity", {}).get("ok") is False
+    if model_missed:
+        print("FAILED capacity: the model's prediction is off by more than 25 % (section 5)")
+    return 1 if res["failed"] or _lost(res) or model_missed else 0
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from typing import Any
 
 import nats
 
-from bench import events, procs
+from bench import capacity, events, procs
 from bench.harness import Bench, Sink
 from bench.plan import Plan
 from bench.procs import Proc
@@ -96,15 +96,19 @@ def _open_rate(
     plan: Plan,
     servers: Sequence[Proc],
     workers: Sequence[Proc] = (),
+    store: tuple[str, Path] | None = None,
 ) -> Row:
-    """One offered rate; `servers` are every process of the system under test (for CPU)."""
+    """One offered rate; `servers` are every process of the system under test (for CPU);
+    `store` (NATS URL, store dir): also count what the rate left in each stream and on disk."""
     sink.reset()
     deferred0 = _deferred(workers)
+    stored0 = _stored(store)
     cpu0 = [p.cpu_seconds() for p in servers]
     args = ["--mode", "open", "--rate", str(rate), "--duration", str(plan.e2e_seconds)]
     r = b.loadgen(port, f"{label}{rate}", [*args, "--conns", str(plan.e2e_conns)])
     sink.wait_for(r["ok"], plan.drain_timeout)
     spent = {p.name: p.cpu_seconds() - c for p, c in zip(servers, cpu0, strict=True)}
+    stored = {k: v - stored0.get(k, 0) for k, v in _stored(store).items()}
     arrivals, failed = sink.arrivals(), set(r["failed_indices"])
     latencies, lost = [], 0
     for i in range(r["sent"]):
@@ -132,7 +136,16 @@ def _open_rate(
         "cpu_us_per_event_by_process": {
             name: round(sec / max(r["ok"], 1) * 1e6) for name, sec in spent.items()
         },
+        **({"stored": stored} if store else {}),
     }
+
+
+def _stored(store: tuple[str, Path] | None) -> dict[str, int]:
+    """Bytes in each stream and on disk now (docs/capacity.md's bytes per event)."""
+    if store is None:
+        return {}
+    url, path = store
+    return asyncio.run(capacity.stream_bytes(url)) | {"disk": capacity.disk_bytes(path)}
 
 
 def end_to_end(b: Bench, sink: Sink, plan: Plan) -> tuple[list[Row], list[Row]]:
@@ -147,13 +160,14 @@ def end_to_end(b: Bench, sink: Sink, plan: Plan) -> tuple[list[Row], list[Row]]:
     )
     workers = _start_forwarders(b, env, plan.e2e_forwarders)
     system = [ing, router, *workers, nats_proc]
+    store = (url, b.dir / "nats-e2e")
     rows = [
-        _open_rate(b, sink, ing_port, "sayna-sip", rate, plan, system, workers)
+        _open_rate(b, sink, ing_port, "sayna-sip", rate, plan, system, workers, store)
         for rate in plan.e2e_rates[:-1]
     ]
     last = plan.e2e_rates[-1]
     with b.profiles.record("router", router), b.profiles.record("forwarder-e2e", workers[0]):
-        rows.append(_open_rate(b, sink, ing_port, "sayna-sip", last, plan, system, workers))
+        rows.append(_open_rate(b, sink, ing_port, "sayna-sip", last, plan, system, workers, store))
     memory = _memory("e2e", ("ingress", ing), ("router", router), ("nats-server", nats_proc))
     memory += _memory("e2e", *(("forwarder", f) for f in workers), ("sink", sink.proc))
     b.stop(ing, router, *workers, nats_proc)
