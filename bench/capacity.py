@@ -30,7 +30,13 @@ FORWARDER_CONCURRENCY = 100  # FORWARDER_CONCURRENCY's default: requests in flig
 # Estimates, not measured by the bench (docs/capacity.md says why):
 DEDUPE_ENTRY_BYTES = 150  # nats-server memory per message id held for the duplicate window
 DEDUPED_STREAMS = 2  # LK_EVENTS and SIP_DELIVERIES carry a Nats-Msg-Id per message
-STORED = (topology.LK_EVENTS, topology.SIP_ATTEMPTS, topology.SIP_DELIVERIES, topology.SIP_DEAD)
+STORED = (
+    topology.LK_EVENTS,
+    topology.SIP_ATTEMPTS,
+    topology.SIP_AUDIT,
+    topology.SIP_DELIVERIES,
+    topology.SIP_DEAD,
+)
 
 
 @dataclass(frozen=True)
