@@ -6,6 +6,38 @@ const TOKEN_KEY = "sayna-sip-token";
 const view = document.getElementById("view");
 const errorBox = document.getElementById("error");
 
+// ---- portal: /console#token=… (a tenant token; the fragment never reaches a server) --------
+// The token moves to this tab's sessionStorage and leaves the address bar and its history.
+(function takePortalToken() {
+  const m = /^#token=([A-Za-z0-9._-]+)$/.exec(location.hash);
+  if (!m) return;
+  sessionStorage.setItem(TOKEN_KEY, m[1]);
+  history.replaceState(null, "", `${location.pathname}${location.search}`);
+})();
+
+// The host of a tenant token in this tab, or null (an admin token, or none). Read from the
+// token itself for display only: the ingress checks every request.
+function tenantHost() {
+  const token = sessionStorage.getItem(TOKEN_KEY) || "";
+  const parts = token.split(".");
+  if (parts.length !== 3) return null;
+  try {
+    const claims = JSON.parse(atob(parts[1].replace(/-/g, "+").replace(/_/g, "/")));
+    return claims.aud === "sayna-sip-tenant" && typeof claims.sub === "string" ? claims.sub : null;
+  } catch {
+    return null;
+  }
+}
+
+function applyMode() {
+  const host = tenantHost();
+  document.body.dataset.mode = host ? "tenant" : "admin";
+  const hooksLink = document.querySelector('[data-nav="hooks"]');
+  hooksLink.textContent = host ? host : "Hooks";
+  hooksLink.href = host ? hookHref(host) : "#/hooks";
+  document.querySelector("a.brand").href = hooksLink.href;
+}
+
 // ---- DOM helpers -------------------------------------------------------------------------
 function h(tag, attrs, ...children) {
   const el = document.createElement(tag);
@@ -170,6 +202,7 @@ async function hooksPage() {
   const stats = await Promise.all(
     hooks.map((hk) => api("GET", `/sip/hooks/${encodeURIComponent(hk.host)}/stats?window=24h`).catch(() => null)),
   );
+  const shared = h("div", { id: "portal-link" });
   const rows = hooks.map((hk, i) => {
     const st = stats[i];
     return h(
@@ -184,7 +217,9 @@ async function hooksPage() {
       h("td", { class: "wide" }, st ? fmtTime(st.last_failure_at) : "—"),
       h(
         "td",
-        {},
+        { class: "row-actions" },
+        h("button", { type: "button", class: "share", title: "a 1 h link to this host's portal", onclick: () => sharePortal(hk.host, shared) }, "Share portal link"),
+        " ",
         hk.source === "runtime"
           ? h("button", { class: "danger", type: "button", onclick: () => deleteHook(hk.host) }, "Delete")
           : h("span", { class: "muted" }, "config"),
@@ -202,6 +237,7 @@ async function hooksPage() {
   );
   render(
     h("h1", {}, "Hooks"),
+    shared,
     h(
       "div",
       { class: "table-wrap" },
@@ -243,13 +279,12 @@ async function deleteHook(host) {
 }
 
 async function hookPage(host) {
-  const { hooks } = await api("GET", "/sip/hooks");
-  const hook = hooks.find((x) => x.host === host);
-  if (!hook) throw new ApiError(404, "not_found", `no hook for host ${host}`);
   const enc = encodeURIComponent(host);
-  const [stats, recent] = await Promise.all([
+  const hook = await api("GET", `/sip/hooks/${enc}`);
+  const [stats, recent, history] = await Promise.all([
     api("GET", `/sip/hooks/${enc}/stats?window=24h`).catch((e) => (showError(e), null)),
     api("GET", `/sip/deliveries${query({ host, limit: 200 })}`).catch((e) => (showError(e), { deliveries: [] })),
+    api("GET", `/sip/audit${query({ host, limit: 50 })}`).catch((e) => (showError(e), { records: [] })),
   ]);
   const deliveries = recent.deliveries || recent.items || [];
   const secrets = hook.secrets || [];
@@ -312,6 +347,8 @@ async function hookPage(host) {
     ),
     h("h2", {}, "Recent deliveries"),
     deliveryTable(attempts.slice(0, 50)),
+    h("h2", {}, "History"),
+    historyTable(history.records || []),
   );
 }
 
@@ -346,6 +383,54 @@ function endpointTable(host, endpoints, result) {
       ),
     ),
   );
+}
+
+
+// Who changed what on this hook (GET /sip/audit): never a secret, only field names and safe values.
+function historyTable(records) {
+  if (!records.length) return h("p", { class: "muted", id: "history" }, "No change recorded.");
+  const shown = (r) => Object.entries(r.values || {}).map(([k, v]) => `${k}=${Array.isArray(v) ? v.join(",") : v}`).join(" ");
+  return h(
+    "div",
+    { class: "table-wrap" },
+    h(
+      "table",
+      { id: "history" },
+      h("thead", {}, h("tr", {}, ["Time", "Who", "Action", "Fields", "Values", "Request"].map((t, i) => h("th", { class: i > 3 ? "wide" : null }, t)))),
+      h(
+        "tbody",
+        {},
+        records.map((r) =>
+          h(
+            "tr",
+            {},
+            h("td", {}, fmtTime(r.at)),
+            h("td", { class: "mono" }, r.actor),
+            h("td", {}, r.action),
+            h("td", {}, (r.fields || []).join(", ")),
+            h("td", { class: "wide mono" }, shown(r)),
+            h("td", { class: "wide mono" }, r.request_id || ""),
+          ),
+        ),
+      ),
+    ),
+  );
+}
+
+
+// Admin: mint a tenant token for `host` and show its portal link, once.
+async function sharePortal(host, box) {
+  try {
+    const t = await api("POST", `/sip/hooks/${encodeURIComponent(host)}/access-tokens`, { ttl: "1h" });
+    const link = `${location.origin}${t.portal_path}`;
+    const copy = h("button", { type: "button", class: "copy-link", onclick: () => navigator.clipboard.writeText(link).then(() => (copy.textContent = "Copied")) }, "Copy");
+    box.replaceChildren(
+      h("div", { class: "secret-once portal-link" }, `Portal link for ${host}, valid until ${fmtTime(t.expires_at)}: `,
+        h("code", { class: "mono" }, link), copy),
+    );
+  } catch (e) {
+    showError(e);
+  }
 }
 
 function deliveryTable(items) {
@@ -478,7 +563,7 @@ async function deadLettersPage(params) {
       const f = new FormData(ev.target);
       location.hash = `#/dead-letters${query({ host: f.get("host"), since: f.get("since"), until: f.get("until") })}`;
     } },
-    h("label", {}, "Host", h("input", { name: "host", value: filters.host })),
+    tenantHost() ? null : h("label", {}, "Host", h("input", { name: "host", value: filters.host })),
     h("label", {}, "Since (1h or RFC 3339)", h("input", { name: "since", value: filters.since })),
     h("label", {}, "Until", h("input", { name: "until", value: filters.until })),
     h("button", { type: "submit" }, "Filter"),
@@ -547,12 +632,21 @@ async function act(fn) {
 }
 
 async function route() {
-  const hash = location.hash || "#/hooks";
-  const [path, qs] = hash.slice(1).split("?");
-  const parts = path.split("/").filter(Boolean).map(decodeURIComponent);
+  applyMode();
+  const tenant = tenantHost();
+  let hash = location.hash || (tenant ? hookHref(tenant) : "#/hooks");
+  let [path, qs] = hash.slice(1).split("?");
+  let parts = path.split("/").filter(Boolean).map(decodeURIComponent);
+  if (tenant && parts[0] === "hooks" && parts[1] && parts[1] !== tenant) {
+    // A portal shows one host: another one's address (typed or pasted) goes to its own.
+    hash = hookHref(tenant);
+    history.replaceState(null, "", `${location.pathname}${location.search}${hash}`);
+    [path, qs] = hash.slice(1).split("?");
+    parts = path.split("/").filter(Boolean).map(decodeURIComponent);
+  }
   document.querySelectorAll("[data-nav]").forEach((a) => a.classList.toggle("active", a.dataset.nav === parts[0]));
   try {
-    if (parts[0] === "hooks" && parts[1]) await hookPage(parts[1]);
+    if (parts[0] === "hooks" && (parts[1] || tenant)) await hookPage(parts[1] || tenant);
     else if (parts[0] === "deliveries" && parts[1]) await deliveryPage(parts[1]);
     else if (parts[0] === "dead-letters") await deadLettersPage(new URLSearchParams(qs || ""));
     else await hooksPage();
