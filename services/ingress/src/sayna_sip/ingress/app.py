@@ -55,6 +55,7 @@ from sayna_sip.ingress.intake import (
 from sayna_sip.ingress.metrics import IngressMetrics
 from sayna_sip.ingress.readiness import StoreHealth
 from sayna_sip.ingress.records_state import Records
+from sayna_sip.ingress.security_headers import add_security_headers
 from sayna_sip.ingress.state import Ingress, provide_ingress
 from sayna_sip.ingress.webhook import WebhookVerifier
 
@@ -132,6 +133,7 @@ def create_app(
             Exception: internal_error_handler,
         },
         openapi_config=_openapi(),
+        before_send=[add_security_headers],
         request_max_body_size=config.max_body_bytes,
         logging_config=None,  # keep the process's key=value logging (setup_logging)
     )

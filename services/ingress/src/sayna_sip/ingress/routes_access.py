@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import nats.errors
 from litestar import Controller, Request, Router, post
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import Body
+from litestar.params import Body, FromPath
 
 from sayna_sip.common.config import AuthConfig
 from sayna_sip.common.deliveries import rfc3339
@@ -77,7 +77,7 @@ class AccessTokensController(Controller):
         self,
         ingress: IngressDep,
         request: Request[Any, Any, Any],
-        host: str,
+        host: FromPath[str],
         data: Annotated[AccessTokenIn | None, Body(description="ttl, default 1h")] = None,
     ) -> AccessToken:
         signer, generations = _tenancy(ingress)
@@ -96,7 +96,7 @@ class AccessTokensController(Controller):
     @post("/revoke", status_code=200, summary="End every token of this host at once",
           responses=_ANSWERS, opt=ADMIN_ONLY)  # fmt: skip
     async def revoke_access_tokens(
-        self, ingress: IngressDep, request: Request[Any, Any, Any], host: str
+        self, ingress: IngressDep, request: Request[Any, Any, Any], host: FromPath[str]
     ) -> Revoked:
         _, generations = _tenancy(ingress)
         name = hookrules.host(host)

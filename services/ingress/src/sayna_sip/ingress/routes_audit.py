@@ -7,7 +7,7 @@ from typing import Annotated
 import nats.errors
 from litestar import Controller, Router, get
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import Parameter
+from litestar.params import FromQuery, QueryParameter
 
 from sayna_sip.common import audit, deliveries
 from sayna_sip.common.config import AuthConfig
@@ -22,7 +22,7 @@ from sayna_sip.ingress.schemas_records import AuditOut, AuditPage
 from sayna_sip.ingress.state import IngressDep
 
 BEARER_SCHEME = "ApiToken"
-Limit = Annotated[int, Parameter(ge=1, le=deliveries.MAX_LIMIT, description="page size")]
+Limit = Annotated[int, QueryParameter(ge=1, le=deliveries.MAX_LIMIT, description="page size")]
 
 
 def _err(description: str) -> ResponseSpec:
@@ -45,10 +45,10 @@ class AuditController(Controller):
     async def audit_log(
         self,
         ingress: IngressDep,
-        host: str | None = None,
-        since: str | None = None,
+        host: FromQuery[str | None] = None,
+        since: FromQuery[str | None] = None,
         limit: Limit = 100,
-        cursor: str | None = None,
+        cursor: FromQuery[str | None] = None,
     ) -> AuditPage:
         records = ingress.records
         if records is None:

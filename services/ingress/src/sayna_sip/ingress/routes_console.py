@@ -11,11 +11,12 @@ from importlib.resources import files
 
 from litestar import Response, Router, get
 from litestar.exceptions import NotFoundException
+from litestar.params import FromPath
 
 _ASSETS = {
-    "index.html": "text/html; charset=utf-8",
-    "console.js": "text/javascript; charset=utf-8",
-    "console.css": "text/css; charset=utf-8",
+    "index.html": "text/html",  # Litestar adds `; charset=utf-8` to text/* itself
+    "console.js": "text/javascript",
+    "console.css": "text/css",
 }
 # Scripts and styles only from this origin; the page talks only to this ingress.
 _HEADERS = {
@@ -43,7 +44,7 @@ def console_router() -> Router:
         return _serve("index.html")
 
     @get("/console/{name:str}", include_in_schema=False, sync_to_thread=False)
-    def console_asset(name: str) -> Response[bytes]:
+    def console_asset(name: FromPath[str]) -> Response[bytes]:
         return _serve(name)
 
     return Router(path="/", route_handlers=[console_page, console_asset])

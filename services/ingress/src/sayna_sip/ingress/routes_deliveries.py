@@ -11,8 +11,9 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, Router, get, post
+from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import Body, Parameter
+from litestar.params import Body, FromPath, FromQuery, QueryParameter
 
 from sayna_sip.common import deadletters, deliveries
 from sayna_sip.common.config import AuthConfig
@@ -99,7 +100,7 @@ def _out(record: Any) -> RouteOut | AttemptOut:
     return msgspec.convert(data, target)  # type: ignore[return-value]
 
 
-Limit = Annotated[int, Parameter(ge=1, le=deliveries.MAX_LIMIT, description="page size")]
+Limit = Annotated[int, QueryParameter(ge=1, le=deliveries.MAX_LIMIT, description="page size")]
 
 
 class DeliveriesController(Controller):
@@ -109,7 +110,9 @@ class DeliveriesController(Controller):
 
     @get("/deliveries/{event_id:str}", summary="An event's route and attempts", responses={
         **_READ, 404: _err("No record of this event id")}, opt=TENANT_SELF)  # fmt: skip
-    async def delivery(self, ingress: IngressDep, access: Access, event_id: str) -> DeliveryOut:
+    async def delivery(
+        self, ingress: IngressDep, access: NamedDependency[Access], event_id: FromPath[str]
+    ) -> DeliveryOut:
         found = await _records(ingress).deliveries.event(event_id)
         # A tenant sees an event routed to its host, and only that host's attempts.
         if found is None or not access.sees(getattr(found.route, "host", None)):
@@ -122,12 +125,12 @@ class DeliveriesController(Controller):
     async def list_deliveries(
         self,
         ingress: IngressDep,
-        host: str | None = None,
-        outcome: str | None = None,
-        since: str | None = None,
-        until: str | None = None,
+        host: FromQuery[str | None] = None,
+        outcome: FromQuery[str | None] = None,
+        since: FromQuery[str | None] = None,
+        until: FromQuery[str | None] = None,
         limit: Limit = 50,
-        cursor: str | None = None,
+        cursor: FromQuery[str | None] = None,
     ) -> DeliveryPage:
         if outcome is not None and not outcome.replace("_", "").isalpha():
             raise BadRequest(f"outcome '{outcome}' is not an outcome name", ErrorCode.INVALID_QUERY)
@@ -142,14 +145,20 @@ class DeliveriesController(Controller):
 
     @get("/hooks/{host:str}/stats", summary="A hook's attempts over a window", responses={
         **_READ, 404: _err("A tenant token: not its host")})  # fmt: skip
-    async def hook_stats(self, ingress: IngressDep, host: str, window: str = "24h") -> HookStats:
+    async def hook_stats(
+        self, ingress: IngressDep, host: FromPath[str], window: FromQuery[str] = "24h"
+    ) -> HookStats:
         return await _stats(ingress, host, DEFAULT_ENDPOINT, window)
 
     @get("/hooks/{host:str}/endpoints/{id:str}/stats",
          summary="An endpoint's attempts over a window", responses={
         **_READ, 404: _err("A tenant token: not its host")})  # fmt: skip
     async def endpoint_stats(
-        self, ingress: IngressDep, host: str, id: str, window: str = "24h"
+        self,
+        ingress: IngressDep,
+        host: FromPath[str],
+        id: FromPath[str],
+        window: FromQuery[str] = "24h",
     ) -> HookStats:
         return await _stats(ingress, host, id, window)
 
@@ -157,11 +166,11 @@ class DeliveriesController(Controller):
     async def dead_letters(
         self,
         ingress: IngressDep,
-        host: str | None = None,
-        since: str | None = None,
-        until: str | None = None,
+        host: FromQuery[str | None] = None,
+        since: FromQuery[str | None] = None,
+        until: FromQuery[str | None] = None,
         limit: Limit = 100,
-        cursor: str | None = None,
+        cursor: FromQuery[str | None] = None,
     ) -> DeadLetterPage:
         records = _records(ingress)
         try:
@@ -181,7 +190,7 @@ class DeliveriesController(Controller):
     async def redrive(
         self,
         ingress: IngressDep,
-        access: Access,
+        access: NamedDependency[Access],
         request: Request[Any, Any, Any],
         data: Annotated[RedriveIn, Body(description="filters")],
     ) -> RedriveResult:
@@ -209,7 +218,7 @@ class DeliveriesController(Controller):
         self,
         ingress: IngressDep,
         request: Request[Any, Any, Any],
-        host: str,
+        host: FromPath[str],
         data: Annotated[ReplayIn, Body(description="window")],
     ) -> ReplayResult:
         return await _replay(ingress, request, host, None, data)
@@ -221,8 +230,8 @@ class DeliveriesController(Controller):
         self,
         ingress: IngressDep,
         request: Request[Any, Any, Any],
-        host: str,
-        id: str,
+        host: FromPath[str],
+        id: FromPath[str],
         data: Annotated[ReplayIn, Body(description="window")],
     ) -> ReplayResult:
         return await _replay(ingress, request, host, id, data)

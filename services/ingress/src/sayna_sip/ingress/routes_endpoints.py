@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Controller, Request, delete, get, patch, post
-from litestar.params import Body
+from litestar.params import Body, FromPath
 
 from sayna_sip.common import hook_secrets
 from sayna_sip.common.config import SipConfig
@@ -66,7 +66,7 @@ class EndpointsController(Controller):
     security = [{BEARER_SCHEME: []}]
 
     @get(summary="A host's endpoints, default first", responses=_READ)
-    async def list_endpoints(self, ingress: IngressDep, host: str) -> EndpointList:
+    async def list_endpoints(self, ingress: IngressDep, host: FromPath[str]) -> EndpointList:
         sip, store = writable(ingress)
         return _all(await store.get(hookrules.host(host)), sip)
 
@@ -75,7 +75,7 @@ class EndpointsController(Controller):
         self,
         ingress: IngressDep,
         request: Request[Any, Any, Any],
-        host: str,
+        host: FromPath[str],
         data: Annotated[EndpointEntry, Body(description="the endpoint; id generated if absent")],
     ) -> EndpointOut:
         sip, store = writable(ingress)
@@ -85,7 +85,9 @@ class EndpointsController(Controller):
         return _out(await store.get(name), made, sip)
 
     @get("/{id:str}", summary="One endpoint", responses=_READ)
-    async def get_endpoint(self, ingress: IngressDep, host: str, id: str) -> EndpointOut:
+    async def get_endpoint(
+        self, ingress: IngressDep, host: FromPath[str], id: FromPath[str]
+    ) -> EndpointOut:
         sip, store = writable(ingress)
         hook, endpoint = await endpoints.get(store, hookrules.host(host), id)
         return _out(hook, endpoint, sip)
@@ -99,8 +101,8 @@ class EndpointsController(Controller):
         self,
         ingress: IngressDep,
         request: Request[Any, Any, Any],
-        host: str,
-        id: str,
+        host: FromPath[str],
+        id: FromPath[str],
         data: Annotated[dict[str, Any], Body(description="the fields to change")],
     ) -> EndpointOut:
         sip, store = writable(ingress)
@@ -111,7 +113,11 @@ class EndpointsController(Controller):
 
     @delete("/{id:str}", status_code=200, summary="Remove an endpoint", responses=_WRITE)
     async def delete_endpoint(
-        self, ingress: IngressDep, request: Request[Any, Any, Any], host: str, id: str
+        self,
+        ingress: IngressDep,
+        request: Request[Any, Any, Any],
+        host: FromPath[str],
+        id: FromPath[str],
     ) -> EndpointList:
         sip, store = writable(ingress)
         record = await endpoints.remove(store, hookrules.host(host), id)
@@ -129,8 +135,8 @@ class EndpointsController(Controller):
         self,
         ingress: IngressDep,
         request: Request[Any, Any, Any],
-        host: str,
-        id: str,
+        host: FromPath[str],
+        id: FromPath[str],
         data: Annotated[RotateIn | None, Body(description="the new secret, or none")] = None,
     ) -> EndpointRotated:
         sip, store = writable(ingress)
@@ -143,7 +149,11 @@ class EndpointsController(Controller):
     @post("/{id:str}/disable", status_code=200, summary="Stop delivering to an endpoint",
           responses=_WRITE)  # fmt: skip
     async def disable_endpoint(
-        self, ingress: IngressDep, request: Request[Any, Any, Any], host: str, id: str
+        self,
+        ingress: IngressDep,
+        request: Request[Any, Any, Any],
+        host: FromPath[str],
+        id: FromPath[str],
     ) -> EndpointOut:
         sip, store = writable(ingress)
         hook, made = await endpoints.set_enabled(ingress, store, hookrules.host(host), False, id)
@@ -153,7 +163,11 @@ class EndpointsController(Controller):
     @post("/{id:str}/enable", status_code=200, summary="Deliver to an endpoint again",
           responses=_WRITE)  # fmt: skip
     async def enable_endpoint(
-        self, ingress: IngressDep, request: Request[Any, Any, Any], host: str, id: str
+        self,
+        ingress: IngressDep,
+        request: Request[Any, Any, Any],
+        host: FromPath[str],
+        id: FromPath[str],
     ) -> EndpointOut:
         sip, store = writable(ingress)
         hook, made = await endpoints.set_enabled(ingress, store, hookrules.host(host), True, id)
@@ -166,6 +180,8 @@ class EndpointsController(Controller):
         summary="One signed sip_hook_test delivery to an endpoint through a forwarder",
         responses=_TEST,
     )
-    async def test_endpoint(self, ingress: IngressDep, host: str, id: str) -> TestSend:
+    async def test_endpoint(
+        self, ingress: IngressDep, host: FromPath[str], id: FromPath[str]
+    ) -> TestSend:
         _, store = writable(ingress)
         return await endpoints.test_send(ingress, store, hookrules.host(host), id)

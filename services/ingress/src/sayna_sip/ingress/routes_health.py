@@ -82,4 +82,6 @@ async def readyz(ingress: IngressDep) -> Response[Health | ErrorBody]:
     response_description="Prometheus text exposition format",
 )
 async def metrics(ingress: IngressDep) -> Response[bytes]:
-    return Response(generate_latest(ingress.registry), media_type=CONTENT_TYPE_LATEST)
+    # Litestar appends `; charset=utf-8` to text/* media types: leave it out here
+    media_type = CONTENT_TYPE_LATEST.replace("; charset=utf-8", "")
+    return Response(generate_latest(ingress.registry), media_type=media_type)

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from litestar import Controller, Request, Router, delete, get, post
 from litestar.exceptions import HTTPException
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import Body
+from litestar.params import Body, FromPath
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import Counter
 
@@ -105,7 +105,7 @@ class HooksController(Controller):
         return HookList(hooks=_out(await ingress.hooks.all(), ingress.config.sip))
 
     @get("/{host:str}", summary="One host's hook", responses={**_COMMON, 404: _ONE[404]})
-    async def get_hook(self, ingress: IngressDep, host: str) -> HookOut:
+    async def get_hook(self, ingress: IngressDep, host: FromPath[str]) -> HookOut:
         if ingress.hooks is None:
             raise NotFound(f"no hook for host '{host}'", ErrorCode.HOOK_NOT_FOUND)
         return view(await ingress.hooks.get(hookrules.host(host)), ingress.config.sip)
@@ -153,7 +153,7 @@ class HooksController(Controller):
         self,
         ingress: IngressDep,
         request: Request[Any, Any, Any],
-        host: str,
+        host: FromPath[str],
         data: Annotated[RotateIn | None, Body(description="the new secret, or none")] = None,
     ) -> Rotated:
         sip, store = writable(ingress)
@@ -164,7 +164,7 @@ class HooksController(Controller):
 
     @post("/{host:str}/disable", status_code=200, summary="Stop delivering", responses=_ONE)
     async def disable_hook(
-        self, ingress: IngressDep, request: Request[Any, Any, Any], host: str
+        self, ingress: IngressDep, request: Request[Any, Any, Any], host: FromPath[str]
     ) -> HookOut:
         sip, store = writable(ingress)
         record, _ = await endpoints.set_enabled(ingress, store, hookrules.host(host), False)
@@ -173,7 +173,7 @@ class HooksController(Controller):
 
     @post("/{host:str}/enable", status_code=200, summary="Deliver again", responses=_ONE)
     async def enable_hook(
-        self, ingress: IngressDep, request: Request[Any, Any, Any], host: str
+        self, ingress: IngressDep, request: Request[Any, Any, Any], host: FromPath[str]
     ) -> HookOut:
         sip, store = writable(ingress)
         record, _ = await endpoints.set_enabled(ingress, store, hookrules.host(host), True)
@@ -186,7 +186,7 @@ class HooksController(Controller):
         summary="One signed sip_hook_test delivery through a forwarder",
         responses=_TEST,
     )
-    async def test_hook(self, ingress: IngressDep, host: str) -> TestSend:
+    async def test_hook(self, ingress: IngressDep, host: FromPath[str]) -> TestSend:
         _, store = writable(ingress)
         return await endpoints.test_send(ingress, store, hookrules.host(host))
 

@@ -1,0 +1,71 @@
+"""What a browser is told about every answer: no sniffing, no framing, nothing loaded
+(the console loads its own scripts and styles only), and one Content-Type each."""
+
+from __future__ import annotations
+
+import pytest
+
+from sayna_sip.common.config import ServerConfig
+from tests.fixtures.livekit import API_KEY, API_SECRET
+from tests.ingress.conftest import serve
+
+# SIP off: no NATS needed, every route is still there (the guards answer first).
+CONFIG = ServerConfig.from_env(
+    {
+        "LIVEKIT_API_KEY": API_KEY,
+        "LIVEKIT_API_SECRET": API_SECRET,
+        "AUTH_REQUIRED": "true",
+        "AUTH_API_SECRET": "ops-token-0123456789",
+    }
+)
+
+
+def _strict(csp: str) -> bool:
+    directives = {d.strip() for d in csp.split(";")}
+    return {"default-src 'none'", "frame-ancestors 'none'"} <= directives
+
+
+@pytest.mark.parametrize(
+    ("path", "media"),
+    [
+        ("/console", "text/html; charset=utf-8"),
+        ("/console/console.js", "text/javascript; charset=utf-8"),
+        ("/console/console.css", "text/css; charset=utf-8"),
+    ],
+)
+async def test_the_console_forbids_framing_and_sniffing_and_sends_one_content_type(
+    path: str, media: str
+) -> None:
+    async with serve(CONFIG) as client:
+        r = await client.get(path)
+    assert r.status_code == 200
+    assert r.headers.get_list("content-type") == [media]
+    assert r.headers.get_list("x-content-type-options") == ["nosniff"]
+    [csp] = r.headers.get_list("content-security-policy")
+    assert _strict(csp), csp
+    assert "script-src 'self'" in csp and "unsafe" not in csp
+
+
+async def test_every_api_answer_forbids_framing_sniffing_and_loading() -> None:
+    token = {"Authorization": "Bearer ops-token-0123456789"}
+    async with serve(CONFIG) as client:
+        answers = {
+            "hooks": await client.get("/sip/hooks", headers=token),
+            "unauthorized": await client.get("/sip/hooks"),
+            "refused body": await client.post(
+                "/sip/hooks", content=b"x", headers={**token, "Content-Type": "text/plain"}
+            ),
+            "healthz": await client.get("/healthz"),
+            "metrics": await client.get("/metrics"),
+            "schema": await client.get("/schema/openapi.json"),
+            "no such route": await client.get("/sip/nothing-here"),
+            "no such asset": await client.get("/console/nothing.js"),
+        }
+    assert answers["hooks"].status_code == 200
+    assert answers["unauthorized"].status_code == 401
+    for name, r in answers.items():
+        assert r.headers.get_list("x-content-type-options") == ["nosniff"], name
+        [csp] = r.headers.get_list("content-security-policy")
+        assert csp == "default-src 'none'; frame-ancestors 'none'", name
+    metrics = answers["metrics"].headers.get_list("content-type")
+    assert metrics == ["text/plain; version=1.0.0; charset=utf-8"]
