@@ -148,3 +148,72 @@ def test_cli_entry_point_answers_help() -> None:
     exe = ROOT / ".venv/bin/sayna-sip"
     out = subprocess.run([str(exe), "--help"], capture_output=True, text=True, timeout=30)
     assert out.returncode == 0 and "send-test-event" in out.stdout
+
+
+@pytest.fixture(scope="module")
+def cluster() -> dict[str, Any]:
+    """compose.cluster.yaml parsed."""
+    data = yaml.safe_load((ROOT / "compose.cluster.yaml").read_text())
+    assert isinstance(data, dict)
+    return data
+
+
+def test_docker_compose_validates_the_cluster_file() -> None:
+    exe = shutil.which("docker-compose")
+    if exe is None:
+        pytest.skip("docker-compose is not installed (apt-get install docker-compose)")
+    out = subprocess.run(
+        [exe, "-f", str(ROOT / "compose.cluster.yaml"), "config", "--quiet"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+
+
+def test_the_cluster_has_three_routed_nats_nodes_and_replicates_three_times(
+    cluster: dict[str, Any],
+) -> None:
+    services = cluster["services"]
+    nodes = [n for n in services if n.startswith("nats-")]
+    assert nodes == ["nats-1", "nats-2", "nats-3"]
+    for name in nodes:
+        cmd = " ".join(services[name]["command"])
+        assert "--jetstream" in cmd and f"--server_name={name}" in cmd, name
+        assert all(f"nats://{n}:6222" in cmd for n in nodes), name
+        assert services[name]["volumes"] == [f"{name}-data:/data"], name
+    env = services["provisioner"]["environment"]
+    assert env["NATS_REPLICAS"] == "${NATS_REPLICAS:-3}"
+    assert all(f"nats://{n}:4222" in env["NATS_URL"] for n in nodes)
+    assert set(services["provisioner"]["depends_on"]) == set(nodes)
+
+
+def test_the_cluster_publishes_only_the_balancer_in_front_of_two_checked_ingresses(
+    cluster: dict[str, Any],
+) -> None:
+    services = cluster["services"]
+    published = {n for n, svc in services.items() if "ports" in svc}
+    assert published == {"balancer"}
+    assert services["balancer"]["ports"] == ["${INGRESS_PUBLISH:-3001}:3001"]
+    cfg = (ROOT / "deploy" / "haproxy.cfg").read_text()
+    mounted = services["balancer"]["volumes"][0].split(":")
+    assert mounted[0] == "./deploy/haproxy.cfg" and mounted[1] in services["balancer"]["command"]
+    assert "option httpchk GET /readyz" in cfg
+    for name in ("ingress-1", "ingress-2"):
+        assert f"server {name} {name}:3001" in cfg
+        assert services[name]["command"][0] == "ingress"
+    assert services["router"]["deploy"]["replicas"] >= 2
+    assert services["forwarder"]["deploy"]["replicas"] >= 2
+
+
+def test_the_cluster_passes_every_setting_like_compose_yaml(
+    compose: dict[str, Any], cluster: dict[str, Any]
+) -> None:
+    own = {"NATS_URL", "NATS_REPLICAS"}  # the cluster's defaults differ, on purpose
+    single = compose["services"]["router"]["environment"]
+    for name in ("provisioner", "ingress-1", "ingress-2", "router", "forwarder"):
+        env = cluster["services"][name]["environment"]
+        assert {k: v for k, v in env.items() if k not in own} == {
+            k: v for k, v in single.items() if k not in own
+        }, name
