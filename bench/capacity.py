@@ -118,7 +118,7 @@ def bytes_per_event(e2e: list[Row]) -> dict[str, float]:
 class Sizing:
     rate: float
     days: float
-    cores: dict[str, float]  # per service, summed over its replicas (nats: per node)
+    cores: dict[str, float]  # per service, summed over its replicas (nats-server: per node)
     replicas: dict[str, int]
     nats_disk_gb: float  # per node: R3 keeps a full copy on each
     nats_memory_gb: float  # per node
@@ -139,12 +139,15 @@ def size(
     nats-server is measured as one R1 server; with R3 each node stores every message
     (leaders and followers spread over the nodes), so each node is sized as that server.
     """
-    cores = {s: lines[s].cores(rate) for s in SERVICES}
-    replicas = {s: max(2, math.ceil(cores[s] / UTIL)) for s in ("ingress", "router")}
+    one = {s: lines[s].cores(rate) for s in SERVICES}  # as if one process did it all
+    replicas = {s: max(2, math.ceil(one[s] / UTIL)) for s in ("ingress", "router")}
     in_flight = rate * hook_latency_s  # requests waiting for tenants' answers at once
     replicas["forwarder"] = max(
-        2, math.ceil(cores["forwarder"] / UTIL), math.ceil(in_flight / FORWARDER_CONCURRENCY)
+        2, math.ceil(one["forwarder"] / UTIL), math.ceil(in_flight / FORWARDER_CONCURRENCY)
     )
+    # Every replica pays the idle part (its polling loops); the per-event part is shared.
+    cores = {s: one[s] + (replicas[s] - 1) * lines[s].idle for s in replicas}
+    cores["nats-server"] = one["nats-server"]
     replicas["nats-server"] = 3
     seconds = days * 86400
     records = rate * seconds * stored.get(topology.SIP_ATTEMPTS, 0.0)
@@ -213,3 +216,41 @@ def text(res: dict[str, Any]) -> list[str]:
     if stored:
         lines.append("   bytes per event: " + ", ".join(f"{k} {v:.0f}" for k, v in stored.items()))
     return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m bench.capacity RESULTS.json --rate N --days R`: the sizing of docs/capacity.md."""
+    import argparse
+    import json
+
+    p = argparse.ArgumentParser(prog="python -m bench.capacity", description=main.__doc__)
+    p.add_argument("results", type=Path, help="a full `make bench` results file")
+    p.add_argument("--rate", type=float, required=True, help="events/s")
+    p.add_argument("--days", type=float, default=7.0, help="retention of events and records")
+    p.add_argument("--hook-latency", type=float, default=0.2, help="tenants' answer time, s")
+    p.add_argument("--records-max-bytes", type=float, default=None, help="SIP_ATTEMPTS_MAX_BYTES")
+    args = p.parse_args(argv)
+    res = json.loads(args.results.read_text())
+    rss = max(
+        (m["peak_rss_mb"] for m in res["memory"] if m["process"] == "nats-server"), default=0.0
+    )
+    print("\n".join(text(res)))
+    s = size(
+        args.rate,
+        args.days,
+        fit(res["e2e"]),
+        bytes_per_event(res["e2e"]),
+        rss,
+        args.hook_latency,
+        args.records_max_bytes,
+    )
+    print(f"\n{s.rate:g} events/s, {s.days:g} days retained:")
+    for name in SERVICES:
+        unit = "per node, 3 nodes" if name == "nats-server" else f"{s.replicas[name]} replicas"
+        print(f"  {name:<12} {s.cores[name]:6.2f} cores ({unit})")
+    print(f"  NATS disk {s.nats_disk_gb} GB per node, memory {s.nats_memory_gb} GB per node")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -3,6 +3,8 @@ within-25 % check `make bench` prints, and the sizing arithmetic of the worked e
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -83,8 +85,9 @@ def test_size_for_n_events_and_r_days() -> None:
     lines = {s: capacity.Line(0.1, 500) for s in capacity.SERVICES}
     stored = {"LK_EVENTS": 1000.0, "SIP_ATTEMPTS": 1000.0, "disk": 2400.0}
     s = capacity.size(2000, 7, lines, stored, nats_rss_mb=100, hook_latency_s=0.2)
-    assert s.cores["router"] == pytest.approx(1.1)
     assert s.replicas["router"] == 2  # ceil(1.1 / 0.6)
+    assert s.cores["router"] == pytest.approx(1.1 + 0.1)  # the second replica idles too
+    assert s.cores["nats-server"] == pytest.approx(1.1)  # per node
     assert s.replicas["forwarder"] == 4  # 2000/s * 0.2 s in flight / 100 per worker
     # 2000/s * 7 days * 2000 B * 1.2 (disk over stream bytes) per node
     assert s.nats_disk_gb == pytest.approx(2000 * 7 * 86400 * 2000 * 1.2 / 1e9, rel=0.01)
@@ -99,3 +102,19 @@ def test_records_stop_growing_at_their_byte_cap() -> None:
     assert capped.nats_disk_gb == pytest.approx(
         (2000 * 7 * 86400 * 1000 + (1 << 30)) / 1e9, rel=0.01
     )
+
+
+def test_the_command_sizes_from_a_results_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = rows_on_a_line()
+    for r in rows:
+        r["stored"] = {"LK_EVENTS": r["accepted"] * 1500, "SIP_ATTEMPTS": r["accepted"] * 700}
+    res = {"e2e": rows, "memory": [{"process": "nats-server", "peak_rss_mb": 90.0}]}
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(res))
+    assert capacity.main([str(path), "--rate", "600", "--days", "7"]) == 0
+    out = capsys.readouterr().out
+    assert "capacity check: PASSED" in out
+    assert "600 events/s, 7 days retained" in out
+    assert "bytes per event: LK_EVENTS 1500, SIP_ATTEMPTS 700" in out
