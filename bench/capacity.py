@@ -27,9 +27,11 @@ SERVICES = ("ingress", "router", "forwarder", "nats-server")
 TOLERANCE = 0.25  # the bound on a prediction's error
 UTIL = 0.6  # plan every process at 60 % of a core: bursts, GC pauses, one replica lost
 FORWARDER_CONCURRENCY = 100  # FORWARDER_CONCURRENCY's default: requests in flight per worker
-# Estimates, not measured by the bench (docs/capacity.md says why):
-DEDUPE_ENTRY_BYTES = 150  # nats-server memory per message id held for the duplicate window
+# nats-server memory per message, measured by `python -m bench.nats_memory` (2026-12-06):
+DEDUPE_ENTRY_BYTES = 190  # a message id held for the duplicate window
+SUBJECT_BYTES = 236  # a subject the stream holds (a record's subject names its event)
 DEDUPED_STREAMS = 2  # LK_EVENTS and SIP_DELIVERIES carry a Nats-Msg-Id per message
+RECORDS_PER_EVENT = 2  # a route record and an attempt record per delivered event
 STORED = (
     topology.LK_EVENTS,
     topology.SIP_ATTEMPTS,
@@ -150,18 +152,21 @@ def size(
     cores["nats-server"] = one["nats-server"]
     replicas["nats-server"] = 3
     seconds = days * 86400
-    records = rate * seconds * stored.get(topology.SIP_ATTEMPTS, 0.0)
+    per_event = stored.get(topology.SIP_ATTEMPTS, 0.0)
+    records = rate * seconds * per_event
     if records_max_bytes is not None:
         records = min(records, records_max_bytes)
     disk = (rate * seconds * stored.get(topology.LK_EVENTS, 0.0) + records) * _disk_overhead(stored)
     dedupe = rate * topology.DUPLICATE_WINDOW * DEDUPED_STREAMS * DEDUPE_ENTRY_BYTES
+    kept = records / per_event if per_event else rate * seconds  # events with records kept
+    subjects = kept * RECORDS_PER_EVENT * SUBJECT_BYTES
     return Sizing(
         rate=rate,
         days=days,
         cores={s: round(c, 2) for s, c in cores.items()},
         replicas=replicas,
         nats_disk_gb=round(disk / 1e9, 1),
-        nats_memory_gb=round((nats_rss_mb * 1e6 + dedupe) / 1e9, 2),
+        nats_memory_gb=round((nats_rss_mb * 1e6 + dedupe + subjects) / 1e9, 2),
     )
 
 
@@ -199,7 +204,7 @@ def text(res: dict[str, Any]) -> list[str]:
     if not _rows(e2e):
         return []
     result = check(e2e)
-    lines = ["5. Capacity model (docs/capacity.md): CPU lines fitted on the lowest and highest"]
+    lines = ["6. Capacity model (docs/capacity.md): CPU lines fitted on the lowest and highest"]
     lines.append("   end-to-end rates, predicting the rates between (same run, same noise)")
     for s, line in fit(e2e).items():
         lines.append(f"   {s:<12} {line.idle:6.3f} cores idle + {line.per_event_us:5.0f} us/event")

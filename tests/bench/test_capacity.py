@@ -91,8 +91,10 @@ def test_size_for_n_events_and_r_days() -> None:
     assert s.replicas["forwarder"] == 4  # 2000/s * 0.2 s in flight / 100 per worker
     # 2000/s * 7 days * 2000 B * 1.2 (disk over stream bytes) per node
     assert s.nats_disk_gb == pytest.approx(2000 * 7 * 86400 * 2000 * 1.2 / 1e9, rel=0.01)
-    # 100 MB + 2000/s * 600 s window * 2 streams * 150 B of message ids
-    assert s.nats_memory_gb == pytest.approx(0.1 + 2000 * 600 * 2 * 150 / 1e9, rel=0.01)
+    # 100 MB + 2000/s * 600 s window * 2 streams * 190 B of message ids
+    # + 2 record subjects of 236 B per event kept (7 days of them)
+    ids, subjects = 2000 * 600 * 2 * 190, 2000 * 7 * 86400 * 2 * 236
+    assert s.nats_memory_gb == pytest.approx(0.1 + (ids + subjects) / 1e9, rel=0.01)
 
 
 def test_records_stop_growing_at_their_byte_cap() -> None:
