@@ -24,7 +24,7 @@ from bench.procs import Proc
 from bench.profiling import Profiles
 from sayna_sip.common import topology
 from sayna_sip.common.config import ServerConfig
-from sayna_sip.common.hook import Hook
+from sayna_sip.common.hook import Endpoint, Hook
 
 
 def service_available(name: str) -> bool:
@@ -84,8 +84,10 @@ class Bench:
         profile_dir: Path | None = None,
         uvloop_services: tuple[str, ...] = (),
         extra_env: dict[str, str] | None = None,
+        endpoints: int = 1,
     ) -> None:
         self.dir = run_dir
+        self.endpoints = endpoints  # experiment: endpoints of the tenant's hook (its copies)
         self.extra_env = extra_env or {}  # experiment: on top of every service's environment
         self.uvloop_services = uvloop_services  # experiment: run these commands on uvloop
         self.profiles = Profiles(profile_dir)
@@ -125,7 +127,7 @@ class Bench:
 
     def provision(self, nats_url: str, sink: Sink) -> None:
         """The topology and the tenant hook in KV, as `sayna-sip provision` leaves them."""
-        asyncio.run(_provision(nats_url, sink.url()))
+        asyncio.run(_provision(nats_url, sink.url(), self.endpoints))
 
     def service_env(self, nats_url: str, sink: Sink) -> dict[str, str]:
         hooks = [{"host": events.TENANT_HOST, "url": sink.url()}]
@@ -216,7 +218,12 @@ def _wait_ready(proc: Proc, port: int, timeout: float = 30.0) -> None:
     procs.wait_http(proc, base + "/readyz", timeout=timeout)
 
 
-async def _provision(nats_url: str, hook_url: str) -> None:
+def endpoint_ids(count: int) -> list[str]:
+    """The tenant hook's endpoint ids: `default`, then `ep1`, `ep2`, ..."""
+    return ["default", *(f"ep{i}" for i in range(1, count))]
+
+
+async def _provision(nats_url: str, hook_url: str, endpoints: int = 1) -> None:
     nc = await nats.connect(nats_url)
     try:
         js = nc.jetstream()
@@ -229,6 +236,8 @@ async def _provision(nats_url: str, hook_url: str) -> None:
             await js.add_consumer(spec.stream, spec.config)
         kv = await js.key_value(topology.HOOKS_BUCKET)
         record = Hook.new(events.TENANT_HOST, hook_url, "config")
+        extra = tuple(Endpoint(id=e, url=hook_url) for e in endpoint_ids(endpoints)[1:])
+        record = record.changed(endpoints=extra)
         await kv.put(record.key, record.encode())
     finally:
         await nc.close()

@@ -73,6 +73,7 @@ def measure(
     profile_dir: Path | None = None,
     uvloop_services: tuple[str, ...] = (),
     extra_env: dict[str, str] | None = None,
+    endpoints: int = 1,
 ) -> dict[str, Any]:
     """Run the selected scenarios; a failed one is recorded and the others still run."""
     res: dict[str, Any] = {
@@ -84,8 +85,9 @@ def measure(
         "failed": {},
         "uvloop_services": list(uvloop_services),
         "extra_env": extra_env or {},
+        "endpoints": endpoints,
     }
-    b = Bench(work, secrets.token_hex(3), profile_dir, uvloop_services, extra_env)
+    b = Bench(work, secrets.token_hex(3), profile_dir, uvloop_services, extra_env, endpoints)
     try:
         sink = b.start_sink()
         for name in only:
@@ -136,6 +138,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="experiment: extra environment for the services, e.g. FORWARDER_HOST_CONCURRENCY=4",
     )
     parser.add_argument(
+        "--endpoints",
+        type=int,
+        default=1,
+        metavar="N",
+        help="experiment: the tenant's hook has N endpoints; the forwarder backlog spreads "
+        "over them",
+    )
+    parser.add_argument(
         "--uvloop",
         default="",
         metavar="CMDS",
@@ -165,7 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         uv = tuple(s.strip() for s in args.uvloop.split(",") if s.strip())
         env = dict(item.split("=", 1) for item in args.env)
-        res = measure(plan, only, work, log, profile_dir, uv, env)
+        res = measure(plan, only, work, log, profile_dir, uv, env, args.endpoints)
     except KeyboardInterrupt as exc:
         log(f"interrupted ({exc or 'Ctrl-C'}): child processes stopped, no results written")
         return 130

@@ -19,7 +19,7 @@ from typing import Any
 import nats
 
 from bench import capacity, events, procs
-from bench.harness import Bench, Sink
+from bench.harness import Bench, Sink, endpoint_ids
 from bench.plan import Plan
 from bench.procs import Proc
 from bench.stats import summary_ms
@@ -194,8 +194,11 @@ def _machine_busy() -> float:
     return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
-async def _publish_backlog(nats_url: str, run: str, count: int) -> None:
-    """Delivery messages exactly as the router publishes them (see router/routing.py)."""
+async def _publish_backlog(nats_url: str, run: str, count: int, endpoints: int = 1) -> None:
+    """Delivery messages exactly as the router publishes them (see router/routing.py),
+    spread over the tenant hook's `endpoints` (each copy its own event id, so the sink
+    counts deliveries, not duplicates)."""
+    ids = endpoint_ids(endpoints)
     nc = await nats.connect(nats_url)
     js = nc.jetstream()
     subject = contracts.delivery_subject(events.TENANT_HOST)
@@ -213,6 +216,8 @@ async def _publish_backlog(nats_url: str, run: str, count: int) -> None:
                     Header.SIP_HOST: events.TENANT_HOST,
                     Header.RECEIVED_AT: f"{time.time():.6f}",
                 }
+                if ids[i % endpoints] != "default":
+                    headers[Header.ENDPOINT] = ids[i % endpoints]
                 body = events.event_body(run, i)
                 batch.append(
                     js.publish(subject, body, stream=topology.SIP_DELIVERIES, headers=headers)
@@ -230,7 +235,7 @@ def _drain(
     and CPU count from the moment all k are ready (a few deliveries may come before)."""
     sink.reset()
     run = b.unique(f"fwd{k}x")
-    asyncio.run(_publish_backlog(url, run, plan.backlog))
+    asyncio.run(_publish_backlog(url, run, plan.backlog, b.endpoints))
     workers = _start_forwarders(b, env, k)
     with b.profiles.record("forwarder", workers[0]) if k == 1 else contextlib.nullcontext():
         ready = time.time()
@@ -248,6 +253,7 @@ def _drain(
     busy = max(span, 1e-6)
     row = {
         "forwarders": k,
+        "endpoints": b.endpoints,
         "backlog": plan.backlog,
         "delivered": delivered,
         "measured": len(times),

@@ -412,3 +412,37 @@ def test_static_hook_urls_obey_the_apis_rules(url: str, message: str) -> None:
         ServerConfig.from_env({**env, "SIP_HOOKS_JSON": hooks})
     assert message in str(err.value)
     assert "S3cretPW" not in str(err.value)
+
+
+YAML_ENDPOINTS = """
+sip:
+  room_prefix: sip-
+  allowed_addresses: ['10.0.0.1']
+  hooks:
+    - host: a.example.com
+      url: https://a.example.com/h
+      endpoints:
+        - id: crm
+          url: https://crm.example.com/in
+          events: [participant_joined]
+          headers: {X-Api-Key: k-0123}
+"""
+
+
+def test_a_yaml_hook_lists_its_endpoints_by_id(tmp_path: Path) -> None:
+    sip = ServerConfig.from_file(write(tmp_path, YAML_ENDPOINTS), env={}).sip
+    assert sip is not None
+    (crm,) = sip.hooks[0].endpoints or ()
+    assert (crm.id, crm.url, crm.events, crm.headers) == (
+        "crm", "https://crm.example.com/in", ("participant_joined",), {"X-Api-Key": "k-0123"},
+    )  # fmt: skip
+    for wrong, message in (
+        ("        - url:", "needs its id"),  # a generated id would change every run
+        ("        - id: default\n          url:", "twice"),
+        ("        - id: Bad_Id\n          url:", "must be 1-32"),
+    ):
+        text = YAML_ENDPOINTS.replace("        - id: crm\n          url:", wrong)
+        with pytest.raises(ConfigError, match=message):
+            ServerConfig.from_file(write(tmp_path, text), env={})
+    with pytest.raises(ConfigError, match="SIP_MAX_ENDPOINTS"):
+        ServerConfig.from_file(write(tmp_path, YAML_ENDPOINTS), env={"SIP_MAX_ENDPOINTS": "1"})

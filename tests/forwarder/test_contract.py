@@ -25,12 +25,14 @@ from nats.js.kv import KeyValue
 from standardwebhooks import Webhook
 
 from sayna_sip.common import hookstore, topology
+from sayna_sip.common.config import ServerConfig
 from sayna_sip.common.contracts import DeadReason, Header
 from sayna_sip.common.hook import EndpointEntry, HookEntry
 from tests.fixtures.https_sink import HttpsSink, Reply
 from tests.forwarder.conftest import (
     StartForwarder,
     drained,
+    forwarder_env,
     publish,
     put_hook,
     wait_dead,
@@ -281,3 +283,28 @@ async def test_a_delivery_of_the_previous_release_goes_to_the_default_endpoint_o
     (crm,) = await https_sink.wait_for(1, "/crm")
     assert default.headers["webhook-id"] != crm.headers["webhook-id"]
     assert len(https_sink.received("/default")) == 1
+
+
+async def test_a_static_endpoint_sends_the_configs_header_values_and_secret(
+    start_forwarder: StartForwarder, https_sink: HttpsSink, jetstream: JetStreamContext
+) -> None:
+    # A YAML/SIP_HOOKS_JSON hook with a second endpoint; KV holds the header names only
+    # (as the provisioner writes it), the forwarder takes the values from its config.
+    host = "static-two.example.com"
+    static = [{
+        "host": host, "url": https_sink.url("/s-default"),
+        "endpoints": [{"id": "crm", "url": https_sink.url("/s-crm"), "secret": WHSEC,
+                       "headers": {"X-Api-Key": "static-key-0123"}}],
+    }]  # fmt: skip
+    env = {"SIP_HOOKS_JSON": json.dumps(static)}
+    config = ServerConfig.from_env(forwarder_env("nats://unused:4222", https_sink, **env))
+    assert config.sip is not None
+    hook = hookstore.record(config.sip.hooks[0], "config", None, None)
+    assert b"static-key-0123" not in hook.encode() and WHSEC.encode() not in hook.encode()
+    kv = await jetstream.key_value(topology.HOOKS_BUCKET)
+    await kv.put(hook.key, hook.encode())
+    await start_forwarder(**env)
+    await publish(jetstream, host, headers_extra={Header.ENDPOINT: "crm"})
+    (got,) = await https_sink.wait_for(1, "/s-crm")
+    assert got.headers["x-api-key"] == "static-key-0123"
+    assert Webhook(WHSEC).verify(got.body, got.headers) is not None
