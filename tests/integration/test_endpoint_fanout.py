@@ -10,6 +10,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from sayna_sip.forwarder.breaker import BreakerSettings
+from sayna_sip.forwarder.tuning import Tuning
 from tests.fixtures.https_sink import HttpsSink, Reply
 from tests.fixtures.livekit import LiveKitTwirp
 from tests.fixtures.nats import NatsServer
@@ -153,3 +155,29 @@ async def test_the_seed_api_round_trips_as_before(
     assert verifies(GLOBAL, got)
     r = await pipeline.api.request("DELETE", "/sip/hooks", json={"hosts": [HOST]})
     assert r.status_code == 200 and HOST not in [h["host"] for h in r.json()["hooks"]]
+
+
+async def test_a_failing_endpoint_is_disabled_alone(
+    nats_server: NatsServer, livekit_server: LiveKitTwirp, https_sink: HttpsSink
+) -> None:
+    env = {
+        "SIP_HOOK_DISABLE_AFTER": "1s",
+        "SIP_RETRY_SCHEDULE": "0s," + ",".join(["300ms"] * 12),  # ~3.6 s of tries per event
+        "SIP_OPS_WEBHOOK_URL": https_sink.url("/ops"),
+    }
+    https_sink.program("/down", then=Reply(500, b"down"))
+    no_breaker = Tuning(breaker=BreakerSettings(min_requests=1_000_000))  # as test_endpoints
+    async for p in start_pipeline(nats_server, livekit_server, https_sink, no_breaker, **env):
+        await p.set_hook(https_sink.url("/up"))
+        await add(p, id="crm", url=https_sink.url("/down"))
+        for i in range(4):
+            await p.post_event(call(room=f"sip-call-{i}"))
+        (ops,) = await https_sink.wait_for(1, "/ops", timeout=20)
+        notice = json.loads(ops.body)
+        assert (notice["event"], notice["host"], notice["endpoint"]) == (
+            "hook_disabled", HOST, "crm",
+        )  # fmt: skip
+        endpoints = (await p.api.get(f"/sip/hooks/{HOST}/endpoints")).json()["endpoints"]
+        state = {e["id"]: (e["enabled"], e["failing_since"]) for e in endpoints}
+        assert state["default"] == (True, None) and state["crm"][0] is False
+        assert len(await https_sink.wait_for(4, "/up")) == 4  # its sibling got every event

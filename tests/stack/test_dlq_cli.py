@@ -49,9 +49,10 @@ async def test_list_then_redrive_one_host_delivers_once_healthy(
 
     assert await cli("list") == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0].split() == ["SEQ", "DEAD", "AT", "HOOK", "EVENT", "EVENT", "ID", "TRIES",
-                              "REASON", "LAST"]  # fmt: skip
-    rows = {line.split()[4]: line for line in out[1:]}
+    assert out[0].split() == ["SEQ", "DEAD", "AT", "HOOK", "ENDPOINT", "EVENT", "EVENT", "ID",
+                              "TRIES", "REASON", "LAST"]  # fmt: skip
+    rows = {line.split()[5]: line for line in out[1:]}
+    assert all(line.split()[3] == "default" for line in out[1:])  # written before endpoints
     assert set(rows) == {event_id, gone_id}
     assert "later.example.com" in rows[event_id] and "retries exhausted" in rows[event_id]
     assert "gone" in rows[gone_id] and "HTTP 410" in rows[gone_id]

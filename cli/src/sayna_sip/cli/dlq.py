@@ -17,10 +17,11 @@ from sayna_sip.common.contracts import Header
 from sayna_sip.common.deadletters import DeadLetter
 from sayna_sip.common.deliveries import rfc3339
 from sayna_sip.common.errors import ConfigError
+from sayna_sip.common.hook import DEFAULT_ENDPOINT
 from sayna_sip.common.hosts import normalize_host
 from sayna_sip.common.streamscan import StreamReader
 
-COLUMNS = ("SEQ", "DEAD AT", "HOOK", "EVENT", "EVENT ID", "TRIES", "REASON", "LAST")
+COLUMNS = ("SEQ", "DEAD AT", "HOOK", "ENDPOINT", "EVENT", "EVENT ID", "TRIES", "REASON", "LAST")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -89,6 +90,7 @@ def _row(letter: DeadLetter) -> tuple[str, ...]:
         str(letter.seq),
         rfc3339(letter.dead_at) or "?",
         letter.host,
+        letter.get(Header.ENDPOINT) or DEFAULT_ENDPOINT,
         letter.get(Header.EVENT),
         letter.get(Header.EVENT_ID),
         letter.get(Header.ATTEMPT),

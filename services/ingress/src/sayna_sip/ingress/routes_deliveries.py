@@ -283,7 +283,7 @@ def _letter(x: deadletters.DeadLetter) -> DeadLetterOut:
         room=x.get(Header.ROOM), reason=x.get(Header.DEAD_REASON),
         attempts=int(x.get(Header.ATTEMPT) or 0), last_status=int(status) if status else None,
         last_error=x.get(Header.LAST_ERROR), url=x.get(Header.HOOK_URL),
-        dead_at=rfc3339(x.dead_at),
+        dead_at=rfc3339(x.dead_at), endpoint=x.get(Header.ENDPOINT) or DEFAULT_ENDPOINT,
     )  # fmt: skip
 
 

@@ -90,6 +90,7 @@ class DeadLetterOut(msgspec.Struct, frozen=True):
     last_error: str
     url: str
     dead_at: str | None
+    endpoint: str = "default"  # the hook's endpoint the copy was for
 
 
 class DeadLetterPage(msgspec.Struct, frozen=True):
