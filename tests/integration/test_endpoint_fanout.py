@@ -4,9 +4,11 @@ its own custom headers; header values never leave sealed; the seed API is unchan
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -77,7 +79,7 @@ async def test_two_endpoints_each_get_their_copy_signed_with_their_own_secret(
 
     # Each endpoint's attempts are recorded apart, and the values stay sealed everywhere.
     event_id = analytics.headers["webhook-id"]
-    record = (await pipeline.api.get(f"/sip/deliveries/{event_id}")).json()
+    record = await _recorded(pipeline, event_id, 3)
     by_endpoint = sorted((a["endpoint"], a["outcome"]) for a in record["attempts"])
     assert by_endpoint == [("crm", "delivered"), ("crm", "failed"), ("default", "delivered")]
     assert sorted(record["route"]["endpoints"]) == ["crm", "default"]
@@ -86,6 +88,17 @@ async def test_two_endpoints_each_get_their_copy_signed_with_their_own_secret(
     for value in (API_KEY, CRM_SECRET):
         assert value not in answers and value not in caplog.text
         assert not _store_holds(pipeline.nats.store, value)
+
+
+async def _recorded(pipeline: Pipeline, event_id: str, attempts: int) -> dict[str, Any]:
+    """The delivery's record once it holds `attempts` attempts (records land a moment
+    after the delivery: they are pipelined)."""
+    async with asyncio.timeout(10):
+        while True:
+            r = await pipeline.api.get(f"/sip/deliveries/{event_id}")
+            if r.status_code == 200 and len(r.json()["attempts"]) >= attempts:
+                return dict(r.json())
+            await asyncio.sleep(0.05)
 
 
 async def test_filters_are_per_endpoint(pipeline: Pipeline, https_sink: HttpsSink) -> None:

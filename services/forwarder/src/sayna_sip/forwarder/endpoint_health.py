@@ -108,6 +108,7 @@ class FailureWatch:
         changed: list[Endpoint] = []
 
         def change(record: Endpoint) -> Endpoint | None:
+            changed.clear()  # a CAS retry re-decides: only the write that landed counts
             if not record.enabled or record.failing_since is None:
                 return None  # already disabled (by a replica), or it recovered meanwhile
             reason = f"failing since {record.failing_since} ({attempts}+ attempts failed)"
