@@ -167,3 +167,56 @@ def test_a_record_too_large_for_the_server_drops_its_values() -> None:
 def test_subjects(host: str | None) -> None:
     subject = contracts.audit_subject(host)
     assert subject == (f"sip.audit.{host_token(A)}" if host else "sip.audit._all")
+
+
+HEADER_VALUE = "hv-secret-api-key-of-tenant-a"
+# Bodies of the write routes that need one ({} otherwise), by (method, path in the schema).
+BODIES: dict[tuple[str, str], Any] = {
+    ("post", "/sip/hooks"): {"hooks": [{"host": A, "url": f"https://{A}/hook"}]},
+    ("delete", "/sip/hooks"): {"hosts": [A]},
+    ("post", "/sip/hooks/{host}/endpoints"): {
+        "id": "second", "url": f"https://{A}/second", "headers": {"X-Api-Key": HEADER_VALUE}},
+    ("patch", "/sip/hooks/{host}/endpoints/{id}"): {"events": ["room_started"]},
+    ("post", "/sip/hooks/{host}/replay"): {"since": "1h"},
+    ("post", "/sip/hooks/{host}/endpoints/{id}/replay"): {"since": "1h"},
+    ("post", "/sip/dead-letters/redrive"): {"host": A},
+}  # fmt: skip
+
+
+def _order(route: tuple[str, str]) -> tuple[int, str]:
+    """Deletes last (the endpoint's before the host's), everything else as listed."""
+    method, path = route
+    return (0 if method != "delete" else 2 if path == "/sip/hooks" else 1, path)
+
+
+async def test_every_write_route_accepted_leaves_one_record_and_refused_none(
+    tenants: Tenants, jetstream: JetStreamContext
+) -> None:
+    """Generated from the OpenAPI schema, so a write route added later is checked too."""
+    t = tenants
+    spec = (await t.client.get("/schema/openapi.json")).json()
+    routes = sorted(
+        ((m, p) for p, item in spec["paths"].items() if p.startswith("/sip/")
+         for m in item if m in ("post", "put", "patch", "delete")),
+        key=_order,
+    )  # fmt: skip
+    accepted = []
+    for method, path in routes:
+        url = path.replace("{host}", A).replace("{id}", "second")
+        before = len(await _records(jetstream))
+        r = await t.client.request(method.upper(), url, json=BODIES.get((method, path), {}),
+                                   headers=_admin())  # fmt: skip
+        new = (await _records(jetstream))[before:]
+        if r.status_code >= 300:
+            assert new == [], (method, path, r.status_code)
+            assert path.endswith("/test"), (method, path, r.status_code, r.text)  # no forwarder
+            continue
+        accepted.append(path)
+        assert len(new) == 1, (method, path, new)
+        assert new[0]["action"] and new[0]["actor"] == "admin", new[0]
+        assert new[0]["host"] == A, (method, path, new[0])
+        if "{id}" in path:
+            assert new[0]["endpoint"] == "second", (method, path, new[0])
+    assert len(accepted) >= 15, accepted
+    raw = b"".join(data for _, data in await _stored(jetstream))
+    assert HEADER_VALUE.encode() not in raw

@@ -103,12 +103,13 @@ async def _record(scope: Scope, rid: str, body: bytes) -> None:
         return
     handler = scope.get("route_handler")
     default_action = str(getattr(handler, "handler_name", "") or scope.get("path", ""))
-    notes: list[Change] = (scope.get("state") or {}).get(NOTES_KEY) or [_default(scope, body)]
+    path = _default(scope, body)
+    notes: list[Change] = (scope.get("state") or {}).get(NOTES_KEY) or [path]
     for change in notes:
         rec = audit.record(
-            actor=who.actor, action=change.action or default_action, host=change.host,
-            endpoint=change.endpoint, request_id=rid, fields=change.fields,
-            values=change.values,
+            actor=who.actor, action=change.action or default_action,
+            host=change.host or path.host, endpoint=change.endpoint or path.endpoint,
+            request_id=rid, fields=change.fields, values=change.values,
         )  # fmt: skip
         stored = await ingress.audit.publish(rec)
         ingress.metrics.audit_records.labels("stored" if stored else "failed").inc()

@@ -272,7 +272,7 @@ async def _replay(
     done = await records.replayer.replay(name, since, until, endpoint)
     note(request, Change(name, ("since", "until"), {
         "since": data.since, "until": data.until, "replayed": done.replayed,
-        "expired": done.expired, "truncated": done.truncated, "endpoint": endpoint}))  # fmt: skip
+        "expired": done.expired, "truncated": done.truncated}, endpoint=endpoint))  # fmt: skip
     return ReplayResult(done.replayed, done.expired, done.truncated, rfc3339(done.next_since))
 
 
