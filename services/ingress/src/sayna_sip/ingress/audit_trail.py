@@ -6,7 +6,7 @@ before its answer leaves (the answer waits for the PubAck, bounded). A handler m
 `note()` what it changed (several hosts, a fingerprint, counts); otherwise the record
 takes the host and endpoint from the path and the field names from the JSON body (safe
 values only, see `common.audit`). Every answer carries `X-Request-Id` (the caller's, when
-it sent a sane one).
+it sent a sane one); the webhook, console and health routes are passed through untouched.
 """
 
 from __future__ import annotations
@@ -67,7 +67,8 @@ def _incoming_id(scope: Scope) -> str:
 
 def middleware(app: ASGIApp) -> ASGIApp:
     async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":  # type: ignore[comparison-overlap]
+        # Only the API (/sip/…): the webhook, the console and health answers pay nothing.
+        if scope["type"] != "http" or not scope.get("path", "").startswith("/sip/"):  # type: ignore[comparison-overlap]
             await app(scope, receive, send)
             return
         rid = _incoming_id(scope)
