@@ -214,4 +214,77 @@ EQUIVALENT: dict[str, list[tuple[str, str, str]]] = {
             " an '@' in its scope id gets through, and that matches no hook either",
         ),
     ],
+    "secretbox": [
+        (
+            'version, kid, payload = sealed.split(".", 2)',
+            'version, kid, payload = sealed.split(".", 3)',
+            "base64 has no '.': a value with more dots fails either way (a payload that is not"
+            " base64, or too many parts), with the same `malformed` error",
+        ),
+    ],
+    "hook_secrets": [
+        (
+            "s if s.expires_at is not None and s.expires_at < until else _expiring(s, until)",
+            "s if s.expires_at is not None and s.expires_at <= until else _expiring(s, until)",
+            "at equal stamps both keep the same expiry: `_expiring(s, until)` writes that stamp",
+        ),
+        (
+            "continue",
+            "break",
+            "the `global` entry is always the last one: it is only made for a hook without an"
+            " own secret, and rotations put new secrets first",
+        ),
+    ],
+    "endpoint_health": [
+        (
+            "OpsPost = Callable[[str, bytes, str], Awaitable[int | None]]",
+            "OpsPost = None",
+            _ANNOTATION,
+        ),
+        (
+            "due = failing_for >= self._sip.hook_disable_after and seen >= MIN_FAILED_ATTEMPTS",
+            "due = failing_for > self._sip.hook_disable_after and seen >= MIN_FAILED_ATTEMPTS",
+            "failing_for is the clock's float minus a stamp: never exactly the setting",
+        ),
+        (
+            "await asyncio.wait(self._tasks, timeout=5.0)",
+            "await asyncio.wait(self._tasks, timeout=6.0)",
+            "a bound on waiting for state writes at stop; KV answers well within either",
+        ),
+    ],
+    "pull": [
+        ("OnMessage = Callable[[Msg], Awaitable[None]]", "OnMessage = None", _ANNOTATION),
+        ('self._inbox = ""', 'self._inbox = "XXXX"', "start() sets the inbox before any use"),
+        ('self._inbox = ""', "self._inbox = None", "start() sets the inbox before any use"),
+        (
+            "self._heard = time.monotonic()  # last message or status from the server",
+            "self._heard = None  # last message or status from the server",
+            "read only while requests are open, and the first request sets it",
+        ),
+        (
+            "self._paused_until = 0.0  # after a refusal, ask again only from then",
+            "self._paused_until = 1.0  # after a refusal, ask again only from then",
+            "the monotonic clock is the time since boot: any value below it means no pause",
+        ),
+        (
+            "if now < self._paused_until:",
+            "if now <= self._paused_until:",
+            "the monotonic clock's float is never exactly the pause's end",
+        ),
+        (
+            "if time.monotonic() >= self._paused_until:  # once per pause, not per request",
+            "if time.monotonic() > self._paused_until:  # once per pause, not per request",
+            "the monotonic clock's float is never exactly the pause's end",
+        ),
+        (
+            "if self.credits and now - self._heard > self._lost_after:",
+            "if self.credits and now - self._heard >= self._lost_after:",
+            "the monotonic clock's float is never exactly the bound",
+        ),
+        (
+            'unfulfilled = int((msg.headers or {}).get(_PENDING, ""))',
+            'unfulfilled = int((msg.headers or {}).get(_PENDING, "XXXX"))',
+            "int() refuses both defaults alike: a missing count is a refusal either way",
+        ),
+    ],
 }

@@ -110,6 +110,50 @@ MODULES = {
             "tests/ingress/test_hooks_race.py",
         ),
     ),
+    # The endpoint, records and console modules (issue #27), most critical first.
+    "routes_deliveries": Module(
+        "services/ingress/src/sayna_sip/ingress/routes_deliveries.py",
+        (
+            "tests/ingress/test_operator_answers.py",
+            "tests/ingress/test_auth_matrix.py",
+            "tests/integration/test_records.py",
+        ),
+        deselect=(
+            "tests/integration/test_records.py::test_one_trace_spans_ingress_router_and_forwarder",
+        ),
+    ),
+    "deadletters": Module(
+        "libs/common/src/sayna_sip/common/deadletters.py",
+        ("tests/ingress/test_operator_answers.py", "tests/integration/test_records.py"),
+        deselect=(
+            "tests/integration/test_records.py::test_one_trace_spans_ingress_router_and_forwarder",
+        ),
+    ),
+    "replay": Module(
+        "libs/common/src/sayna_sip/common/replay.py",
+        ("tests/integration/test_records.py",),
+        deselect=(
+            "tests/integration/test_records.py::test_one_trace_spans_ingress_router_and_forwarder",
+        ),
+    ),
+    "endpoint_health": Module(
+        "services/forwarder/src/sayna_sip/forwarder/endpoint_health.py",
+        ("tests/forwarder/test_auto_disable.py",),
+    ),
+    "hook_secrets": Module(
+        "libs/common/src/sayna_sip/common/hook_secrets.py",
+        ("tests/common/test_hook_secrets.py",),
+        pure=True,
+    ),
+    "secretbox": Module(
+        "libs/common/src/sayna_sip/common/secretbox.py",
+        ("tests/common/test_secretbox.py",),
+        pure=True,
+    ),
+    "pull": Module(
+        "services/forwarder/src/sayna_sip/forwarder/pull.py",
+        ("tests/forwarder/test_pull_accounting.py", "tests/forwarder/test_pull.py"),
+    ),
 }
 
 

@@ -85,3 +85,75 @@ def test_generated_secrets_are_whsec_of_32_random_bytes() -> None:
     a, b = generate_secret(), generate_secret()
     assert a != b
     assert a.startswith("whsec_") and len(base64.b64decode(a[6:])) == 32
+
+
+# Sealed by this release with KEY: what KV holds must still open after an upgrade.
+KEY = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="  # base64 of 32 bytes
+STORED = (
+    "v1.3eb1bd43./61tXbHSaUOXQvlSklgvlvpz3Q0DDH9Kw2xpXx/rJAhfCGxC8R1bUjecuvX7BLrb58NuFvz/7fnadw=="
+)
+
+
+def test_a_secret_sealed_by_this_release_opens_and_its_format_holds() -> None:
+    box = SecretBox.from_setting(KEY)
+    assert box.open(STORED, "PBX.example.com") == SECRET  # host names are case-blind
+    version, kid, payload = box.seal(SECRET, "pbx.example.com").split(".")
+    assert (version, kid) == ("v1", hashlib.sha256(base64.b64decode(KEY)).hexdigest()[:8])
+    assert len(base64.b64decode(payload)) == 12 + len(SECRET) + 16  # nonce, text, tag
+
+
+@pytest.mark.parametrize(
+    ("sealed", "message"),
+    [
+        ("v1.3eb1bd43", "sealed secret is malformed"),
+        (STORED[:20] + "!" + STORED[20:], "sealed secret is malformed"),  # not base64
+        ("v2" + STORED[2:], "no configured SIP_SECRETS_KEY has id 3eb1bd43"),
+        ("v1.00000000" + STORED[11:], "no configured SIP_SECRETS_KEY has id 00000000"),
+        (STORED[:-6] + "AAAA==", "sealed secret does not open with its key"),
+    ],
+)
+def test_what_does_not_open_says_why(sealed: str, message: str) -> None:
+    with pytest.raises(SecretBoxError) as refused:
+        SecretBox.from_setting(KEY).open(sealed, "pbx.example.com")
+    assert str(refused.value) == message
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (KEY[:10] + "!" + KEY[10:], "SIP_SECRETS_KEY entry 1 is not valid base64"),  # a typo
+        (
+            f"{KEY}, c2hvcnQ=",
+            "SIP_SECRETS_KEY entry 2 must be the base64 of 32 bytes (got 5 bytes)",
+        ),
+        (" , ", "SIP_SECRETS_KEY is set but holds no key"),
+    ],
+)
+def test_bad_keys_are_refused_with_the_exact_message(value: str, message: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        SecretBox.from_setting(value)
+    assert str(refused.value) == message
+
+
+def test_an_empty_entry_between_keys_is_skipped() -> None:
+    other = generate_key()
+    sealed = SecretBox.from_setting(other).seal(SECRET, "h.example.com")
+    assert SecretBox.from_setting(f"{KEY}, ,{other}").open(sealed, "h.example.com") == SECRET
+    with pytest.raises(ValueError, match=r"^SecretBox needs at least one key$"):
+        SecretBox(())
+
+
+def test_derived_keys_are_hkdf_sha256_per_key_in_order() -> None:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    other = generate_key()
+    derived = SecretBox.from_setting(f"{KEY},{other}").derived(b"tenant tokens")
+    expected = tuple(
+        HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"tenant tokens").derive(
+            base64.b64decode(k)
+        )
+        for k in (KEY, other)
+    )
+    assert derived == expected and base64.b64decode(KEY) not in derived
+    assert SecretBox.from_setting(KEY).derived(b"other use") != derived[:1]

@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import logging
+import time
 
 import pytest
+from nats.aio.client import Client
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
 from sayna_sip.common import topology
+from sayna_sip.forwarder.pull import Puller
 from tests.fixtures.https_sink import HttpsSink
 from tests.fixtures.nats import apply_topology
 from tests.forwarder.conftest import FAST, StartForwarder, drained, publish, put_hook
@@ -58,3 +63,35 @@ async def test_a_deleted_then_reprovisioned_consumer_is_pulled_from_again(
     async with asyncio.timeout(5):
         await https_sink.wait_for(2, "/again")
     await drained(jetstream)
+
+
+async def test_requests_that_go_silent_are_forgotten_and_asked_for_again(
+    nats_client: Client,
+) -> None:
+    # A request the server drops without a word (a consumer leader change on a cluster)
+    # sends no status and no heartbeats. A subscriber that swallows requests stands for
+    # that server; without forgetting them the credits never come back and deliveries
+    # stall until a reconnect.
+    stream, durable = "SILENT", "gone"
+    asked: asyncio.Queue[Msg] = asyncio.Queue()
+    await nats_client.subscribe(f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{durable}", cb=asked.put)
+    changed: list[None] = []
+
+    async def on_message(msg: Msg) -> None:
+        raise AssertionError("nothing can arrive here")
+
+    heartbeat = 0.1
+    puller = Puller(nats_client, stream, durable, on_message, lambda: changed.append(None),
+                    expires=30.0, heartbeat=heartbeat)  # fmt: skip
+    await puller.start()
+    assert await puller.request(5)
+    request = json.loads((await asyncio.wait_for(asked.get(), 5)).data)
+    assert request["idle_heartbeat"] == int(heartbeat * 1e9)  # what silence is judged by
+
+    asked_at = time.monotonic()
+    puller.check_alive(asked_at + 2 * heartbeat)  # a late heartbeat or two: still there
+    assert puller.credits == 5 and not changed
+    puller.check_alive(asked_at + 2 * heartbeat + 1.1)  # silent for longer: gone
+    assert puller.credits == 0 and changed  # the worker is woken to ask again
+    assert await puller.request(5)
+    assert json.loads((await asyncio.wait_for(asked.get(), 5)).data)["batch"] == 5

@@ -226,6 +226,37 @@ async def test_event_filter_delivers_only_listed_events(
     assert metrics == 1.0
 
 
+async def test_a_filtered_join_still_routes_the_rooms_finish_and_is_recorded_filtered(
+    pipeline: Pipeline, https_sink: HttpsSink
+) -> None:
+    # The join is the only event naming the caller's host: filtered out, it must still
+    # teach the router the room's host, or room_finished finds no host at all.
+    await pipeline.set_hook(https_sink.url("/rf"), events=["room_finished"])
+    joined = call("participant_joined", room="sip-call-7")
+    await pipeline.post_event(joined)
+    finished_event = sip_event("room_finished", room="sip-call-7")
+    finished = await pipeline.post_event(finished_event)
+    (got,) = await https_sink.wait_for(1, "/rf")
+    assert got.body == finished
+
+    async def route_of(event_id: str) -> dict[str, Any] | None:
+        async with asyncio.timeout(10):
+            while True:
+                r = await pipeline.api.get(f"/sip/deliveries/{event_id}")
+                if r.status_code == 200 and r.json()["route"] is not None:
+                    route: dict[str, Any] = r.json()["route"]
+                    return route
+                await asyncio.sleep(0.05)
+
+    assert (await route_of(joined["id"]) or {})["outcome"] == "filtered"
+    assert (await route_of(finished_event["id"]) or {})["outcome"] == "matched"
+    # A replay sends what was delivered, never what the filter kept out.
+    r = await pipeline.api.post(f"/sip/hooks/{HOST}/replay", json={"since": "1h"})
+    assert r.json()["replayed"] == 1, r.text
+    await https_sink.wait_for(2, "/rf")
+    assert [x.body for x in https_sink.received("/rf")] == [finished, finished]
+
+
 @pytest.mark.parametrize(
     ("events", "code"), [(["particpant_joined"], "invalid_events"), ([], "invalid_events")]
 )

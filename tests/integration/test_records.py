@@ -4,6 +4,7 @@ through the ingress API what happened to each event; replay and redrive; one tra
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -186,6 +187,28 @@ async def test_replay_redelivers_the_window_with_the_original_webhook_id(
     assert answer.json()["replayed"] == 2 and answer.json()["truncated"] is False
     got = await https_sink.wait_for(5, "/a")
     assert sorted(r.headers["x-sayna-event-id"] for r in got[3:]) == sorted(e["id"] for e in inside)
+
+
+async def test_replay_sends_only_the_events_routed_between_since_and_until(
+    pipeline: Client, https_sink: HttpsSink
+) -> None:
+    # A replay of one window must not re-send what came after it.
+    events = [sip_event(room=f"sip-call-{n}", to="sip:1@pbx.tenant-a.example") for n in range(3)]
+    routed_at = []
+    for n, event in enumerate(events):
+        await post(pipeline, event)
+        await https_sink.wait_for(n + 1, "/a")
+        got = await until(functools.partial(delivery, pipeline, event["id"], attempts=1))
+        assert got is not None
+        routed_at.append(got["route"]["at"])
+
+    window = {"since": routed_at[1], "until": routed_at[2]}  # the second event only
+    answer = await pipeline.post("/sip/hooks/pbx.tenant-a.example/replay", json=window)
+
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["replayed"] == 1
+    got = await https_sink.wait_for(4, "/a")
+    assert got[3].headers["x-sayna-event-id"] == events[1]["id"]
 
 
 async def test_redrive_by_event_id_and_by_host(pipeline: Client, https_sink: HttpsSink) -> None:

@@ -1,0 +1,116 @@
+"""What the operator API answers about hooks, records and dead letters, on a real
+nats-server (records and letters written as the router and forwarder write them): each
+test guards one bug a reviewer planted and the suite let through."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+from nats.aio.client import Client as Nats
+from nats.js import JetStreamContext
+from prometheus_client import CollectorRegistry
+
+from sayna_sip.common import contracts, topology
+from sayna_sip.common.hook import Hook, parse_stamp, utc_stamp
+from sayna_sip.common.recorder import Recorder, RecorderMetrics
+from sayna_sip.common.records import AttemptRecord
+from tests.fixtures.nats import NatsServer
+from tests.ingress.conftest import Client, ingress_config, serve
+from tests.ingress.tenants import EV, SECRETS_KEY, A, B, seed_dead_letter
+
+OWN = "whsec_QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE="
+
+
+@pytest.fixture
+async def api(nats_server: NatsServer, jetstream: JetStreamContext) -> AsyncIterator[Client]:
+    """The ingress (SIP on, SIP_SECRETS_KEY set, the default SIP_SECRET_OVERLAP) with the
+    runtime hooks A and B."""
+    async with serve(ingress_config(nats_server.url, SIP_SECRETS_KEY=SECRETS_KEY)) as client:
+        hooks = [{"host": A, "url": f"https://{A}/hook", "secret": OWN},
+                 {"host": B, "url": f"https://{B}/hook"}]  # fmt: skip
+        r = await client.post("/sip/hooks", json={"hooks": hooks})
+        assert r.status_code == 200, r.text
+        yield client
+
+
+async def test_a_rotated_out_secret_keeps_signing_for_24_hours_by_default(api: Client) -> None:
+    # Receivers that have not switched yet keep verifying for a day (design: 24h).
+    r = await api.post(f"/sip/hooks/{A}/rotate-secret")
+    assert r.status_code == 200, r.text
+    current, previous = r.json()["hook"]["secrets"]
+    assert current["expires_at"] is None
+    assert abs(parse_stamp(previous["expires_at"]) - (time.time() + 86400)) < 120
+
+
+async def test_dead_letters_of_one_host_are_listed_and_redriven_alone(
+    api: Client, jetstream: JetStreamContext
+) -> None:
+    for host in (A, B):
+        await seed_dead_letter(jetstream, host)
+    assert len((await api.get("/sip/dead-letters")).json()["dead_letters"]) == 2
+    listed = (await api.get("/sip/dead-letters", params={"host": A})).json()["dead_letters"]
+    assert [(x["host"], x["event_id"]) for x in listed] == [(A, EV[A])]
+
+    r = await api.post("/sip/dead-letters/redrive", json={"host": A})
+    assert r.json()["redriven"] == 1
+    left = (await api.get("/sip/dead-letters")).json()["dead_letters"]
+    assert [x["host"] for x in left] == [B]
+    info = await jetstream.stream_info(topology.SIP_DELIVERIES)
+    assert info.state.messages == 1  # A's letter only, back in delivery
+
+
+async def test_stats_count_only_the_attempts_inside_the_window(
+    api: Client, nats_client: Nats
+) -> None:
+    now = time.time()
+    ages = {"1h": [600.0], "24h": [600.0, 2 * 3600.0], "7d": [600.0, 2 * 3600.0, 3 * 86400.0]}
+    rec = Recorder(nats_client, RecorderMetrics(CollectorRegistry()))
+    await rec.start()
+    for n, age in enumerate(ages["7d"]):
+        outcome, status = ("delivered", 200) if n == 0 else ("failed", 500)
+        rec.record(AttemptRecord(event_id=f"EV_{n}", host=A, attempt=1, outcome=outcome,
+                                 status=status, started_at=now - age, duration_ms=5.0))  # fmt: skip
+    rec.record(AttemptRecord(event_id="EV_b", host=B, attempt=1, outcome="failed", status=500,
+                             started_at=now - 60, duration_ms=5.0))  # fmt: skip
+    await rec.flush()
+    await rec.stop()
+    for window, inside in ages.items():
+        stats = (await api.get(f"/sip/hooks/{A}/stats", params={"window": window})).json()
+        assert stats["attempts"] == len(inside), (window, stats)
+        assert (stats["delivered"], stats["failed"]) == (1, len(inside) - 1), window
+    assert (await api.get(f"/sip/hooks/{A}/stats")).json()["window"] == "24h"
+
+
+async def test_enable_clears_failing_since_and_tells_the_operators(
+    api: Client, jetstream: JetStreamContext, nats_client: Nats
+) -> None:
+    # The state the forwarder leaves when it disables a failing hook.
+    kv = await jetstream.key_value(topology.HOOKS_BUCKET)
+    entry = await kv.get(Hook.new(A, "https://x", "runtime").key)
+    assert entry.value is not None
+    failing = Hook.decode(entry.value).changed(
+        enabled=False, failing_since=utc_stamp(time.time() - 7200), disabled_reason="failing"
+    )
+    await kv.put(failing.key, failing.encode())
+    notices = await nats_client.subscribe(contracts.OPS_HOOK_ENABLED)
+    await nats_client.flush()
+
+    r = await api.post(f"/sip/hooks/{A}/enable")
+
+    assert r.status_code == 200, r.text
+    shown = r.json()
+    assert (shown["enabled"], shown["failing_since"], shown["disabled_reason"]) == (
+        True, None, None,
+    )  # fmt: skip
+    # Kept, the next failure would disable it again at once (failing for 2 h already).
+    stored = await kv.get(failing.key)
+    assert stored.value is not None and Hook.decode(stored.value).failing_since is None
+    notice = json.loads((await notices.next_msg(timeout=5)).data)
+    assert (notice["event"], notice["host"]) == ("hook_enabled", A)
+    # Enabling a hook that is enabled already changes nothing and tells no one.
+    assert (await api.post(f"/sip/hooks/{A}/enable")).status_code == 200
+    with pytest.raises(TimeoutError):
+        await notices.next_msg(timeout=0.3)
