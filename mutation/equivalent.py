@@ -287,4 +287,25 @@ EQUIVALENT: dict[str, list[tuple[str, str, str]]] = {
             "int() refuses both defaults alike: a missing count is a refusal either way",
         ),
     ],
+    "deadletters": [
+        ("@dataclass(frozen=True)", "@dataclass(frozen=False)", _FROZEN),
+        ("redriven: int = 0", "redriven: int = 1", "every Redriven is built with its counts given"),
+        (
+            "redriven: int = 0",
+            "redriven: int = None",
+            "every Redriven is built with its counts given",
+        ),
+        ("skipped: int = 0", "skipped: int = 1", "every Redriven is built with its counts given"),
+        (
+            "skipped: int = 0",
+            "skipped: int = None",
+            "every Redriven is built with its counts given",
+        ),
+        ("limit: int = 100,", "limit: int = 101,", "the API and the CLI always pass the limit"),
+        (
+            "floor, below = 1, await last_seq() + 1",
+            "floor, below = 1, await last_seq() + 2",
+            "a bound past the last sequence reads the same letters: none are stored there",
+        ),
+    ],
 }

@@ -27,16 +27,15 @@ GLOBAL = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 GLOBAL_NEXT = "whsec_QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE="
 OLD, NEW = "tenant-a-old-secret-0123456789", "tenant-a-new-secret-0123456789"
 KEY = generate_key()
+BACKUP = "backup-endpoint-secret-0123456789"
 
 
 def _sip(**env: str) -> SipConfig:
-    static = [
-        {
-            "host": STATIC,
-            "url": "https://10.9.9.9/s",
-            "secret": "static-one-0123456789 static-two-0123456789",
-        }
-    ]
+    backup = {"id": "backup", "url": "https://10.9.9.8/b", "secret": BACKUP,
+              "headers": {"X-Api-Key": "key-of-backup"}}  # fmt: skip
+    static = [{"host": STATIC, "url": "https://10.9.9.9/s", "headers": {"X-Tenant": "s"},
+               "secret": "static-one-0123456789 static-two-0123456789",
+               "endpoints": [backup]}]  # fmt: skip
     base = {
         "SIP_ROOM_PREFIX": "sip-", "SIP_ALLOWED_ADDRESSES": "203.0.113.0/24",
         "SIP_HOOKS_JSON": json.dumps(static), "SIP_HOOK_SECRET": f"{GLOBAL} {GLOBAL_NEXT}",
@@ -154,3 +153,32 @@ def test_an_own_secret_without_the_secrets_key_is_refused_by_name() -> None:
     with pytest.raises(SecretBoxError, match="SIP_SECRETS_KEY") as refused:
         hook_secrets.signing_secrets(HOOK, record, _sip(SIP_SECRETS_KEY=""), time.time())
     assert str(refused.value) == f"hook {HOST} has its own secret but SIP_SECRETS_KEY is not set"
+
+
+def test_a_static_endpoint_signs_and_sends_headers_from_its_own_config_entry() -> None:
+    sip = _sip()
+    static = Hook.new(STATIC, "https://10.9.9.9/s", "config")
+    backup = Endpoint(id="backup", url="https://10.9.9.8/b", headers={"X-Api-Key": ""})
+    assert hook_secrets.static_secrets(static, backup, sip) == (BACKUP,)
+    assert hook_secrets.signing_secrets(static, backup, sip, time.time()) == (BACKUP,)
+    assert hook_secrets.open_headers(static, backup, sip) == {"X-Api-Key": "key-of-backup"}
+    default = _endpoint(static).changed(headers={"X-Tenant": "", "X-Not-In-Config": ""})
+    assert hook_secrets.open_headers(static, default, sip) == {
+        "X-Tenant": "s",
+        "X-Not-In-Config": "",
+    }
+    gone = Endpoint(id="gone", url="https://10.9.9.7/g")
+    assert hook_secrets.static_secrets(static, gone, sip) == ()
+    assert hook_secrets.signing_secrets(static, gone, sip, time.time()) == (GLOBAL, GLOBAL_NEXT)
+
+
+def test_a_runtime_endpoint_sends_its_sealed_header_values_opened() -> None:
+    sip = _sip()
+    sealed = _endpoint().changed(headers={"X-Api-Key": _box().seal("the-value", HOST)})
+    assert hook_secrets.open_headers(HOOK, sealed, sip) == {"X-Api-Key": "the-value"}
+    assert hook_secrets.open_headers(HOOK, _endpoint(), sip) == {}
+    with pytest.raises(SecretBoxError) as refused:
+        hook_secrets.open_headers(HOOK, sealed, _sip(SIP_SECRETS_KEY=""))
+    assert (
+        str(refused.value) == f"hook {HOST} has sealed header values but SIP_SECRETS_KEY is not set"
+    )

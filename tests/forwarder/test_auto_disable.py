@@ -225,3 +225,25 @@ async def test_a_failed_state_write_is_logged_and_never_raised(
     await watch.stop()
     (line,) = [r.getMessage() for r in caplog.records]
     assert line.startswith("event=hook_state_write_failed error=")
+
+
+async def test_a_replica_behind_on_the_state_writes_nothing_and_warns_of_nothing(
+    jetstream: JetStreamContext,
+    nats_client: Client,
+    https_sink: HttpsSink,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # KV already holds what another replica wrote: failing for 2 h, then disabled. This
+    # replica's cache still shows the hook enabled (and, a moment earlier, not failing).
+    caplog.set_level(logging.WARNING, "sayna_sip.forwarder")
+    stored = _failing_for(2 * 3600).changed(enabled=False, disabled_reason="by the other")
+    watch, kv, told = await _setup(jetstream, nats_client, https_sink, "1h", stored)
+    before = (await kv.get(stored.key)).revision
+    not_yet_failing = Hook.new(HOST, f"https://{HOST}/hook", "runtime")
+    watch.observe(not_yet_failing, _default(not_yet_failing), delivered=False)
+    enabled_view = stored.changed(enabled=True, disabled_reason=None)
+    for _ in range(12):
+        watch.observe(enabled_view, _default(enabled_view), delivered=False)
+    await watch.stop()
+    assert (await kv.get(stored.key)).revision == before and told == []
+    assert caplog.records == []

@@ -4,6 +4,7 @@ test guards one bug a reviewer planted and the suite let through."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
@@ -13,10 +14,14 @@ from nats.aio.client import Client as Nats
 from nats.js import JetStreamContext
 from prometheus_client import CollectorRegistry
 
-from sayna_sip.common import contracts, topology
+from sayna_sip.common import contracts, deadletters, topology
+from sayna_sip.common.contracts import Header
+from sayna_sip.common.deliveries import rfc3339
+from sayna_sip.common.delivery import Delivery
 from sayna_sip.common.hook import Hook, parse_stamp, utc_stamp
 from sayna_sip.common.recorder import Recorder, RecorderMetrics
 from sayna_sip.common.records import AttemptRecord
+from sayna_sip.common.streamscan import StreamReader
 from tests.fixtures.nats import NatsServer
 from tests.ingress.conftest import Client, ingress_config, serve
 from tests.ingress.tenants import EV, SECRETS_KEY, A, B, seed_dead_letter
@@ -114,3 +119,80 @@ async def test_enable_clears_failing_since_and_tells_the_operators(
     assert (await api.post(f"/sip/hooks/{A}/enable")).status_code == 200
     with pytest.raises(TimeoutError):
         await notices.next_msg(timeout=0.3)
+
+
+async def _letter(js: JetStreamContext, host: str, event_id: str, dead_at: float) -> None:
+    first = Delivery.first(event_id=event_id, event="participant_left", room="sip-r",
+                           hook=host, sip_host=host, received_at=None)  # fmt: skip
+    headers = first.dead_headers(reason="gone", attempts=3, last_status=None, last_error="",
+                                 hook_url=f"https://{host}/hook", dead_at=dead_at)  # fmt: skip
+    await js.publish(contracts.dead_subject(host), b"{}", stream=topology.SIP_DEAD,
+                     headers=headers)  # fmt: skip
+
+
+async def test_dead_letters_page_by_time_and_cursor_and_redrive_by_id_and_window(
+    api: Client, jetstream: JetStreamContext
+) -> None:
+    now = time.time()
+    await _letter(jetstream, A, "EV_old", now - 7200)
+    await asyncio.sleep(0.01)  # stored a moment apart: the window's bound falls between
+    middle = rfc3339(time.time())
+    await asyncio.sleep(0.01)
+    for n in (1, 2):
+        await _letter(jetstream, A, f"EV_new{n}", now - 60)
+
+    async def ids(**params: str) -> list[str]:
+        page = (await api.get("/sip/dead-letters", params=params)).json()
+        return [x["event_id"] for x in page["dead_letters"]]
+
+    assert await ids() == ["EV_new2", "EV_new1", "EV_old"]  # newest first
+    assert await ids(since=middle or "") == ["EV_new2", "EV_new1"]
+    assert await ids(until=middle or "") == ["EV_old"]
+    first = (await api.get("/sip/dead-letters", params={"limit": "2"})).json()
+    assert [x["event_id"] for x in first["dead_letters"]] == ["EV_new2", "EV_new1"]
+    assert await ids(cursor=first["next_cursor"]) == ["EV_old"]
+    shown = (await api.get("/sip/dead-letters", params={"limit": "1"})).json()["dead_letters"][0]
+    assert (shown["last_status"], shown["last_error"], shown["attempts"]) == (None, "", 3)
+
+    r = await api.post("/sip/dead-letters/redrive", json={"event_ids": ["EV_new1"]})
+    assert r.json() == {"redriven": 1, "skipped": 0, "truncated": False}
+    r = await api.post("/sip/dead-letters/redrive", json={"host": A, "until": "1h"})
+    assert r.json() == {"redriven": 1, "skipped": 0, "truncated": False}  # EV_old: died 2 h ago
+    assert await ids() == ["EV_new2"]
+    r = await api.post("/sip/dead-letters/redrive", json={"since": "7d"})
+    assert r.json() == {"redriven": 1, "skipped": 0, "truncated": False}
+    assert await ids() == []
+
+
+async def test_a_dead_letter_missing_headers_is_listed_with_empty_fields(
+    api: Client, jetstream: JetStreamContext
+) -> None:
+    # As an older writer may have left one: only the host and the event id.
+    headers = {Header.HOOK: A, Header.EVENT_ID: "EV_bare"}
+    await jetstream.publish(contracts.dead_subject(A), b"{}", stream=topology.SIP_DEAD,
+                            headers=headers)  # fmt: skip
+    r = await api.get("/sip/dead-letters")
+    assert r.status_code == 200, r.text
+    (shown,) = r.json()["dead_letters"]
+    assert (shown["host"], shown["event_id"], shown["attempts"]) == (A, "EV_bare", 0)
+    assert shown["last_status"] is None and shown["dead_at"] is None
+    assert {shown[k] for k in ("event", "room", "reason", "last_error", "url")} == {""}
+
+
+async def test_a_redrive_counts_each_letter_stops_at_its_limit_and_skips_the_gone(
+    nats_client: Nats, jetstream: JetStreamContext
+) -> None:
+    for n in range(3):
+        await _letter(jetstream, A, f"EV_{n}", time.time())
+    reader = StreamReader(nats_client, topology.SIP_DEAD)
+    await reader.start()
+    try:
+        done = await deadletters.redrive(jetstream, reader, host=A, limit=2)
+        assert done == deadletters.Redriven(redriven=2, skipped=0, truncated=True)
+        (left,) = await deadletters.oldest_first(reader, 10**6, host=A)
+        assert left.event_id == "EV_2"
+        assert await deadletters.redrive_one(jetstream, left)
+        assert not await deadletters.redrive_one(jetstream, left)  # gone: redriven already
+        assert await deadletters.redrive(jetstream, reader, host=A) == deadletters.Redriven()
+    finally:
+        await reader.close()

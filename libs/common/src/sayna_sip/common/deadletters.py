@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 
 from nats.js import JetStreamContext
-from nats.js.errors import NotFoundError
+from nats.js.errors import APIError, NotFoundError
 
 from sayna_sip.common import contracts, topology
 from sayna_sip.common.contracts import Header
@@ -23,6 +23,7 @@ from sayna_sip.common.hosts import normalize_host
 from sayna_sip.common.streamscan import StoredMsg, StreamReader
 
 REDRIVE_LIMIT = 1000  # letters redriven by one call at most
+_NO_MESSAGE_FOUND = 10057  # JetStream's err_code for deleting a message that is gone
 
 
 @dataclass(frozen=True)
@@ -144,6 +145,9 @@ async def redrive_one(js: JetStreamContext, letter: DeadLetter) -> bool:
     )
     try:
         await js.delete_msg(topology.SIP_DEAD, letter.seq)
-    except NotFoundError:
+    except (NotFoundError, APIError) as exc:
+        # The server says "no message found" as a 500 with its own error code.
+        if not isinstance(exc, NotFoundError) and exc.err_code != _NO_MESSAGE_FOUND:
+            raise
         return False  # redriven meanwhile by another caller; our copy was deduplicated
     return True
