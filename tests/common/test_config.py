@@ -446,3 +446,13 @@ def test_a_yaml_hook_lists_its_endpoints_by_id(tmp_path: Path) -> None:
             ServerConfig.from_file(write(tmp_path, text), env={})
     with pytest.raises(ConfigError, match="SIP_MAX_ENDPOINTS"):
         ServerConfig.from_file(write(tmp_path, YAML_ENDPOINTS), env={"SIP_MAX_ENDPOINTS": "1"})
+
+
+def test_a_sip_variable_alone_names_what_switched_sip_on_and_how_to_finish() -> None:
+    # The quick start exports SIP_HOOK_SECRET; `up` without --config then said only
+    # "room_prefix is required", not why SIP was on nor what to do.
+    with pytest.raises(ConfigError) as caught:
+        ServerConfig.from_env({"SIP_HOOK_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"})
+    message = str(caught.value)
+    assert "SIP is on because of SIP_HOOK_SECRET in the environment" in message
+    assert "pass --config local.yaml" in message and "set SIP_ROOM_PREFIX" in message

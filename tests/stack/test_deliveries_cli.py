@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
+from pathlib import Path
 
 import nats
 import pytest
 
 from sayna_sip.cli import deliveries
-from sayna_sip.common import records
+from sayna_sip.common import records, upstate
 from sayna_sip.common.records import AttemptRecord, RouteRecord
 from tests.fixtures.nats import NatsServer, apply_topology
+from tests.stack.test_up import CLI, Proc
 
 
 async def _fill(url: str) -> None:
@@ -54,3 +57,68 @@ def test_show_and_list_print_what_happened(
     assert deliveries.main(["show", "EV_none"]) == 1
     assert "no delivery record of event EV_none" in capsys.readouterr().err
     assert deliveries.main(["list", "--since", "soon"]) == 2
+
+
+async def _attempt(url: str, event_id: str) -> None:
+    nc = await nats.connect(url)
+    rec = AttemptRecord(event_id=event_id, host="a.io", attempt=1, outcome="delivered",
+                        started_at=time.time(), status=200)  # fmt: skip
+    await nc.publish(records.subject(rec), records.encode(rec))
+    await nc.close()
+
+
+async def test_tail_follows_the_up_running_here_across_a_restart_and_says_when_it_lost_it(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    # Before: a tail whose `up` stopped went quiet without a word, and never found the
+    # restarted one on its new port.
+    data = tmp_path / "data"
+    data.mkdir()
+    upstate.write(data, upstate.UpState(os.getpid(), nats_server.url, "http://127.0.0.1:9"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NATS_", "SIP_"))}
+    tail = await Proc.start(["deliveries", "tail", "--data-dir", str(data)], env)
+    second = NatsServer(tmp_path / "second")
+    try:
+        await tail.wait_for(r"^waiting for attempts")
+        await _attempt(nats_server.url, "EV_before")
+        await tail.wait_for(r"a\.io +EV_before +#1 +200 .* delivered")
+
+        (data / "up.json").unlink()  # that `up` stopped
+        nats_server.stop()
+        await tail.wait_for(r"^lost the stack: the `sayna-sip up` running here stopped")
+
+        second.start()  # a new `up`, its NATS on another port
+        upstate.write(data, upstate.UpState(os.getpid(), second.url, "http://127.0.0.1:9"))
+        await tail.wait_for(
+            rf"^stack back: following the new `sayna-sip up` here \(NATS at {second.url}\)"
+        )
+        await _attempt(second.url, "EV_after")
+        await tail.wait_for(r"a\.io +EV_after +#1 +200 .* delivered")
+    finally:
+        await tail.stop()
+        second.stop()
+
+
+async def test_a_listing_piped_into_head_stops_without_a_traceback(
+    nats_server: NatsServer,
+) -> None:
+    nc = await nats.connect(nats_server.url)
+    js = nc.jetstream()
+    await apply_topology(js)
+    now = time.time()
+    for i in range(400):  # more than a pipe holds, so the writer is still writing
+        rec = AttemptRecord(event_id=f"EV_{i:04}_{'x' * 200}", host="a.io", attempt=1,
+                            outcome="delivered", started_at=now, status=200)  # fmt: skip
+        await js.publish(records.subject(rec), records.encode(rec))
+    await nc.close()
+    env = {**os.environ, "NATS_URL": nats_server.url}
+    proc = await asyncio.create_subprocess_exec(
+        *CLI, "deliveries", "list", "--limit", "400", env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stdout is not None and proc.stderr is not None
+    assert await proc.stdout.readline()  # `head -1`: one line, then the pipe closes
+    proc._transport.get_pipe_transport(1).close()  # type: ignore[attr-defined]
+    err = await asyncio.wait_for(proc.stderr.read(), 30)
+    assert await proc.wait() == 0
+    assert b"Traceback" not in err and b"BrokenPipe" not in err, err.decode()

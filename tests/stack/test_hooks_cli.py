@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 
 import pytest
 from nats.js import JetStreamContext
@@ -43,7 +44,7 @@ async def test_hooks_cli_round_trip(
         )
         assert code == 0 and HOST in out and "participant_joined" in out and own not in out
 
-        code, out, _ = await run(capsys, base, "--json", "list")
+        code, out, _ = await run(capsys, base, "list", "--json")  # options after the action too
         listed = {h["host"]: h for h in json.loads(out)["hooks"]}
         assert listed[HOST]["events"] == ["participant_joined"]
         (fingerprint,) = [s["fingerprint"] for s in listed[HOST]["secrets"]]
@@ -61,7 +62,10 @@ async def test_hooks_cli_round_trip(
         assert code == 1 and "503 no_forwarder" in err
 
         code, _, err = await run(capsys, base, "list", token="wrong-token-0123456789")
-        assert code == 1 and "401" in err
+        assert code == 1 and err.strip() == (
+            "sayna-sip hooks: the ingress refused the API token (401 unauthorized): "
+            "pass --token or set AUTH_API_SECRET"
+        )
 
         code, _, err = await run(capsys, base, "set", HOST, "http://insecure.example/")
         assert code == 1 and "400 insecure_url" in err
@@ -85,6 +89,27 @@ async def test_hooks_cli_round_trip(
 
         code, out, _ = await run(capsys, base, "delete", HOST)
         assert code == 0 and HOST not in out
+        code, _, err = await run(capsys, base, "delete", HOST)  # gone already: not a success
+        assert code == 1 and err.strip() == f"sayna-sip hooks: no runtime hook {HOST}"
+
+
+async def test_hooks_cli_reads_the_token_and_port_from_dot_env_as_up_does(
+    nats_server: NatsServer,
+    jetstream: JetStreamContext,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    config = ingress_config(nats_server.url, AUTH_REQUIRED="true", AUTH_API_SECRET=TOKEN)
+    async with serve_http(config) as http:
+        port = http.base_url.port
+        (tmp_path / ".env").write_text(f"PORT={port}\nAUTH_API_SECRET={TOKEN}\n")
+        monkeypatch.chdir(tmp_path)
+        for name in ("PORT", "AUTH_API_SECRET"):
+            monkeypatch.delenv(name, raising=False)
+        code = await asyncio.to_thread(hooks_cli.main, ["--json", "list"])
+        out, err = capsys.readouterr()
+        assert (code, json.loads(out)) == (0, {"hooks": []}), err
 
 
 async def test_hooks_cli_says_when_the_ingress_is_not_there(

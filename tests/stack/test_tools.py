@@ -180,3 +180,35 @@ def test_try_it_tools_find_the_ingress_of_the_up_running_here(
     assert send_test_event.webhook_url(ServerConfig(), str(other)).startswith(
         "http://127.0.0.1:4556/"
     )
+
+
+def test_the_sink_takes_a_hooks_own_secret_beside_the_configured_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A runtime hook set with its own secret: the sink knew only the global one (INVALID).
+    own = "tenant-own-secret-0123456789"
+    monkeypatch.setenv("SIP_HOOK_SECRET", WHSEC)
+    for name in ("SIP_ROOM_PREFIX", "SIP_HOOKS_JSON"):
+        monkeypatch.delenv(name, raising=False)
+    secrets = sink.find_secrets([own], None)
+    assert secrets == [own, WHSEC]
+    assert sink.check_signature(BODY, _signed(own.encode(), BODY), secrets) == "verified"
+    assert sink.check_signature(BODY, _signed(WHSEC, BODY), secrets) == "verified"
+
+
+def test_send_test_event_says_when_sip_is_off_where_the_event_goes(tmp_path: Path) -> None:
+    from sayna_sip.common import upstate
+
+    base = "http://127.0.0.1:4555"
+    url = f"{base}/livekit/webhook"
+    off, on = ServerConfig(), ServerConfig.from_env(SIP_ENV)
+    assert send_test_event.sip_off(off, url, str(tmp_path)) == (
+        "SIP is off in this configuration (no sip: section, no SIP_* variable)"
+    )
+    assert send_test_event.sip_off(on, url, str(tmp_path)) is None
+    upstate.write(tmp_path, upstate.UpState(os.getpid(), "nats://x:1", base, sip=False))
+    assert send_test_event.sip_off(on, url, str(tmp_path)) == (
+        "the `sayna-sip up` running here has SIP off"
+    )
+    upstate.write(tmp_path, upstate.UpState(os.getpid(), "nats://x:1", base, sip=True))
+    assert send_test_event.sip_off(off, url, str(tmp_path)) is None  # the up's word counts

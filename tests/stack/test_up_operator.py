@@ -71,7 +71,18 @@ async def test_up_logs_and_supervises_its_nats_and_the_tools_find_it(tmp_path: P
         assert up.matching(r"^nats +\| .*Server is ready")
         state = json.loads((data / "up.json").read_text())
         assert state == {"version": 1, "pid": up.proc.pid, "nats_url": url,
-                         "ingress_url": f"http://127.0.0.1:{port}"}  # fmt: skip
+                         "ingress_url": f"http://127.0.0.1:{port}", "sip": False}  # fmt: skip
+        assert up.matching(r"SIP is off \(no sip: section, no SIP_\* variable\): webhooks are "
+                           r"answered 200 and dropped\. To route calls: sayna-sip up --config "
+                           r"local\.yaml, or set SIP_ROOM_PREFIX")  # fmt: skip
+
+        # A second `up` here is refused before it starts anything, and names the first.
+        code, out = await run_tool(["up", "--nats-port", "0"], up_env, tmp_path)
+        assert (code, out.strip()) == (1, (
+            f"sayna-sip up: already running (pid {up.proc.pid}), ingress at "
+            f"http://127.0.0.1:{port}; data dir .sayna-sip is in use: stop that one first, "
+            "or pass another --data-dir"))  # fmt: skip
+        assert json.loads((data / "up.json").read_text()) == state  # never touched
 
         code, out = await run_tool(["dlq", "list"], shell, tmp_path)
         assert (code, out.strip()) == (0, "no dead letters")
@@ -115,7 +126,7 @@ async def test_nats_only_tools_name_the_missing_topology(
 def test_tool_nats_prefers_the_environment_then_the_config_then_a_running_up(
     tmp_path: Path,
 ) -> None:
-    assert upstate.tool_nats(None, {}, tmp_path) == (NatsConfig(), "the default")
+    assert upstate.tool_nats(None, {}, tmp_path) == (NatsConfig(start_timeout=1.0), "the default")
     upstate.write(tmp_path, upstate.UpState(os.getpid(), "nats://127.0.0.1:4999", "http://x"))
     nats, source = upstate.tool_nats(None, {"SIP_HOOK_SECRET": "s" * 20}, tmp_path)
     assert nats.url == "nats://127.0.0.1:4999" and "sayna-sip up" in source
@@ -124,7 +135,7 @@ def test_tool_nats_prefers_the_environment_then_the_config_then_a_running_up(
     assert upstate.tool_nats(str(config), {}, tmp_path)[0].url == "nats://10.0.0.9:4222"
     env = {"NATS_URL": "nats://10.0.0.8:4222"}
     assert upstate.tool_nats(str(config), env, tmp_path) == (
-        NatsConfig(url="nats://10.0.0.8:4222"),
+        NatsConfig(url="nats://10.0.0.8:4222", start_timeout=1.0),
         "NATS_URL",
     )
     upstate.remove(tmp_path, os.getpid())
@@ -152,3 +163,21 @@ async def test_the_tools_find_an_up_started_with_another_data_dir(tmp_path: Path
         assert code == 1 and f"sayna-sip up` running here ({data / 'up.json'})" in out, out
     code, out = await run_tool(["dlq", "list"], env, tmp_path)  # the default dir has none
     assert code == 1 and "no NATS named" in out, out
+
+
+async def test_with_no_stack_the_tools_answer_in_a_line_within_3s(tmp_path: Path) -> None:
+    # Before: 20 s (the services' NATS_START_TIMEOUT) and a warning line per attempt.
+    data = tmp_path / ".sayna-sip"
+    data.mkdir()
+    nats_url = f"nats://127.0.0.1:{closed_port()}"  # an `up` here whose NATS is not answering
+    upstate.write(data, upstate.UpState(os.getpid(), nats_url, "http://127.0.0.1:4555"))
+    loop = asyncio.get_running_loop()
+    for tool in (["dlq", "list"], ["deliveries", "list"]):
+        started = loop.time()
+        code, out = await run_tool(tool, quick_start_shell(), tmp_path)
+        took = loop.time() - started
+        assert code == 1 and took <= 3.0, (took, out)
+        assert len(out.splitlines()) == 1, out
+        assert f"cannot connect to NATS at {nats_url} within 1s" in out
+        assert "is `sayna-sip up` running here?" in out
+    assert "is `sayna-sip up` running here?" in upstate.tool_hint("the default")

@@ -9,15 +9,18 @@ running in this directory (no SIP block needed).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import json
+import os
+import signal
 import sys
 from collections.abc import Sequence
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
+from sayna_sip.cli.follow import Follower, Subscribe
+from sayna_sip.cli.main import quiet_broken_pipe
 from sayna_sip.common import natsconn, records, topology, upstate
 from sayna_sip.common.config import NatsConfig
 from sayna_sip.common.deliveries import Deliveries, QueryError, parse_when, rfc3339, view
@@ -58,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"sayna-sip deliveries: {exc}", file=sys.stderr)
         return 2
     try:
-        work = _run(nats, args)
+        work = _run(nats, args, source)
         return upstate.run_tool("sayna-sip deliveries", topology.SIP_ATTEMPTS, nats, source, work)
     except ScanError as exc:
         print(f"sayna-sip deliveries: {exc}", file=sys.stderr)
@@ -67,12 +70,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
 
-async def _run(nats: NatsConfig, args: argparse.Namespace) -> int:
+async def _run(nats: NatsConfig, args: argparse.Namespace, source: str) -> int:
     nc = await natsconn.connect(nats, name="sayna-sip-deliveries")
+    if args.action == "tail":
+        await Follower(nats, source, args.data_dir, _tail(args.host)).run(nc)
+        return 0
     try:
-        if args.action == "tail":
-            await _tail(nc, args.host)
-            return 0
         reader = StreamReader(nc, topology.SIP_ATTEMPTS)
         await reader.start()
         js = nc.jetstream()
@@ -131,16 +134,25 @@ def line(rec: Record) -> str:
     )
 
 
-async def _tail(nc: Client, host: str | None) -> None:
+def _tail(host: str | None) -> Subscribe:
     """Core-NATS subscription on the attempt subjects: records as they are stored."""
-    done = asyncio.Event()
+    first = True
 
     async def on_record(msg: Msg) -> None:
         with contextlib.suppress(records.BadRecord):
             rec = records.decode(msg.data)
             if isinstance(rec, AttemptRecord):
-                print(line(rec), flush=True)
+                try:
+                    print(line(rec), flush=True)
+                except BrokenPipeError:  # `… | head` has read enough
+                    quiet_broken_pipe()
+                    os.kill(os.getpid(), signal.SIGINT)
 
-    await nc.subscribe(records.filter_subject(kind="attempt", host=host), cb=on_record)
-    print("waiting for attempts (Ctrl-C stops)", file=sys.stderr, flush=True)
-    await done.wait()
+    async def subscribe(nc: Client) -> None:
+        nonlocal first
+        await nc.subscribe(records.filter_subject(kind="attempt", host=host), cb=on_record)
+        if first:
+            print("waiting for attempts (Ctrl-C stops)", file=sys.stderr, flush=True)
+            first = False
+
+    return subscribe

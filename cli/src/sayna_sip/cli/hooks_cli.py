@@ -1,9 +1,11 @@
 """`sayna-sip hooks …`: the operator's view of the ingress hooks API.
 
 Every subcommand is one call to the ingress (`--url`; default from `PORT`, else the
-`sayna-sip up` running in this directory, else port 3001), with the API
-token from `--token` or `AUTH_API_SECRET`. Output is a table, or the answer as it came with
-`--json`. Exit codes: 0 done, 1 the API refused or could not be reached, 2 usage.
+`sayna-sip up` running in this directory, else port 3001), with the API token from
+`--token` or `AUTH_API_SECRET` (the environment, else `.env`, as `up` reads them). The
+options go before the action or after it. Output is a table, or the answer as it came with
+`--json`. Exit codes: 0 done, 1 the API refused or could not be reached (or `delete`
+found no such hook), 2 usage.
 """
 
 from __future__ import annotations
@@ -17,19 +19,27 @@ from typing import Any
 
 import httpx
 
+from sayna_sip.cli.envfile import environment
 from sayna_sip.common import upstate
 
 Call = tuple[str, str, dict[str, Any] | None]  # method, path, JSON body
 
 
+def _common(p: argparse.ArgumentParser, default: Any) -> None:
+    """The options every action takes, before the action or after it."""
+    p.add_argument("--url", default=default, help="ingress base URL (default: $PORT, else the "
+                   "`sayna-sip up` running here, else http://127.0.0.1:3001)")  # fmt: skip
+    p.add_argument("--token", default=default, help="API token (default: $AUTH_API_SECRET)")
+    json_default = False if default is None else default
+    p.add_argument("--json", action="store_true", default=json_default,
+                   help="print the API's JSON answer")  # fmt: skip
+    dir_default = upstate.DEFAULT_DATA_DIR if default is None else default
+    p.add_argument("--data-dir", metavar="DIR", default=dir_default, help=upstate.DATA_DIR_HELP)
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sayna-sip hooks", description=__doc__.split("\n\n")[0])
-    p.add_argument("--url", help="ingress base URL (default: http://127.0.0.1:$PORT, PORT=3001)")
-    p.add_argument("--token", help="API token (default: $AUTH_API_SECRET)")
-    p.add_argument("--json", action="store_true", help="print the API's JSON answer")
-    p.add_argument(
-        "--data-dir", metavar="DIR", default=upstate.DEFAULT_DATA_DIR, help=upstate.DATA_DIR_HELP
-    )
+    _common(p, None)
     sub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     sub.add_parser("list", help="every hook with its source, state, events and secret fingerprints")
     s = sub.add_parser("set", help="add a runtime hook, or replace the one with the same host")
@@ -64,6 +74,8 @@ def _parser() -> argparse.ArgumentParser:
     d = sub.add_parser("remove-endpoint", help="remove an endpoint (not default)")
     d.add_argument("host")
     d.add_argument("endpoint", metavar="ID")
+    for action in sub.choices.values():
+        _common(action, argparse.SUPPRESS)
     return p
 
 
@@ -150,36 +162,62 @@ _RENDER: dict[str, Callable[[dict[str, Any]], list[str]]] = {
 }
 
 
-def ingress_base(env: Mapping[str, str], data_dir: str = upstate.DEFAULT_DATA_DIR) -> str:
-    """PORT when set, else the `sayna-sip up` running from `data_dir`, else port 3001."""
+def ingress_base(
+    env: Mapping[str, str],
+    data_dir: str = upstate.DEFAULT_DATA_DIR,
+    dotenv: Mapping[str, str] | None = None,
+) -> str:
+    """PORT when set, else the `sayna-sip up` running from `data_dir`, else `.env`'s PORT
+    (the up is where it is, whatever the file says now), else port 3001."""
     running = upstate.read(data_dir)
     if not env.get("PORT") and running is not None:
         return running.ingress_url
-    return f"http://127.0.0.1:{env.get('PORT') or 3001}"
+    return f"http://127.0.0.1:{env.get('PORT') or (dotenv or {}).get('PORT') or 3001}"
+
+
+def refusal(status: int, answer: dict[str, Any]) -> str:
+    """The one line for an answer that is not a success."""
+    line = f"sayna-sip hooks: {status} {answer.get('error')}: {answer.get('message')}"
+    if status == 401:  # say what to do, not which header was wrong
+        return (f"sayna-sip hooks: the ingress refused the API token ({status} "
+                f"{answer.get('error')}): pass --token or set AUTH_API_SECRET")  # fmt: skip
+    return line
+
+
+def not_found(action: str, answer: dict[str, Any]) -> str | None:
+    """A delete of hosts that do not exist did nothing: say so (and exit 1)."""
+    missing = answer.get("not_found") or []
+    if action == "delete" and missing:
+        return f"sayna-sip hooks: no runtime hook {', '.join(missing)}"
+    return None
 
 
 def main(argv: Sequence[str]) -> int:
     args = _parser().parse_args(list(argv))
-    base = args.url or ingress_base(os.environ, args.data_dir)
-    token = args.token or os.environ.get("AUTH_API_SECRET")
+    env = environment(os.environ)  # .env too, as `up` reads it
+    base = args.url or ingress_base(os.environ, args.data_dir, env)
+    token = args.token or env.get("AUTH_API_SECRET")
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     method, path, body = _call(args)
+    if method != "GET":  # state-changing routes take JSON only, an empty body included
+        headers["Content-Type"] = "application/json"
     try:
         reply = httpx.request(
             method, base.rstrip("/") + path, json=body, headers=headers, timeout=30.0
         )
     except httpx.HTTPError as exc:
-        print(f"sayna-sip hooks: cannot reach the ingress at {base}: {exc}", file=sys.stderr)
+        print(f"sayna-sip hooks: cannot reach the ingress at {base} ({exc}): "
+              "is `sayna-sip up` running here?", file=sys.stderr)  # fmt: skip
         return 1
     try:
         answer: dict[str, Any] = reply.json()
     except ValueError:
         answer = {"error": "not_json", "message": reply.text[:200]}
     if not reply.is_success:
-        print(
-            f"sayna-sip hooks: {reply.status_code} {answer.get('error')}: {answer.get('message')}",
-            file=sys.stderr,
-        )
+        print(refusal(reply.status_code, answer), file=sys.stderr)
+        return 1
+    if (missing := not_found(args.action, answer)) is not None:
+        print(missing, file=sys.stderr)
         return 1
     if args.json:
         print(json.dumps(answer, indent=2))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -59,7 +60,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args or args[0] not in COMMANDS:
         parser.parse_args(args or ["--help"])
         return 2
-    return int(_dispatch(args[0])(args[1:]) or 0)
+    try:
+        return int(_dispatch(args[0])(args[1:]) or 0)
+    except BrokenPipeError:
+        return quiet_broken_pipe()
+
+
+def quiet_broken_pipe() -> int:
+    """The reader went away (`… | head`): stop without a traceback. Python flushes stdout
+    again at exit, so point it at /dev/null first (the recipe of Python's signal docs)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return 0
 
 
 if __name__ == "__main__":

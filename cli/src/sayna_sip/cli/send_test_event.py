@@ -89,6 +89,18 @@ def webhook_url(config: ServerConfig, data_dir: str = upstate.DEFAULT_DATA_DIR) 
     return f"http://{display_host(config.host)}:{config.port}/livekit/webhook"
 
 
+def sip_off(config: ServerConfig, url: str, data_dir: str) -> str | None:
+    """Why the event will not be routed, when SIP is off where it goes: the running `up`'s
+    word when the event went to it, else this command's own configuration."""
+    running = upstate.read(data_dir)
+    to_up = running is not None and url == f"{running.ingress_url}/livekit/webhook"
+    if to_up and running is not None and running.sip is not None:
+        return None if running.sip else "the `sayna-sip up` running here has SIP off"
+    if config.sip is None:
+        return "SIP is off in this configuration (no sip: section, no SIP_* variable)"
+    return None
+
+
 def main(argv: Sequence[str]) -> int:
     args = _parser().parse_args(list(argv))
     try:
@@ -117,4 +129,6 @@ def main(argv: Sequence[str]) -> int:
         return 1
     print(f"sent event={args.event} id={event['id']} room={room} to={args.to} -> {url}")
     print(f"answer {reply.status_code} {reply.text.strip()}")
+    if (why := sip_off(config, url, args.data_dir)) is not None:
+        print(f"note: {why}: the ingress answers 200 and drops the event (nothing is routed)")
     return 0 if reply.is_success else 1

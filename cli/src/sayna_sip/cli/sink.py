@@ -32,7 +32,11 @@ CERT_HOSTS = ("localhost", "127.0.0.1", "::1")
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sayna-sip sink", description=__doc__.split("\n\n")[0])
     p.add_argument("--port", type=int, default=8443, help="port to listen on (default 8443)")
-    p.add_argument("--secret", action="append", help="signing secret (default: the config's)")
+    p.add_argument(
+        "--secret",
+        action="append",
+        help="a signing secret to accept besides the config's (a hook's own), repeatable",
+    )
     p.add_argument("--config", help="YAML configuration to read the hook secrets from")
     p.add_argument("--data-dir", default=DEFAULT_DATA_DIR, help="where the dev CA lives")
     p.add_argument("--status", type=int, default=200, help="status to answer (default 200)")
@@ -62,16 +66,17 @@ def configured_secrets(config: ServerConfig) -> list[str]:
 
 
 def find_secrets(flag: Sequence[str] | None, config_path: str | None) -> list[str]:
-    """--secret wins; else the configuration's. Without a config file, SIP_HOOK_SECRET
+    """Each --secret (a runtime hook's own, say), then the configuration's: a delivery
+    verifies when any of them signed it. Without a usable config file, SIP_HOOK_SECRET
     alone is enough (on its own it is not a valid SIP configuration)."""
-    if flag:
-        return [s for item in flag for s in item.split()]
+    given = [s for item in flag or () for s in item.split()]
     try:
-        return configured_secrets(ServerConfig.load(config_path))
+        found = configured_secrets(ServerConfig.load(config_path))
     except ConfigError:
-        if config_path or not os.environ.get("SIP_HOOK_SECRET", "").strip():
+        if not given and (config_path or not os.environ.get("SIP_HOOK_SECRET", "").strip()):
             raise
-        return os.environ["SIP_HOOK_SECRET"].split()
+        found = os.environ.get("SIP_HOOK_SECRET", "").split()
+    return given + [s for s in found if s not in given]
 
 
 def check_signature(body: bytes, headers: dict[str, str], secrets: Sequence[str]) -> str:
@@ -106,11 +111,21 @@ def describe(body: bytes, headers: dict[str, str], secrets: Sequence[str]) -> st
     )
 
 
+INVALID_HINT = ("signed with a secret this sink does not know: a hook with its own secret? "
+                "pass it with --secret (repeatable; the configured ones stay)")  # fmt: skip
+
+
 def make_app(secrets: Sequence[str], status: int) -> web.Application:
+    hinted: list[bool] = []  # the hint once, not under every delivery
+
     async def receive(request: web.Request) -> web.Response:
         body = await request.read()
         headers = {k.lower(): v for k, v in request.headers.items()}
-        print(f"{describe(body, headers, secrets)} path={request.path}", flush=True)
+        said = describe(body, headers, secrets)
+        print(f"{said} path={request.path}", flush=True)
+        if said.endswith("signature=INVALID") and not hinted:
+            hinted.append(True)
+            print(f"note: {INVALID_HINT}", flush=True)
         return web.Response(status=status, text="ok\n")
 
     app = web.Application(client_max_size=64 * 1024 * 1024)

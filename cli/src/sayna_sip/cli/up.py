@@ -19,9 +19,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import httpx
-from dotenv import dotenv_values
 
+from sayna_sip.cli import datalock
 from sayna_sip.cli.devca import DEFAULT_DATA_DIR, dev_ca
+from sayna_sip.cli.envfile import environment
 from sayna_sip.cli.natsd import EmbeddedNats, NatsStartError
 from sayna_sip.cli.procs import Console
 from sayna_sip.cli.supervisor import ChildSpec, Supervisor
@@ -32,6 +33,10 @@ from sayna_sip.common.secretbox import generate_key
 from sayna_sip.common.validate import nats_urls
 
 LOOPBACK_NETWORKS = ("127.0.0.0/8", "::1/128")
+SIP_OFF = (
+    "SIP is off (no sip: section, no SIP_* variable): webhooks are answered 200 and "
+    "dropped. To route calls: sayna-sip up --config local.yaml, or set SIP_ROOM_PREFIX"
+)
 READY_WARN_AFTER = 60.0
 
 
@@ -46,19 +51,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--nats-port",
         type=int,
-        help="embedded NATS port (default 4222 when free, else any; 0 = any free port)",
+        help="embedded NATS port (default: its last port here, else 4222, else any free; 0 = any)",
     )
     p.add_argument(
         "--data-dir", default=DEFAULT_DATA_DIR, help="NATS store and dev CA (default .sayna-sip)"
     )
     return p
-
-
-def environment(base: Mapping[str, str], dotenv: Path = Path(".env")) -> dict[str, str]:
-    """The process environment over the `.env` of the working directory (the one docker
-    compose reads), so `up` sees what compose would: environment > .env > YAML."""
-    from_file = {k: v for k, v in dotenv_values(dotenv).items() if v is not None}
-    return {**from_file, **base}
 
 
 def main(argv: Sequence[str]) -> int:
@@ -74,7 +72,23 @@ def main(argv: Sequence[str]) -> int:
     except ConfigError as exc:
         print(f"sayna-sip up: {exc}", file=sys.stderr)
         return 2
-    return asyncio.run(Stack(args, config, env).run())
+    try:
+        lock = datalock.acquire(Path(args.data_dir).resolve())
+    except datalock.AlreadyRunning as exc:
+        print(f"sayna-sip up: {refusal(exc, Path(args.data_dir))}", file=sys.stderr)
+        return 1
+    try:
+        return asyncio.run(Stack(args, config, env).run())
+    finally:
+        os.close(lock)
+
+
+def refusal(exc: datalock.AlreadyRunning, data_dir: Path) -> str:
+    """Why a second `up` on the same data dir does not start, and where the first one is."""
+    running = upstate.read(data_dir)
+    where = running.ingress_url if running is not None else "(still starting)"
+    return (f"{exc}, ingress at {where}; data dir {data_dir} is in use: "
+            "stop that one first, or pass another --data-dir")  # fmt: skip
 
 
 def external_nats_url(flag: str | None, env: Mapping[str, str], config: ServerConfig) -> str | None:
@@ -191,7 +205,8 @@ class Stack:
             url = await self.nats.start()
             self.log(f"event=nats_started url={url} pid={self.nats.pid} store={self.nats.store}")
             self.nats_watch = asyncio.create_task(self.nats.supervise(self.sup.stopping, self.log))
-        state = upstate.write(self.data_dir, upstate.UpState(os.getpid(), url, self.ingress_url))
+        running = upstate.UpState(os.getpid(), url, self.ingress_url, self.config.sip is not None)
+        state = upstate.write(self.data_dir, running)
         self.log(f"event=state_written path={state}")
         key = dev_secrets_key(self.data_dir) if self.config.sip is not None else None
         env = child_env(self.env, self.config, url, self._dev_ca(), key)
@@ -260,11 +275,13 @@ class Stack:
             f"event=stack_ready ingress={self.ingress_url} forwarders={self.args.forwarders}",
             f"LiveKit webhooks -> {self.ingress_url}/livekit/webhook   metrics: /metrics",
         ]
-        if self.config.sip is not None:  # quiet about SIP when it is off
+        if self.config.sip is not None:
             lines += [
                 f"hooks API        -> {self.ingress_url}/sip/hooks",
                 f"send a test event: {hint}",
             ]
+        else:
+            lines.append(SIP_OFF)
         if not self.config.livekit.has_credentials:
             lines.append("note: set LIVEKIT_API_KEY/LIVEKIT_API_SECRET, else webhooks get 503")
         return [*lines, "Ctrl-C stops everything."]

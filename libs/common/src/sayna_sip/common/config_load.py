@@ -308,8 +308,28 @@ _SIP_ENV = (
 )
 
 
+def sip_switch(data: Mapping[str, Any], env: Mapping[str, str]) -> str | None:
+    """What switched SIP on (for messages), or None when SIP is off."""
+    if _Sections(data).has("sip"):
+        return "the sip: section of the config file"
+    names = [name for name in _SIP_ENV if name in env]
+    return f"{', '.join(names)} in the environment" if names else None
+
+
+def _room_prefix(y: _Sections, e: Mapping[str, str]) -> str:
+    value = _pick(e, "SIP_ROOM_PREFIX", y.get("sip", "room_prefix"), None)
+    if value is None:  # the usual first-hour mistake: a SIP_* variable exported, no config
+        raise ConfigError(
+            "SIP room_prefix is required when SIP configuration is present "
+            f"(SIP is on because of {sip_switch(y.data, e)}): pass --config local.yaml "
+            "(a sip: block with room_prefix) or set SIP_ROOM_PREFIX; to keep SIP off, "
+            "unset the SIP_* variables"
+        )
+    return v.room_prefix(value)
+
+
 def _sip(y: _Sections, e: Mapping[str, str]) -> SipConfig | None:
-    if not y.has("sip") and not any(name in e for name in _SIP_ENV):
+    if sip_switch(y.data, e) is None:
         return None
     s = y.section("sip")
     addresses = v.string_list(
@@ -319,7 +339,7 @@ def _sip(y: _Sections, e: Mapping[str, str]) -> SipConfig | None:
         _pick(e, "SIP_MAX_ENDPOINTS", s.get("max_endpoints"), 10), "SIP_MAX_ENDPOINTS", 1, 100
     )
     return SipConfig(
-        room_prefix=v.room_prefix(_pick(e, "SIP_ROOM_PREFIX", s.get("room_prefix"), None)),
+        room_prefix=_room_prefix(y, e),
         allowed_addresses=v.allowed_addresses(addresses),
         hooks=_hooks(s, e, most),
         max_endpoints=most,

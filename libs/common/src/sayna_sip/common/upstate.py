@@ -4,7 +4,8 @@
 operator runs beside it (`dlq`, `deliveries`, `hooks`, `send-test-event`) read it when
 nothing else names a NATS or an ingress, so in the quick-start shell they work without
 flags even when `up`'s NATS is not on 4222. A file whose `up` is gone is ignored.
-The file is a contract between releases: `version` 1, unknown keys ignored.
+The file is a contract between releases: `version` 1, unknown keys ignored (`sip`
+came later: absent in an older file).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import sys
 from collections.abc import Coroutine, Iterable, Mapping
@@ -31,6 +33,7 @@ DEFAULT_DATA_DIR = ".sayna-sip"
 DATA_DIR_HELP = "where a running `sayna-sip up` keeps its state (up.json; default .sayna-sip)"
 STATE_FILE = "up.json"
 VERSION = 1
+TOOL_START_TIMEOUT = 1.0  # seconds an interactive tool waits for NATS (NATS_START_TIMEOUT wins)
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,7 @@ class UpState:
     pid: int  # the `up` process
     nats_url: str  # may hold credentials (an external NATS): the file is mode 600
     ingress_url: str  # base URL, e.g. http://127.0.0.1:3001
+    sip: bool | None = None  # SIP on in that stack (None: a file from before it was kept)
 
 
 def state_path(data_dir: str | Path = DEFAULT_DATA_DIR) -> Path:
@@ -49,7 +53,7 @@ def write(data_dir: str | Path, state: UpState) -> Path:
     path = state_path(data_dir)
     tmp = path.with_name(f".{STATE_FILE}.{os.getpid()}")
     body = {"version": VERSION, "pid": state.pid, "nats_url": state.nats_url,
-            "ingress_url": state.ingress_url}  # fmt: skip
+            "ingress_url": state.ingress_url, "sip": state.sip}  # fmt: skip
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as out:
         json.dump(body, out)
@@ -75,7 +79,9 @@ def read(data_dir: str | Path = DEFAULT_DATA_DIR) -> UpState | None:
 def _load(path: Path) -> UpState | None:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        return UpState(int(data["pid"]), str(data["nats_url"]), str(data["ingress_url"]))
+        sip = data.get("sip")
+        return UpState(int(data["pid"]), str(data["nats_url"]), str(data["ingress_url"]),
+                       sip if isinstance(sip, bool) else None)  # fmt: skip
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -104,6 +110,8 @@ def tool_nats(
     env = os.environ if env is None else env
     data = read_yaml(config_path) if config_path else {}
     nats = nats_settings(data, env)
+    if not env.get("NATS_START_TIMEOUT", "").strip():  # an interactive tool answers fast
+        nats = replace(nats, start_timeout=TOOL_START_TIMEOUT)
     if env.get("NATS_URL", "").strip():
         return nats, "NATS_URL"
     if (data.get("nats") or {}).get("url"):
@@ -118,8 +126,10 @@ def tool_nats(
 def tool_hint(source: str) -> str:
     """What to do when a tool's NATS cannot be reached."""
     if source == "the default":
-        return ("no NATS named: set NATS_URL (or nats.url in --config), or run this beside "
-                "`sayna-sip up`")  # fmt: skip
+        return ("no NATS named: is `sayna-sip up` running here? (else set NATS_URL, or "
+                "nats.url in --config)")  # fmt: skip
+    if source.startswith("the `sayna-sip up`"):
+        return f"NATS from {source}: is `sayna-sip up` running here?"
     return f"NATS from {source}"
 
 
@@ -139,6 +149,8 @@ def run_tool(
 ) -> int:
     """Run a NATS-only tool's work; an unreachable NATS (saying where its URL came from)
     or a missing stream is one line on stderr and exit 1."""
+    # One line, not one warning per failed attempt: the message below says it all.
+    logging.getLogger(natsconn.log.name).setLevel(logging.ERROR)
     try:
         return asyncio.run(work)
     except natsconn.NatsUnavailable as exc:
