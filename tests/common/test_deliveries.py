@@ -6,6 +6,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 
+import msgspec.structs
 import pytest
 from nats.aio.client import Client
 from nats.js import JetStreamContext
@@ -154,3 +155,21 @@ async def test_a_record_the_stream_refuses_is_counted_not_raised(
 
     assert metrics.failed.labels("rejected")._value.get() == 1
     assert metrics.written.labels("attempt")._value.get() == 0
+
+
+async def test_dead_letters_made_without_a_request_are_not_failed_attempts(
+    recorder: Recorder, deliveries: Deliveries
+) -> None:
+    # Every request got 200, then the hook was disabled: the console showed 66.7 % and a
+    # "last failure" for a hook that never failed.
+    recorder.record(_attempt("EV_1", 1, "delivered", 200))
+    recorder.record(_attempt("EV_2", 1, "delivered", 200))
+    for reason in ("hook disabled", "hook removed"):
+        rec = _attempt("EV_3", 1, "dead", None)
+        recorder.record(msgspec.structs.replace(rec, reason=reason, duration_ms=0.0))
+    await recorder.flush()
+
+    stats = await deliveries.stats("a.io", 3600)
+
+    assert (stats.attempts, stats.delivered, stats.failed) == (2, 2, 0)
+    assert stats.success_rate == 1.0 and stats.last_failure_at is None

@@ -195,3 +195,19 @@ def test_each_endpoint_has_its_own_copy_and_dedupe_ids() -> None:
     )
     assert dead[Header.ENDPOINT] == "crm"  # a dead letter and its redrive stay the CRM's
     assert parse(dead).redrive_headers()[Header.ENDPOINT] == "crm"
+
+
+def test_a_dead_letter_made_without_a_request_keeps_the_last_real_answer() -> None:
+    # 500, a retry scheduled, then the hook disabled: "Last status" was empty.
+    retry = parse(retry_headers_with(parse(ORIGINAL), 1, 500))
+    dead = retry.dead_headers(reason="hook disabled", attempts=1, last_status=None,
+                              last_error="hook disabled", hook_url="", dead_at=1.0)  # fmt: skip
+    assert dead[Header.LAST_STATUS] == "500"
+    assert parse(retry_headers_with(retry, 2, None)).headers.get(Header.LAST_STATUS) is None
+    answered = retry.dead_headers(reason="gone", attempts=2, last_status=410,
+                                  last_error="HTTP 410", hook_url="", dead_at=1.0)  # fmt: skip
+    assert answered[Header.LAST_STATUS] == "410"
+
+
+def retry_headers_with(d: Delivery, attempt: int, status: int | None) -> dict[str, str]:
+    return d.retry_headers(attempt, 0.0, status)

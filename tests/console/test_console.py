@@ -55,7 +55,7 @@ async def test_without_the_token_the_page_shows_nothing_and_the_api_refuses(
 
     await page.goto(f"{stack.base}/console")
     await expect(page.locator("#token-dialog")).to_be_visible()
-    await expect(page.locator("#error")).to_contain_text("401")
+    await expect(page.locator("#error")).to_be_hidden()  # the prompt, no 401 bar behind it
     await page.click("#token-cancel")
     await expect(page.locator("#view")).not_to_contain_text(HOST)
 
@@ -226,21 +226,103 @@ async def test_deliveries_with_attempts_and_a_dead_letter_redriven(
     await expect(page.locator("#route")).to_contain_text("matched")
     await snap(page, "delivery")
 
-    # Disabled: the next event is a dead letter; enabled again, it is redriven from the page.
+    # Disabled: the next events are dead letters; enabled again, they are redriven from the
+    # page: one selected, then all shown (select-all ticks every row).
     async with stack.api() as api:
         assert (await api.post(f"/sip/hooks/{HOST}/disable")).status_code == 200
-    dead = sip_event(room="sip-call-2", to=f"sip:+1555@{HOST}")
-    await _webhook(stack, dead)
-    await _until(stack, "/sip/dead-letters", lambda d: len(d["dead_letters"]) == 1)
+    dead = [sip_event(room=f"sip-call-{i}", to=f"sip:+1555@{HOST}") for i in (2, 3, 4)]
+    for one in dead:
+        await _webhook(stack, one)
+    await _until(stack, "/sip/dead-letters", lambda d: len(d["dead_letters"]) == 3)
     async with stack.api() as api:
         assert (await api.post(f"/sip/hooks/{HOST}/enable")).status_code == 200
     await page.goto(f"{stack.base}/console#/dead-letters")
-    row = page.locator("#dead-letters tbody tr", has_text=dead["id"])
+    await expect(page.locator("#find-id")).to_have_value("")  # not the id looked at before
+    row = page.locator("#dead-letters tbody tr", has_text=dead[0]["id"])
     await expect(row).to_contain_text("hook disabled")
     await snap(page, "dead-letters")
     await row.locator("input[type=checkbox]").check()
     await page.click("#redrive-selected")
     await expect(page.locator("#redrive-result")).to_contain_text("redriven 1")
+    await expect(page.locator("#dead-letters tbody tr")).to_have_count(2)
+    await page.locator("#select-all").check()
+    await expect(page.locator("#dead-letters tbody input:checked")).to_have_count(2)
+    await page.click("#redrive-all")  # before: 400 invalid_body (no filter given)
+    await expect(page.locator("#redrive-result")).to_contain_text("redriven 2")
     await expect(page.locator("#dead-letters")).to_contain_text("No dead letters.")
-    await https_sink.wait_for(3, "/d")
-    assert https_sink.received("/d")[-1].headers["webhook-id"] == dead["id"]
+    await https_sink.wait_for(5, "/d")
+    got = {r.headers["webhook-id"] for r in https_sink.received("/d")[2:]}
+    assert got == {one["id"] for one in dead}
+
+
+async def test_deliveries_filtered_paged_live_with_local_times_and_reasons_on_a_phone(
+    stack: Stack, page: Any, https_sink: HttpsSink, tmp_path: Path
+) -> None:
+    import json
+    import time
+
+    import nats
+    from playwright.async_api import expect
+
+    from sayna_sip.common import records
+    from sayna_sip.common.records import AttemptRecord
+    from tests.fixtures.livekit import sip_event
+
+    https_sink.program("/f", Reply(410), then=Reply(200))  # the first event dies: `gone`
+    async with stack.api() as api:
+        r = await api.post(
+            "/sip/hooks", json={"hooks": [{"host": HOST, "url": https_sink.url("/f")}]}
+        )
+        assert r.status_code == 200, r.text
+    # 200 older attempts straight into the records, then 2 events (4 records): a page holds
+    # 200 records, 198 of them attempts; the next page the 4 oldest.
+    nats_url = json.loads((tmp_path / "data" / "up.json").read_text())["nats_url"]
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
+    for i in range(200):
+        rec = AttemptRecord(event_id=f"EV_old_{i:03}", event="room_started", room="sip-old",
+                            host=HOST, attempt=1, outcome="delivered", status=200,
+                            started_at=time.time() - 3600)  # fmt: skip
+        await js.publish(records.subject(rec), records.encode(rec))
+    await nc.close()
+    gone, kept = (sip_event(room=f"sip-call-{n}", to=f"sip:+1555@{HOST}") for n in ("a", "b"))
+    for one in (gone, kept):
+        await _webhook(stack, one)
+        await _until(stack, f"/sip/deliveries/{one['id']}", lambda d: len(d["attempts"]) >= 1)
+
+    await login(page, stack, f"#/hooks/{HOST}")
+    table = page.locator("#deliveries tbody tr")
+    await expect(table).to_have_count(198)
+    await expect(table.first).to_contain_text("ago")  # local time, and how long ago
+    await page.click("#older")
+    await expect(table).to_have_count(4)
+    await page.goto(f"{stack.base}/console#/hooks/{HOST}")
+    await expect(table).to_have_count(198)  # the first page again, its own filter form
+    form = page.locator("#delivery-filter")
+    await form.locator("[name=room]").fill("sip-call-b")
+    await form.locator("button").click()
+    await expect(table).to_have_count(1)
+    await expect(table).to_contain_text(kept["id"])
+    await form.locator("[name=room]").fill("")
+    await form.locator("[name=outcome]").select_option("dead")
+    await form.locator("button").click()
+    await expect(table).to_have_count(1)
+    await expect(table).to_contain_text(gone["id"])
+
+    # Live: a new delivery appears without a reload.
+    await page.goto(f"{stack.base}/console#/hooks/{HOST}")
+    await page.check("#live")
+    late = sip_event(room="sip-call-c", to=f"sip:+1555@{HOST}")
+    await _webhook(stack, late)
+    await expect(page.locator("#deliveries")).to_contain_text(late["id"], timeout=20_000)
+    await page.uncheck("#live")
+
+    # Dead letters on a phone: the event type is a column, the reason stays on screen.
+    await page.set_viewport_size({"width": 390, "height": 844})
+    await page.goto(f"{stack.base}/console#/dead-letters")
+    row = page.locator("#dead-letters tbody tr", has_text=gone["id"])
+    await expect(row.locator("td.reason")).to_have_text("gone")
+    box = await row.locator("td.reason").bounding_box()
+    assert box is not None and box["x"] + box["width"] <= 390, box
+    await page.set_viewport_size({"width": 1280, "height": 800})
+    await expect(row).to_contain_text("participant_joined")

@@ -19,6 +19,7 @@ import msgspec.structs
 from sayna_sip.common import records
 from sayna_sip.common.durations import parse_duration
 from sayna_sip.common.hook import DEFAULT_ENDPOINT
+from sayna_sip.common.labels import DeadReason
 from sayna_sip.common.records import AttemptOutcome, AttemptRecord, Record, RouteRecord
 from sayna_sip.common.streamscan import StreamReader
 
@@ -142,7 +143,14 @@ class Deliveries:
         return out
 
 
+# Dead letters made without a request (the hook was disabled or removed): not attempts,
+# so a hook that answered every request 200 is not shown failing once disabled.
+_NOTHING_SENT = frozenset({DeadReason.HOOK_DISABLED, DeadReason.HOOK_REMOVED})
+
+
 def _count(out: Stats, rec: AttemptRecord) -> None:
+    if rec.reason in _NOTHING_SENT and rec.status is None:
+        return
     out.attempts += 1
     if rec.outcome == AttemptOutcome.DELIVERED:
         out.delivered += 1

@@ -181,10 +181,14 @@ class Delivery:
             if not k.startswith("Nats-") and k not in _PER_COPY
         }
 
-    def retry_headers(self, attempt: int, not_before: float) -> dict[str, str]:
+    def retry_headers(
+        self, attempt: int, not_before: float, last_status: int | None = None
+    ) -> dict[str, str]:
         out = self._carried()
         out[Header.ATTEMPT] = str(attempt)
         out[Header.NOT_BEFORE] = f"{not_before:.3f}"
+        if last_status is not None:  # the answer that caused this retry, for a later dead letter
+            out[Header.LAST_STATUS] = str(last_status)
         out[Header.MSG_ID] = self._msg_id(self.generation, f"a{attempt}")
         return out
 
@@ -204,7 +208,7 @@ class Delivery:
                 Header.DEAD_REASON: reason,
                 Header.DEAD_AT: f"{dead_at:.3f}",
                 Header.ATTEMPT: str(attempts),
-                Header.LAST_STATUS: "" if last_status is None else str(last_status),
+                Header.LAST_STATUS: self._last_status(last_status),
                 Header.LAST_ERROR: header_value(last_error, MAX_ERROR_LEN),
                 Header.HOOK: self.hook,
                 Header.HOOK_URL: hook_url,
@@ -215,6 +219,11 @@ class Delivery:
             }
         )
         return out
+
+    def _last_status(self, now: int | None) -> str:
+        """This attempt's status, else (nothing sent: hook disabled or removed) the last
+        real answer, carried by the retry copy."""
+        return str(now) if now is not None else self.headers.get(Header.LAST_STATUS, "")
 
     def redrive_headers(self) -> dict[str, str]:
         """This dead letter turned back into a fresh delivery: attempts reset, same event

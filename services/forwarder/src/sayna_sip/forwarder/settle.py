@@ -103,7 +103,7 @@ class Settlement:
 
     async def _retry(self, msg: Msg, d: Delivery, result: Result, retry: policy.Retry) -> None:
         due = time.time() + retry.delay
-        headers = d.retry_headers(retry.attempt, due)
+        headers = d.retry_headers(retry.attempt, due, result.status)
         await self._js.publish(
             msg.subject, msg.data, stream=topology.SIP_DELIVERIES, headers=headers
         )

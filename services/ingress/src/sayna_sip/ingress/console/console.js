@@ -54,7 +54,18 @@ function h(tag, attrs, ...children) {
   return el;
 }
 const badge = (text, kind) => h("span", { class: `badge ${kind || text}` }, text);
-const fmtTime = (t) => (t ? new Date(t).toISOString().replace(".000Z", "Z") : "—");
+// Times in the reader's zone, with how long ago (the API's UTC instant in the tooltip).
+function ago(ms) {
+  const s = Math.round((Date.now() - ms) / 1000), a = Math.abs(s);
+  const [n, u] = a < 60 ? [a, "s"] : a < 3600 ? [Math.round(a / 60), "min"] : a < 86400 ? [Math.round(a / 3600), "h"] : [Math.round(a / 86400), "d"];
+  return s >= 0 ? `${n} ${u} ago` : `in ${n} ${u}`;
+}
+function fmtTime(t) {
+  const d = t ? new Date(t) : null;
+  if (!d || Number.isNaN(d.getTime())) return "—";
+  return `${d.toLocaleString()} (${ago(d.getTime())})`;
+}
+const when = (t) => h("time", { datetime: t || null, title: t ? new Date(t).toISOString() : null }, fmtTime(t));
 const fmtPct = (r) => (r === null || r === undefined ? "—" : `${(r * 100).toFixed(1)}%`);
 const fmtMs = (v) => (v === null || v === undefined ? "—" : `${Math.round(v)} ms`);
 const hookHref = (host) => `#/hooks/${encodeURIComponent(host)}`;
@@ -64,6 +75,8 @@ function render(...nodes) {
   view.replaceChildren(...nodes);
 }
 function showError(err) {
+  // A 401 with no token stored is the token prompt's cue, not an error to show behind it.
+  if (err && err.status === 401 && !sessionStorage.getItem(TOKEN_KEY)) err = null;
   if (!err) {
     errorBox.hidden = true;
     errorBox.textContent = "";
@@ -278,15 +291,19 @@ async function deleteHook(host) {
   await act(() => api("DELETE", "/sip/hooks", { hosts: [host] }));
 }
 
-async function hookPage(host) {
+async function hookPage(host, params) {
   const enc = encodeURIComponent(host);
   const hook = await api("GET", `/sip/hooks/${enc}`);
   const [stats, recent, history] = await Promise.all([
     api("GET", `/sip/hooks/${enc}/stats?window=24h`).catch((e) => (showError(e), null)),
-    api("GET", `/sip/deliveries${query({ host, limit: 200 })}`).catch((e) => (showError(e), { deliveries: [] })),
+    api("GET", `/sip/deliveries${query({ host, limit: 200, outcome: params.get("outcome"), cursor: params.get("cursor") })}`).catch((e) => (showError(e), { deliveries: [] })),
     api("GET", `/sip/audit${query({ host, limit: 50 })}`).catch((e) => (showError(e), { records: [] })),
   ]);
-  const deliveries = recent.deliveries || recent.items || [];
+  // Outcome is filtered by the API; event type and room on this page of 200.
+  const filt = { outcome: params.get("outcome") || "", event: params.get("event") || "", room: params.get("room") || "" };
+  const deliveries = (recent.deliveries || recent.items || []).filter(
+    (d) => (!filt.event || d.event === filt.event) && (!filt.room || d.room === filt.room),
+  );
   const secrets = hook.secrets || [];
   const result = h("div", { id: "action-result" });
   const settings = h(
@@ -346,9 +363,29 @@ async function hookPage(host) {
         : null,
     ),
     h("h2", {}, "Recent deliveries"),
-    deliveryTable(attempts.slice(0, 50)),
+    deliveryFilter(host, filt),
+    deliveryTable(attempts),
+    recent.next_cursor
+      ? h("p", {}, h("a", { id: "older", href: `${hookHref(host)}${query({ ...filt, cursor: recent.next_cursor })}` }, "Older deliveries →"))
+      : null,
     h("h2", {}, "History"),
     historyTable(history.records || []),
+  );
+}
+
+const OUTCOMES = ["", "delivered", "failed", "dead", "blocked"];
+function deliveryFilter(host, filt) {
+  return h(
+    "form",
+    { class: "inline", id: "delivery-filter", onsubmit: (ev) => {
+      ev.preventDefault();
+      const f = new FormData(ev.target);
+      location.hash = `${hookHref(host)}${query({ outcome: f.get("outcome"), event: f.get("event").trim(), room: f.get("room").trim() })}`;
+    } },
+    h("label", {}, "Outcome", h("select", { name: "outcome" }, OUTCOMES.map((o) => h("option", { value: o, selected: o === filt.outcome }, o || "any")))),
+    h("label", {}, "Event type", h("input", { name: "event", value: filt.event, placeholder: "participant_joined" })),
+    h("label", {}, "Room", h("input", { name: "room", value: filt.room })),
+    h("button", { type: "submit" }, "Filter"),
   );
 }
 
@@ -441,7 +478,7 @@ function deliveryTable(items) {
     h(
       "table",
       { id: "deliveries" },
-      h("thead", {}, h("tr", {}, ["Time", "Event id", "Event", "Attempt", "Outcome", "Status", "Duration"].map((t) => h("th", {}, t)))),
+      h("thead", {}, h("tr", {}, ["Time", "Event id", "Event", "Room", "Attempt", "Outcome", "Status", "Duration"].map((t, i) => h("th", { class: [3, 7].includes(i) ? "wide" : null }, t)))),
       h(
         "tbody",
         {},
@@ -449,13 +486,14 @@ function deliveryTable(items) {
           h(
             "tr",
             {},
-            h("td", {}, fmtTime(d.started_at || d.at)),
+            h("td", {}, when(d.started_at || d.at)),
             h("td", { class: "mono" }, h("a", { href: deliveryHref(d.event_id) }, d.event_id)),
             h("td", {}, d.event || ""),
+            h("td", { class: "wide" }, d.room || ""),
             h("td", {}, d.attempt ?? ""),
             h("td", {}, d.outcome ? badge(d.outcome) : ""),
             h("td", {}, d.status ?? ""),
-            h("td", {}, fmtMs(d.duration_ms)),
+            h("td", { class: "wide" }, fmtMs(d.duration_ms)),
           ),
         ),
       ),
@@ -554,7 +592,7 @@ async function deliveryPage(eventId) {
 
 async function deadLettersPage(params) {
   const filters = { host: params.get("host") || "", since: params.get("since") || "", until: params.get("until") || "" };
-  const ans = await api("GET", `/sip/dead-letters${query({ ...filters, limit: 200 })}`);
+  const ans = await api("GET", `/sip/dead-letters${query({ ...filters, limit: 200, cursor: params.get("cursor") })}`);
   const letters = ans.dead_letters || ans.items || [];
   const form = h(
     "form",
@@ -569,6 +607,9 @@ async function deadLettersPage(params) {
     h("button", { type: "submit" }, "Filter"),
   );
   const checks = [];
+  const selectAll = h("input", { type: "checkbox", id: "select-all", "aria-label": "select all shown", onchange: () => {
+    for (const c of checks) c.checked = selectAll.checked;
+  } });
   const rows = letters.map((l) => {
     const box = h("input", { type: "checkbox", value: l.event_id, "aria-label": `select ${l.event_id}` });
     checks.push(box);
@@ -576,10 +617,11 @@ async function deadLettersPage(params) {
       "tr",
       {},
       h("td", {}, box),
-      h("td", {}, fmtTime(l.dead_at || l.at)),
+      h("td", { class: "wide" }, when(l.dead_at || l.at)),
       h("td", {}, h("a", { href: hookHref(l.host) }, l.host)),
+      h("td", { class: "wide" }, l.event || ""),
       h("td", { class: "mono" }, h("a", { href: deliveryHref(l.event_id) }, l.event_id)),
-      h("td", {}, l.reason || ""),
+      h("td", { class: "reason" }, l.reason || ""),
       h("td", { class: "wide" }, l.attempts ?? ""),
       h("td", { class: "wide" }, l.last_status ?? ""),
     );
@@ -604,7 +646,8 @@ async function deadLettersPage(params) {
         const ids = checks.filter((c) => c.checked).map((c) => c.value);
         if (ids.length) redrive({ event_ids: ids });
       } }, "Redrive selected"),
-      h("button", { type: "button", id: "redrive-all", disabled: !letters.length, onclick: () => redrive(Object.fromEntries(Object.entries(filters).filter(([, v]) => v))) }, `Redrive all shown (${letters.length})`),
+      // The letters on screen, by id: a filter would also take letters beyond the page's 200.
+      h("button", { type: "button", id: "redrive-all", disabled: !letters.length, onclick: () => redrive({ ...Object.fromEntries(Object.entries(filters).filter(([, v]) => v)), event_ids: [...new Set(letters.map((l) => l.event_id))] }) }, `Redrive all shown (${letters.length})`),
     ),
     result,
     h(
@@ -613,10 +656,13 @@ async function deadLettersPage(params) {
       h(
         "table",
         { id: "dead-letters" },
-        h("thead", {}, h("tr", {}, ["", "Dead at", "Host", "Event id", "Reason", "Attempts", "Last status"].map((t, i) => h("th", { class: i > 4 ? "wide" : null }, t)))),
-        h("tbody", {}, rows.length ? rows : h("tr", {}, h("td", { colspan: 7, class: "muted" }, "No dead letters."))),
+        h("thead", {}, h("tr", {}, ["", "Dead at", "Host", "Event", "Event id", "Reason", "Attempts", "Last status"].map((t, i) => h("th", { class: [1, 3, 6, 7].includes(i) ? "wide" : null }, i === 0 ? selectAll : t)))),
+        h("tbody", {}, rows.length ? rows : h("tr", {}, h("td", { colspan: 8, class: "muted" }, "No dead letters."))),
       ),
     ),
+    ans.next_cursor
+      ? h("p", {}, h("a", { id: "older", href: `#/dead-letters${query({ ...filters, cursor: ans.next_cursor })}` }, "Older dead letters →"))
+      : null,
   );
 }
 
@@ -646,7 +692,7 @@ async function route() {
   }
   document.querySelectorAll("[data-nav]").forEach((a) => a.classList.toggle("active", a.dataset.nav === parts[0]));
   try {
-    if (parts[0] === "hooks" && (parts[1] || tenant)) await hookPage(parts[1] || tenant);
+    if (parts[0] === "hooks" && (parts[1] || tenant)) await hookPage(parts[1] || tenant, new URLSearchParams(qs || ""));
     else if (parts[0] === "deliveries" && parts[1]) await deliveryPage(parts[1]);
     else if (parts[0] === "dead-letters") await deadLettersPage(new URLSearchParams(qs || ""));
     else await hooksPage();
@@ -663,8 +709,26 @@ document.getElementById("find").addEventListener("submit", (ev) => {
   const id = document.getElementById("find-id").value.trim();
   if (id) location.hash = deliveryHref(id);
 });
+// Live: the page reloads its data every 5 s, unless the reader is typing or asked for a token.
+const LIVE_KEY = "sayna-sip-live";
+const live = document.getElementById("live");
+live.checked = sessionStorage.getItem(LIVE_KEY) === "1";
+live.addEventListener("change", () => sessionStorage.setItem(LIVE_KEY, live.checked ? "1" : "0"));
+setInterval(() => {
+  const typing = document.activeElement && document.activeElement.matches("main input, main select, main textarea");
+  const shown = document.getElementById("action-result"); // a one-time secret, a test result
+  if (live.checked && !dialog.open && !typing && !(shown && shown.childNodes.length)) route();
+}, 5000);
+
+// The search box shows the delivery on screen, never one looked at before.
+function syncFind() {
+  const m = (location.hash || "").match(/^#\/deliveries\/([^?]+)/);
+  document.getElementById("find-id").value = m ? decodeURIComponent(m[1]) : "";
+}
 window.addEventListener("hashchange", () => {
   showError(null);
+  syncFind();
   route();
 });
+syncFind();
 route();
