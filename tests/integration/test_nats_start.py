@@ -77,8 +77,11 @@ async def test_unreachable_nats_exits_non_zero_in_bounded_time(args: list[str]) 
     # interpreter start and imports come on top (seconds on a busy 2-core machine).
     assert _logged_span(output) < BUDGET + 1.5, output
     assert elapsed < 25, output  # no hang: well under the default 20 s budget + start
-    assert "event=nats_connect_failed" in output and "attempt=1 " in output
     assert f"cannot connect to NATS at {url} within 2s" in output
+    if args[0] == "dlq":  # an interactive tool: one line, no warning per attempt
+        assert len(output.splitlines()) == 1, output
+    else:
+        assert "event=nats_connect_failed" in output and "attempt=1 " in output
 
 
 @pytest.mark.parametrize("service", ["ingress", "router", "forwarder"])

@@ -11,7 +11,8 @@ import nats
 import pytest
 
 from sayna_sip.cli import deliveries
-from sayna_sip.common import records, upstate
+from sayna_sip.common import contracts, records, topology, upstate
+from sayna_sip.common.contracts import Header
 from sayna_sip.common.records import AttemptRecord, RouteRecord
 from tests.fixtures.nats import NatsServer, apply_topology
 from tests.stack.test_up import CLI, Proc
@@ -122,3 +123,47 @@ async def test_a_listing_piped_into_head_stops_without_a_traceback(
     err = await asyncio.wait_for(proc.stderr.read(), 30)
     assert await proc.wait() == 0
     assert b"Traceback" not in err and b"BrokenPipe" not in err, err.decode()
+
+
+async def _routed_event(url: str, event_id: str) -> bytes:
+    """An event as the ingress stored it and the router's matched route record of it."""
+    nc = await nats.connect(url)
+    js = nc.jetstream()
+    await apply_topology(js)
+    body = b'{"event":"participant_joined","id":"%s"}' % event_id.encode()
+    headers = {Header.EVENT_ID: event_id, Header.EVENT: "participant_joined", Header.ROOM: "r"}
+    ack = await js.publish(contracts.lk_event_subject("participant_joined"), body,
+                           headers=headers)  # fmt: skip
+    route = RouteRecord(event_id=event_id, event="participant_joined", room="r",
+                        outcome="matched", at=time.time(), host="a.io", sip_host="a.io",
+                        lk_seq=ack.seq)  # fmt: skip
+    await js.publish(records.subject(route), records.encode(route))
+    await nc.close()
+    return body
+
+
+def test_resend_queues_the_event_again_with_its_id(
+    nats_server: NatsServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("NATS_URL", nats_server.url)
+    body = asyncio.run(_routed_event(nats_server.url, "EV_R"))
+
+    assert deliveries.main(["resend", "EV_R"]) == 0
+    assert capsys.readouterr().out.strip() == "resent event EV_R to a.io"
+    assert deliveries.main(["resend", "EV_none"]) == 1
+    assert "event EV_none went to no hook (no routing record)" in capsys.readouterr().err
+
+    async def queued() -> list[tuple[bytes, dict[str, str]]]:
+        nc = await nats.connect(nats_server.url)
+        js = nc.jetstream()
+        last = (await js.stream_info(topology.SIP_DELIVERIES)).state.last_seq
+        out = []
+        for seq in range(1, last + 1):
+            msg = await js.get_msg(topology.SIP_DELIVERIES, seq)
+            out.append((msg.data or b"", dict(msg.headers or {})))
+        await nc.close()
+        return out
+
+    ((data, headers),) = asyncio.run(queued())
+    assert data == body and headers[Header.EVENT_ID] == "EV_R" and headers[Header.HOOK] == "a.io"
+    assert int(headers[Header.REDRIVE]) > 0  # a fresh copy: not deduplicated as the first

@@ -87,13 +87,20 @@ async def test_redrive_all_and_guard_against_accidents(
     https_sink.program("/a", then=Reply(410))
     await put_hook(jetstream, "a.example.com", https_sink.url("/a"))
     await start_forwarder()
-    for _ in range(3):
-        await publish(jetstream, "a.example.com")
-    assert len(await wait_dead(jetstream, 3)) == 3
+    ids = [(await publish(jetstream, "a.example.com"))[0] for _ in range(4)]
+    assert len(await wait_dead(jetstream, 4)) == 4
     https_sink.program("/a", then=Reply(200))
+    assert await cli("redrive", "--event-id", ids[0]) == 0  # one event, by its id
+    assert "redriven 1 dead letter(s)" in capsys.readouterr().out
+    assert await cli("redrive", "--since", "1h", "--event-id", ids[1], "--event-id", ids[2]) == 0
+    assert "redriven 2 dead letter(s)" in capsys.readouterr().out
+    assert await cli("redrive", "--since", "1h", "--until", "2000-01-01T00:00:00Z") == 0
+    assert "redriven 0 dead letter(s)" in capsys.readouterr().out  # none died before 2000
     assert await cli("redrive", "--all") == 0
-    assert "redriven 3 dead letter(s)" in capsys.readouterr().out
-    await https_sink.wait_for(6, "/a")
+    assert "redriven 1 dead letter(s)" in capsys.readouterr().out
+    await https_sink.wait_for(8, "/a")
+    got = [r.headers["webhook-id"] for r in https_sink.received("/a")[4:]]
+    assert sorted(got) == sorted(ids)  # each redriven once
     await drained(jetstream)
     assert await dead_letters(jetstream) == []
 

@@ -49,6 +49,9 @@ async def test_hooks_cli_round_trip(
         assert listed[HOST]["events"] == ["participant_joined"]
         (fingerprint,) = [s["fingerprint"] for s in listed[HOST]["secrets"]]
 
+        code, out, _ = await run(capsys, base, "replay", HOST, "--since", "2h")  # nothing yet
+        assert (code, out.strip()) == (0, "replayed 0 event(s), 0 expired")
+
         code, out, _ = await run(capsys, base, "rotate-secret", HOST)
         new = out.split("store it now): ")[1].split()[0]
         assert code == 0 and new.startswith("whsec_") and fingerprint in out

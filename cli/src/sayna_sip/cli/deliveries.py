@@ -21,12 +21,13 @@ from nats.aio.msg import Msg
 
 from sayna_sip.cli.follow import Follower, Subscribe
 from sayna_sip.cli.main import quiet_broken_pipe
-from sayna_sip.common import natsconn, records, topology, upstate
+from sayna_sip.common import audit, natsconn, records, topology, upstate
 from sayna_sip.common.config import NatsConfig
 from sayna_sip.common.deliveries import Deliveries, QueryError, parse_when, rfc3339, view
 from sayna_sip.common.errors import ConfigError
 from sayna_sip.common.hosts import normalize_host
-from sayna_sip.common.records import AttemptRecord, Record, RouteRecord
+from sayna_sip.common.records import AttemptRecord, Record, RouteOutcome, RouteRecord
+from sayna_sip.common.replay import Replayer
 from sayna_sip.common.streamscan import ScanError, StreamReader
 
 
@@ -45,7 +46,10 @@ def _parser() -> argparse.ArgumentParser:
     ls.add_argument("--limit", type=int, default=50, help="at most N (default 50)")
     tail = sub.add_parser("tail", help="print attempts live as they happen (Ctrl-C stops)")
     tail.add_argument("--host", help="only this hook host")
-    upstate.add_tool_options(parser, (show, ls, tail))
+    resend = sub.add_parser("resend", help="deliver one event again (same webhook-id)")
+    resend.add_argument("event_id", metavar="EVENT_ID")
+    resend.add_argument("--endpoint", metavar="ID", help="to this endpoint (default: its own)")
+    upstate.add_tool_options(parser, (show, ls, tail, resend))
     return parser
 
 
@@ -86,6 +90,8 @@ async def _run(nats: NatsConfig, args: argparse.Namespace, source: str) -> int:
         query = Deliveries(reader, last_seq)
         if args.action == "show":
             return await _show(query, args.event_id, args.json)
+        if args.action == "resend":
+            return await _resend(nc, reader, query, args.event_id, args.endpoint)
         page = await query.page(
             host=args.host, outcome=args.outcome, since=args.since, limit=args.limit
         )
@@ -118,6 +124,30 @@ async def _show(query: Deliveries, event_id: str, as_json: bool) -> int:
         print(line(attempt))
         if attempt.response:
             print(f"    response: {attempt.response[:200]!r}")
+    return 0
+
+
+async def _resend(
+    nc: Client, reader: StreamReader, query: Deliveries, event_id: str, endpoint: str | None
+) -> int:
+    found = await query.event(event_id)
+    route = found.route if found is not None else None
+    if route is None or route.outcome != RouteOutcome.MATCHED:
+        why = f"route {route.outcome}" if route is not None else "no routing record"
+        print(f"sayna-sip deliveries: event {event_id} went to no hook ({why})", file=sys.stderr)
+        return 1
+    js = nc.jetstream()
+    if not await Replayer(js, reader).resend(route, endpoint):
+        print(f"sayna-sip deliveries: event {event_id} is past LK_EVENTS_MAX_AGE: its body "
+              "is gone", file=sys.stderr)  # fmt: skip
+        return 1
+    await audit.AuditLog(nc, js).publish(  # made outside the API, audited all the same
+        audit.record(actor="admin", action="deliveries.resend", host=route.host,
+                     endpoint=endpoint, via="cli", fields=["event_id"])
+    )  # fmt: skip
+    print(
+        f"resent event {event_id} to {route.host}" + (f" endpoint {endpoint}" if endpoint else "")
+    )
     return 0
 
 

@@ -1,4 +1,5 @@
-"""`sayna-sip dlq list [--host H] [--limit N]` and `sayna-sip dlq redrive (--host H | --all)`.
+"""`sayna-sip dlq list [--host H] [--limit N]` and `sayna-sip dlq redrive` (by `--host`,
+`--event-id`, `--since`/`--until`, or `--all`).
 
 Both need only NATS: its URL from NATS_URL, `nats.url` in `--config FILE`, or the
 `sayna-sip up` running in this directory (no SIP block needed). They use
@@ -15,7 +16,7 @@ from sayna_sip.common import audit, deadletters, natsconn, topology, upstate
 from sayna_sip.common.config import NatsConfig
 from sayna_sip.common.contracts import Header
 from sayna_sip.common.deadletters import DeadLetter
-from sayna_sip.common.deliveries import rfc3339
+from sayna_sip.common.deliveries import QueryError, parse_when, rfc3339
 from sayna_sip.common.errors import ConfigError
 from sayna_sip.common.hook import DEFAULT_ENDPOINT
 from sayna_sip.common.hosts import normalize_host
@@ -34,6 +35,10 @@ def _parser() -> argparse.ArgumentParser:
     ls.add_argument("--limit", type=int, default=100, help="at most N (default 100)")
     rd = sub.add_parser("redrive", help="deliver dead letters again, then remove them")
     rd.add_argument("--host", help="only this hook host")
+    rd.add_argument("--event-id", action="append", metavar="ID",
+                    help="only this event's letters (repeatable)")  # fmt: skip
+    rd.add_argument("--since", help="only letters dead since: 2h, 1d or an RFC 3339 time")
+    rd.add_argument("--until", help="only letters dead before: 2h, 1d or an RFC 3339 time")
     rd.add_argument("--all", action="store_true", help="every dead letter")
     upstate.add_tool_options(parser, (ls, rd))
     return parser
@@ -42,13 +47,17 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
-    if args.action == "redrive" and not (args.host or args.all):
-        parser.error("redrive needs --host H or --all")
+    filtered = args.action == "redrive" and (args.host or args.event_id or args.since or args.until)
+    if args.action == "redrive" and not (filtered or args.all):
+        parser.error("redrive needs a filter (--host, --event-id, --since, --until) or --all")
     try:
         nats, source = upstate.tool_nats(args.config, data_dir=args.data_dir)
         if args.host:
             deadletters.subject_for(args.host)  # validates the host
-    except ConfigError as exc:
+        if args.action == "redrive":
+            args.since = parse_when(args.since) if args.since else None
+            args.until = parse_when(args.until) if args.until else None
+    except (ConfigError, QueryError) as exc:
         print(f"sayna-sip dlq: {exc}", file=sys.stderr)
         return 2
     return upstate.run_tool("sayna-sip dlq", topology.SIP_DEAD, nats, source, _run(nats, args))
@@ -68,7 +77,10 @@ async def _run(nats: NatsConfig, args: argparse.Namespace) -> int:
             return 0
         count = 0
         while True:  # one call redrives a bounded batch; a later batch never chases it
-            done = await deadletters.redrive(js, reader, host=args.host)
+            done = await deadletters.redrive(
+                js, reader, host=args.host, since=args.since, until=args.until,
+                event_ids=args.event_id,
+            )  # fmt: skip
             count += done.redriven
             if not done.truncated:
                 break
@@ -76,11 +88,17 @@ async def _run(nats: NatsConfig, args: argparse.Namespace) -> int:
         host = normalize_host(args.host) if args.host else None
         await audit.AuditLog(nc, js).publish(  # made outside the API, audited all the same
             audit.record(actor="admin", action="dlq.redrive", host=host, via="cli",
-                         fields=["host"] if host else [], values={"redriven": count})
+                         fields=_filters(args), values={"redriven": count})
         )  # fmt: skip
         return 0
     finally:
         await natsconn.close(nc)
+
+
+def _filters(args: argparse.Namespace) -> list[str]:
+    given = {"host": args.host, "event_ids": args.event_id, "since": args.since,
+             "until": args.until}  # fmt: skip
+    return [name for name, value in given.items() if value]
 
 
 def _row(letter: DeadLetter) -> tuple[str, ...]:

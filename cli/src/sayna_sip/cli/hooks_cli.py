@@ -74,6 +74,11 @@ def _parser() -> argparse.ArgumentParser:
     d = sub.add_parser("remove-endpoint", help="remove an endpoint (not default)")
     d.add_argument("host")
     d.add_argument("endpoint", metavar="ID")
+    rp = sub.add_parser("replay", help="deliver a window's events again (same webhook-id)")
+    rp.add_argument("host")
+    rp.add_argument("--since", required=True, help="from: 2h, 1d or an RFC 3339 time")
+    rp.add_argument("--until", help="to (default now): 2h, 1d or an RFC 3339 time")
+    rp.add_argument("--endpoint", metavar="ID", help="that endpoint only (default: all)")
     for action in sub.choices.values():
         _common(action, argparse.SUPPRESS)
     return p
@@ -109,6 +114,9 @@ def _call(args: argparse.Namespace) -> Call:
     if args.action == "remove-endpoint":
         return "DELETE", f"{under}/{args.endpoint}", None
     base = f"{under}/{args.endpoint}" if getattr(args, "endpoint", None) else f"/sip/hooks/{host}"
+    if args.action == "replay":
+        window = {"since": args.since, **({"until": args.until} if args.until else {})}
+        return "POST", f"{base}/replay", window
     if args.action == "rotate-secret":
         return "POST", f"{base}/rotate-secret", ({"secret": args.secret} if args.secret else {})
     return "POST", f"{base}/{args.action}", None
@@ -153,7 +161,15 @@ def _rotate_rows(answer: dict[str, Any]) -> list[str]:
     return [f"new secret (shown once, store it now): {answer.get('secret')}", *shown]
 
 
+def _replay_rows(answer: dict[str, Any]) -> list[str]:
+    rows = [f"replayed {answer.get('replayed')} event(s), {answer.get('expired')} expired"]
+    if answer.get("truncated"):
+        rows.append(f"more in the window: run again with --since {answer.get('next_since')}")
+    return rows
+
+
 _RENDER: dict[str, Callable[[dict[str, Any]], list[str]]] = {
+    "replay": _replay_rows,
     "test": _test_rows,
     "rotate-secret": _rotate_rows,
     "endpoints": _endpoint_rows,

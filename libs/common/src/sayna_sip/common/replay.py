@@ -84,6 +84,12 @@ class Replayer:
                 expired += 1
         return Replayed(done, expired)
 
+    async def resend(self, route: RouteRecord, endpoint: str | None = None) -> bool:
+        """One event again, to the endpoints it was routed to (or to `endpoint`), as a
+        replay of one; False when its body is gone from LK_EVENTS."""
+        targets = (endpoint,) if endpoint else route.endpoints or (DEFAULT_ENDPOINT,)
+        return await self._replay_one(route, int(time.time() * 1000), targets)
+
     async def _replay_one(
         self, route: RouteRecord, generation: int, endpoints: tuple[str, ...]
     ) -> bool:
