@@ -65,6 +65,7 @@ async def _attempt(url: str, event_id: str) -> None:
     rec = AttemptRecord(event_id=event_id, host="a.io", attempt=1, outcome="delivered",
                         started_at=time.time(), status=200)  # fmt: skip
     await nc.publish(records.subject(rec), records.encode(rec))
+    await nc.flush()  # on the server before the connection closes
     await nc.close()
 
 

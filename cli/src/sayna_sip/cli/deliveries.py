@@ -181,6 +181,7 @@ def _tail(host: str | None) -> Subscribe:
     async def subscribe(nc: Client) -> None:
         nonlocal first
         await nc.subscribe(records.filter_subject(kind="attempt", host=host), cb=on_record)
+        await nc.flush()  # the server has the subscription before "waiting" is said
         if first:
             print("waiting for attempts (Ctrl-C stops)", file=sys.stderr, flush=True)
             first = False
