@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.fixtures.https_sink",
     "tests.fixtures.livekit",
     "tests.fixtures.tracing",
+    "tests.fixtures.proxy",
 ]

@@ -113,6 +113,8 @@ async def test_stats_of_8_delivered_and_2_failed_is_a_success_rate_of_0_8(
     recorder.record(_attempt("EV_8", 1, "failed", 500))
     recorder.record(_attempt("EV_9", 2, "dead", 410))
     recorder.record(_attempt("EV_10", 1, "failed", 500, host="other.io"))
+    # The egress proxy failed: no request reached the endpoint, so its stats ignore it.
+    recorder.record(_attempt("EV_11", 1, "proxy_error", None))
     await recorder.flush()
 
     stats = await deliveries.stats("a.io", 3600)

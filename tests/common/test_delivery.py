@@ -71,6 +71,25 @@ def test_retry_copy_counts_the_attempt_and_has_a_stable_dedupe_id() -> None:
     assert len(ids) == 5
 
 
+def test_wait_copies_keep_the_attempt_and_each_get_their_own_dedupe_id() -> None:
+    # A copy put back without spending an attempt (the egress proxy was down) must not
+    # reuse the id of the previous copy of the same attempt: the stream would drop it as
+    # a duplicate and the event would be lost once the original is acked.
+    d = parse({**ORIGINAL, Header.ATTEMPT: "2"})
+    first = d.wait_headers(10.0)
+    second = parse(first).wait_headers(20.0)
+    assert parse(first).attempt == parse(second).attempt == 2
+    assert (parse(first).waits, parse(second).waits) == (1, 2)
+    ids = {ORIGINAL[Header.MSG_ID], first[Header.MSG_ID], second[Header.MSG_ID]}
+    ids |= {d.retry_headers(2, 0)[Header.MSG_ID]}
+    assert len(ids) == 4
+    assert first[Header.MSG_ID] == d.wait_headers(99.0)[Header.MSG_ID]  # one copy, once
+    # The next real attempt starts counting waits again, with an id of its own.
+    after = parse(second).retry_headers(3, 30.0)
+    assert Header.WAITS not in after and parse(after).waits == 0
+    assert after[Header.MSG_ID] not in ids
+
+
 def test_dead_letter_then_redrive_resets_attempts_and_gets_fresh_ids() -> None:
     d = parse({**ORIGINAL, Header.ATTEMPT: "3", Header.NOT_BEFORE: "5"})
     dead = d.dead_headers(

@@ -129,24 +129,24 @@ def _config(allow: str = "", **extra: str) -> ServerConfig:
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "[::ffff:127.0.0.1]", "localhost"])
 async def test_a_refused_address_receives_no_tcp_connection(listener: Listener, host: str) -> None:
-    session = client.build_client(_config())
+    hooks = client.build_client(_config())
     try:
         url = f"https://{host}:{listener.port}/hook"
-        result = await client.post(session, url, b"{}", {}, total=2)
+        result = await hooks.post(url, b"{}", {}, total=2)
     finally:
-        await session.close()
+        await hooks.close()
     assert result.kind is Kind.BLOCKED, result
     assert result.error.startswith("blocked address: "), result  # what records show
     assert listener.accepted == 0
 
 
 async def test_an_allowed_address_is_dialled_as_checked(listener: Listener) -> None:
-    session = client.build_client(_config("127.0.0.0/8"))
+    hooks = client.build_client(_config("127.0.0.0/8"))
     try:
         url = f"https://127.0.0.1:{listener.port}/hook"
-        result = await client.post(session, url, b"{}", {}, total=2)
+        result = await hooks.post(url, b"{}", {}, total=2)
     finally:
-        await session.close()
+        await hooks.close()
     assert result.kind is Kind.ERROR  # the listener hangs up: no TLS, but it was reached
     assert listener.accepted == 1
 
@@ -156,10 +156,11 @@ async def test_tls_verifies_the_hook_name_not_the_address(
     https_sink: HttpsSink, name: str, delivered: bool
 ) -> None:
     config = _config("127.0.0.0/8", SIP_HOOK_CA_BUNDLE=str(https_sink.ca_path))
-    session = client.build_client(config, dns=FixedResolver("127.0.0.1"))
+    hooks = client.build_client(config, dns=FixedResolver("127.0.0.1"))
     try:
-        result = await client.post(session, https_sink.url(host=name), b"{}", {}, total=2)
+        result = await hooks.post(https_sink.url(host=name), b"{}", {}, total=2)
     finally:
-        await session.close()
-    assert (result.kind is Kind.DELIVERED) is delivered, result
+        await hooks.close()
+    # A certificate for another name is the tenant's to fix: retried, not dead at once.
+    assert result.kind is (Kind.DELIVERED if delivered else Kind.ERROR), result
     assert len(https_sink.received()) == int(delivered)

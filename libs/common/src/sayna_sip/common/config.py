@@ -36,6 +36,9 @@ class SipConfig:
     hook_disable_after: float = 5 * 86400.0  # failing this long (and >= 10 attempts): disable
     ops_webhook_url: str | None = None  # operator events are POSTed here, signed
     max_endpoints: int = 10  # SIP_MAX_ENDPOINTS: endpoints per SIP host
+    # HTTP CONNECT proxy every delivery leaves through (SIP_EGRESS_PROXY); may hold
+    # credentials, so never in repr or logs (`validate.redact_url` for display).
+    egress_proxy: str | None = field(default=None, repr=False)
 
     @property
     def hook_secret(self) -> str | None:

@@ -47,6 +47,7 @@ VARIABLES: dict[str, str | None] = {
     "SIP_HOOK_DISABLE_AFTER": None,
     "SIP_MAX_ENDPOINTS": None,
     "SIP_OPS_WEBHOOK_URL": None,
+    "SIP_EGRESS_PROXY": None,
     "SIP_ATTEMPTS_MAX_AGE": None,
     "SIP_ATTEMPTS_MAX_BYTES": None,  # 1 GiB, documented as `1GiB`
     "SIP_ATTEMPT_RECORDS": "records.enabled",
@@ -98,6 +99,7 @@ _YAML_KEYS: dict[str, set[str]] = {
         "secret_overlap",
         "hook_disable_after",
         "ops_webhook_url",
+        "egress_proxy",
     },
 }
 
@@ -305,6 +307,7 @@ _SIP_ENV = (
     "SIP_HOOK_DISABLE_AFTER",
     "SIP_OPS_WEBHOOK_URL",
     "SIP_MAX_ENDPOINTS",
+    "SIP_EGRESS_PROXY",
 )
 
 
@@ -361,6 +364,7 @@ def _endpoints(s: Mapping[str, Any], e: Mapping[str, str]) -> dict[str, Any]:
     """Settings of hooks as managed endpoints: secrets at rest, rotation, auto-disable."""
     key = _opt(_pick(e, "SIP_SECRETS_KEY", s.get("secrets_key"), None))
     ops_url = _opt(_pick(e, "SIP_OPS_WEBHOOK_URL", s.get("ops_webhook_url"), None))
+    proxy = _opt(_pick(e, "SIP_EGRESS_PROXY", s.get("egress_proxy"), None))
     return {
         "secret_box": SecretBox.from_setting(key) if key else None,
         "secret_overlap": v.duration(
@@ -371,6 +375,7 @@ def _endpoints(s: Mapping[str, Any], e: Mapping[str, str]) -> dict[str, Any]:
             "SIP_HOOK_DISABLE_AFTER",
         ),
         "ops_webhook_url": v.hook_url(ops_url, "SIP_OPS_WEBHOOK_URL") if ops_url else None,
+        "egress_proxy": v.egress_proxy(proxy) if proxy else None,
     }
 
 

@@ -80,6 +80,9 @@ class Header:
     SIP_HOST = "Sayna-Sip-Host"  # host parsed from the call's To header
     ATTEMPT = "Sayna-Attempt"  # failed delivery attempts so far (0 on first delivery)
     NOT_BEFORE = "Sayna-Not-Before"  # unix seconds; do not attempt before this time
+    # Copies put back without spending an attempt (egress proxy down) since the last
+    # attempt; part of the copy's dedupe id. Absent = 0.
+    WAITS = "Sayna-Waits"
     REDRIVE = "Sayna-Redrive"  # times redriven from SIP_DEAD (part of the copies' dedupe ids)
     DEAD_REASON = "Sayna-Dead-Reason"
     DEAD_AT = "Sayna-Dead-At"

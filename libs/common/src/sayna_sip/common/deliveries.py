@@ -151,6 +151,8 @@ _NOTHING_SENT = frozenset({DeadReason.HOOK_DISABLED, DeadReason.HOOK_REMOVED})
 def _count(out: Stats, rec: AttemptRecord) -> None:
     if rec.reason in _NOTHING_SENT and rec.status is None:
         return
+    if rec.outcome == AttemptOutcome.PROXY_ERROR:
+        return  # the operator's proxy failed: no request reached the endpoint
     out.attempts += 1
     if rec.outcome == AttemptOutcome.DELIVERED:
         out.delivered += 1

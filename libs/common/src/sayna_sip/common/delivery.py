@@ -29,6 +29,7 @@ _PER_COPY = frozenset(
     {
         Header.ATTEMPT,
         Header.NOT_BEFORE,
+        Header.WAITS,
         Header.DEAD_REASON,
         Header.DEAD_AT,
         Header.LAST_STATUS,
@@ -87,6 +88,7 @@ class Delivery:
     attempt: int = 0  # failed attempts so far
     not_before: float = 0.0  # unix seconds; 0 = now
     generation: int = 0  # times redriven from SIP_DEAD
+    waits: int = 0  # copies put back without an attempt since the last one
     received_at: float | None = None
     version: int = VERSION
     headers: Mapping[str, str] = field(default_factory=dict)  # as read, or as to be written
@@ -160,6 +162,7 @@ class Delivery:
                 attempt=int(h.get(Header.ATTEMPT) or 0),
                 not_before=float(h.get(Header.NOT_BEFORE) or 0),
                 generation=int(h.get(Header.REDRIVE) or 0),
+                waits=int(h.get(Header.WAITS) or 0),
                 received_at=float(h[Header.RECEIVED_AT]) if h.get(Header.RECEIVED_AT) else None,
                 version=int(h.get(Header.VERSION) or 1),
                 headers=h,
@@ -190,6 +193,19 @@ class Delivery:
         if last_status is not None:  # the answer that caused this retry, for a later dead letter
             out[Header.LAST_STATUS] = str(last_status)
         out[Header.MSG_ID] = self._msg_id(self.generation, f"a{attempt}")
+        return out
+
+    def wait_headers(self, not_before: float) -> dict[str, str]:
+        """The copy put back to wait without spending an attempt (the failure was ours,
+        e.g. the egress proxy): same attempt count, its own dedupe id, so the stream's
+        duplicate window cannot swallow the second such copy of one attempt."""
+        out = self._carried()
+        out[Header.ATTEMPT] = str(self.attempt)
+        out[Header.NOT_BEFORE] = f"{not_before:.3f}"
+        out[Header.WAITS] = str(self.waits + 1)
+        if self.headers.get(Header.LAST_STATUS):  # the last real answer, kept for a dead letter
+            out[Header.LAST_STATUS] = self.headers[Header.LAST_STATUS]
+        out[Header.MSG_ID] = self._msg_id(self.generation, f"a{self.attempt}w{self.waits + 1}")
         return out
 
     def dead_headers(

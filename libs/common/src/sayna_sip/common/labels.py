@@ -59,6 +59,7 @@ class ErrorCode(StrEnum):
     NATS_CLOSED = "nats_closed"  # /healthz: the NATS connection was closed for good
     TOPOLOGY_MISSING = "topology_missing"
     NOT_READY = "not_ready"  # starting, stopping, or the forwarder's fetch loop is down
+    EGRESS_PROXY_UNREACHABLE = "egress_proxy_unreachable"  # forwarder /readyz
     NOT_FOUND = "not_found"
     METHOD_NOT_ALLOWED = "method_not_allowed"
     FORBIDDEN = "forbidden"

@@ -46,6 +46,7 @@ class AttemptOutcome:
     FAILED = "failed"  # failed; a retry is scheduled
     DEAD = "dead"  # failed, and dead-lettered (410, schedule spent, hook removed, ...)
     BLOCKED = "blocked"  # target refused by the SSRF policy; nothing was sent
+    PROXY_ERROR = "proxy_error"  # the egress proxy failed; retried, not the endpoint's
 
 
 class RouteRecord(msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="kind", tag="route"):

@@ -450,6 +450,31 @@ def nats_urls(value: object, field: str = "NATS_URL") -> tuple[str, ...]:
     return urls
 
 
+def egress_proxy(url: object, name: str = "SIP_EGRESS_PROXY") -> str:
+    """`http://[user:password@]host:port` of the HTTP CONNECT proxy deliveries leave
+    through; errors never repeat the credentials."""
+    text = str(url or "").strip()
+    shown = redact_url(text)
+    if not all(0x21 <= ord(ch) <= 0x7E for ch in text):
+        raise ConfigError(f"{name} has characters a URL cannot hold: {shown!r}")
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError as exc:
+        raise ConfigError(f"{name} is invalid ({exc}): '{shown}'") from None
+    if parts.scheme.lower() != "http":
+        raise ConfigError(f"{name} must be an http:// proxy URL (HTTP CONNECT), got '{shown}'")
+    if not parts.hostname:
+        raise ConfigError(f"{name} has no host: '{shown}'")
+    if port is None or port == 0:
+        raise ConfigError(f"{name} needs a port (http://host:port): '{shown}'")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ConfigError(f"{name} must be http://[user:password@]host:port only: '{shown}'")
+    if "@" in parts.netloc and not parts.username:
+        raise ConfigError(f"{name} has an empty user name: '{shown}'")
+    return text
+
+
 def redact_url(url: str) -> str:
     """The URL without the user:password part, fit for logs and messages."""
     scheme, sep, rest = url.partition("://")

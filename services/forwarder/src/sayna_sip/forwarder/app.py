@@ -11,10 +11,10 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import aiohttp
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
@@ -28,7 +28,7 @@ from sayna_sip.common.hook_directory import HookDirectory
 from sayna_sip.common.labels import ErrorCode
 from sayna_sip.common.metrics import new_registry
 from sayna_sip.common.recorder import Recorder, RecorderMetrics
-from sayna_sip.forwarder.client import build_client
+from sayna_sip.forwarder.client import HookClient, build_client
 from sayna_sip.forwarder.delivery import Deliverer, warn_if_unsigned
 from sayna_sip.forwarder.endpoint_health import FailureWatch
 from sayna_sip.forwarder.gate import HostGate
@@ -48,7 +48,7 @@ class Forwarder:
 
     nc: Client
     hooks: HookDirectory
-    http: aiohttp.ClientSession
+    http: HookClient
     worker: Worker
     health: HealthServer
     responder: TestResponder
@@ -93,10 +93,12 @@ class Forwarder:
             await hooks.start()
             undo.push_async_callback(hooks.stop)
             await _check_consumer(js)
-            http = build_client(config)
-            undo.push_async_callback(http.close)
             registry = new_registry()
             metrics = ForwarderMetrics(registry)
+            http = build_client(
+                config, on_proxy_error=metrics.proxy_errors.inc, proxy_backoff=tuning.proxy_backoff
+            )
+            undo.push_async_callback(http.close)
             recorder = await _start_recorder(config, nc, registry, undo)
             deliverer = Deliverer(config, http, hooks)
             watch = _failure_watch(config, kv, nc, deliverer, metrics)
@@ -164,6 +166,9 @@ async def _readiness(forwarder: Forwarder | None) -> NotReady | None:
         return NotReady(ErrorCode.NATS_UNAVAILABLE, "NATS is not connected")
     if forwarder.running.done():
         return NotReady(ErrorCode.NOT_READY, "the fetch loop stopped")
+    proxy_problem = forwarder.http.proxy_health.problem(time.monotonic())
+    if proxy_problem is not None:  # nothing can be delivered from here until it is back
+        return NotReady(ErrorCode.EGRESS_PROXY_UNREACHABLE, proxy_problem)
     return None
 
 

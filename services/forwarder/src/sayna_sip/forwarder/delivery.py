@@ -11,8 +11,6 @@ from __future__ import annotations
 import logging
 import time
 
-import aiohttp
-
 from sayna_sip.common import hook_secrets, tracing
 from sayna_sip.common.config import ServerConfig
 from sayna_sip.common.delivery import Delivery
@@ -27,9 +25,7 @@ log = logging.getLogger("sayna_sip.forwarder")
 
 
 class Deliverer:
-    def __init__(
-        self, config: ServerConfig, http: aiohttp.ClientSession, hooks: HookDirectory
-    ) -> None:
+    def __init__(self, config: ServerConfig, http: client.HookClient, hooks: HookDirectory) -> None:
         self._config = config
         self._http = http
         self._hooks = hooks
@@ -70,16 +66,14 @@ class Deliverer:
         if custom:  # validated names never collide with the signature's or the framing's
             headers = {**custom, **headers}
         self._tracer.inject(headers)  # the attempt span's traceparent, for the tenant
-        return await client.post(
-            self._http, endpoint.url, body, headers, self._config.forwarder.timeout
-        )
+        return await self._http.post(endpoint.url, body, headers, self._config.forwarder.timeout)
 
     async def post_ops(self, url: str, body: bytes, event_id: str) -> int | None:
         """An operator notice to SIP_OPS_WEBHOOK_URL, signed with the global secret."""
         sip = self._config.sip
         secrets = sip.hook_secrets if sip else ()
         headers = signing.signature_headers(event_id, body, secrets, int(time.time()))
-        result = await client.post(self._http, url, body, headers, self._config.forwarder.timeout)
+        result = await self._http.post(url, body, headers, self._config.forwarder.timeout)
         if result.kind is not Kind.DELIVERED:
             log.warning("event=ops_webhook_failed url=%s error=%s", url, quote(result.error))
         return result.status

@@ -31,6 +31,11 @@ class ForwarderMetrics:
             "Hooks disabled automatically after failing for SIP_HOOK_DISABLE_AFTER",
             ["host"],
         )
+        self.proxy_errors = counter(
+            "forwarder_proxy_errors",
+            "Requests the egress proxy (SIP_EGRESS_PROXY) failed: refused, 407, 5xx to CONNECT",
+            [],
+        )
         self.breaker_opened = counter(
             "forwarder_breaker_opened", "Circuit breaker openings", ["host"]
         )

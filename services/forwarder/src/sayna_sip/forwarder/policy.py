@@ -33,6 +33,7 @@ class Kind(Enum):
     REMOVED = "removed"  # the hook no longer exists
     INVALID_URL = "invalid_url"  # the hook URL cannot be requested; nothing was sent
     DISABLED = "disabled"  # the hook is disabled; nothing was sent
+    PROXY_ERROR = "proxy_error"  # the egress proxy failed (ours, not the endpoint's)
 
 
 @dataclass(frozen=True)
@@ -46,8 +47,14 @@ class Result:
 
     @property
     def was_attempt(self) -> bool:
-        """True when a request went out (it counts for the breaker and the schedule)."""
-        return self.kind not in (Kind.BLOCKED, Kind.REMOVED, Kind.INVALID_URL, Kind.DISABLED)
+        """True when a request reached the endpoint (it counts for the breaker, the
+        endpoint's failure state and the schedule)."""
+        return self.kind not in _NOT_ATTEMPTS
+
+
+_NOT_ATTEMPTS = frozenset(
+    (Kind.BLOCKED, Kind.REMOVED, Kind.INVALID_URL, Kind.DISABLED, Kind.PROXY_ERROR)
+)
 
 
 @dataclass(frozen=True)
@@ -59,6 +66,7 @@ class Ack:
 class Retry:
     delay: float  # seconds until the next try
     attempt: int  # failed attempts after this one
+    spent: bool = True  # False: the failure was ours (proxy), the attempt did not count
 
 
 @dataclass(frozen=True)
@@ -84,6 +92,8 @@ def decide(
         return Dead(DeadReason.HOOK_DISABLED, failed_before)
     if result.kind is Kind.INVALID_URL:  # permanent: retrying cannot make it valid
         return Dead(DeadReason.INVALID_URL, failed_before)
+    if result.kind is Kind.PROXY_ERROR:  # ours: on the proxy's backoff, no try spent
+        return Retry(result.retry_after or 1.0, failed_before, spent=False)
     failed = failed_before + 1
     if result.status == 410:
         return Dead(DeadReason.GONE, failed)

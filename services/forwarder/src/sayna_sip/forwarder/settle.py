@@ -103,7 +103,10 @@ class Settlement:
 
     async def _retry(self, msg: Msg, d: Delivery, result: Result, retry: policy.Retry) -> None:
         due = time.time() + retry.delay
-        headers = d.retry_headers(retry.attempt, due, result.status)
+        if retry.spent:
+            headers = d.retry_headers(retry.attempt, due, result.status)
+        else:
+            headers = d.wait_headers(due)
         await self._js.publish(
             msg.subject, msg.data, stream=topology.SIP_DELIVERIES, headers=headers
         )
@@ -160,6 +163,8 @@ def _outcome(result: Result, decision: policy.Decision) -> str:
         return AttemptOutcome.DELIVERED
     if result.kind is Kind.BLOCKED:
         return AttemptOutcome.BLOCKED
+    if result.kind is Kind.PROXY_ERROR:
+        return AttemptOutcome.PROXY_ERROR
     return AttemptOutcome.FAILED if isinstance(decision, policy.Retry) else AttemptOutcome.DEAD
 
 

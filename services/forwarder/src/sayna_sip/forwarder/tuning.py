@@ -22,3 +22,4 @@ class Tuning:
     shutdown_grace: float | None = None
     breaker: BreakerSettings = field(default_factory=BreakerSettings)
     seed: int | None = None  # jitter RNG seed (tests)
+    proxy_backoff: float = 1.0  # first wait after an egress proxy failure; doubles to 30 s
