@@ -289,6 +289,16 @@ def test_validation_fails_fast_naming_the_field(env: dict[str, str], message: st
             "  retry:\n    schedule: [yes]\n",
             "sip.retry.schedule is invalid: 'True' is not a duration",
         ),
+        (
+            "sip:\n  room_prefix: 'sip-'\n  allowed_addresses: ['10.0.0.1']\n"
+            "  hooks:\n    - host: a.com\n      url: https://a.com/\n      rate_limit: 0\n",
+            "SIP hook rate_limit for 'a.com' must be a number of deliveries per second",
+        ),
+        (
+            "sip:\n  room_prefix: 'sip-'\n  allowed_addresses: ['10.0.0.1']\n"
+            "  hooks:\n    - host: a.com\n      url: https://a.com/\n      rate_limit: fast\n",
+            "SIP hook rate_limit for 'a.com' must be a number",
+        ),
         ("sip:\n  room_prefx: 'sip-'\n", "Unknown key(s) in 'sip': room_prefx"),
         ("sipp:\n  room_prefix: 'sip-'\n", "Unknown config section 'sipp'"),
         ("- a\n- b\n", "must hold a mapping at the top level"),
@@ -456,3 +466,19 @@ def test_a_sip_variable_alone_names_what_switched_sip_on_and_how_to_finish() -> 
     message = str(caught.value)
     assert "SIP is on because of SIP_HOOK_SECRET in the environment" in message
     assert "pass --config local.yaml" in message and "set SIP_ROOM_PREFIX" in message
+
+
+def test_a_yaml_hook_takes_a_rate_limit(tmp_path: Path) -> None:
+    text = (
+        "sip:\n  room_prefix: 'sip-'\n  allowed_addresses: ['10.0.0.1']\n  hooks:\n"
+        "    - {host: a.com, url: 'https://a.com/', rate_limit: 2.5}\n"
+        "    - {host: b.com, url: 'https://b.com/'}\n"
+    )
+    sip = ServerConfig.from_file(write(tmp_path, text), env={}).sip
+    assert sip is not None
+    assert [(h.host, h.rate_limit) for h in sip.hooks] == [("a.com", 2.5), ("b.com", None)]
+    # Each endpoint has its own.
+    text = YAML_ENDPOINTS.replace("events: [participant_joined]", "rate_limit: 7")
+    sip = ServerConfig.from_file(write(tmp_path, text), env={}).sip
+    assert sip is not None
+    assert [e.rate_limit for e in sip.hooks[0].endpoints or ()] == [7.0]

@@ -19,6 +19,7 @@ PATH = "/sip/hooks"
 PLAIN: dict[str, Any] = {
     "events": None,
     "headers": None,
+    "rate_limit": None,
     "secrets": [],
     "enabled": True,
     "disabled_reason": None,
@@ -169,6 +170,9 @@ async def test_concurrent_posts_from_two_instances_lose_nothing(
             "secret",
         ),
         ({"hooks": [{"host": "a.example.com"}]}, "invalid_body", "url"),
+        ({"hooks": [{**hook("a.example.com"), "rate_limit": 0}]}, "invalid_rate_limit", "a.exa"),
+        ({"hooks": [{**hook("a.example.com"), "rate_limit": -2}]}, "invalid_rate_limit", "per"),
+        ({"hooks": [{**hook("a.example.com"), "rate_limit": 1e6}]}, "invalid_rate_limit", "most"),
         ({"hook": []}, "invalid_body", "`hook`"),
     ],
 )
@@ -323,3 +327,12 @@ def test_a_hook_write_never_shows_its_secret() -> None:
         host="a.example.com", url="https://a.example.net/", secret="s3cret-of-the-tenant"
     )
     assert "s3cret" not in repr(write) and "s3cret" not in str(write)
+
+
+async def test_a_rate_limit_round_trips_and_changes_with_the_hook(ingress: Client) -> None:
+    r = await ingress.post(PATH, json={"hooks": [{**hook("a.example.com"), "rate_limit": 2.5}]})
+    assert r.status_code == 200, r.text
+    assert [h["rate_limit"] for h in (await ingress.get(PATH)).json()["hooks"]] == [2.5]
+    # A write replaces the settings: without rate_limit the hook has none again.
+    await ingress.post(PATH, json={"hooks": [hook("a.example.com")]})
+    assert [h["rate_limit"] for h in (await ingress.get(PATH)).json()["hooks"]] == [None]

@@ -161,6 +161,8 @@ async def test_list_filters_and_stats(pipeline: Client, https_sink: HttpsSink) -
     stats = (await pipeline.get("/sip/hooks/pbx.tenant-a.example/stats?window=1h")).json()
     assert (stats["attempts"], stats["delivered"], stats["failed"]) == (4, 3, 1)
     assert stats["success_rate"] == 0.75 and stats["state"] == "enabled"
+    # The four attempts were just made: the current rate is over the last 10 s.
+    assert stats["rate_limit"] is None and stats["current_rate"] == 0.4
     bad = await pipeline.get("/sip/deliveries", params={"since": "yesterday"})
     assert bad.status_code == 400 and bad.json()["error"] == "invalid_query"
     assert (await pipeline.get("/sip/hooks/x.example/stats?window=2h")).status_code == 400

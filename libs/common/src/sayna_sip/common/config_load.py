@@ -409,13 +409,14 @@ def _written(item: Mapping[str, Any], owner: str) -> dict[str, Any]:
         "events": tuple(events) if isinstance(events, list) else events,
         "headers": item.get("headers"),
         "secret": " ".join(v.secrets(item.get("secret"), owner)) or None,
+        "rate_limit": v.rate_limit(item.get("rate_limit"), owner),
     }
 
 
 def _endpoint(item: object, host: str) -> EndpointEntry:
     if not isinstance(item, Mapping) or not isinstance(item.get("url"), str):
         raise ConfigError(f"SIP hook '{host}': each endpoint needs a url")
-    unknown = set(item) - {"id", "url", "secret", "events", "headers"}
+    unknown = set(item) - {"id", "url", "secret", "events", "headers", "rate_limit"}
     if unknown:
         raise ConfigError(
             f"SIP hook '{host}' endpoint has unknown keys: {', '.join(sorted(unknown))}"

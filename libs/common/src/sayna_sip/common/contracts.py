@@ -65,6 +65,9 @@ OPS_HOOK_DISABLED = "sip.ops.hook_disabled"
 OPS_HOOK_ENABLED = "sip.ops.hook_enabled"
 HOOK_TEST_SUBJECT = "sip.ops.hook_test"  # request/reply, served by the forwarders
 HOOK_TEST_QUEUE = "forwarders"
+# Every forwarder answers a ping here (no queue group): the live count that rate limits
+# are shared by (forwarder/peers.py).
+FORWARDER_PING = "sip.ops.forwarder_ping"
 
 
 class Header:
@@ -83,6 +86,9 @@ class Header:
     # Copies put back without spending an attempt (egress proxy down) since the last
     # attempt; part of the copy's dedupe id. Absent = 0.
     WAITS = "Sayna-Waits"
+    # Seconds this copy waited for a rate-limit slot; set on the copy put back due at its
+    # slot, which is then attempted without taking another one. Absent = not paced.
+    PACED = "Sayna-Paced"
     REDRIVE = "Sayna-Redrive"  # times redriven from SIP_DEAD (part of the copies' dedupe ids)
     DEAD_REASON = "Sayna-Dead-Reason"
     DEAD_AT = "Sayna-Dead-At"

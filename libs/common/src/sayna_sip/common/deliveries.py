@@ -26,6 +26,7 @@ from sayna_sip.common.streamscan import StreamReader
 MAX_LIMIT = 500
 STATS_WINDOWS = {"1h": 3600.0, "24h": 86400.0, "7d": 7 * 86400.0}
 STATS_CAP = 200_000  # attempts read for one stats answer at most
+RECENT_WINDOW = 10.0  # seconds the `current_rate` of a hook's stats is taken over
 
 
 class QueryError(ValueError):
@@ -58,6 +59,7 @@ class Stats:
     last_success_at: float | None = None
     last_failure_at: float | None = None
     truncated: bool = False
+    recent: int = 0  # attempts in the last RECENT_WINDOW seconds (the current rate)
     durations: list[float] = field(default_factory=list, repr=False)
 
 
@@ -133,7 +135,7 @@ class Deliveries:
                     and rec.started_at >= now - window
                     and rec.endpoint == endpoint
                 ):
-                    _count(out, rec)
+                    _count(out, rec, recent=rec.started_at >= now - RECENT_WINDOW)
             if len(batch) < 1000:
                 break
             seq = batch[-1].seq + 1
@@ -148,12 +150,13 @@ class Deliveries:
 _NOTHING_SENT = frozenset({DeadReason.HOOK_DISABLED, DeadReason.HOOK_REMOVED})
 
 
-def _count(out: Stats, rec: AttemptRecord) -> None:
+def _count(out: Stats, rec: AttemptRecord, recent: bool = False) -> None:
     if rec.reason in _NOTHING_SENT and rec.status is None:
         return
     if rec.outcome == AttemptOutcome.PROXY_ERROR:
         return  # the operator's proxy failed: no request reached the endpoint
     out.attempts += 1
+    out.recent += recent
     if rec.outcome == AttemptOutcome.DELIVERED:
         out.delivered += 1
         out.last_success_at = max(out.last_success_at or 0.0, rec.started_at)

@@ -30,6 +30,7 @@ _PER_COPY = frozenset(
         Header.ATTEMPT,
         Header.NOT_BEFORE,
         Header.WAITS,
+        Header.PACED,
         Header.DEAD_REASON,
         Header.DEAD_AT,
         Header.LAST_STATUS,
@@ -89,6 +90,7 @@ class Delivery:
     not_before: float = 0.0  # unix seconds; 0 = now
     generation: int = 0  # times redriven from SIP_DEAD
     waits: int = 0  # copies put back without an attempt since the last one
+    paced: float | None = None  # seconds waited for a rate-limit slot (this copy holds one)
     received_at: float | None = None
     version: int = VERSION
     headers: Mapping[str, str] = field(default_factory=dict)  # as read, or as to be written
@@ -163,6 +165,7 @@ class Delivery:
                 not_before=float(h.get(Header.NOT_BEFORE) or 0),
                 generation=int(h.get(Header.REDRIVE) or 0),
                 waits=int(h.get(Header.WAITS) or 0),
+                paced=float(h[Header.PACED]) if h.get(Header.PACED) else None,
                 received_at=float(h[Header.RECEIVED_AT]) if h.get(Header.RECEIVED_AT) else None,
                 version=int(h.get(Header.VERSION) or 1),
                 headers=h,
@@ -195,11 +198,14 @@ class Delivery:
         out[Header.MSG_ID] = self._msg_id(self.generation, f"a{attempt}")
         return out
 
-    def wait_headers(self, not_before: float) -> dict[str, str]:
+    def wait_headers(self, not_before: float, paced: float | None = None) -> dict[str, str]:
         """The copy put back to wait without spending an attempt (the failure was ours,
-        e.g. the egress proxy): same attempt count, its own dedupe id, so the stream's
-        duplicate window cannot swallow the second such copy of one attempt."""
+        e.g. the egress proxy; or a rate-limit slot later on, `paced` = the wait): same
+        attempt count, its own dedupe id, so the stream's duplicate window cannot swallow
+        the second such copy of one attempt."""
         out = self._carried()
+        if paced is not None:
+            out[Header.PACED] = f"{paced:.3f}"
         out[Header.ATTEMPT] = str(self.attempt)
         out[Header.NOT_BEFORE] = f"{not_before:.3f}"
         out[Header.WAITS] = str(self.waits + 1)

@@ -32,6 +32,11 @@ Source = Literal["config", "runtime"]
 DEFAULT_ENDPOINT = "default"  # the endpoint the seed API's {host, url} is
 REDACTED = "<redacted>"  # a header value as answers show it; written back, it keeps the value
 Url = Annotated[str, msgspec.Meta(min_length=1, max_length=2048)]
+MAX_RATE_LIMIT = 10_000.0
+# Checked by `validate.rate_limit` (config and API alike, one error code), not here.
+RateLimit = Annotated[
+    float, msgspec.Meta(description=f"deliveries per second, > 0 and <= {MAX_RATE_LIMIT:g}")
+]
 
 
 def utc_stamp(at: float | None = None) -> str:
@@ -75,6 +80,7 @@ class HookSettings(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True
     url: Url
     events: tuple[str, ...] | None = None  # LiveKit event names it receives; None = all
     headers: dict[str, str] | None = None  # custom request headers; values sealed in KV
+    rate_limit: RateLimit | None = None  # deliveries per second, all forwarders together
 
     def wants(self, event: str) -> bool:
         return self.events is None or event in self.events

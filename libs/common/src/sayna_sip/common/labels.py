@@ -33,6 +33,7 @@ class ErrorCode(StrEnum):
     BLOCKED_TARGET = "blocked_target"
     INVALID_SECRET = "invalid_secret"
     INVALID_EVENTS = "invalid_events"
+    INVALID_RATE_LIMIT = "invalid_rate_limit"
     SECRETS_KEY_MISSING = "secrets_key_missing"
     INVALID_HEADERS = "invalid_headers"  # a custom header's name or value (named)
     INVALID_ENDPOINT = "invalid_endpoint"  # an endpoint id outside [a-z0-9-]{1,32}
@@ -117,6 +118,7 @@ class DeferReason(StrEnum):
     SCHEDULED = "scheduled"  # its retry is not due yet
     BUSY = "busy"  # its host is at FORWARDER_HOST_CONCURRENCY
     BREAKER = "breaker"  # its host's circuit breaker is open
+    RATE_LIMIT = "rate_limit"  # put back due at its slot of the hook's rate_limit
 
 
 class DeadReason(StrEnum):

@@ -86,6 +86,7 @@ class AttemptRecord(
     response: str = ""  # the first SIP_ATTEMPT_BODY_BYTES of the response body
     redrive: int = 0  # redrive generation (0 = the original delivery)
     trace_id: str = ""
+    rate_limited_ms: float = 0.0  # waited for a slot of the hook's rate_limit before this
     v: int = VERSION
 
 

@@ -7,6 +7,7 @@ import base64
 import binascii
 import ipaddress
 import json
+import math
 import re
 from collections.abc import Mapping
 from typing import Any, TypeVar
@@ -17,7 +18,13 @@ import msgspec
 from sayna_sip.common.contracts import LIVEKIT_EVENTS
 from sayna_sip.common.durations import parse_duration, parse_schedule
 from sayna_sip.common.errors import ConfigError
-from sayna_sip.common.hook import DEFAULT_ENDPOINT, EndpointEntry, HookEntry, new_endpoint_id
+from sayna_sip.common.hook import (
+    DEFAULT_ENDPOINT,
+    MAX_RATE_LIMIT,
+    EndpointEntry,
+    HookEntry,
+    new_endpoint_id,
+)
 from sayna_sip.common.hosts import normalize_host
 from sayna_sip.common.labels import ErrorCode
 from sayna_sip.common.netpolicy import IPNetwork, is_blocked, literal_address
@@ -166,10 +173,37 @@ def hook_entries(items: object, field: str) -> list[Mapping[str, Any]]:
         for key in ("host", "url"):
             if not isinstance(item.get(key), str) or not item[key].strip():
                 raise ConfigError(f"{field}[{index}] is missing '{key}'")
-        unknown = set(item) - {"host", "url", "secret", "events", "headers", "endpoints"}
+        unknown = set(item) - {
+            "host",
+            "url",
+            "secret",
+            "events",
+            "headers",
+            "endpoints",
+            "rate_limit",
+        }
         if unknown:
             raise ConfigError(f"{field}[{index}] has unknown keys: {', '.join(sorted(unknown))}")
     return items
+
+
+def rate_limit(value: object, owner: str) -> float | None:
+    """A hook's rate limit: deliveries per second over all forwarders (None = none)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        value = "?"
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not (0 < number <= MAX_RATE_LIMIT):  # NaN fails too
+        raise ConfigError(
+            f"SIP hook rate_limit for '{owner}' must be a number of deliveries per second, "
+            f"greater than 0 and at most {MAX_RATE_LIMIT:g}",
+            ErrorCode.INVALID_RATE_LIMIT,
+        )
+    return number
 
 
 def events(value: object, owner: str) -> tuple[str, ...] | None:
@@ -294,6 +328,7 @@ def endpoint_entry(
         events=events(entry.events, owner),
         headers=headers(entry.headers, owner),
         secret=" ".join(keys) or None,
+        rate_limit=rate_limit(entry.rate_limit, owner),
     )
 
 

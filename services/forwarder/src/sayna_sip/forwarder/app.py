@@ -33,6 +33,7 @@ from sayna_sip.forwarder.delivery import Deliverer, warn_if_unsigned
 from sayna_sip.forwarder.endpoint_health import FailureWatch
 from sayna_sip.forwarder.gate import HostGate
 from sayna_sip.forwarder.metrics import ForwarderMetrics
+from sayna_sip.forwarder.peers import PeerCount
 from sayna_sip.forwarder.pull import OnMessage, Puller
 from sayna_sip.forwarder.settle import Settlement, retry_schedule
 from sayna_sip.forwarder.testsend import TestResponder
@@ -54,6 +55,7 @@ class Forwarder:
     responder: TestResponder
     watch: FailureWatch | None
     recorder: Recorder | None = None
+    peers: PeerCount | None = None
     _loop: asyncio.Task[None] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -103,13 +105,17 @@ class Forwarder:
             deliverer = Deliverer(config, http, hooks)
             watch = _failure_watch(config, kv, nc, deliverer, metrics)
             deliverer.watch = watch
-            worker = _worker(config, tuning, nc, js, deliverer, metrics, recorder)
+            peers = PeerCount(nc) if config.sip is not None else None
+            if peers is not None:
+                await peers.start()
+                undo.push_async_callback(peers.stop)
+            worker = _worker(config, tuning, nc, js, deliverer, metrics, recorder, peers)
             await worker.puller.start()
             responder = TestResponder(nc, deliverer)
             await responder.start()
             forwarder: Forwarder | None = None
             health = await _start_health(config, nc, registry, lambda: _readiness(forwarder))
-            forwarder = cls(nc, hooks, http, worker, health, responder, watch, recorder)
+            forwarder = cls(nc, hooks, http, worker, health, responder, watch, recorder, peers)
             undo.pop_all()
         warn_if_unsigned(config)
         log.info(
@@ -126,6 +132,8 @@ class Forwarder:
             return
         await self.responder.stop()
         await self.worker.stop(self._loop)
+        if self.peers is not None:
+            await self.peers.stop()
         if self.watch is not None:
             await self.watch.stop()
         if self.recorder is not None:
@@ -180,6 +188,7 @@ def _worker(
     deliverer: Deliverer,
     metrics: ForwarderMetrics,
     recorder: Recorder | None,
+    peers: PeerCount | None = None,
 ) -> Worker:
     """The fetch loop with its host gate and settlement; one jitter RNG for all three
     (seeded by `Tuning.seed` in tests)."""
@@ -196,7 +205,8 @@ def _worker(
             tuning.pull_expires, tuning.pull_heartbeat,
         )  # fmt: skip
 
-    return Worker(config, tuning, puller, deliverer, gate, settlement, metrics, rng)
+    count = (lambda: peers.count) if peers is not None else (lambda: 1)
+    return Worker(config, tuning, puller, deliverer, gate, settlement, metrics, rng, count)
 
 
 def _failure_watch(

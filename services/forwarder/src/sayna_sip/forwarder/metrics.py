@@ -31,6 +31,11 @@ class ForwarderMetrics:
             "Hooks disabled automatically after failing for SIP_HOOK_DISABLE_AFTER",
             ["host"],
         )
+        self.rate_limited = counter(
+            "forwarder_rate_limited_seconds",
+            "Seconds deliveries waited for a slot of their endpoint's rate_limit",
+            ["host", "endpoint"],
+        )
         self.proxy_errors = counter(
             "forwarder_proxy_errors",
             "Requests the egress proxy (SIP_EGRESS_PROXY) failed: refused, 407, 5xx to CONNECT",

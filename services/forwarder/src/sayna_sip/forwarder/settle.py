@@ -23,7 +23,7 @@ from opentelemetry.trace import Span
 from sayna_sip.common import contracts, topology, tracing
 from sayna_sip.common.config import DEFAULT_RETRY_SCHEDULE, ServerConfig
 from sayna_sip.common.delivery import Delivery
-from sayna_sip.common.labels import DeadReason
+from sayna_sip.common.labels import DeadReason, DeferReason
 from sayna_sip.common.logs import quote
 from sayna_sip.common.records import AttemptOutcome, AttemptRecord
 from sayna_sip.forwarder import policy
@@ -97,7 +97,7 @@ class Settlement:
                 duration_ms=round(elapsed_ms, 1), status=result.status, error=result.error,
                 reason=decision.reason if isinstance(decision, policy.Dead) else "",
                 response=result.excerpt[: self._body_bytes], redrive=d.generation,
-                trace_id=tracing.trace_id(span),
+                trace_id=tracing.trace_id(span), rate_limited_ms=round((d.paced or 0) * 1000, 1),
             )
         )  # fmt: skip
 
@@ -116,6 +116,17 @@ class Settlement:
             "event=delivery_retry event_id=%s hook=%s attempt=%d delay=%.3f error=%s",
             d.event_id, d.hook, retry.attempt, retry.delay, quote(result.error),
         )  # fmt: skip
+
+    async def pace(self, msg: Msg, d: Delivery, wait: float) -> None:
+        """Put `msg` back due at its rate-limit slot, `wait` seconds away: a paced copy
+        (no attempt spent, its own dedupe id) that any forwarder sends when due."""
+        headers = d.wait_headers(time.time() + wait, paced=wait)
+        await self._js.publish(
+            msg.subject, msg.data, stream=topology.SIP_DELIVERIES, headers=headers
+        )
+        await msg.ack()
+        self._metrics.rate_limited.labels(d.hook, d.endpoint).inc(wait)
+        self._metrics.deferred.labels(d.hook, DeferReason.RATE_LIMIT).inc()
 
     async def crashed(self, msg: Msg, d: Delivery, exc: Exception) -> None:
         """Dead-letter a message whose delivery raised unexpectedly (reason names the

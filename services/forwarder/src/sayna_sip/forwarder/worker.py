@@ -2,7 +2,8 @@
 slots (pull.py), start each message as it arrives, holding only what a fast host will
 take within moments.
 
-Per message, in order: not yet due (`Sayna-Not-Before`) -> nak until due; host at its
+Per message, in order: not yet due (`Sayna-Not-Before`) -> nak until due; its hook's
+`rate_limit` has no slot now -> put back due at its slot (pace.py); host at its
 cap but fast -> held in process until one of its requests ends (hold.py); host at its
 cap otherwise, or behind an open breaker (the `HostGate`) -> nak with a short delay
 (not an attempt); else start a delivery task. A waiting retry costs no worker slot and survives
@@ -33,6 +34,7 @@ from sayna_sip.forwarder.delivery import Deliverer
 from sayna_sip.forwarder.gate import HostGate
 from sayna_sip.forwarder.hold import Held, HoldQueues
 from sayna_sip.forwarder.metrics import ForwarderMetrics
+from sayna_sip.forwarder.pace import Pacer
 from sayna_sip.forwarder.policy import Kind
 from sayna_sip.forwarder.pull import OnMessage, Puller
 from sayna_sip.forwarder.settle import ERROR_PAUSE, Settlement, nak, retry_schedule
@@ -56,6 +58,7 @@ class Worker:
         settlement: Settlement,
         metrics: ForwarderMetrics,
         rng: random.Random,
+        peers: Callable[[], int] = lambda: 1,
     ) -> None:
         self._tracer = tracing.Tracer("sayna_sip.forwarder")
         self.puller = new_puller(self._on_message, self._wake_up)
@@ -64,6 +67,8 @@ class Worker:
         self._tuning = tuning
         self._rng = rng
         self._gate = gate
+        self._pacer = Pacer()
+        self._peers = peers  # live forwarders: each takes this share of a rate limit
         self._settlement = settlement
         self._schedule = retry_schedule(config)
         self._concurrency = config.forwarder.concurrency
@@ -164,6 +169,8 @@ class Worker:
             await nak(msg, due_in + self._rng.uniform(0, 0.05))
             self._metrics.deferred.labels(d.hook, DeferReason.SCHEDULED).inc()
             return "scheduled"
+        if d.paced is None and await self._paced(msg, d):
+            return "paced"
         started = time.monotonic()
         defer = self._gate.admit(d.lane, started)
         if defer is None:
@@ -177,6 +184,19 @@ class Worker:
         await nak(msg, defer.delay)
         self._metrics.deferred.labels(d.hook, defer.reason).inc()
         return defer.reason
+
+    async def _paced(self, msg: Msg, d: Delivery) -> bool:
+        """Take a slot of the endpoint's rate limit; True when `msg` was put back due at
+        a later one (pace.py). A copy that already holds its slot (`d.paced`) goes on."""
+        hook = await self._deliverer.resolve(d.hook)
+        endpoint = hook.endpoint(d.endpoint) if hook is not None else None
+        if endpoint is None or endpoint.rate_limit is None:
+            return False  # no limit; or removed: the attempt dead-letters it
+        slot = self._pacer.reserve(d.lane, endpoint.rate_limit, self._peers(), time.monotonic())
+        if slot.wait <= DUE_SLACK:
+            return False
+        await self._settlement.pace(msg, d, slot.wait)
+        return True
 
     def _start(self, msg: Msg, d: Delivery, started: float) -> None:
         task = asyncio.create_task(self._run(msg, d, started), name=f"deliver-{d.event_id}")

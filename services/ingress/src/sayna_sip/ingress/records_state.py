@@ -51,3 +51,11 @@ class Records:
             if endpoint is not None:
                 return "enabled" if endpoint.enabled else "disabled"
         return "removed"
+
+    async def rate_limit(self, host: str, endpoint_id: str = DEFAULT_ENDPOINT) -> float | None:
+        """The endpoint's `rate_limit` (None: none, or no such endpoint now)."""
+        for hook in await self.hooks.all():
+            endpoint = hook.endpoint(endpoint_id) if hook.host == host else None
+            if endpoint is not None:
+                return endpoint.rate_limit
+        return None

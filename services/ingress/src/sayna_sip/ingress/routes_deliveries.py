@@ -252,7 +252,8 @@ async def _stats(ingress: IngressDep, host: str, endpoint: str, window: str) -> 
         last_success_at=rfc3339(st.last_success_at),
         last_failure_at=rfc3339(st.last_failure_at),
         state=await records.hook_state(name, endpoint), truncated=st.truncated,
-        endpoint=endpoint,
+        endpoint=endpoint, rate_limit=await records.rate_limit(name, endpoint),
+        current_rate=round(st.recent / deliveries.RECENT_WINDOW, 2),
     )  # fmt: skip
 
 

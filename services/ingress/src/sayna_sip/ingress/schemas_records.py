@@ -76,6 +76,8 @@ class HookStats(msgspec.Struct, frozen=True):
     state: str  # enabled | disabled | removed
     truncated: bool
     endpoint: str = "default"  # the endpoint counted
+    rate_limit: float | None = None  # the hook's deliveries/s limit, all forwarders together
+    current_rate: float = 0.0  # attempts per second over the last RECENT_WINDOW seconds
 
 
 class DeadLetterOut(msgspec.Struct, frozen=True):

@@ -359,7 +359,8 @@ async function hookPage(host, params) {
       chart(attempts, 24),
       stats
         ? h("p", { class: "muted", id: "hook-stats" },
-            `${stats.attempts} attempts · ${stats.delivered} delivered · ${stats.failed} failed · success ${fmtPct(stats.success_rate)} · p50 ${fmtMs(stats.p50_ms)} · p99 ${fmtMs(stats.p99_ms)}`)
+            `${stats.attempts} attempts · ${stats.delivered} delivered · ${stats.failed} failed · success ${fmtPct(stats.success_rate)} · p50 ${fmtMs(stats.p50_ms)} · p99 ${fmtMs(stats.p99_ms)}` +
+              (stats.rate_limit ? ` · rate limit ${stats.rate_limit}/s, now ${stats.current_rate}/s` : ""))
         : null,
     ),
     h("h2", {}, "Recent deliveries"),
