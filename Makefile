@@ -42,9 +42,11 @@ bench: $(STAMP)
 bench-quick: $(STAMP)
 	$(BIN)/python -m bench.run --quick
 
-# Real processes, one fault each (kills, nats restart, R3 failover, black hole); ~5 min.
+# Real processes, one fault each (kills, nats restart, R3 failover, black hole), then the
+# long variants of the tests (pytest -m slow: the rate limit's 600-event run); ~6 min.
 faults: $(STAMP)
 	$(BIN)/python -m bench.run --only faults
+	$(BIN)/python -m pytest -m slow -q
 
 # Mutation score of the critical modules (docs/testing.md); MODULES=signing runs one.
 mutants: $(STAMP)

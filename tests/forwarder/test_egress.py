@@ -160,7 +160,7 @@ async def test_forwarder_waits_out_a_proxy_outage_without_blaming_the_endpoint(
     # proxy is back.
     await put_hook(jetstream, "p.example.com", https_sink.url("/p"))
     tinyproxy.stop()
-    tuning = dataclasses.replace(FAST, proxy_backoff=0.1)
+    tuning = dataclasses.replace(FAST, proxy_backoff=0.1, proxy_unreachable_after=0.5)
     fwd = await start_forwarder(
         tuning, SIP_EGRESS_PROXY=tinyproxy.url(), SIP_ATTEMPT_RECORDS="false"
     )
@@ -169,10 +169,14 @@ async def test_forwarder_waits_out_a_proxy_outage_without_blaming_the_endpoint(
     async with httpx.AsyncClient() as http:
         # Four failures (0.1 + 0.2 + 0.4 s of backoff) outlast the three-try schedule.
         await _metric_reaches(http, metrics_url, "sayna_sip_forwarder_proxy_errors_total 4.0")
+        # Failing for longer than proxy_unreachable_after: not ready, and it says why.
+        ready = await http.get(f"http://127.0.0.1:{fwd.port}/readyz")
+        assert ready.status_code == 503 and ready.json()["error"] == "egress_proxy_unreachable"
         await tinyproxy.start()
         await https_sink.wait_for(1, "/p", timeout=10)
         await drained(jetstream)
         text = (await http.get(metrics_url)).text
+        assert (await http.get(f"http://127.0.0.1:{fwd.port}/readyz")).status_code == 200
     assert await wait_dead(jetstream, 1, timeout=0.1) == []
     assert 'sayna_sip_forwarder_attempts_total{host="p.example.com",outcome="delivered"' in text
     assert 'outcome="error"' not in text

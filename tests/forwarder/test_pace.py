@@ -72,10 +72,22 @@ async def _put_limited(js: JetStreamContext, host: str, url: str, limit: float) 
     await kv.put(host_token(host), hook.encode())
 
 
+@pytest.mark.parametrize(
+    ("limit", "events", "window"),
+    [
+        (50.0, 150, 2.0),  # make test: 3 s of pacing
+        # make faults: the run, 600 events at 20/s, at most 220 in any 10 s
+        pytest.param(20.0, 600, 10.0, marks=pytest.mark.slow),
+    ],
+)
 async def test_three_forwarders_share_a_rate_limit_and_spend_no_attempt_on_the_wait(
-    start_forwarder: StartForwarder, https_sink: HttpsSink, jetstream: JetStreamContext
+    start_forwarder: StartForwarder,
+    https_sink: HttpsSink,
+    jetstream: JetStreamContext,
+    limit: float,
+    events: int,
+    window: float,
 ) -> None:
-    limit, events = 50.0, 150
     await _put_limited(jetstream, "slow.example.com", https_sink.url("/slow"), limit)
     await put_hook(jetstream, "fast.example.com", https_sink.url("/fast"))
     forwarders = [await start_forwarder() for _ in range(3)]
@@ -87,13 +99,14 @@ async def test_three_forwarders_share_a_rate_limit_and_spend_no_attempt_on_the_w
 
     await https_sink.wait_for(100, "/fast", timeout=10)
     fast_done = max(r.at for r in https_sink.received("/fast"))
-    got = await https_sink.wait_for(events, "/slow", timeout=30)
+    got = await https_sink.wait_for(events, "/slow", timeout=events / limit * 2 + 10)
     await drained(jetstream)
 
     times = [r.at for r in got]
-    # The bound over 10 s windows, on a shorter run: 10 % over at most. (An
-    # attempt goes at or a little after its slot; over 1 s the lateness shows.)
-    assert most_in_any_window(times, 2.0) <= limit * 2.0 * 1.1, most_in_any_window(times, 2.0)
+    # 10 % over the limit at most in any window (the issue's: 10 s). An attempt goes at
+    # or a little after its slot, so over much shorter windows the lateness shows.
+    most = most_in_any_window(times, window)
+    assert most <= limit * window * 1.1, most
     span = max(times) - min(times)
     assert span >= (events - 3) / limit * 0.9  # paced, not all at once
     assert span <= events / limit * 1.6 + 1  # and not starved
@@ -102,5 +115,5 @@ async def test_three_forwarders_share_a_rate_limit_and_spend_no_attempt_on_the_w
     assert all("webhook-id" in r.headers for r in https_sink.received("/fast"))
     assert await wait_dead(jetstream, 1, timeout=0.1) == []
     # The hook without a limit beside it went at full speed: done before the slow one.
-    assert fast_done < min(times) + events / limit / 2
+    assert fast_done < min(times) + 3
     assert len(fast) == 100

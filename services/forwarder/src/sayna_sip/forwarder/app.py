@@ -30,6 +30,7 @@ from sayna_sip.common.metrics import new_registry
 from sayna_sip.common.recorder import Recorder, RecorderMetrics
 from sayna_sip.forwarder.client import HookClient, build_client
 from sayna_sip.forwarder.delivery import Deliverer, warn_if_unsigned
+from sayna_sip.forwarder.egress import ProxyHealth
 from sayna_sip.forwarder.endpoint_health import FailureWatch
 from sayna_sip.forwarder.gate import HostGate
 from sayna_sip.forwarder.metrics import ForwarderMetrics
@@ -97,8 +98,11 @@ class Forwarder:
             await _check_consumer(js)
             registry = new_registry()
             metrics = ForwarderMetrics(registry)
+            proxy_health = ProxyHealth(
+                first=tuning.proxy_backoff, unreachable_after=tuning.proxy_unreachable_after
+            )
             http = build_client(
-                config, on_proxy_error=metrics.proxy_errors.inc, proxy_backoff=tuning.proxy_backoff
+                config, on_proxy_error=metrics.proxy_errors.inc, proxy_health=proxy_health
             )
             undo.push_async_callback(http.close)
             recorder = await _start_recorder(config, nc, registry, undo)

@@ -23,7 +23,7 @@ from yarl import URL
 
 from sayna_sip.common.config import ServerConfig
 from sayna_sip.common.version import USER_AGENT
-from sayna_sip.forwarder.egress import BACKOFF_FIRST, EgressProxy, ProxyHealth, tunnel_for
+from sayna_sip.forwarder.egress import EgressProxy, ProxyHealth, tunnel_for
 from sayna_sip.forwarder.policy import Kind, Result, parse_retry_after
 from sayna_sip.forwarder.safenet import BlockedAddress, CheckedResolver, Policy, guarded_socket
 
@@ -45,7 +45,7 @@ def build_client(
     config: ServerConfig,
     dns: AbstractResolver | None = None,
     on_proxy_error: Callable[[], None] = lambda: None,
-    proxy_backoff: float = BACKOFF_FIRST,
+    proxy_health: ProxyHealth | None = None,
 ) -> HookClient:
     """Pooled, keep-alive, SSRF-pinned; redirects are failures, never followed.
 
@@ -74,7 +74,7 @@ def build_client(
         headers={"User-Agent": USER_AGENT, "Content-Type": "application/json"},
         trust_env=False,
     )
-    return HookClient(session, resolver, proxy, on_proxy_error, ProxyHealth(first=proxy_backoff))
+    return HookClient(session, resolver, proxy, on_proxy_error, proxy_health)
 
 
 class HookClient:

@@ -79,9 +79,15 @@ class ProxyHealth:
     Shared by every delivery of the process (the proxy is one); a success through the
     proxy resets it. Pure state with the clock passed in."""
 
-    def __init__(self, rng: random.Random | None = None, first: float = BACKOFF_FIRST) -> None:
+    def __init__(
+        self,
+        rng: random.Random | None = None,
+        first: float = BACKOFF_FIRST,
+        unreachable_after: float = UNREACHABLE_AFTER,
+    ) -> None:
         self._rng = rng or random.Random()
         self._first = first
+        self._unreachable_after = unreachable_after
         self._failures = 0
         self._failing_since: float | None = None
 
@@ -103,8 +109,8 @@ class ProxyHealth:
         return 0.0 if self._failing_since is None else now - self._failing_since
 
     def problem(self, now: float) -> str | None:
-        """What `/readyz` says once the proxy has failed for UNREACHABLE_AFTER."""
+        """What `/readyz` says once the proxy has failed for `unreachable_after` s."""
         failing = self.unreachable_for(now)
-        if failing < UNREACHABLE_AFTER:
+        if failing < self._unreachable_after:
             return None
         return f"egress proxy unreachable for {failing:.0f}s ({self._failures} failures)"

@@ -23,3 +23,4 @@ class Tuning:
     breaker: BreakerSettings = field(default_factory=BreakerSettings)
     seed: int | None = None  # jitter RNG seed (tests)
     proxy_backoff: float = 1.0  # first wait after an egress proxy failure; doubles to 30 s
+    proxy_unreachable_after: float = 30.0  # failing this long: /readyz says so
