@@ -319,17 +319,17 @@ def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
 def test_secrets_rotation_per_hook_and_global() -> None:
     sip = ServerConfig.from_env(
         hooks(
-            '[{"host":"a.com","url":"https://a.com/h","secret":"whsec_c2VjcmV0a2V5MTIzNDU2Nzg="}]'
+            '[{"host":"a.com","url":"https://a.com/h","secret":"whsec_c2VjcmV0a2V5MTIzNDU2Nzg5MDEyMzQ1Njc4"}]'
         )
         | {"SIP_HOOK_SECRET": f"{SECRET}new {SECRET}old"}
     ).sip
     assert sip is not None
     assert sip.hook_secrets == (f"{SECRET}new", f"{SECRET}old")
-    assert sip.static_hooks["a.com"].secrets == ("whsec_c2VjcmV0a2V5MTIzNDU2Nzg=",)
+    assert sip.static_hooks["a.com"].secrets == ("whsec_c2VjcmV0a2V5MTIzNDU2Nzg5MDEyMzQ1Njc4",)
     static = Hook.new("a.com", "https://a.com/h", "config")
     runtime = Hook.new("runtime.example.com", "https://r.example.com/h", "runtime")
     for hook, expected in (
-        (static, ("whsec_c2VjcmV0a2V5MTIzNDU2Nzg=",)),
+        (static, ("whsec_c2VjcmV0a2V5MTIzNDU2Nzg5MDEyMzQ1Njc4",)),
         (runtime, sip.hook_secrets),
     ):
         (endpoint,) = hook.endpoint_list()

@@ -5,15 +5,23 @@ anyway fails /healthz so that it gets restarted."""
 
 from __future__ import annotations
 
+import base64
 import json
+from collections.abc import AsyncIterator
 
 import pytest
+from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 
-from sayna_sip.common import topology
+from sayna_sip.common import hook_secrets, topology
+from sayna_sip.common.hook import Hook
+from sayna_sip.common.secretbox import SecretBox, generate_key
+from sayna_sip.ingress.errors import PayloadTooLarge
+from sayna_sip.ingress.hooks import HookStore, HookWrite
 from sayna_sip.ingress.state import Ingress
 from tests.fixtures.livekit import API_KEY, API_SECRET, sign_webhook, signed_webhook, sip_event
-from tests.ingress.conftest import Client, wait_until
+from tests.fixtures.nats import NatsServer
+from tests.ingress.conftest import Client, ingress_config, serve, wait_until
 
 URL = "/livekit/webhook"
 ONE_MIB = 1 << 20
@@ -108,3 +116,87 @@ async def test_a_connection_closed_by_the_server_fails_liveness(
     await wait_until(dead)
     r = await ingress.get("/healthz")
     assert r.json()["error"] == "nats_closed"
+
+
+def secret_filling(max_payload: int, box: SecretBox) -> str:
+    """A plain secret whose hook record is 20 bytes under `max_payload`: stored by a put,
+    over the limit once nats-py's KV write adds its expected-sequence header."""
+    url = "https://a.example.com/h"
+
+    def record(secret: str) -> int:
+        return len(hook_secrets.with_secret(Hook.new(HOST, url, "runtime"), box, secret).encode())
+
+    size = max_payload  # base64 grows by 4/3: step down to the size that fits exactly
+    while record("s" * size) > max_payload - 20:
+        size -= max(1, (record("s" * size) - (max_payload - 20)) * 3 // 4)
+    return "s" * size
+
+
+HOST = "a.example.com"
+
+
+@pytest.fixture
+async def keyed(nats_server: NatsServer, jetstream: JetStreamContext) -> AsyncIterator[Client]:
+    """An ingress with SIP_SECRETS_KEY set, so hooks may carry their own secrets."""
+    async with serve(ingress_config(nats_server.url, SIP_SECRETS_KEY=generate_key())) as client:
+        yield client
+
+
+async def test_a_huge_secret_is_400_and_webhooks_are_still_stored(
+    keyed: Client, jetstream: JetStreamContext
+) -> None:
+    state: Ingress = keyed.app.state.ingress
+    assert state.nc is not None and state.config.sip is not None
+    assert state.config.sip.secret_box is not None
+    secret = secret_filling(state.nc.max_payload, state.config.sip.secret_box)
+    hooks = {"hooks": [{"host": HOST, "url": "https://a.example.com/h", "secret": secret}]}
+
+    r = await keyed.post("/sip/hooks", json=hooks)
+
+    assert (r.status_code, r.json()["error"]) == (400, "invalid_secret")
+    assert "secret" in r.json()["message"] and len(r.text) < 1000
+    await still_stores(keyed, jetstream, 1)
+
+
+@pytest.mark.parametrize(
+    ("secret", "status"),
+    [
+        ("whsec_" + base64.b64encode(b"k" * 23).decode(), 400),
+        ("whsec_" + base64.b64encode(b"k" * 24).decode(), 200),
+        ("whsec_" + base64.b64encode(b"k" * 64).decode(), 200),
+        ("whsec_" + base64.b64encode(b"k" * 65).decode(), 400),
+        ("p" * 256, 200),
+        ("p" * 257, 400),
+        ("é" * 129, 400),  # 258 bytes of UTF-8
+    ],
+    ids=["whsec23", "whsec24", "whsec64", "whsec65", "plain256", "plain257", "utf8-258"],
+)
+async def test_secret_sizes(keyed: Client, secret: str, status: int) -> None:
+    hooks = {"hooks": [{"host": HOST, "url": "https://a.example.com/h", "secret": secret}]}
+    assert (await keyed.post("/sip/hooks", json=hooks)).status_code == status
+    if status == 200:
+        rotate = await keyed.post(f"/sip/hooks/{HOST}/rotate-secret", json={"secret": secret})
+        assert rotate.status_code == 200
+    else:
+        r = await keyed.post("/sip/hooks", json={"hooks": [{**hooks["hooks"][0], "secret": None}]})
+        assert r.status_code == 200
+        rotate = await keyed.post(f"/sip/hooks/{HOST}/rotate-secret", json={"secret": secret})
+        assert (rotate.status_code, rotate.json()["error"]) == (400, "invalid_secret")
+
+
+async def test_a_record_over_max_payload_is_413_and_the_connection_stays(
+    nats_client: NatsClient, jetstream: JetStreamContext
+) -> None:
+    # Whatever might grow a record past the caps: HookStore refuses it before NATS does.
+    store = HookStore(await jetstream.key_value(topology.HOOKS_BUCKET))
+    await store.upsert([HookWrite(HOST, "https://a.example.com/h", None, None)])
+    # 20 bytes under max_payload: nats-py lets it through, the KV header takes it over.
+    base = len((await store.get(HOST)).changed(disabled_reason="").encode())
+    reason = "x" * (nats_client.max_payload - 20 - base)
+
+    with pytest.raises(PayloadTooLarge) as raised:
+        await store.change(HOST, lambda r: r.changed(disabled_reason=reason))
+
+    assert raised.value.code == "record_too_large"
+    assert nats_client.is_connected
+    assert (await store.get(HOST)).disabled_reason is None  # nothing written

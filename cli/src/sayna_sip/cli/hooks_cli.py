@@ -45,7 +45,9 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("set", help="add a runtime hook, or replace the one with the same host")
     s.add_argument("host")
     s.add_argument("hook_url", metavar="URL")
-    s.add_argument("--secret", help="its own signing secret (whsec_… or ≥ 16 characters)")
+    s.add_argument(
+        "--secret", help="its own signing secret (whsec_ key of 24-64 bytes, or 16-256 chars)"
+    )
     s.add_argument("--events", help="comma-separated LiveKit event names it receives (default all)")
     sub.add_parser("delete", help="remove a runtime hook").add_argument("host")
     for name, text in (

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from nats.js.errors import APIError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
-from sayna_sip.common import hook_secrets
+from sayna_sip.common import hook_secrets, kvwrite
 from sayna_sip.common.hook import (
     REDACTED,
     Endpoint,
@@ -140,9 +140,9 @@ async def modify(kv: KeyValue, host: str, change: Change) -> Written:
                 await _delete_if_unchanged(kv, key, revision)
                 return Written(before, None, wrote=True)
             if revision:  # also a deleted key: its tombstone is the last revision
-                await kv.update(key, after.encode(), last=revision)
+                await kvwrite.update(kv, key, after.encode(), revision)
             else:
-                await kv.create(key, after.encode())
+                await kvwrite.create(kv, key, after.encode())
             return Written(before, after, wrote=True)
         except KeyWrongLastSequenceError:
             continue  # someone wrote in between: re-read and decide again

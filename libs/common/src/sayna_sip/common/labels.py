@@ -35,6 +35,7 @@ class ErrorCode(StrEnum):
     INVALID_EVENTS = "invalid_events"
     INVALID_RATE_LIMIT = "invalid_rate_limit"
     SECRETS_KEY_MISSING = "secrets_key_missing"
+    RECORD_TOO_LARGE = "record_too_large"  # a KV record over the server's max_payload
     INVALID_HEADERS = "invalid_headers"  # a custom header's name or value (named)
     INVALID_ENDPOINT = "invalid_endpoint"  # an endpoint id outside [a-z0-9-]{1,32}
     DUPLICATE_ENDPOINT = "duplicate_endpoint"

@@ -8,6 +8,8 @@ the wait is an `asyncio.timeout` and the ack is decoded by msgspec. The semantic
 are those of `js.publish`: the caller waits for the PubAck, a JetStream error ack,
 no responders and a timeout raise the exceptions `js.publish` raises, and
 `Nats-Expected-Stream` is sent, so a subject captured by another stream is refused.
+A message over the server's max_payload (headers included) raises MaxPayloadError
+unsent, where the server would close the connection.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ import nats.js.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js.api import Header as JsHeader
+
+from sayna_sip.common import contracts
 
 _NO_RESPONDERS = "503"  # the status nats-server answers when no stream took the subject
 
@@ -61,6 +65,10 @@ class AckedPublisher:
     ) -> bool:
         """Store `body`; True when the stream already had its Nats-Msg-Id (a duplicate)."""
         headers[JsHeader.EXPECTED_STREAM] = self._stream
+        if contracts.message_size(body, headers) > self._nc.max_payload:
+            # nats-py checks the body alone; the server counts headers too, and closes
+            # the connection for good rather than refuse the message.
+            raise nats.errors.MaxPayloadError
         reply = f"{self._prefix}{next(self._counter)}"
         future: asyncio.Future[Msg] = asyncio.get_running_loop().create_future()
         self._waiting[reply] = future

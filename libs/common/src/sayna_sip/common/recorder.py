@@ -23,7 +23,7 @@ from nats.aio.msg import Msg
 from nats.js.api import Header as JsHeader
 from prometheus_client import CollectorRegistry, Counter
 
-from sayna_sip.common import records
+from sayna_sip.common import contracts, records
 from sayna_sip.common.labels import RECORD_FAIL_REASONS
 from sayna_sip.common.logs import quote
 from sayna_sip.common.metrics import NAMESPACE
@@ -139,6 +139,8 @@ class Recorder:
         headers: dict[str, str] = {JsHeader.EXPECTED_STREAM.value: SIP_ATTEMPTS}
         try:
             data = records.encode(record)
+            if contracts.message_size(data, headers) > self._nc.max_payload:
+                raise nats.errors.MaxPayloadError  # the server would close the connection
             self._pending[reply] = (time.monotonic(), record.kind)
             await self._nc.publish(records.subject(record), data, reply=reply, headers=headers)
         except (nats.errors.Error, OSError) as exc:

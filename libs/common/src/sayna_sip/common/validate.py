@@ -33,6 +33,8 @@ _PREFIX = re.compile(r"^[A-Za-z0-9_-]+$")
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off", ""}
 MIN_SECRET_LEN = 16
+MAX_SECRET_LEN = 256  # bytes of UTF-8
+MIN_WHSEC_BYTES, MAX_WHSEC_BYTES = 24, 64  # the Standard Webhooks key sizes
 
 
 def room_prefix(value: object) -> str:
@@ -68,7 +70,10 @@ def allowed_addresses(values: list[str]) -> tuple[str, ...]:
 
 
 def secret(value: str, owner: str) -> str:
-    """A signing secret: `whsec_<base64>` or at least 16 characters of plain text."""
+    """A signing secret: `whsec_<base64>` of a 24-64 byte key (Standard Webhooks), or
+    16-256 characters of plain text. Bounded above because a secret ends up (sealed) in
+    the hook's KV record: an unbounded one once made records the server refused by
+    closing the connection."""
     value = value.strip()
     if value.startswith("whsec_"):
         try:
@@ -80,11 +85,24 @@ def secret(value: str, owner: str) -> str:
                 f"SIP hook secret for '{owner}' starts with whsec_ but is not base64",
                 ErrorCode.INVALID_SECRET,
             )
+        if not MIN_WHSEC_BYTES <= len(key) <= MAX_WHSEC_BYTES:
+            raise ConfigError(
+                f"SIP hook secret for '{owner}' must be a whsec_ key of {MIN_WHSEC_BYTES} to "
+                f"{MAX_WHSEC_BYTES} bytes (got {len(key)})",
+                ErrorCode.INVALID_SECRET,
+            )
         return value
-    if len(value.encode()) < MIN_SECRET_LEN:
+    size = len(value.encode())
+    if size < MIN_SECRET_LEN:
         raise ConfigError(
             f"SIP hook secret for '{owner}' must be at least {MIN_SECRET_LEN} characters long "
-            f"(got {len(value.encode())})",
+            f"(got {size})",
+            ErrorCode.INVALID_SECRET,
+        )
+    if size > MAX_SECRET_LEN:
+        raise ConfigError(
+            f"SIP hook secret for '{owner}' must be at most {MAX_SECRET_LEN} characters long "
+            f"(got {size})",
             ErrorCode.INVALID_SECRET,
         )
     return value

@@ -18,7 +18,7 @@ import nats.errors
 from nats.js.errors import KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
-from sayna_sip.common import hookstore
+from sayna_sip.common import hookstore, kvwrite
 from sayna_sip.common.hook import REDACTED, EndpointEntry, Hook, HookEntry
 from sayna_sip.common.hook_directory import read_hook, snapshot
 from sayna_sip.common.hookstore import DELETE, Delete
@@ -26,7 +26,14 @@ from sayna_sip.common.hosts import host_token
 from sayna_sip.common.labels import ErrorCode
 from sayna_sip.common.logs import quote
 from sayna_sip.common.secretbox import SecretBox
-from sayna_sip.ingress.errors import BadRequest, Conflict, IngressError, NotFound, Unavailable
+from sayna_sip.ingress.errors import (
+    BadRequest,
+    Conflict,
+    IngressError,
+    NotFound,
+    PayloadTooLarge,
+    Unavailable,
+)
 
 log = logging.getLogger("sayna_sip.ingress")
 
@@ -163,6 +170,8 @@ async def _guard(op: Awaitable[T]) -> T:
         return await op
     except (IngressError, KeyWrongLastSequenceError):  # the caller's to answer (busy)
         raise
+    except kvwrite.RecordTooLarge as exc:  # refused before sending: the connection is fine
+        raise PayloadTooLarge(str(exc), ErrorCode.RECORD_TOO_LARGE) from None
     except (TimeoutError, nats.errors.Error, OSError) as exc:
         log.warning("event=hook_store_unavailable error=%s", quote(repr(exc)))
         raise Unavailable(f"NATS KV is unavailable: {exc!r}", ErrorCode.NATS_UNAVAILABLE) from exc

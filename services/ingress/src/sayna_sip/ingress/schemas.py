@@ -46,8 +46,8 @@ class Received(msgspec.Struct, frozen=True):
 class HooksUpsert(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """POST /sip/hooks body: hooks to add, or to replace when the host exists. Each is a
     SIP host (or `*.wildcard`), its HTTPS target, and optionally its own signing secret
-    (`whsec_<base64>` or >= 16 characters; needs SIP_SECRETS_KEY) and the LiveKit events
-    it receives (absent = all)."""
+    (a `whsec_<base64>` key of 24-64 bytes or 16-256 characters; needs SIP_SECRETS_KEY)
+    and the LiveKit events it receives (absent = all)."""
 
     hooks: Annotated[list[HookEntry], msgspec.Meta(min_length=1, max_length=MAX_ITEMS)]
 
