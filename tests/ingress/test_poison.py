@@ -14,10 +14,10 @@ from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 
 from sayna_sip.common import hook_secrets, topology
-from sayna_sip.common.hook import Hook
+from sayna_sip.common.hook import Hook, HookEntry
 from sayna_sip.common.secretbox import SecretBox, generate_key
 from sayna_sip.ingress.errors import PayloadTooLarge
-from sayna_sip.ingress.hooks import HookStore, HookWrite
+from sayna_sip.ingress.hooks import HookStore
 from sayna_sip.ingress.state import Ingress
 from tests.fixtures.livekit import API_KEY, API_SECRET, sign_webhook, signed_webhook, sip_event
 from tests.fixtures.nats import NatsServer
@@ -189,7 +189,7 @@ async def test_a_record_over_max_payload_is_413_and_the_connection_stays(
 ) -> None:
     # Whatever might grow a record past the caps: HookStore refuses it before NATS does.
     store = HookStore(await jetstream.key_value(topology.HOOKS_BUCKET))
-    await store.upsert([HookWrite(HOST, "https://a.example.com/h", None, None)])
+    await store.upsert([HookEntry(host=HOST, url="https://a.example.com/h")])
     # 20 bytes under max_payload: nats-py lets it through, the KV header takes it over.
     base = len((await store.get(HOST)).changed(disabled_reason="").encode())
     reason = "x" * (nats_client.max_payload - 20 - base)
