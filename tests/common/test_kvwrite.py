@@ -4,6 +4,9 @@ stays up: KV records and the router's room memory alike."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import nats.errors
 import pytest
 from nats.aio.client import Client
@@ -64,3 +67,18 @@ async def test_an_acked_publish_over_the_limit_with_its_headers_is_refused_unsen
         await puts.publish(f"$KV.{topology.ROOMS_BUCKET}.big", body, {}, 5.0)
 
     await still_writes(nats_client, jetstream)
+
+
+def test_every_kv_write_in_the_code_goes_through_kvwrite() -> None:
+    # nats-py's own KV writes skip the check: a new write path must not use them.
+    root = Path(__file__).resolve().parents[2]
+    direct = re.compile(r"\b_?kv\.(put|create|update)\(")
+    found = [
+        f"{path.relative_to(root)}:{n}"
+        for base in ("libs", "services", "cli")
+        for path in (root / base).rglob("*.py")
+        if path.name != "kvwrite.py"
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if direct.search(line)
+    ]
+    assert not found, found

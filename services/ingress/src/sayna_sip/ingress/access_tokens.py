@@ -21,6 +21,7 @@ import nats.errors
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
+from sayna_sip.common import kvwrite
 from sayna_sip.common.durations import parse_duration
 from sayna_sip.common.hosts import host_token
 from sayna_sip.common.secretbox import SecretBox
@@ -137,9 +138,9 @@ class Generations:
             value = json.dumps({"v": 1, "generation": current + 1, "at": time.time()}).encode()
             try:
                 if revision:
-                    await self._kv.update(key, value, last=revision)
+                    await kvwrite.update(self._kv, key, value, revision)
                 else:
-                    await self._kv.create(key, value)
+                    await kvwrite.create(self._kv, key, value)
                 return current + 1
             except KeyWrongLastSequenceError:
                 continue
