@@ -124,7 +124,10 @@ def secret_filling(max_payload: int, box: SecretBox) -> str:
     url = "https://a.example.com/h"
 
     def record(secret: str) -> int:
-        return len(hook_secrets.with_secret(Hook.new(HOST, url, "runtime"), box, secret).encode())
+        hook = Hook.new(HOST, url, "runtime")
+        (default,) = hook.endpoint_list()
+        sealed = hook_secrets.with_secret(default, HOST, box, secret)
+        return len(hook.with_endpoint(sealed).encode())
 
     size = max_payload  # base64 grows by 4/3: step down to the size that fits exactly
     while record("s" * size) > max_payload - 20:
