@@ -230,3 +230,22 @@ def test_a_dead_letter_made_without_a_request_keeps_the_last_real_answer() -> No
 
 def retry_headers_with(d: Delivery, attempt: int, status: int | None) -> dict[str, str]:
     return d.retry_headers(attempt, 0.0, status)
+
+
+def test_the_call_seq_is_written_once_and_carried_by_every_later_copy() -> None:
+    copy = parse(
+        Delivery.first(
+            event_id="EV_9", event="participant_joined", room="sip-room",
+            hook="a.example.com", sip_host="a.example.com", received_at=None, call_seq=3,
+        ).to_headers()
+    )  # fmt: skip
+    assert (copy.call_seq, copy.headers[Header.CALL_SEQ]) == (3, "3")
+    retry = parse(copy.retry_headers(1, 5.0))
+    waited = parse(retry.wait_headers(6.0))
+    dead = parse(
+        waited.dead_headers(
+            reason="x", attempts=2, last_status=500, last_error="", hook_url="", dead_at=1.0
+        )
+    )
+    assert [c.call_seq for c in (retry, waited, dead, parse(dead.redrive_headers()))] == [3] * 4
+    assert parse(PREVIOUS_DELIVERY).call_seq == 0  # the previous release's: not ordered

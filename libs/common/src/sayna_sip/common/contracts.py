@@ -89,6 +89,10 @@ class Header:
     # Seconds this copy waited for a rate-limit slot; set on the copy put back due at its
     # slot, which is then attempted without taking another one. Absent = not paced.
     PACED = "Sayna-Paced"
+    # The copy's place among its room's copies for its endpoint (1, 2, ... no gaps), set
+    # by the router; the forwarder keeps that order (design: "Ordered delivery per call").
+    # Absent (a copy of a release before ordering, or not of a room) = 0, not ordered.
+    CALL_SEQ = "Sayna-Call-Seq"
     REDRIVE = "Sayna-Redrive"  # times redriven from SIP_DEAD (part of the copies' dedupe ids)
     DEAD_REASON = "Sayna-Dead-Reason"
     DEAD_AT = "Sayna-Dead-At"

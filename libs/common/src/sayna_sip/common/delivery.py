@@ -92,6 +92,7 @@ class Delivery:
     waits: int = 0  # copies put back without an attempt since the last one
     paced: float | None = None  # seconds waited for a rate-limit slot (this copy holds one)
     received_at: float | None = None
+    call_seq: int = 0  # place among its room's copies for its endpoint; 0 = not ordered
     version: int = VERSION
     headers: Mapping[str, str] = field(default_factory=dict)  # as read, or as to be written
 
@@ -120,9 +121,10 @@ class Delivery:
         sip_host: str,
         received_at: str | None,
         endpoint: str = DEFAULT_ENDPOINT,
+        call_seq: int = 0,
     ) -> Delivery:
         """The router's first copy for one endpoint. `received_at` is passed on as the
-        ingress wrote it."""
+        ingress wrote it; `call_seq` > 0 is its `Sayna-Call-Seq`."""
         default = endpoint == DEFAULT_ENDPOINT
         headers = {
             # a redelivered event is dropped by the stream's dedupe; each endpoint's apart
@@ -137,6 +139,8 @@ class Delivery:
             headers[Header.RECEIVED_AT] = received_at
         if not default:
             headers[Header.ENDPOINT] = endpoint
+        if call_seq > 0:
+            headers[Header.CALL_SEQ] = str(call_seq)
         headers = {name: header_value(value) for name, value in headers.items()}
         headers[Header.VERSION] = str(VERSION)
         return cls(
@@ -144,6 +148,7 @@ class Delivery:
             hook=headers[Header.HOOK].lower(),
             endpoint=endpoint,
             received_at=_seconds(received_at),
+            call_seq=max(call_seq, 0),
             headers=headers,
         )
 
@@ -167,6 +172,7 @@ class Delivery:
                 waits=int(h.get(Header.WAITS) or 0),
                 paced=float(h[Header.PACED]) if h.get(Header.PACED) else None,
                 received_at=float(h[Header.RECEIVED_AT]) if h.get(Header.RECEIVED_AT) else None,
+                call_seq=int(h.get(Header.CALL_SEQ) or 0),
                 version=int(h.get(Header.VERSION) or 1),
                 headers=h,
             )
