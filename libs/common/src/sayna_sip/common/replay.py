@@ -93,12 +93,14 @@ class Replayer:
     async def _replay_one(
         self, route: RouteRecord, generation: int, endpoints: tuple[str, ...]
     ) -> bool:
+        if route.lk_seq <= 0:  # a record from before replay: no body to read back
+            return False
         try:
             raw = await self._js.get_msg(topology.LK_EVENTS, seq=route.lk_seq)
         except NotFoundError:
             return False
         stored = dict(raw.headers or {})
-        if not route.lk_seq or stored.get(Header.EVENT_ID) != route.event_id:
+        if stored.get(Header.EVENT_ID) != route.event_id:
             return False  # that sequence now holds another event: the original is gone
         for endpoint in endpoints:
             target = host_token(route.host)

@@ -1,0 +1,34 @@
+"""Replay of one route record against a real JetStream: what cannot be read back is
+"expired", never an error (a record without a sequence comes from before replay)."""
+
+from __future__ import annotations
+
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+
+from sayna_sip.common import topology
+from sayna_sip.common.records import RouteOutcome, RouteRecord
+from sayna_sip.common.replay import Replayer
+from sayna_sip.common.streamscan import StreamReader
+
+
+def _route(lk_seq: int) -> RouteRecord:
+    return RouteRecord(
+        event_id="EV_1", event="participant_joined", room="sip-1", outcome=RouteOutcome.MATCHED,
+        at=1.0, sip_host="a.example.com", host="a.example.com", lk_seq=lk_seq,
+    )  # fmt: skip
+
+
+async def test_a_record_without_its_lk_events_sequence_counts_as_expired(
+    nats_client: Client, jetstream: JetStreamContext
+) -> None:
+    reader = StreamReader(nats_client, topology.SIP_ATTEMPTS)
+    await reader.start()
+    try:
+        replayer = Replayer(jetstream, reader)
+        assert await replayer.resend(_route(0)) is False  # was a 500 (get_msg seq=0)
+        assert await replayer.resend(_route(10**6)) is False  # past the stream's end
+    finally:
+        await reader.close()
+    info = await jetstream.stream_info(topology.SIP_DELIVERIES)
+    assert info.state.messages == 0  # nothing sent for either
