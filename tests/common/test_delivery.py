@@ -195,10 +195,10 @@ def test_a_delivery_of_the_previous_release_is_the_default_endpoints() -> None:
 
 
 def test_each_endpoint_has_its_own_copy_and_dedupe_ids() -> None:
-    def first(**extra: str) -> Delivery:
+    def first(endpoint: str = "default") -> Delivery:
         return Delivery.first(
             event_id="EV_9", event="participant_joined", room="sip-room",
-            hook="a.example.com", sip_host="a.example.com", received_at=None, **extra,
+            hook="a.example.com", sip_host="a.example.com", received_at=None, endpoint=endpoint,
         )  # fmt: skip
 
     default, crm = first(), first(endpoint="crm")
