@@ -38,6 +38,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "what happened to an event (show), lately (list), and live (tail)",
     ),
     "sink": ("sayna_sip.cli.sink", "main", "a local HTTPS hook receiver that checks signatures"),
+    "listen": (
+        "sayna_sip.cli.listen",
+        "main",
+        "a local HTTPS receiver that shows each delivery and relays it to your dev server",
+    ),
     "send-test-event": ("sayna_sip.cli.send_test_event", "main", "send a signed SIP test webhook"),
 }
 

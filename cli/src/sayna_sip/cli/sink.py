@@ -31,6 +31,14 @@ CERT_HOSTS = ("localhost", "127.0.0.1", "::1")
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sayna-sip sink", description=__doc__.split("\n\n")[0])
+    add_receiver_args(p)
+    p.add_argument("--status", type=int, default=200, help="status to answer (default 200)")
+    return p
+
+
+def add_receiver_args(p: argparse.ArgumentParser) -> None:
+    """The options `sink` and `listen` share: where to listen, which certificate, which
+    secrets verify."""
     p.add_argument("--port", type=int, default=8443, help="port to listen on (default 8443)")
     p.add_argument(
         "--secret",
@@ -39,7 +47,6 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--config", help="YAML configuration to read the hook secrets from")
     p.add_argument("--data-dir", default=DEFAULT_DATA_DIR, help="where the dev CA lives")
-    p.add_argument("--status", type=int, default=200, help="status to answer (default 200)")
     p.add_argument(
         "--host",
         action="append",
@@ -51,7 +58,6 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         help="extra name for the certificate, repeatable (e.g. the compose service name)",
     )
-    return p
 
 
 def configured_secrets(config: ServerConfig) -> list[str]:
@@ -134,7 +140,12 @@ def make_app(secrets: Sequence[str], status: int) -> web.Application:
 
 
 async def serve(
-    app: web.Application, port: int, ctx: ssl.SSLContext, hosts: Sequence[str] | None = None
+    app: web.Application,
+    port: int,
+    ctx: ssl.SSLContext,
+    hosts: Sequence[str] | None = None,
+    name: str = "sink",
+    banner: str = "sink listening on",
 ) -> None:
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
     await runner.setup()
@@ -146,14 +157,25 @@ async def serve(
         except OSError as exc:
             if i == 0:  # the first address must work; a missing ::1 may be tolerated
                 await runner.cleanup()
-                raise SystemExit(f"sayna-sip sink: cannot listen on {host}:{port}: {exc}") from None
+                why = f"cannot listen on {host}:{port}: {exc}"
+                raise SystemExit(f"sayna-sip {name}: {why}") from None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    print(f"sink listening on https://localhost:{port} ({', '.join(bound)})", flush=True)
+    print(f"{banner} https://localhost:{port} ({', '.join(bound)})", flush=True)
     await stop.wait()
     await runner.cleanup()
+
+
+def tls_context(data_dir: str, cert_names: Sequence[str], name: str = "sink") -> ssl.SSLContext:
+    """A server context whose certificate (localhost, 127.0.0.1, ::1 and `cert_names`)
+    comes from the data dir's dev CA, the one `up` makes the forwarders trust."""
+    ca = dev_ca(Path(data_dir))
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.ca.issue_cert(*CERT_HOSTS, *cert_names).configure_cert(ctx)
+    print(f"{name} certificate from the dev CA {ca.pem_path}", flush=True)
+    return ctx
 
 
 def main(argv: Sequence[str]) -> int:
@@ -163,10 +185,7 @@ def main(argv: Sequence[str]) -> int:
     except ConfigError as exc:
         print(f"sayna-sip sink: {exc}", file=sys.stderr)
         return 2
-    ca = dev_ca(Path(args.data_dir))
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.ca.issue_cert(*CERT_HOSTS, *args.cert_name).configure_cert(ctx)
-    print(f"sink certificate from the dev CA {ca.pem_path}", flush=True)
+    ctx = tls_context(args.data_dir, args.cert_name)
     if not secrets:
         print("no secret configured (--secret or SIP_HOOK_SECRET): signatures unchecked")
     asyncio.run(serve(make_app(secrets, args.status), args.port, ctx, args.host))
