@@ -14,6 +14,7 @@ from sayna_sip.common import topology
 from sayna_sip.common.config import ServerConfig
 from sayna_sip.common.topology import TopologyError
 from sayna_sip.forwarder.app import Forwarder
+from sayna_sip.forwarder.idle import IdleForwarder
 from sayna_sip.forwarder.main import serve
 from tests.fixtures.https_sink import HttpsSink, Reply
 from tests.fixtures.nats import NatsServer
@@ -63,14 +64,22 @@ async def test_health_ready_and_metrics(
         assert line in text
 
 
-async def test_sip_disabled_starts_quietly(
-    nats_server: NatsServer, jetstream: JetStreamContext, caplog: pytest.LogCaptureFixture
+async def test_sip_off_idles_ready_without_any_topology_and_quiet(
+    nats_server: NatsServer, caplog: pytest.LogCaptureFixture
 ) -> None:
+    # SIP off: the provisioner creates nothing of the delivery path, so there is none here.
     config = ServerConfig.from_env({"NATS_URL": nats_server.url, "FORWARDER_PORT": "0"})
-    with caplog.at_level(logging.INFO):
-        fwd = await Forwarder.start(config, FAST)
-        await fwd.stop()
+    with caplog.at_level(logging.DEBUG, logger="sayna_sip"):
+        idle = await IdleForwarder.start(config)
+        try:
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{idle.port}") as client:
+                ready = await client.get("/readyz")
+                assert ready.status_code == 200, ready.text
+                assert (await client.get("/healthz")).status_code == 200
+        finally:
+            await idle.stop()
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert not [r for r in caplog.records if "sip" in r.getMessage().replace("sayna_sip", "")]
 
 
 async def test_missing_consumer_fails_start_instead_of_ready_and_idle(

@@ -109,14 +109,32 @@ async def test_credentials_without_livekit_url_skip_livekit_and_exit_zero(
     assert livekit_server.calls == []
 
 
-async def test_sip_disabled_provisions_nats_only(nats_server: NatsServer) -> None:
+async def test_sip_off_provisions_nothing_of_sip_and_turning_it_on_later_does(
+    nats_server: NatsServer,
+) -> None:
     run = await provision_cli({"NATS_URL": nats_server.url})
 
     assert run.code == 0, run.stderr
-    assert run.stdout.startswith("provisioned created=10 ")
-    assert "SIP" not in run.stderr.replace("SIP_", "")
+    assert run.stdout == ("provisioned created=2 updated=0 removed=0 unchanged=0 | created: "
+                          "stream:LK_EVENTS, consumer:LK_EVENTS/router\n")  # fmt: skip
+    said = (run.stdout + run.stderr).replace("sayna_sip", "").replace("sayna-sip", "")
+    assert "sip" not in said.lower(), said  # no SIP_* stream, no sip_* bucket, not a word
     # Its own close at the end is no lost connection: an error line would page someone.
     assert "error" not in run.stderr, run.stderr
+    nc = await nats.connect(nats_server.url)
+    try:
+        js = nc.jetstream()
+        assert [s.config.name for s in await js.streams_info()] == [topology.LK_EVENTS]
+
+        on = await provision_cli({"NATS_URL": nats_server.url, **sip_env()})
+
+        assert on.code == 0, on.stderr
+        assert on.stdout.startswith("provisioned created=8 updated=0 removed=0 unchanged=2 "), on
+        names = {s.config.name for s in await js.streams_info()}
+        assert {topology.SIP_DELIVERIES, topology.SIP_DEAD, f"KV_{topology.ROOMS_BUCKET}"} <= names
+        await topology.check_topology(js)  # the whole table now
+    finally:
+        await nc.close()
 
 
 async def test_invalid_config_exits_two_with_the_message(nats_server: NatsServer) -> None:

@@ -11,6 +11,9 @@ from sayna_sip.common.config import ServerConfig
 from sayna_sip.provisioner.errors import TopologyChangeError
 from sayna_sip.provisioner.nats_topology import apply_topology
 
+# The whole table applies with SIP on (SIP off: test_cli's sip-off test).
+SIP_ENV = {"SIP_ROOM_PREFIX": "sip-", "SIP_ALLOWED_ADDRESSES": "10.0.0.1"}
+SIP_ON = ServerConfig.from_env(SIP_ENV)
 ALL = [
     "stream:LK_EVENTS",
     "stream:SIP_DELIVERIES",
@@ -28,8 +31,8 @@ ALL = [
 async def test_topology_from_nothing_then_unchanged(nats_client: Client) -> None:
     js = nats_client.jetstream()
 
-    first = await apply_topology(js, ServerConfig())
-    second = await apply_topology(js, ServerConfig())
+    first = await apply_topology(js, SIP_ON)
+    second = await apply_topology(js, SIP_ON)
 
     assert first.names("created") == ALL
     await topology.check_topology(js)
@@ -41,9 +44,9 @@ async def test_topology_from_nothing_then_unchanged(nats_client: Client) -> None
 
 async def test_forwarder_timeout_change_updates_consumer_ack_wait(nats_client: Client) -> None:
     js = nats_client.jetstream()
-    await apply_topology(js, ServerConfig())
+    await apply_topology(js, SIP_ON)
     await js.publish(contracts.delivery_subject("example.com"), b"pending")
-    slower = ServerConfig.from_env({"FORWARDER_TIMEOUT": "45"})
+    slower = ServerConfig.from_env({**SIP_ENV, "FORWARDER_TIMEOUT": "45"})
 
     summary = await apply_topology(js, slower)
 
@@ -55,11 +58,11 @@ async def test_forwarder_timeout_change_updates_consumer_ack_wait(nats_client: C
 
 async def test_stream_setting_drift_is_applied(nats_client: Client) -> None:
     js = nats_client.jetstream()
-    await apply_topology(js, ServerConfig())
+    await apply_topology(js, SIP_ON)
     info = await js.stream_info(topology.LK_EVENTS)
     await js.update_stream(info.config.evolve(duplicate_window=30.0))
 
-    summary = await apply_topology(js, ServerConfig())
+    summary = await apply_topology(js, SIP_ON)
 
     assert summary.names("updated") == ["stream:LK_EVENTS"]
     info = await js.stream_info(topology.LK_EVENTS)
@@ -72,7 +75,7 @@ async def test_bucket_created_elsewhere_with_other_history_is_updated(nats_clien
     kv = await js.key_value(topology.HOOKS_BUCKET)
     await kv.put("example_com", b"kept")
 
-    summary = await apply_topology(js, ServerConfig())
+    summary = await apply_topology(js, SIP_ON)
 
     assert "bucket:sip_hooks" in summary.names("updated")
     info = await js.stream_info(f"KV_{topology.HOOKS_BUCKET}")
@@ -89,7 +92,7 @@ async def test_incompatible_stream_change_names_stream_and_field(nats_client: Cl
     )
 
     with pytest.raises(TopologyChangeError) as err:
-        await apply_topology(js, ServerConfig())
+        await apply_topology(js, SIP_ON)
 
     message = str(err.value)
     assert "stream SIP_DELIVERIES" in message
@@ -99,10 +102,10 @@ async def test_incompatible_stream_change_names_stream_and_field(nats_client: Cl
 
 async def test_replicas_beyond_the_server_name_the_field(nats_client: Client) -> None:
     js = nats_client.jetstream()
-    await apply_topology(js, ServerConfig())
+    await apply_topology(js, SIP_ON)
 
     with pytest.raises(TopologyChangeError, match=r"stream LK_EVENTS: num_replicas \(1 -> 3\)"):
-        await apply_topology(js, ServerConfig.from_env({"NATS_REPLICAS": "3"}))
+        await apply_topology(js, ServerConfig.from_env({**SIP_ENV, "NATS_REPLICAS": "3"}))
 
 
 async def test_incompatible_consumer_change_is_reported(nats_client: Client) -> None:
@@ -119,4 +122,4 @@ async def test_incompatible_consumer_change_is_reported(nats_client: Client) -> 
     )
 
     with pytest.raises(TopologyChangeError, match=r"consumer LK_EVENTS/router: .*ack_policy"):
-        await apply_topology(js, ServerConfig())
+        await apply_topology(js, SIP_ON)

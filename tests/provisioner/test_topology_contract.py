@@ -12,6 +12,7 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 
 from tests.fixtures.nats import NatsServer
+from tests.provisioner.helpers import sip_env
 from tests.provisioner.test_cli import provision_cli
 
 FIVE_MINUTES = 300.0  # design.md: LK_EVENTS duplicate window >= 5 min
@@ -20,8 +21,8 @@ ONE_HOUR = 3600.0  # a SIP call's room must outlive the call, or room_finished i
 
 @pytest.fixture
 async def provisioned(nats_server: NatsServer) -> AsyncIterator[JetStreamContext]:
-    """JetStream on a server that `sayna-sip provision` has just set up (SIP off)."""
-    run = await provision_cli({"NATS_URL": nats_server.url})
+    """JetStream on a server that `sayna-sip provision` has just set up (SIP on)."""
+    run = await provision_cli({"NATS_URL": nats_server.url, **sip_env()})
     assert run.code == 0, run.stderr
     nc: Client = await nats.connect(nats_server.url)
     yield nc.jetstream()

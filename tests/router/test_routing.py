@@ -6,11 +6,13 @@ import logging
 
 import httpx
 import pytest
+from nats.aio.client import Client
 from nats.js import JetStreamContext
 
 from sayna_sip.common import contracts, topology
 from sayna_sip.common.config import ServerConfig
 from sayna_sip.common.contracts import Header
+from sayna_sip.provisioner.nats_topology import apply_topology
 from sayna_sip.router.app import RouterService
 from tests.fixtures.livekit import sip_event
 from tests.router.helpers import (
@@ -130,6 +132,46 @@ async def test_sip_disabled_routes_nothing_and_stays_quiet(
     assert await stored_deliveries(jetstream) == 0
     assert events_counted(service, "disabled") == 2
     assert not [r for r in caplog.records if "sip" in r.getMessage().replace("sayna_sip", "")]
+
+
+async def test_sip_off_needs_only_lk_events_and_its_durable(
+    nats_client: Client, router_config: ServerConfig, caplog: pytest.LogCaptureFixture
+) -> None:
+    # What `sayna-sip provision` leaves with SIP off: no SIP_* stream, no sip_* bucket.
+    js = nats_client.jetstream()
+    off = ServerConfig(nats=router_config.nats, host="127.0.0.1", router_port=0)
+    await apply_topology(js, off)
+    await publish_event(js, sip_event(event_id="EV_off"))
+    caplog.set_level(logging.DEBUG, logger="sayna_sip")
+    service = RouterService(off)
+    await service.start()
+    try:
+        await drained(js)
+        assert await service.readiness() is None
+    finally:
+        await service.stop()
+    assert events_counted(service, "disabled") == 1
+    assert [i.config.name for i in await js.streams_info()] == [topology.LK_EVENTS]
+    assert not [r for r in caplog.records if "sip" in r.getMessage().replace("sayna_sip", "")]
+
+
+async def test_sip_switched_on_without_a_new_provision_says_why_it_cannot_start(
+    nats_client: Client, router_config: ServerConfig
+) -> None:
+    off = ServerConfig(nats=router_config.nats)
+    await apply_topology(nats_client.jetstream(), off)  # provisioned while SIP was off
+    service = RouterService(router_config)  # SIP on now
+    try:
+        with pytest.raises(topology.TopologyError) as err:
+            await service.start()
+    finally:
+        await service.stop()
+    assert str(err.value) == (
+        "NATS topology incomplete (missing stream SIP_DELIVERIES, stream SIP_DEAD, "
+        "stream SIP_ATTEMPTS, stream SIP_AUDIT, KV bucket sip_hooks, KV bucket sip_rooms, "
+        "KV bucket sip_access) (SIP is on now; NATS was provisioned with it off): "
+        "run `sayna-sip provision`"
+    )
 
 
 async def test_hook_added_while_running_routes_the_next_event_and_delete_stops_it(

@@ -8,10 +8,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 from pathlib import Path
 
 import httpx
+import nats
 import pytest
 
 from sayna_sip.common import upstate
@@ -33,6 +35,20 @@ async def run_tool(args: list[str], env: dict[str, str], cwd: Path) -> tuple[int
     return proc.returncode, out.decode()
 
 
+SERVICE_LINE = re.compile(r"^(?:ingress|router|forwarder-\d+|provision|nats) +\| ")
+
+
+def unbranded(line: str) -> str:
+    """The line, lowercase, without our own name: what is left must not say "sip"."""
+    return line.lower().replace("sayna-sip", "").replace("sayna_sip", "")
+
+
+def sip_off(prog: str, stream: str) -> str:
+    return (f"{prog}: SIP is off in the `sayna-sip up` running here: nothing is routed or "
+            f"delivered, so there is no {stream}. To route calls: sayna-sip up --config "
+            "local.yaml, or set SIP_ROOM_PREFIX")  # fmt: skip
+
+
 def quick_start_shell() -> dict[str, str]:
     """The README's shell: the LiveKit pair and SIP_HOOK_SECRET exported, no NATS_URL."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SIP_", "NATS_"))}
@@ -48,9 +64,9 @@ def quick_start_shell() -> dict[str, str]:
 
 
 async def test_up_logs_and_supervises_its_nats_and_the_tools_find_it(tmp_path: Path) -> None:
-    port, router_port = free_port(), free_port()
+    port, router_port, forwarder_port = free_port(), free_port(), free_port_pair()
     (tmp_path / ".env").write_text(  # compose's .env: read by `up` too, under the environment
-        f"PORT=1\nROUTER_PORT={router_port}\nFORWARDER_PORT={free_port_pair()}\n"
+        f"PORT=1\nROUTER_PORT={router_port}\nFORWARDER_PORT={forwarder_port}\n"
         "LIVEKIT_API_KEY=devkey\nLIVEKIT_API_SECRET=devsecret-change-me-0123456789abcdef\n"
     )
     shell = quick_start_shell()
@@ -84,10 +100,22 @@ async def test_up_logs_and_supervises_its_nats_and_the_tools_find_it(tmp_path: P
             "or pass another --data-dir"))  # fmt: skip
         assert json.loads((data / "up.json").read_text()) == state  # never touched
 
+        # SIP off: nothing of SIP's in NATS, the services ready all the same, logs quiet.
+        nc = await nats.connect(url)
+        try:
+            streams = [i.config.name for i in await nc.jetstream().streams_info()]
+        finally:
+            await nc.close()
+        assert streams == ["LK_EVENTS"]  # no SIP_* stream, no KV_sip_* bucket
+        async with httpx.AsyncClient() as client:
+            ready = await client.get(f"http://127.0.0.1:{forwarder_port}/readyz")
+        assert ready.status_code == 200, ready.text
+        services = [ln for ln in up.lines if SERVICE_LINE.match(ln)]
+        assert services and not [ln for ln in services if "sip" in unbranded(ln)], services
         code, out = await run_tool(["dlq", "list"], shell, tmp_path)
-        assert (code, out.strip()) == (0, "no dead letters")
+        assert (code, out.strip()) == (1, sip_off("sayna-sip dlq", "SIP_DEAD"))
         code, out = await run_tool(["deliveries", "list"], shell, tmp_path)
-        assert (code, out.strip()) == (0, "no records")
+        assert (code, out.strip()) == (1, sip_off("sayna-sip deliveries", "SIP_ATTEMPTS"))
         code, out = await run_tool(["hooks", "--json", "list"], shell, tmp_path)
         assert code == 0 and json.loads(out) == {"hooks": []}, out
 
@@ -96,7 +124,7 @@ async def test_up_logs_and_supervises_its_nats_and_the_tools_find_it(tmp_path: P
         again = (await up.wait_for(r"event=nats_started url=(\S+) pid=(\d+)", count=2))[1]
         assert again.group(1) == url  # same port: the services reconnect where they were
         code, out = await run_tool(["dlq", "list"], shell, tmp_path)
-        assert (code, out.strip()) == (0, "no dead letters")
+        assert (code, out.strip()) == (1, sip_off("sayna-sip dlq", "SIP_DEAD"))
     finally:
         assert await up.stop() == 0, "\n".join(up.lines[-40:])
     assert not (data / "up.json").exists()

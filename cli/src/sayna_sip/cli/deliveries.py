@@ -66,7 +66,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         work = _run(nats, args, source)
-        return upstate.run_tool("sayna-sip deliveries", topology.SIP_ATTEMPTS, nats, source, work)
+        return upstate.run_tool(
+            "sayna-sip deliveries", topology.SIP_ATTEMPTS, nats, source, work, args.data_dir
+        )
     except ScanError as exc:
         print(f"sayna-sip deliveries: {exc}", file=sys.stderr)
         return 1

@@ -60,7 +60,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, QueryError) as exc:
         print(f"sayna-sip dlq: {exc}", file=sys.stderr)
         return 2
-    return upstate.run_tool("sayna-sip dlq", topology.SIP_DEAD, nats, source, _run(nats, args))
+    work = _run(nats, args)
+    return upstate.run_tool("sayna-sip dlq", topology.SIP_DEAD, nats, source, work, args.data_dir)
 
 
 async def _run(nats: NatsConfig, args: argparse.Namespace) -> int:

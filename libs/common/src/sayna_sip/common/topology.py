@@ -2,6 +2,12 @@
 
 The provisioner creates and updates these; every service checks them at start
 (`check_topology`) and fails with a clear error when something is missing.
+
+`streams()`, `buckets()` and `consumers()` are the table of every resource. With SIP
+off (no `sip:` section, no SIP_* variable) only the rows named in WITHOUT_SIP apply:
+nothing is routed, so the provisioner creates no SIP_* stream and no sip_* bucket and
+no service checks for them. A new row is SIP's unless added to WITHOUT_SIP (a consumer
+as `STREAM/durable`).
 """
 
 from __future__ import annotations
@@ -40,6 +46,17 @@ DEAD_MAX_AGE = 14 * 86400.0
 AUDIT_MAX_AGE = 90 * 86400.0
 ROOMS_TTL = 24 * 3600.0  # a SIP call's room outlives no call by this much
 ACK_MARGIN = 20.0  # ack wait = request timeout + margin, so no delivery runs twice at once
+
+
+# What applies with SIP off: the router still drains LK_EVENTS (events stored while SIP
+# was on are acknowledged, counted `disabled`), so its stream and durable stay.
+WITHOUT_SIP = frozenset({LK_EVENTS, f"{LK_EVENTS}/{ROUTER_CONSUMER}"})
+
+
+def applies(name: str, config: ServerConfig | None) -> bool:
+    """Whether the resource `name` (a stream, a bucket, or `STREAM/durable`) is part of
+    `config`'s topology; None: the whole table."""
+    return config is None or config.sip is not None or name in WITHOUT_SIP
 
 
 class TopologyError(RuntimeError):
@@ -174,20 +191,25 @@ def consumers(config: ServerConfig) -> list[ConsumerSpec]:
     ]
 
 
-async def check_topology(js: JetStreamContext) -> None:
-    """Raise TopologyError naming what is missing; run `sayna-sip provision` to fix."""
+async def check_topology(js: JetStreamContext, config: ServerConfig | None = None) -> None:
+    """Raise TopologyError naming what of `config`'s topology (None: all of it) is
+    missing; run `sayna-sip provision` to fix."""
+    wanted = [(f"stream {s.name}", s.name or "") for s in streams()]
+    wanted += [(f"KV bucket {b.bucket}", f"KV_{b.bucket}") for b in buckets()]
     missing: list[str] = []
-    for stream in (LK_EVENTS, SIP_DELIVERIES, SIP_DEAD, SIP_ATTEMPTS, SIP_AUDIT):
+    for label, stream in wanted:
+        if not applies(stream.removeprefix("KV_"), config):
+            continue
         try:
             await js.stream_info(stream)
         except NotFoundError:
-            missing.append(f"stream {stream}")
-    for bucket in (HOOKS_BUCKET, ROOMS_BUCKET, ACCESS_BUCKET):
-        try:
-            await js.stream_info(f"KV_{bucket}")
-        except NotFoundError:
-            missing.append(f"KV bucket {bucket}")
+            missing.append(label)
     if missing:
+        # Exactly SIP's part missing: SIP was switched on after a provision with it off.
+        sip_part = [label for label, s in wanted if s.removeprefix("KV_") not in WITHOUT_SIP]
+        was_off = config is not None and config.sip is not None and missing == sip_part
+        why = " (SIP is on now; NATS was provisioned with it off)" if was_off else ""
         raise TopologyError(
-            f"NATS topology incomplete (missing {', '.join(missing)}): run `sayna-sip provision`"
+            f"NATS topology incomplete (missing {', '.join(missing)}){why}: "
+            "run `sayna-sip provision`"
         )

@@ -145,8 +145,9 @@ def add_tool_options(
 
 
 def run_tool(
-    prog: str, stream: str, nats: NatsConfig, source: str, work: Coroutine[Any, Any, int]
-) -> int:
+    prog: str, stream: str, nats: NatsConfig, source: str, work: Coroutine[Any, Any, int],
+    data_dir: str | Path = DEFAULT_DATA_DIR,
+) -> int:  # fmt: skip
     """Run a NATS-only tool's work; an unreachable NATS (saying where its URL came from)
     or a missing stream is one line on stderr and exit 1."""
     # One line, not one warning per failed attempt: the message below says it all.
@@ -157,6 +158,12 @@ def run_tool(
         print(f"{prog}: {exc} ({tool_hint(source)})", file=sys.stderr)
         return 1
     except NotFoundError:
+        running = read(data_dir) if source.startswith("the `sayna-sip up`") else None
+        if running is not None and running.sip is False:  # nothing SIP's is provisioned
+            print(f"{prog}: SIP is off in the `sayna-sip up` running here: nothing is routed "
+                  f"or delivered, so there is no {stream}. To route calls: sayna-sip up "
+                  "--config local.yaml, or set SIP_ROOM_PREFIX", file=sys.stderr)  # fmt: skip
+            return 1
         print(f"{prog}: no stream {stream} in NATS at {nats.display}: "
               "run `sayna-sip provision`", file=sys.stderr)  # fmt: skip
         return 1

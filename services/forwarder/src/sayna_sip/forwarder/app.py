@@ -90,7 +90,7 @@ class Forwarder:
         async with contextlib.AsyncExitStack() as undo:
             undo.push_async_callback(natsconn.close, nc)
             js = nc.jetstream()
-            await topology.check_topology(js)
+            await topology.check_topology(js, config)
             kv = await js.key_value(topology.HOOKS_BUCKET)
             hooks = HookDirectory(kv)
             await hooks.start()

@@ -11,6 +11,7 @@ from sayna_sip.common.natsconn import NatsUnavailable
 from sayna_sip.common.startup import freeze_startup_heap, run, service_main, until_signal
 from sayna_sip.common.topology import TopologyError
 from sayna_sip.forwarder.app import Forwarder
+from sayna_sip.forwarder.idle import IdleForwarder
 
 log = logging.getLogger("sayna_sip.forwarder")
 
@@ -28,6 +29,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 async def serve(config: ServerConfig) -> int:
     """Run until a signal asks to stop (exit 0) or the fetch loop dies (exit 1)."""
+    if config.sip is None:  # nothing is routed: nothing to deliver, no topology to bind to
+        idle = await IdleForwarder.start(config)
+        await until_signal()
+        await idle.stop()
+        return 0
     forwarder = await Forwarder.start(config)  # NATS or topology trouble: service_main's
     freeze_startup_heap()
     crashed = not await until_signal(forwarder.running)

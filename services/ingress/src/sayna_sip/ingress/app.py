@@ -171,7 +171,7 @@ def _lifespan(
         nc = await _started(natsconn.connect(config.nats, name="sayna-sip-ingress"))
         try:
             js = nc.jetstream()
-            await _started(topology.check_topology(js))
+            await _started(topology.check_topology(js, config))
             ingress.nc, ingress.js = nc, js
             ingress.hooks = HookStore(
                 await js.key_value(topology.HOOKS_BUCKET),

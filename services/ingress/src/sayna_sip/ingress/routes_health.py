@@ -61,7 +61,7 @@ async def readyz(ingress: IngressDep) -> Response[Health | ErrorBody]:
         health.trouble()
     else:
         try:
-            await asyncio.wait_for(check_topology(ingress.js), READY_TIMEOUT_S)
+            await asyncio.wait_for(check_topology(ingress.js, ingress.config), READY_TIMEOUT_S)
         except TopologyError as exc:  # a definite answer, not a passing failure
             return Response(ErrorBody(ErrorCode.TOPOLOGY_MISSING, str(exc)), status_code=503)
         except Exception:  # any NATS failure (an election, a timeout): trouble, whatever its type

@@ -28,16 +28,20 @@ log = logging.getLogger("sayna_sip.provisioner")
 async def apply_topology(
     js: JetStreamContext, config: ServerConfig, summary: Summary | None = None
 ) -> Summary:
-    """Bring every stream, KV bucket and consumer of the topology to `config`'s settings."""
+    """Bring every stream, KV bucket and consumer of `config`'s topology (with SIP off,
+    only `topology.WITHOUT_SIP`) to its settings; what does not apply is left alone."""
     summary = summary if summary is not None else Summary()
     replicas = config.nats.replicas
     for stream in topology.streams(replicas, config.records):
-        summary.record("stream", stream.name or "", await ensure_stream(js, stream))
+        if topology.applies(stream.name or "", config):
+            summary.record("stream", stream.name or "", await ensure_stream(js, stream))
     for bucket in topology.buckets(replicas):
-        summary.record("bucket", bucket.bucket, await ensure_bucket(js, bucket))
+        if topology.applies(bucket.bucket, config):
+            summary.record("bucket", bucket.bucket, await ensure_bucket(js, bucket))
     for spec in topology.consumers(config):
         name = f"{spec.stream}/{spec.config.durable_name}"
-        summary.record("consumer", name, await ensure_consumer(js, spec))
+        if topology.applies(name, config):
+            summary.record("consumer", name, await ensure_consumer(js, spec))
     return summary
 
 

@@ -41,8 +41,9 @@ async def provision_nats(
     js = nc.jetstream()
     try:
         await apply_topology(js, config, summary)
-        kv = await js.key_value(topology.HOOKS_BUCKET)
-        await sync_static_hooks(kv, config.sip.hooks if config.sip else (), summary)
+        if config.sip is not None:  # SIP off: no hooks bucket, nothing to sync
+            kv = await js.key_value(topology.HOOKS_BUCKET)
+            await sync_static_hooks(kv, config.sip.hooks, summary)
     except nats.errors.Error as exc:  # JetStream and KV errors derive from it too
         raise ProvisionError(
             f"NATS at {config.nats.display} failed during provisioning: {exc!r}"

@@ -29,13 +29,14 @@ from sayna_sip.common.metrics import new_registry
 from sayna_sip.common.puback import AckedPublisher
 from sayna_sip.common.recorder import Recorder, RecorderMetrics
 from sayna_sip.router.metrics import RouterMetrics
-from sayna_sip.router.rooms import ROOMS_STREAM, RoomMemory
+from sayna_sip.router.rooms import ROOMS_STREAM, RoomMemory, RoomRecord
 from sayna_sip.router.routing import (
     NO_HOST_DELAY,
     RETRY_DELAY,
     Action,
     EventRouter,
     Oversized,
+    Rooms,
 )
 
 log = logging.getLogger("sayna_sip.router")
@@ -63,6 +64,19 @@ class _IdleFetchTimeout(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
         return not (type(exc) is TimeoutError and "retrying" in record.getMessage())
+
+
+class _NoRooms:
+    """SIP off: nothing is routed, so no room is remembered (and there is no sip_rooms)."""
+
+    async def remember(self, room: str, record: RoomRecord) -> None:
+        return None
+
+    async def recall(self, room: str) -> RoomRecord | None:
+        return None
+
+
+_NO_ROOMS = _NoRooms()
 
 
 async def _message_itself(msg: NatsMessage) -> NatsMessage:
@@ -171,7 +185,7 @@ class RouterService:
     async def start(self) -> None:
         await self._connect()
         js = self.broker.config.connection_state.stream
-        await topology.check_topology(js)
+        await topology.check_topology(js, self.config)
         try:  # bind to the provisioner's durable; never let a subscribe create another
             await js.consumer_info(topology.LK_EVENTS, topology.ROUTER_CONSUMER)
         except NotFoundError:
@@ -179,22 +193,11 @@ class RouterService:
                 f"consumer {topology.ROUTER_CONSUMER} on {topology.LK_EVENTS} is missing: "
                 "run `sayna-sip provision`"
             ) from None
-        if self.config.sip is not None:
-            kv = await self.broker.key_value(topology.HOOKS_BUCKET, declare=False)
-            self.hooks = HookDirectory(kv)
-            await self.hooks.start()
-        nc = self.broker.config.connection_state.connection
-        self._deliveries = AckedPublisher(nc, topology.SIP_DELIVERIES)
-        await self._deliveries.start()
-        room_puts = AckedPublisher(nc, ROOMS_STREAM)
-        await room_puts.start()
-        kv = await self.broker.key_value(topology.ROOMS_BUCKET, declare=False)
-        rooms = RoomMemory(kv, room_puts)
-        self.recorder = Recorder(
-            self.broker.config.connection_state.connection, self.record_metrics
-        )
-        await self.recorder.start()
-        record = self.recorder.record if self.config.records.enabled else None
+        rooms: Rooms = _NO_ROOMS
+        record = None
+        if self.config.sip is not None:  # SIP off: none of this exists (topology.WITHOUT_SIP)
+            rooms = await self._start_sip()
+            record = self.recorder.record if self.recorder and self.config.records.enabled else None
         self._router = EventRouter(
             self.config.sip, self.hooks, rooms, self._publish, self.metrics, record
         )
@@ -207,6 +210,21 @@ class RouterService:
                 self.config.sip.room_prefix,
                 len(self.hooks or ()),
             )
+
+    async def _start_sip(self) -> RoomMemory:
+        """The hook cache, the SIP_DELIVERIES publisher, room memory and the records."""
+        kv = await self.broker.key_value(topology.HOOKS_BUCKET, declare=False)
+        self.hooks = HookDirectory(kv)
+        await self.hooks.start()
+        nc = self.broker.config.connection_state.connection
+        self._deliveries = AckedPublisher(nc, topology.SIP_DELIVERIES)
+        await self._deliveries.start()
+        room_puts = AckedPublisher(nc, ROOMS_STREAM)
+        await room_puts.start()
+        kv = await self.broker.key_value(topology.ROOMS_BUCKET, declare=False)
+        self.recorder = Recorder(nc, self.record_metrics)
+        await self.recorder.start()
+        return RoomMemory(kv, room_puts)
 
     async def _connect(self) -> None:
         await self._start_watch.wait(self.broker.connect())
@@ -239,7 +257,8 @@ class RouterService:
             return NotReady(ErrorCode.NATS_UNAVAILABLE, "NATS is not connected")
         try:
             await asyncio.wait_for(
-                topology.check_topology(self.broker.config.connection_state.stream), 2.0
+                topology.check_topology(self.broker.config.connection_state.stream, self.config),
+                2.0,
             )
         except topology.TopologyError as exc:
             return NotReady(ErrorCode.TOPOLOGY_MISSING, str(exc))
