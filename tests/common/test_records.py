@@ -6,7 +6,7 @@ import msgspec.structs
 import pytest
 
 from sayna_sip.common import records
-from sayna_sip.common.deliveries import QueryError, parse_when, rfc3339, view
+from sayna_sip.common.deliveries import QueryError, next_retry, parse_when, rfc3339, view
 from sayna_sip.common.records import AttemptRecord, RouteRecord
 
 
@@ -27,6 +27,36 @@ def test_a_record_without_version_reads_as_version_1_and_new_fields_are_ignored(
     rec = records.decode(old)
     assert isinstance(rec, RouteRecord)
     assert rec.v == 1 and rec.outcome == "no_host"
+
+
+def test_an_attempt_of_the_previous_release_reads_without_headers_or_retry_time() -> None:
+    # Written before attempts kept their request headers and retry time.
+    old = (b'{"kind":"attempt","event_id":"EV_3","host":"a.example","attempt":1,'
+           b'"outcome":"failed","started_at":5.0,"status":500,"v":1}')  # fmt: skip
+    rec = records.decode(old)
+    assert isinstance(rec, AttemptRecord)
+    assert rec.request_headers == {} and rec.retry_at == 0.0
+    assert view(rec)["retry_at"] is None
+    assert next_retry([rec]) is None  # no claim of a retry time it never recorded
+
+
+def test_new_fields_are_left_out_when_empty_and_kept_when_set() -> None:
+    assert b"request_headers" not in records.encode(_attempt())
+    rec = _attempt(request_headers={"webhook-id": "EV_1"}, retry_at=7.5)
+    assert records.decode(records.encode(rec)) == rec
+    assert view(rec)["retry_at"] == rfc3339(7.5)
+
+
+def test_next_retry_is_the_earliest_pending_copy_of_each_endpoint_and_generation() -> None:
+    done = [_attempt(retry_at=10.0), _attempt(attempt=2, outcome="delivered")]
+    assert next_retry(done) is None  # retried and delivered: nothing pending
+    pending = [
+        *done,
+        _attempt(endpoint="crm", retry_at=30.0),  # another endpoint's copy, waiting
+        _attempt(redrive=1, retry_at=20.0),  # a redrive's copy, waiting sooner
+        _attempt(redrive=1, endpoint="ops", attempt=2, outcome="dead"),  # ended
+    ]
+    assert next_retry(pending) == 20.0
 
 
 def test_unreadable_record_is_a_bad_record() -> None:

@@ -197,18 +197,40 @@ async def _until(stack: Stack, path: str, done: Any) -> Any:
             await asyncio.sleep(0.1)
 
 
+async def _pending_retry(tmp_path: Path, event_id: str, due_in: float) -> None:
+    """A failed attempt with its retry `due_in` seconds away, straight into the records
+    (the stack's own retries are 1 s apart: over before a page could show one)."""
+    import json
+    import time
+
+    import nats
+
+    from sayna_sip.common import records
+    from sayna_sip.common.records import AttemptRecord
+
+    now = time.time()
+    rec = AttemptRecord(event_id=event_id, event="participant_joined", room="sip-call-9",
+                        host=HOST, attempt=1, outcome="failed", status=503, started_at=now,
+                        retry_at=now + due_in)  # fmt: skip
+    nc = await nats.connect(json.loads((tmp_path / "data" / "up.json").read_text())["nats_url"])
+    try:
+        await nc.jetstream().publish(records.subject(rec), records.encode(rec))
+    finally:
+        await nc.close()
+
+
 async def test_deliveries_with_attempts_and_a_dead_letter_redriven(
-    stack: Stack, page: Any, https_sink: HttpsSink
+    stack: Stack, page: Any, https_sink: HttpsSink, tmp_path: Path
 ) -> None:
     from playwright.async_api import expect
 
     from tests.fixtures.livekit import sip_event
 
+    key = "crm-key-never-shown-4567"
     https_sink.program("/d", Reply(500, b"tenant down"), then=Reply(200, b"thanks"))
     async with stack.api() as api:
-        r = await api.post(
-            "/sip/hooks", json={"hooks": [{"host": HOST, "url": https_sink.url("/d")}]}
-        )
+        hook = {"host": HOST, "url": https_sink.url("/d"), "headers": {"X-Crm-Key": key}}
+        r = await api.post("/sip/hooks", json={"hooks": [hook]})
         assert r.status_code == 200, r.text
     event = sip_event(room="sip-call-1", to=f"sip:+1555@{HOST}")
     await _webhook(stack, event)
@@ -224,7 +246,26 @@ async def test_deliveries_with_attempts_and_a_dead_letter_redriven(
     await expect(timeline.nth(0)).to_contain_text("tenant down")
     await expect(timeline.nth(1)).to_contain_text("delivered")
     await expect(page.locator("#route")).to_contain_text("matched")
+    # What was sent: the headers (signature and custom value redacted), the body, and when
+    # the failed attempt's retry was due; nothing is pending any more.
+    await expect(timeline.nth(0).locator(".retry-at")).to_contain_text("next try due")
+    await expect(timeline.nth(1).locator(".retry-at")).to_have_count(0)
+    sent = timeline.nth(1).locator(".request-headers")
+    await expect(sent).to_have_attribute("open", "")
+    await expect(sent).to_contain_text("webhook-signature: v1,<redacted>")
+    await expect(sent).to_contain_text("X-Crm-Key: <redacted>")
+    await expect(sent).to_contain_text(f"webhook-id: {event['id']}")
+    await expect(page.locator("#request-body")).to_contain_text(f'"id": "{event["id"]}"')
+    await expect(page.locator("#next-retry")).to_have_count(0)
+    assert key not in await page.content()
+    assert https_sink.received("/d")[1].headers["x-crm-key"] == key
     await snap(page, "delivery")
+
+    # A retry still pending: its due time, local and relative, at the top.
+    await _pending_retry(tmp_path, "EV_pending_1", due_in=3600)
+    await page.goto(f"{stack.base}/console#/deliveries/EV_pending_1")
+    await expect(page.locator("#next-retry")).to_contain_text("in 1 h")
+    await expect(page.locator("#request-body")).to_contain_text("No longer stored")
 
     # Disabled: the next events are dead letters; enabled again, they are redriven from the
     # page: one selected, then all shown (select-all ticks every row).

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -214,6 +215,22 @@ def parse_when(text: str, now: float | None = None) -> float:
     return stamp.timestamp()
 
 
+_PENDING = frozenset((AttemptOutcome.FAILED, AttemptOutcome.PROXY_ERROR))
+
+
+def next_retry(attempts: Sequence[AttemptRecord]) -> float | None:
+    """When the earliest pending retry of these attempts is due: each copy's (host,
+    endpoint, redrive generation) latest attempt that failed with a try scheduled."""
+    latest: dict[tuple[str, str, int], AttemptRecord] = {}
+    for a in attempts:
+        key = (a.host, a.endpoint, a.redrive)
+        last = latest.get(key)
+        if last is None or (a.attempt, a.started_at) >= (last.attempt, last.started_at):
+            latest[key] = a
+    due = [a.retry_at for a in latest.values() if a.outcome in _PENDING and a.retry_at > 0]
+    return min(due) if due else None
+
+
 def rfc3339(when: float | None) -> str | None:
     if when is None or when <= 0:
         return None
@@ -221,7 +238,7 @@ def rfc3339(when: float | None) -> str | None:
     return stamp.replace("+00:00", "Z")
 
 
-_TIMES = ("at", "started_at", "received_at")
+_TIMES = ("at", "started_at", "received_at", "retry_at")
 
 
 def view(record: Record) -> dict[str, Any]:

@@ -87,6 +87,10 @@ class AttemptRecord(
     redrive: int = 0  # redrive generation (0 = the original delivery)
     trace_id: str = ""
     rate_limited_ms: float = 0.0  # waited for a slot of the hook's rate_limit before this
+    # The request's headers, signatures and custom header values redacted (absent in
+    # records of releases before it).
+    request_headers: dict[str, str] = msgspec.field(default_factory=dict)
+    retry_at: float = 0.0  # outcome `failed`/`proxy_error`: when the next try is due
     v: int = VERSION
 
 

@@ -90,18 +90,27 @@ class Replayer:
         targets = (endpoint,) if endpoint else route.endpoints or (DEFAULT_ENDPOINT,)
         return await self._replay_one(route, int(time.time() * 1000), targets)
 
-    async def _replay_one(
-        self, route: RouteRecord, generation: int, endpoints: tuple[str, ...]
-    ) -> bool:
+    async def original(self, route: RouteRecord) -> tuple[bytes, dict[str, str]] | None:
+        """The event's body (what every attempt sent) and LK_EVENTS headers; None when
+        it is gone (past LK_EVENTS_MAX_AGE, or a record from before replay)."""
         if route.lk_seq <= 0:  # a record from before replay: no body to read back
-            return False
+            return None
         try:
             raw = await self._js.get_msg(topology.LK_EVENTS, seq=route.lk_seq)
         except NotFoundError:
-            return False
+            return None
         stored = dict(raw.headers or {})
         if stored.get(Header.EVENT_ID) != route.event_id:
-            return False  # that sequence now holds another event: the original is gone
+            return None  # that sequence now holds another event: the original is gone
+        return raw.data or b"", stored
+
+    async def _replay_one(
+        self, route: RouteRecord, generation: int, endpoints: tuple[str, ...]
+    ) -> bool:
+        found = await self.original(route)
+        if found is None:
+            return False
+        body, stored = found
         for endpoint in endpoints:
             target = host_token(route.host)
             headers = {
@@ -118,7 +127,7 @@ class Replayer:
             headers[Header.MSG_ID] = f"{route.event_id}:{target}:g{generation}:replay"
             await self._js.publish(
                 contracts.delivery_subject(route.host),
-                raw.data or b"",
+                body,
                 stream=topology.SIP_DELIVERIES,
                 headers=headers,
             )

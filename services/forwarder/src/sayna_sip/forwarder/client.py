@@ -39,6 +39,8 @@ def ssl_context(ca_bundle: str | None) -> ssl.SSLContext:
 
 MAX_RESPONSE_BYTES = 64 * 1024  # read this much of a reply (keeps the connection reusable)
 EXCERPT_BYTES = 4096  # the start of a reply kept for records and test sends
+# Sent with every request by the session (the records show them with the rest).
+SESSION_HEADERS = {"User-Agent": USER_AGENT, "Content-Type": "application/json"}
 
 
 def build_client(
@@ -71,7 +73,7 @@ def build_client(
     session = aiohttp.ClientSession(
         connector=connector,
         timeout=aiohttp.ClientTimeout(sock_connect=fwd.connect_timeout, sock_read=fwd.timeout),
-        headers={"User-Agent": USER_AGENT, "Content-Type": "application/json"},
+        headers=SESSION_HEADERS,
         trust_env=False,
     )
     return HookClient(session, resolver, proxy, on_proxy_error, proxy_health)

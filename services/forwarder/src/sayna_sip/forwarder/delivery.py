@@ -8,6 +8,7 @@ attempt, retry, redrive, replay and test send carries the endpoint's custom head
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 
@@ -66,7 +67,9 @@ class Deliverer:
         if custom:  # validated names never collide with the signature's or the framing's
             headers = {**custom, **headers}
         self._tracer.inject(headers)  # the attempt span's traceparent, for the tenant
-        return await self._http.post(endpoint.url, body, headers, self._config.forwarder.timeout)
+        result = await self._http.post(endpoint.url, body, headers, self._config.forwarder.timeout)
+        sent = signing.shown({**client.SESSION_HEADERS, **headers}, custom)
+        return dataclasses.replace(result, request_headers=sent)
 
     async def post_ops(self, url: str, body: bytes, event_id: str) -> int | None:
         """An operator notice to SIP_OPS_WEBHOOK_URL, signed with the global secret."""

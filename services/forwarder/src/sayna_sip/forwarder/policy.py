@@ -44,6 +44,7 @@ class Result:
     retry_after: float | None = None  # seconds, from the response
     url: str = ""
     excerpt: str = ""  # the start of the response body, for records and test sends
+    request_headers: tuple[tuple[str, str], ...] = ()  # as sent, redacted (signing.shown)
 
     @property
     def was_attempt(self) -> bool:

@@ -63,14 +63,15 @@ class Settlement:
     ) -> None:  # fmt: skip
         """Decide what `result` means for `msg`, record the attempt, and act on it."""
         decision = policy.decide(result, d.attempt, self._schedule, self._rng)
-        self._write_record(d, result, decision, began, elapsed_ms, span)
+        due = time.time() + decision.delay if isinstance(decision, policy.Retry) else 0.0
+        self._write_record(d, result, decision, began, elapsed_ms, span, due)
         if isinstance(decision, policy.Ack):
             await msg.ack()
             self.delivered += 1
             if d.received_at is not None:
                 self._metrics.latency.observe(max(0.0, time.time() - d.received_at))
         elif isinstance(decision, policy.Retry):
-            await self._retry(msg, d, result, decision)
+            await self._retry(msg, d, result, decision, due)
         else:
             await self._dead_letter(msg, d, result, decision)
 
@@ -82,6 +83,7 @@ class Settlement:
         began: float,
         elapsed_ms: float,
         span: Span | None,
+        due: float,
     ) -> None:
         if span is not None and result.status is not None:
             span.set_attribute("http.response.status_code", result.status)
@@ -98,11 +100,13 @@ class Settlement:
                 reason=decision.reason if isinstance(decision, policy.Dead) else "",
                 response=result.excerpt[: self._body_bytes], redrive=d.generation,
                 trace_id=tracing.trace_id(span), rate_limited_ms=round((d.paced or 0) * 1000, 1),
+                request_headers=dict(result.request_headers), retry_at=round(due, 3),
             )
         )  # fmt: skip
 
-    async def _retry(self, msg: Msg, d: Delivery, result: Result, retry: policy.Retry) -> None:
-        due = time.time() + retry.delay
+    async def _retry(
+        self, msg: Msg, d: Delivery, result: Result, retry: policy.Retry, due: float
+    ) -> None:
         if retry.spent:
             headers = d.retry_headers(retry.attempt, due, result.status)
         else:

@@ -10,7 +10,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
+
+from sayna_sip.common.hook import REDACTED
 
 WHSEC_PREFIX = "whsec_"
 
@@ -61,3 +63,20 @@ def signature_headers(
         headers["X-Sayna-Signature"] = sayna_signature(secrets[0], event_id, timestamp, body)
         headers["X-Sayna-Signature-Version"] = "v1"
     return headers
+
+
+def shown(headers: Mapping[str, str], custom: Collection[str]) -> tuple[tuple[str, str], ...]:
+    """A request's headers as the delivery records keep them: every name, with the
+    signatures and the custom headers' values (tokens, API keys) redacted, so no record
+    holds what a receiver would take for the real thing. Each signature keeps its
+    version, so a rotation's two signatures still show as two."""
+    out: list[tuple[str, str]] = []
+    for name, value in headers.items():
+        if name in custom:
+            value = REDACTED
+        elif name == "webhook-signature":
+            value = " ".join(f"{s.split(',', 1)[0]},{REDACTED}" for s in value.split())
+        elif name == "X-Sayna-Signature":
+            value = f"{value.split('=', 1)[0]}={REDACTED}"
+        out.append((name, value))
+    return tuple(out)

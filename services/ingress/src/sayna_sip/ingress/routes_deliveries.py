@@ -113,13 +113,19 @@ class DeliveriesController(Controller):
     async def delivery(
         self, ingress: IngressDep, access: NamedDependency[Access], event_id: FromPath[str]
     ) -> DeliveryOut:
-        found = await _records(ingress).deliveries.event(event_id)
+        records = _records(ingress)
+        found = await records.deliveries.event(event_id)
         # A tenant sees an event routed to its host, and only that host's attempts.
         if found is None or not access.sees(getattr(found.route, "host", None)):
             raise NotFound(f"no delivery record of event {event_id}", ErrorCode.NOT_FOUND)
         route = _out(found.route) if found.route is not None else None
-        attempts = [_out(a) for a in found.attempts if access.sees(getattr(a, "host", None))]
-        return DeliveryOut(found.event_id, found.event, found.room, route, attempts)  # type: ignore[arg-type]
+        shown = [a for a in found.attempts if access.sees(a.host)]
+        original = await records.replayer.original(found.route) if found.route else None
+        body = original[0].decode(errors="replace") if original is not None else None
+        return DeliveryOut(
+            found.event_id, found.event, found.room, route,  # type: ignore[arg-type]
+            [_out(a) for a in shown], body, rfc3339(deliveries.next_retry(shown)),  # type: ignore[misc]
+        )  # fmt: skip
 
     @get("/deliveries", summary="Routing and attempt records, newest first", responses=_READ)
     async def list_deliveries(

@@ -45,6 +45,9 @@ class AttemptOut(msgspec.Struct, frozen=True, tag_field="kind", tag="attempt"):
     redrive: int
     trace_id: str
     endpoint: str = "default"  # the hook's endpoint this attempt was to
+    # As sent, signatures and custom header values redacted ({}: a record from before)
+    request_headers: dict[str, str] = msgspec.field(default_factory=dict)
+    retry_at: str | None = None  # outcome failed/proxy_error: when the next try is due
 
 
 class DeliveryOut(msgspec.Struct, frozen=True):
@@ -53,6 +56,8 @@ class DeliveryOut(msgspec.Struct, frozen=True):
     room: str
     route: RouteOut | None
     attempts: list[AttemptOut]
+    body: str | None = None  # the request body every attempt sent (None: gone from LK_EVENTS)
+    next_retry_at: str | None = None  # the earliest retry due, when one is pending
 
 
 class DeliveryPage(msgspec.Struct, frozen=True):

@@ -568,6 +568,7 @@ async function deliveryPage(eventId) {
         r.sip_host ? [h("dt", {}, "SIP host"), h("dd", {}, r.sip_host)] : null,
         r.reason ? [h("dt", {}, "Reason"), h("dd", {}, r.reason)] : null,
         r.at ? [h("dt", {}, "Routed at"), h("dd", {}, fmtTime(r.at))] : null,
+        d.next_retry_at ? [h("dt", {}, "Next retry"), h("dd", { id: "next-retry" }, "due ", when(d.next_retry_at))] : null,
       ),
     ),
     h("h2", {}, `Attempts (${attempts.length})`),
@@ -575,7 +576,7 @@ async function deliveryPage(eventId) {
       ? h(
           "ol",
           { class: "timeline", id: "attempts" },
-          attempts.map((a) =>
+          attempts.map((a, i) =>
             h(
               "li",
               {},
@@ -583,12 +584,40 @@ async function deliveryPage(eventId) {
               `status ${a.status ?? "—"} · ${fmtMs(a.duration_ms)} · ${fmtTime(a.started_at)}`,
               a.url ? h("div", { class: "mono muted" }, a.url) : null,
               a.error ? h("div", {}, `error: ${a.error}`) : null,
+              a.retry_at ? h("div", { class: "retry-at" }, "next try due ", when(a.retry_at)) : null,
               a.response ? h("pre", {}, a.response) : null,
+              requestHeaders(a.request_headers, i === attempts.length - 1),
             ),
           ),
         )
       : h("p", { class: "muted", id: "attempts" }, "No attempt: the event was not delivered to any hook."),
+    h("h2", {}, "Request body"),
+    d.body === null || d.body === undefined
+      ? h("p", { class: "muted", id: "request-body" }, "No longer stored: the event is past LK_EVENTS_MAX_AGE.")
+      : h("pre", { class: "card", id: "request-body" }, pretty(d.body)),
   );
+}
+
+// The headers an attempt sent, as recorded: signatures and custom header values arrive
+// redacted from the API. Open for the latest attempt, folded for the earlier ones.
+function requestHeaders(headers, open) {
+  const names = Object.keys(headers || {});
+  if (!names.length) return null;
+  return h(
+    "details",
+    { class: "request-headers", open },
+    h("summary", {}, `Request headers (${names.length})`),
+    h("pre", {}, names.map((n) => `${n}: ${headers[n]}`).join("\n")),
+  );
+}
+
+// JSON bodies indented for reading; anything else as it came.
+function pretty(body) {
+  try {
+    return JSON.stringify(JSON.parse(body), null, 2);
+  } catch {
+    return body;
+  }
 }
 
 async function deadLettersPage(params) {
