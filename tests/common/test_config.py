@@ -299,6 +299,20 @@ def test_validation_fails_fast_naming_the_field(env: dict[str, str], message: st
             "  hooks:\n    - host: a.com\n      url: https://a.com/\n      rate_limit: fast\n",
             "SIP hook rate_limit for 'a.com' must be a number",
         ),
+        (
+            "sip:\n  room_prefix: 'sip-'\n  allowed_addresses: ['10.0.0.1']\n"
+            "  hooks:\n    - host: a.com\n      url: https://a.com/\n      ordering: room\n",
+            "SIP hook ordering for 'a.com' must be one of: call, none",
+        ),
+        (
+            "sip:\n  room_prefix: 'sip-'\n  allowed_addresses: ['10.0.0.1']\n  ordering: fifo\n",
+            "SIP_ORDERING must be one of: call, none",
+        ),
+        (
+            "sip:\n  room_prefix: 'sip-'\n  allowed_addresses: ['10.0.0.1']\n"
+            "  order:\n    hold_max: 0s\n",
+            "SIP_ORDER_HOLD_MAX must be longer than 0s",
+        ),
         ("sip:\n  room_prefx: 'sip-'\n", "Unknown key(s) in 'sip': room_prefx"),
         ("sipp:\n  room_prefix: 'sip-'\n", "Unknown config section 'sipp'"),
         ("- a\n- b\n", "must hold a mapping at the top level"),
@@ -466,6 +480,32 @@ def test_a_sip_variable_alone_names_what_switched_sip_on_and_how_to_finish() -> 
     message = str(caught.value)
     assert "SIP is on because of SIP_HOOK_SECRET in the environment" in message
     assert "pass --config local.yaml" in message and "set SIP_ROOM_PREFIX" in message
+
+
+def test_ordering_defaults_to_call_and_the_hold_to_5m(tmp_path: Path) -> None:
+    base = "sip:\n  room_prefix: 'sip-'\n  allowed_addresses: ['10.0.0.1']\n"
+    sip = ServerConfig.from_file(write(tmp_path, base), env={}).sip
+    assert sip is not None and (sip.ordering, sip.order_hold_max) == ("call", 300.0)
+    text = (
+        base
+        + "  ordering: none\n  order:\n    hold_max: 90s\n  hooks:\n"
+        + (
+            "    - {host: a.com, url: 'https://a.com/', ordering: call}\n"
+            "    - {host: b.com, url: 'https://b.com/'}\n"
+        )
+    )
+    sip = ServerConfig.from_file(write(tmp_path, text), env={}).sip
+    assert sip is not None and (sip.ordering, sip.order_hold_max) == ("none", 90.0)
+    assert [h.ordering for h in sip.hooks] == ["call", None]  # None: the default above
+    assert [h.orders_by_call(sip.ordering) for h in sip.hooks] == [True, False]
+    env = {"SIP_ORDERING": "call", "SIP_ORDER_HOLD_MAX": "2s"}  # the environment wins
+    sip = ServerConfig.from_file(write(tmp_path, text), env=env).sip
+    assert sip is not None and (sip.ordering, sip.order_hold_max) == ("call", 2.0)
+    # Each endpoint has its own.
+    text = YAML_ENDPOINTS.replace("events: [participant_joined]", "ordering: none")
+    sip = ServerConfig.from_file(write(tmp_path, text), env={}).sip
+    assert sip is not None
+    assert [e.ordering for e in sip.hooks[0].endpoints or ()] == ["none"]
 
 
 def test_a_yaml_hook_takes_a_rate_limit(tmp_path: Path) -> None:

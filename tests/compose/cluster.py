@@ -21,7 +21,7 @@ from tests.compose import drive
 
 STREAMS = (
     "LK_EVENTS", "SIP_DELIVERIES", "SIP_DEAD", "SIP_ATTEMPTS", "SIP_AUDIT",
-    "KV_sip_hooks", "KV_sip_rooms", "KV_sip_access",
+    "KV_sip_hooks", "KV_sip_rooms", "KV_sip_access", "KV_sip_lanes",
 )  # fmt: skip
 CONSUMERS = {"router": "LK_EVENTS", "forwarders": "SIP_DELIVERIES"}
 KILLED_INGRESS = "ingress-1"

@@ -13,6 +13,7 @@ from standardwebhooks.webhooks import WebhookVerificationError
 
 from tests.fixtures.https_sink import HttpsSink
 from tests.forwarder.conftest import StartForwarder, publish, put_hook
+from tests.forwarder.test_order_lanes import fail_first_join, publish_call_event, put_ordered_hook
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 WHSEC = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -48,3 +49,42 @@ async def test_the_readme_snippet_verifies_a_real_delivery(
         verify(got.body, got.headers, "another-secret-of-32-characters!")
     with pytest.raises(WebhookVerificationError):
         verify(got.body + b" ", got.headers, secret)
+
+
+def order_snippet() -> Any:
+    """`CallOrder` from the README's Call-Seq section."""
+    text = README.read_text()
+    section = text[text.index("### A call's events in order: `Sayna-Call-Seq`") :]
+    code = re.search(r"```python\n(.*?)```", section, re.S)
+    assert code is not None, "no Python block in the README's Call-Seq section"
+    scope: dict[str, Any] = {}
+    exec(compile(code.group(1), str(README), "exec"), scope)
+    return scope["CallOrder"]
+
+
+async def test_the_readme_call_order_recipe_on_real_deliveries(
+    start_forwarder: StartForwarder, https_sink: HttpsSink, jetstream: JetStreamContext
+) -> None:
+    # `ordering: none` and a call whose 2nd event fails once: it arrives after the 3rd;
+    # the recipe hands them over in order.
+    https_sink.decide("/order", fail_first_join({"sip-r"}))  # type: ignore[arg-type]
+    await put_ordered_hook(jetstream, https_sink.url("/order"), ordering="none")
+    await start_forwarder()
+    for seq in (1, 2, 3):
+        await publish_call_event(jetstream, "sip-r", seq)
+    got = await https_sink.wait_for(4, "/order")
+    seqs = [r.headers["sayna-call-seq"] for r in got]
+    assert seqs.index("3") < len(seqs) - 1 - seqs[::-1].index("2"), seqs  # 2 came after 3
+    answered = [r for i, r in enumerate(got) if i != seqs.index("2")]  # the 500 was not taken
+    order = order_snippet()()
+    ready: list[dict[str, Any]] = []
+    for r in answered:
+        ready += order.receive("sip-r", r.headers, {"id": r.headers["webhook-id"]})
+    assert [e["id"] for e in ready] == ["EV_sip-r_1", "EV_sip-r_2", "EV_sip-r_3"]
+    # A gap given up, then the late one.
+    order = order_snippet()()
+    assert order.receive("r", {"sayna-call-seq": "1"}, {"id": 1}) == [{"id": 1}]
+    assert order.receive("r", {"sayna-call-seq": "3"}, {"id": 3}) == []
+    assert order.give_up_gap("r") == [{"id": 3}]
+    assert order.receive("r", {"sayna-call-seq": "2"}, {"id": 2}) == [{"id": 2, "late": True}]
+    assert order.receive("r", {}, {"id": 0}) == [{"id": 0}]

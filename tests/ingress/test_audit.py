@@ -68,7 +68,14 @@ async def test_every_change_kind_is_recorded_once_with_who_and_the_request_id(
         assert rec["actor"] == "admin" and rec["host"] == A and rec["via"] == "api"
         assert rec["request_id"] == f"req-{i}"
     by = {r["action"]: r for r in records}
-    assert by["upsert_hooks"]["fields"] == ["events", "headers", "rate_limit", "secret", "url"]
+    assert by["upsert_hooks"]["fields"] == [
+        "events",
+        "headers",
+        "ordering",
+        "rate_limit",
+        "secret",
+        "url",
+    ]
     assert by["upsert_hooks"]["values"]["url"] == f"https://{A}/v2"  # no query kept
     assert by["rotate_secret"]["values"] == {"fingerprint": fingerprint(OTHER_SECRET)}
     assert by["disable_hook"]["values"] == {"enabled": False}

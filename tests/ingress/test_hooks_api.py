@@ -20,6 +20,7 @@ PLAIN: dict[str, Any] = {
     "events": None,
     "headers": None,
     "rate_limit": None,
+    "ordering": None,
     "secrets": [],
     "enabled": True,
     "disabled_reason": None,
@@ -173,6 +174,7 @@ async def test_concurrent_posts_from_two_instances_lose_nothing(
         ({"hooks": [{**hook("a.example.com"), "rate_limit": 0}]}, "invalid_rate_limit", "a.exa"),
         ({"hooks": [{**hook("a.example.com"), "rate_limit": -2}]}, "invalid_rate_limit", "per"),
         ({"hooks": [{**hook("a.example.com"), "rate_limit": 1e6}]}, "invalid_rate_limit", "most"),
+        ({"hooks": [{**hook("a.example.com"), "ordering": "room"}]}, "invalid_ordering", "call"),
         ({"hook": []}, "invalid_body", "`hook`"),
     ],
 )
@@ -327,6 +329,14 @@ def test_a_hook_write_never_shows_its_secret() -> None:
         host="a.example.com", url="https://a.example.net/", secret="s3cret-of-the-tenant"
     )
     assert "s3cret" not in repr(write) and "s3cret" not in str(write)
+
+
+async def test_ordering_round_trips_and_unset_follows_sip_ordering(ingress: Client) -> None:
+    r = await ingress.post(PATH, json={"hooks": [{**hook("a.example.com"), "ordering": "none"}]})
+    assert r.status_code == 200, r.text
+    assert [h["ordering"] for h in (await ingress.get(PATH)).json()["hooks"]] == ["none"]
+    await ingress.post(PATH, json={"hooks": [hook("a.example.com")]})
+    assert [h["ordering"] for h in (await ingress.get(PATH)).json()["hooks"]] == [None]
 
 
 async def test_a_rate_limit_round_trips_and_changes_with_the_hook(ingress: Client) -> None:

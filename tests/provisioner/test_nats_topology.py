@@ -23,6 +23,7 @@ ALL = [
     "bucket:sip_hooks",
     "bucket:sip_rooms",
     "bucket:sip_access",
+    "bucket:sip_lanes",
     "consumer:LK_EVENTS/router",
     "consumer:SIP_DELIVERIES/forwarders",
 ]

@@ -138,13 +138,14 @@ def _hook_rows(answer: dict[str, Any]) -> list[str]:
 
 
 def _endpoint_rows(answer: dict[str, Any]) -> list[str]:
-    rows = [f"{'ID':<20} {'STATE':<9} {'EVENTS':<24} {'HEADERS':<24} URL"]
+    rows = [f"{'ID':<20} {'STATE':<9} {'EVENTS':<24} {'HEADERS':<24} {'ORDERING':<9} URL"]
     endpoints = answer.get("endpoints") or ([answer] if "id" in answer else [])
     for e in endpoints:
         state = "enabled" if e.get("enabled", True) else "disabled"
         events = ",".join(e.get("events") or []) or "all"
         names = ",".join(e.get("headers") or {}) or "-"  # names only: values stay sealed
-        rows.append(f"{e['id']:<20} {state:<9} {events:<24} {names:<24} {e['url']}")
+        ordering = e.get("ordering") or "default"  # unset: SIP_ORDERING
+        rows.append(f"{e['id']:<20} {state:<9} {events:<24} {names:<24} {ordering:<9} {e['url']}")
     return rows
 
 

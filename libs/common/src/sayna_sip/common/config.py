@@ -39,6 +39,8 @@ class SipConfig:
     # HTTP CONNECT proxy every delivery leaves through (SIP_EGRESS_PROXY); may hold
     # credentials, so never in repr or logs (`validate.redact_url` for display).
     egress_proxy: str | None = field(default=None, repr=False)
+    ordering: str = "call"  # SIP_ORDERING: endpoints without their own `ordering`
+    order_hold_max: float = 300.0  # SIP_ORDER_HOLD_MAX: a lane's head holds the rest this long
 
     @property
     def hook_secret(self) -> str | None:

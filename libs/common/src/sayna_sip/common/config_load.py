@@ -26,7 +26,7 @@ from sayna_sip.common.config import (
     SipConfig,
 )
 from sayna_sip.common.errors import ConfigError
-from sayna_sip.common.hook import EndpointEntry, HookEntry
+from sayna_sip.common.hook import ORDERINGS, EndpointEntry, HookEntry
 from sayna_sip.common.netpolicy import IPNetwork, parse_networks
 from sayna_sip.common.secretbox import SecretBox
 
@@ -48,6 +48,8 @@ VARIABLES: dict[str, str | None] = {
     "SIP_MAX_ENDPOINTS": None,
     "SIP_OPS_WEBHOOK_URL": None,
     "SIP_EGRESS_PROXY": None,
+    "SIP_ORDERING": "sip.ordering",
+    "SIP_ORDER_HOLD_MAX": None,  # 5m, documented as `5m`
     "SIP_ATTEMPTS_MAX_AGE": None,
     "SIP_ATTEMPTS_MAX_BYTES": None,  # 1 GiB, documented as `1GiB`
     "SIP_ATTEMPT_RECORDS": "records.enabled",
@@ -100,6 +102,8 @@ _YAML_KEYS: dict[str, set[str]] = {
         "hook_disable_after",
         "ops_webhook_url",
         "egress_proxy",
+        "ordering",
+        "order",
     },
 }
 
@@ -308,6 +312,8 @@ _SIP_ENV = (
     "SIP_OPS_WEBHOOK_URL",
     "SIP_MAX_ENDPOINTS",
     "SIP_EGRESS_PROXY",
+    "SIP_ORDERING",
+    "SIP_ORDER_HOLD_MAX",
 )
 
 
@@ -376,7 +382,24 @@ def _endpoints(s: Mapping[str, Any], e: Mapping[str, str]) -> dict[str, Any]:
         ),
         "ops_webhook_url": v.hook_url(ops_url, "SIP_OPS_WEBHOOK_URL") if ops_url else None,
         "egress_proxy": v.egress_proxy(proxy) if proxy else None,
+        **_order(s, e),
     }
+
+
+def _order(s: Mapping[str, Any], e: Mapping[str, str]) -> dict[str, Any]:
+    """Ordered delivery per call: the endpoints' default and the bounded hold."""
+    order = s.get("order")
+    if order is not None and not isinstance(order, Mapping):
+        raise ConfigError("sip.order must be a mapping with a 'hold_max'")
+    default = _pick(e, "SIP_ORDERING", s.get("ordering"), "call")
+    if default not in ORDERINGS:
+        raise ConfigError(f"SIP_ORDERING must be one of: {', '.join(ORDERINGS)}")
+    hold = v.duration(
+        _pick(e, "SIP_ORDER_HOLD_MAX", (order or {}).get("hold_max"), "5m"), "SIP_ORDER_HOLD_MAX"
+    )
+    if hold <= 0:
+        raise ConfigError("SIP_ORDER_HOLD_MAX must be longer than 0s")
+    return {"ordering": default, "order_hold_max": hold}
 
 
 def _hooks(s: Mapping[str, Any], e: Mapping[str, str], most: int) -> tuple[HookEntry, ...]:
@@ -410,13 +433,14 @@ def _written(item: Mapping[str, Any], owner: str) -> dict[str, Any]:
         "headers": item.get("headers"),
         "secret": " ".join(v.secrets(item.get("secret"), owner)) or None,
         "rate_limit": v.rate_limit(item.get("rate_limit"), owner),
+        "ordering": v.ordering(item.get("ordering"), owner),
     }
 
 
 def _endpoint(item: object, host: str) -> EndpointEntry:
     if not isinstance(item, Mapping) or not isinstance(item.get("url"), str):
         raise ConfigError(f"SIP hook '{host}': each endpoint needs a url")
-    unknown = set(item) - {"id", "url", "secret", "events", "headers", "rate_limit"}
+    unknown = set(item) - {"id", "url", "secret", "events", "headers", "rate_limit", "ordering"}
     if unknown:
         raise ConfigError(
             f"SIP hook '{host}' endpoint has unknown keys: {', '.join(sorted(unknown))}"

@@ -68,6 +68,9 @@ HOOK_TEST_QUEUE = "forwarders"
 # Every forwarder answers a ping here (no queue group): the live count that rate limits
 # are shared by (forwarder/peers.py).
 FORWARDER_PING = "sip.ops.forwarder_ping"
+# A call's lane moved on (`sip.lane.<lane key>`, core NATS, empty): forwarders wake the
+# copies waiting for it at once (forwarder/order_lanes.py).
+LANE_NOTICE = "sip.lane"
 
 
 class Header:

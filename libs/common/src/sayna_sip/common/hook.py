@@ -37,6 +37,10 @@ MAX_RATE_LIMIT = 10_000.0
 RateLimit = Annotated[
     float, msgspec.Meta(description=f"deliveries per second, > 0 and <= {MAX_RATE_LIMIT:g}")
 ]
+# `call`: a room's events in their order (forwarder/lanes.py); `none`: as they come.
+# Checked by `validate.ordering`; unset = the SIP_ORDERING default (`call`).
+ORDERINGS = ("call", "none")
+Ordering = Annotated[str, msgspec.Meta(description="call | none; unset = SIP_ORDERING")]
 
 
 def utc_stamp(at: float | None = None) -> str:
@@ -81,9 +85,14 @@ class HookSettings(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True
     events: tuple[str, ...] | None = None  # LiveKit event names it receives; None = all
     headers: dict[str, str] | None = None  # custom request headers; values sealed in KV
     rate_limit: RateLimit | None = None  # deliveries per second, all forwarders together
+    ordering: Ordering | None = None  # call | none; None = SIP_ORDERING (what older KV reads as)
 
     def wants(self, event: str) -> bool:
         return self.events is None or event in self.events
+
+    def orders_by_call(self, default: str) -> bool:
+        """Whether its copies go in their room's order (`default`: SIP_ORDERING)."""
+        return (self.ordering or default) == "call"
 
     def settings(self) -> dict[str, Any]:
         """The settings' fields by name (what a write replaces; state and secrets stay)."""

@@ -34,6 +34,7 @@ class ErrorCode(StrEnum):
     INVALID_SECRET = "invalid_secret"
     INVALID_EVENTS = "invalid_events"
     INVALID_RATE_LIMIT = "invalid_rate_limit"
+    INVALID_ORDERING = "invalid_ordering"
     SECRETS_KEY_MISSING = "secrets_key_missing"
     RECORD_TOO_LARGE = "record_too_large"  # a KV record over the server's max_payload
     INVALID_HEADERS = "invalid_headers"  # a custom header's name or value (named)
@@ -120,6 +121,7 @@ class DeferReason(StrEnum):
     BUSY = "busy"  # its host is at FORWARDER_HOST_CONCURRENCY
     BREAKER = "breaker"  # its host's circuit breaker is open
     RATE_LIMIT = "rate_limit"  # put back due at its slot of the hook's rate_limit
+    ORDER = "order"  # an earlier event of its call for its endpoint has not ended
 
 
 class DeadReason(StrEnum):

@@ -91,6 +91,9 @@ class AttemptRecord(
     # records of releases before it).
     request_headers: dict[str, str] = msgspec.field(default_factory=dict)
     retry_at: float = 0.0  # outcome `failed`/`proxy_error`: when the next try is due
+    call_seq: int = 0  # its Sayna-Call-Seq: place among its call's events (0 = not numbered)
+    late: bool = False  # attempted after its call's lane moved past it (released, redriven)
+    released: int = 0  # a head its lane released after SIP_ORDER_HOLD_MAX: how many waited
     v: int = VERSION
 
 

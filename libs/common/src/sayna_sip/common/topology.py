@@ -37,6 +37,7 @@ SIP_AUDIT = "SIP_AUDIT"
 HOOKS_BUCKET = "sip_hooks"
 ROOMS_BUCKET = "sip_rooms"
 ACCESS_BUCKET = "sip_access"
+LANES_BUCKET = "sip_lanes"
 ROUTER_CONSUMER = "router"
 FORWARDER_CONSUMER = "forwarders"
 
@@ -45,6 +46,7 @@ ATTEMPTS_DUPLICATE_WINDOW = 60.0  # records carry no Nats-Msg-Id; keep the dedup
 DEAD_MAX_AGE = 14 * 86400.0
 AUDIT_MAX_AGE = 90 * 86400.0
 ROOMS_TTL = 24 * 3600.0  # a SIP call's room outlives no call by this much
+LANES_TTL = ROOMS_TTL  # a call's ordering lane is forgotten as its room is
 ACK_MARGIN = 20.0  # ack wait = request timeout + margin, so no delivery runs twice at once
 
 
@@ -143,6 +145,14 @@ def buckets(replicas: int = 1) -> list[KeyValueConfig]:
             bucket=ACCESS_BUCKET,
             description="Tenant token generation per hook host: a revoke bumps it",
             history=1,
+            storage=StorageType.FILE,
+            replicas=replicas,
+        ),
+        KeyValueConfig(
+            bucket=LANES_BUCKET,
+            description="Ordered delivery per call: (hook, endpoint, room) -> how far it got",
+            history=1,
+            ttl=LANES_TTL,
             storage=StorageType.FILE,
             replicas=replicas,
         ),

@@ -21,6 +21,7 @@ from sayna_sip.common.errors import ConfigError
 from sayna_sip.common.hook import (
     DEFAULT_ENDPOINT,
     MAX_RATE_LIMIT,
+    ORDERINGS,
     EndpointEntry,
     HookEntry,
     new_endpoint_id,
@@ -199,6 +200,7 @@ def hook_entries(items: object, field: str) -> list[Mapping[str, Any]]:
             "headers",
             "endpoints",
             "rate_limit",
+            "ordering",
         }
         if unknown:
             raise ConfigError(f"{field}[{index}] has unknown keys: {', '.join(sorted(unknown))}")
@@ -222,6 +224,19 @@ def rate_limit(value: object, owner: str) -> float | None:
             ErrorCode.INVALID_RATE_LIMIT,
         )
     return number
+
+
+def ordering(value: object, owner: str) -> str | None:
+    """An endpoint's ordering: `call` (a room's events in order) or `none` (None = the
+    SIP_ORDERING default)."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or value not in ORDERINGS:
+        raise ConfigError(
+            f"SIP hook ordering for '{owner}' must be one of: {', '.join(ORDERINGS)}",
+            ErrorCode.INVALID_ORDERING,
+        )
+    return value
 
 
 def events(value: object, owner: str) -> tuple[str, ...] | None:
@@ -347,6 +362,7 @@ def endpoint_entry(
         headers=headers(entry.headers, owner),
         secret=" ".join(keys) or None,
         rate_limit=rate_limit(entry.rate_limit, owner),
+        ordering=ordering(entry.ordering, owner),
     )
 
 

@@ -34,6 +34,7 @@ from sayna_sip.forwarder.egress import ProxyHealth
 from sayna_sip.forwarder.endpoint_health import FailureWatch
 from sayna_sip.forwarder.gate import HostGate
 from sayna_sip.forwarder.metrics import ForwarderMetrics
+from sayna_sip.forwarder.order_lanes import CallLanes
 from sayna_sip.forwarder.peers import PeerCount
 from sayna_sip.forwarder.pull import OnMessage, Puller
 from sayna_sip.forwarder.settle import Settlement, retry_schedule
@@ -57,6 +58,7 @@ class Forwarder:
     watch: FailureWatch | None
     recorder: Recorder | None = None
     peers: PeerCount | None = None
+    lanes: CallLanes | None = None
     _loop: asyncio.Task[None] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -113,13 +115,22 @@ class Forwarder:
             if peers is not None:
                 await peers.start()
                 undo.push_async_callback(peers.stop)
-            worker = _worker(config, tuning, nc, js, deliverer, metrics, recorder, peers)
+            lanes = CallLanes(
+                nc, await js.key_value(topology.LANES_BUCKET),
+                config.sip.order_hold_max if config.sip else 300.0,
+                config.forwarder.concurrency // 2, metrics,
+            )  # fmt: skip
+            await lanes.start()
+            undo.push_async_callback(lanes.stop)
+            worker = _worker(config, tuning, nc, js, deliverer, metrics, recorder, peers, lanes)
             await worker.puller.start()
             responder = TestResponder(nc, deliverer)
             await responder.start()
             forwarder: Forwarder | None = None
             health = await _start_health(config, nc, registry, lambda: _readiness(forwarder))
-            forwarder = cls(nc, hooks, http, worker, health, responder, watch, recorder, peers)
+            forwarder = cls(
+                nc, hooks, http, worker, health, responder, watch, recorder, peers, lanes
+            )
             undo.pop_all()
         warn_if_unsigned(config)
         log.info(
@@ -136,6 +147,8 @@ class Forwarder:
             return
         await self.responder.stop()
         await self.worker.stop(self._loop)
+        if self.lanes is not None:
+            await self.lanes.stop()
         if self.peers is not None:
             await self.peers.stop()
         if self.watch is not None:
@@ -193,6 +206,7 @@ def _worker(
     metrics: ForwarderMetrics,
     recorder: Recorder | None,
     peers: PeerCount | None = None,
+    lanes: CallLanes | None = None,
 ) -> Worker:
     """The fetch loop with its host gate and settlement; one jitter RNG for all three
     (seeded by `Tuning.seed` in tests)."""
@@ -200,7 +214,7 @@ def _worker(
     gate = HostGate(config.forwarder.host_concurrency, tuning.breaker, rng)
     record = recorder.record if recorder is not None else None
     settlement = Settlement(
-        js, metrics, retry_schedule(config), rng, record, config.records.body_bytes
+        js, metrics, retry_schedule(config), rng, record, config.records.body_bytes, lanes
     )
 
     def puller(on_message: OnMessage, on_change: Callable[[], None]) -> Puller:
@@ -210,7 +224,7 @@ def _worker(
         )  # fmt: skip
 
     count = (lambda: peers.count) if peers is not None else (lambda: 1)
-    return Worker(config, tuning, puller, deliverer, gate, settlement, metrics, rng, count)
+    return Worker(config, tuning, puller, deliverer, gate, settlement, metrics, rng, count, lanes)
 
 
 def _failure_watch(

@@ -14,6 +14,7 @@ import time
 
 from sayna_sip.common import hook_secrets, tracing
 from sayna_sip.common.config import ServerConfig
+from sayna_sip.common.contracts import Header
 from sayna_sip.common.delivery import Delivery
 from sayna_sip.common.hook import DEFAULT_ENDPOINT, Endpoint, Hook
 from sayna_sip.common.hook_directory import HookDirectory
@@ -46,14 +47,17 @@ class Deliverer:
             reason = endpoint.disabled_reason or "disabled"
             what = hook.host if d.endpoint == DEFAULT_ENDPOINT else f"{hook.host} {d.endpoint}"
             return Result(Kind.DISABLED, error=f"hook {what} is disabled: {reason}")
-        result = await self.send(hook, endpoint, d.event_id, body)
+        result = await self.send(hook, endpoint, d.event_id, body, d.call_seq)
         if self.watch is not None and result.was_attempt:
             self.watch.observe(hook, endpoint, result.kind is Kind.DELIVERED)
         return result
 
-    async def send(self, hook: Hook, endpoint: Endpoint, event_id: str, body: bytes) -> Result:
+    async def send(
+        self, hook: Hook, endpoint: Endpoint, event_id: str, body: bytes, call_seq: int = 0
+    ) -> Result:
         """One signed POST of `body` to `endpoint` of `hook`, with its custom headers
-        (deliveries and test sends alike)."""
+        (deliveries and test sends alike) and, for a numbered copy, its place in its
+        call (`Sayna-Call-Seq`, so the tenant can see a gap or a late one)."""
         sip = self._config.sip
         try:
             secrets = hook_secrets.signing_secrets(hook, endpoint, sip, time.time()) if sip else ()
@@ -66,6 +70,8 @@ class Deliverer:
         headers = signing.signature_headers(event_id, body, secrets, int(time.time()))
         if custom:  # validated names never collide with the signature's or the framing's
             headers = {**custom, **headers}
+        if call_seq > 0:
+            headers[Header.CALL_SEQ] = str(call_seq)  # the same name the tenant sees
         self._tracer.inject(headers)  # the attempt span's traceparent, for the tenant
         result = await self._http.post(endpoint.url, body, headers, self._config.forwarder.timeout)
         sent = signing.shown({**client.SESSION_HEADERS, **headers}, custom)

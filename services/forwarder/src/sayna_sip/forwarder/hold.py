@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from nats.aio.msg import Msg
 
 from sayna_sip.common.delivery import Delivery
+from sayna_sip.forwarder.order import Order
 
 HOLD_MAX = 1.0  # seconds; a message held longer goes back to JetStream (its host slowed)
 
@@ -28,6 +29,7 @@ class Held:
     msg: Msg
     delivery: Delivery
     since: float  # monotonic time it was held
+    order: Order | None = None  # its turn in its call's lane, when it keeps one
 
 
 class HoldQueues:

@@ -36,6 +36,16 @@ class ForwarderMetrics:
             "Seconds deliveries waited for a slot of their endpoint's rate_limit",
             ["host", "endpoint"],
         )
+        self.order_waits = counter(
+            "forwarder_order_waits",
+            "Copies that waited for an earlier event of their call to end (ordering: call)",
+            ["host"],
+        )
+        self.order_released = counter(
+            "forwarder_order_released",
+            "Call lanes released past a head that held later events for SIP_ORDER_HOLD_MAX",
+            ["host"],
+        )
         self.proxy_errors = counter(
             "forwarder_proxy_errors",
             "Requests the egress proxy (SIP_EGRESS_PROXY) failed: refused, 407, 5xx to CONNECT",

@@ -3,7 +3,9 @@
 One place maps an outcome to an action (`settle`): delivered -> ack; failed with tries
 left -> publish a copy with `Sayna-Attempt` + 1 and its due time, then ack the original
 (retries are counted in the header, not by JetStream redeliveries); spent, permanent or
-crashed -> dead letter, then ack. Every attempt is also written as an AttemptRecord
+crashed -> dead letter, then ack. A copy that keeps its call's order moves its lane on
+when it ends (delivered or dead), before the ack, and marks the lane's head as failing
+when it is retried (order_lanes.py). Every attempt is also written as an AttemptRecord
 here, the place where attempts are recorded.
 """
 
@@ -28,6 +30,8 @@ from sayna_sip.common.logs import quote
 from sayna_sip.common.records import AttemptOutcome, AttemptRecord
 from sayna_sip.forwarder import policy
 from sayna_sip.forwarder.metrics import ForwarderMetrics
+from sayna_sip.forwarder.order import Order
+from sayna_sip.forwarder.order_lanes import CallLanes
 from sayna_sip.forwarder.policy import Kind, Result
 
 log = logging.getLogger("sayna_sip.forwarder")
@@ -48,6 +52,7 @@ class Settlement:
         rng: random.Random,
         record: Callable[[AttemptRecord], None] | None = None,
         body_bytes: int = 0,
+        lanes: CallLanes | None = None,
     ) -> None:
         self._js = js
         self._metrics = metrics
@@ -55,16 +60,18 @@ class Settlement:
         self._rng = rng
         self._record = record  # Recorder.record: never blocks, never raises
         self._body_bytes = body_bytes
+        self._lanes = lanes
         self.delivered = 0  # acked as delivered (tests, bench)
 
     async def settle(
         self, msg: Msg, d: Delivery, result: Result, began: float, elapsed_ms: float,
-        span: Span | None,
+        span: Span | None, order: Order | None = None,
     ) -> None:  # fmt: skip
         """Decide what `result` means for `msg`, record the attempt, and act on it."""
         decision = policy.decide(result, d.attempt, self._schedule, self._rng)
         due = time.time() + decision.delay if isinstance(decision, policy.Retry) else 0.0
-        self._write_record(d, result, decision, began, elapsed_ms, span, due)
+        order = await self._lane(d, decision, order)
+        self._write_record(d, result, decision, began, elapsed_ms, span, due, order)
         if isinstance(decision, policy.Ack):
             await msg.ack()
             self.delivered += 1
@@ -75,6 +82,21 @@ class Settlement:
         else:
             await self._dead_letter(msg, d, result, decision)
 
+    async def _lane(
+        self, d: Delivery, decision: policy.Decision, order: Order | None
+    ) -> Order | None:
+        """Move the copy's call lane on (it ended) or mark its head as failing (retried);
+        the order with how many it held back, when its lane released it meanwhile."""
+        if order is None or self._lanes is None:
+            return order
+        if isinstance(decision, policy.Retry):
+            released = await self._lanes.failed(d, time.time() + decision.delay)
+        else:
+            released = await self._lanes.ended(d)
+        if released and not order.released:
+            return Order(order.seq, late=True, released=released)
+        return order
+
     def _write_record(
         self,
         d: Delivery,
@@ -84,6 +106,7 @@ class Settlement:
         elapsed_ms: float,
         span: Span | None,
         due: float,
+        order: Order | None = None,
     ) -> None:
         if span is not None and result.status is not None:
             span.set_attribute("http.response.status_code", result.status)
@@ -101,6 +124,8 @@ class Settlement:
                 response=result.excerpt[: self._body_bytes], redrive=d.generation,
                 trace_id=tracing.trace_id(span), rate_limited_ms=round((d.paced or 0) * 1000, 1),
                 request_headers=dict(result.request_headers), retry_at=round(due, 3),
+                call_seq=d.call_seq, late=order is not None and order.late,
+                released=order.released if order is not None else 0,
             )
         )  # fmt: skip
 
@@ -132,7 +157,9 @@ class Settlement:
         self._metrics.rate_limited.labels(d.hook, d.endpoint).inc(wait)
         self._metrics.deferred.labels(d.hook, DeferReason.RATE_LIMIT).inc()
 
-    async def crashed(self, msg: Msg, d: Delivery, exc: Exception) -> None:
+    async def crashed(
+        self, msg: Msg, d: Delivery, exc: Exception, order: Order | None = None
+    ) -> None:
         """Dead-letter a message whose delivery raised unexpectedly (reason names the
         exception type), so a bug costs one dead letter, not an endless nak loop."""
         log.error(
@@ -142,6 +169,7 @@ class Settlement:
         dead = policy.Dead(DeadReason.internal(exc), d.attempt)
         failed = Result(Kind.ERROR, error=f"{type(exc).__name__}: {exc}")
         try:
+            await self._lane(d, dead, order)
             await self._dead_letter(msg, d, failed, dead)
         except nats.errors.Error as nats_exc:  # comes back and is dead-lettered then
             log.warning(

@@ -2,7 +2,9 @@
 slots (pull.py), start each message as it arrives, holding only what a fast host will
 take within moments.
 
-Per message, in order: not yet due (`Sayna-Not-Before`) -> nak until due; its hook's
+Per message, in order: not yet due (`Sayna-Not-Before`) -> nak until due; a copy of a
+call whose endpoint orders by call and whose turn it is not yet -> waits for it
+(order_lanes.py: briefly here, else in JetStream; no attempt spent); its hook's
 `rate_limit` has no slot now -> put back due at its slot (pace.py); host at its
 cap but fast -> held in process until one of its requests ends (hold.py); host at its
 cap otherwise, or behind an open breaker (the `HostGate`) -> nak with a short delay
@@ -34,6 +36,8 @@ from sayna_sip.forwarder.delivery import Deliverer
 from sayna_sip.forwarder.gate import HostGate
 from sayna_sip.forwarder.hold import Held, HoldQueues
 from sayna_sip.forwarder.metrics import ForwarderMetrics
+from sayna_sip.forwarder.order import Order
+from sayna_sip.forwarder.order_lanes import CallLanes, Later
 from sayna_sip.forwarder.pace import Pacer
 from sayna_sip.forwarder.policy import Kind
 from sayna_sip.forwarder.pull import OnMessage, Puller
@@ -59,6 +63,7 @@ class Worker:
         metrics: ForwarderMetrics,
         rng: random.Random,
         peers: Callable[[], int] = lambda: 1,
+        lanes: CallLanes | None = None,
     ) -> None:
         self._tracer = tracing.Tracer("sayna_sip.forwarder")
         self.puller = new_puller(self._on_message, self._wake_up)
@@ -75,6 +80,9 @@ class Worker:
         grace = tuning.shutdown_grace
         self._grace = min(config.forwarder.timeout, 5.0) if grace is None else grace
         self._tasks: dict[asyncio.Task[None], Msg] = {}
+        self._lanes = lanes
+        self._ordering = config.sip.ordering if config.sip else "call"
+        self._waiting: dict[asyncio.Task[None], Msg] = {}  # copies waiting for their turn
         self._held = HoldQueues()
         # Ask for messages in steps of this many (fewer open requests on the server), and
         # while messages are held only once this many could start, so a one-host backlog
@@ -97,7 +105,7 @@ class Worker:
             self._wake.clear()
             await self._expire_held()
             self.puller.check_alive(time.monotonic())
-            free = self._concurrency - len(self._tasks) - len(self._held)
+            free = self._concurrency - self._busy()
             want = min(free, self._window) - self.puller.credits
             enough = want >= self._refill or (not self._held and not self.puller.credits)
             if want > 0 and enough and await self._ask(want):
@@ -126,7 +134,7 @@ class Worker:
 
     async def _on_message(self, msg: Msg) -> None:
         """One message from the open pull requests: start it, hold it or put it back."""
-        if not self._stopping and len(self._tasks) + len(self._held) >= self._concurrency:
+        if not self._stopping and self._busy() >= self._concurrency:
             # More came than the free slots (requests forgotten as lost still answered).
             await nak(msg, OVERFLOW_DELAY)
             hook = (msg.headers or {}).get(Header.HOOK, "")
@@ -134,6 +142,10 @@ class Worker:
         else:
             self._adapt(await self._dispatch(msg))
         self._wake.set()
+
+    def _busy(self) -> int:
+        """Slots taken: deliveries running, held for a fast host, waiting for their turn."""
+        return len(self._tasks) + len(self._held) + len(self._waiting)
 
     def _adapt(self, verdict: str) -> None:
         """Ask for about as many as can start: fewer while busy hosts bounce messages,
@@ -169,17 +181,62 @@ class Worker:
             await nak(msg, due_in + self._rng.uniform(0, 0.05))
             self._metrics.deferred.labels(d.hook, DeferReason.SCHEDULED).inc()
             return "scheduled"
+        if d.call_seq > 0 and self._lanes is not None and await self._in_lane(d):
+            if d.generation:  # redriven: its lane ended it before; it goes now, after
+                return await self._admit(msg, d, Order(d.call_seq, late=True))
+            task = asyncio.create_task(self._in_order(msg, d), name=f"order-{d.event_id}")
+            self._waiting[task] = msg
+            task.add_done_callback(self._on_waited)
+            return "started"
+        return await self._admit(msg, d, None)
+
+    async def _in_lane(self, d: Delivery) -> bool:
+        """Whether `d` keeps its call's order: its endpoint's `ordering` (a removed one
+        follows SIP_ORDERING: its dead letter still moves the lane on)."""
+        hook = await self._deliverer.resolve(d.hook)
+        endpoint = hook.endpoint(d.endpoint) if hook is not None else None
+        if endpoint is None:
+            return self._ordering == "call"
+        return endpoint.orders_by_call(self._ordering)
+
+    async def _in_order(self, msg: Msg, d: Delivery) -> None:
+        """Wait for the copy's turn in its lane, then admit it as any other."""
+        assert self._lanes is not None
+        try:
+            turn = await self._lanes.turn(d, _delivered_times(msg))
+        except asyncio.CancelledError:  # shutdown
+            await nak(msg, None)
+            raise
+        except nats.errors.Error as exc:  # KV unreachable: soon again, nothing spent
+            log.warning("event=lane_read_failed event_id=%s error=%s", d.event_id, quote(repr(exc)))
+            await nak(msg, ERROR_PAUSE)
+            return
+        if isinstance(turn, Later):
+            await nak(msg, turn.delay)
+            self._metrics.deferred.labels(d.hook, DeferReason.ORDER).inc()
+            return
+        self._adapt(await self._admit(msg, d, turn))
+
+    def _on_waited(self, task: asyncio.Task[None]) -> None:
+        self._waiting.pop(task, None)
+        self._wake.set()
+
+    async def _admit(self, msg: Msg, d: Delivery, order: Order | None) -> str:
+        """Past its due time and its call's order: its rate-limit slot, then its host's."""
+        if self._stopping:
+            await nak(msg, None)
+            return "stopping"
         if d.paced is None and await self._paced(msg, d):
             return "paced"
         started = time.monotonic()
         defer = self._gate.admit(d.lane, started)
         if defer is None:
-            self._start(msg, d, started)
+            self._start(msg, d, started, order)
             return "started"
         if defer.reason == "busy" and self._held.held(d.lane) < self._gate.hold_limit(
             d.lane, started
         ):
-            self._held.push(d.lane, Held(msg, d, started))
+            self._held.push(d.lane, Held(msg, d, started, order))
             return "held"
         await nak(msg, defer.delay)
         self._metrics.deferred.labels(d.hook, defer.reason).inc()
@@ -198,8 +255,8 @@ class Worker:
         await self._settlement.pace(msg, d, slot.wait)
         return True
 
-    def _start(self, msg: Msg, d: Delivery, started: float) -> None:
-        task = asyncio.create_task(self._run(msg, d, started), name=f"deliver-{d.event_id}")
+    def _start(self, msg: Msg, d: Delivery, started: float, order: Order | None) -> None:
+        task = asyncio.create_task(self._run(msg, d, started, order), name=f"deliver-{d.event_id}")
         self._tasks[task] = msg
         task.add_done_callback(self._on_done)
 
@@ -211,7 +268,7 @@ class Worker:
             now = time.monotonic()
             defer = self._gate.admit(lane, now)
             if defer is None:
-                self._start(item.msg, item.delivery, now)
+                self._start(item.msg, item.delivery, now, item.order)
                 return
             await nak(item.msg, defer.delay)
             self._metrics.deferred.labels(item.delivery.hook, defer.reason).inc()
@@ -220,7 +277,7 @@ class Worker:
         self._tasks.pop(task, None)
         self._wake.set()
 
-    async def _run(self, msg: Msg, d: Delivery, started: float) -> None:
+    async def _run(self, msg: Msg, d: Delivery, started: float, order: Order | None) -> None:
         ok: bool | None = None
         self._metrics.in_flight.inc()
         try:
@@ -238,7 +295,7 @@ class Worker:
                     ok = result.kind is Kind.DELIVERED
                     status = str(result.status) if result.status else result.kind.value
                     self._metrics.attempts.labels(d.hook, result.kind.value, status).inc()
-                await self._settlement.settle(msg, d, result, began, elapsed_ms, span)
+                await self._settlement.settle(msg, d, result, began, elapsed_ms, span, order)
         except asyncio.CancelledError:  # shutdown: hand it back (a nak after an ack is void)
             await nak(msg, None)
             raise
@@ -246,7 +303,7 @@ class Worker:
             log.warning("event=settle_failed event_id=%s error=%s", d.event_id, quote(repr(exc)))
             await nak(msg, ERROR_PAUSE)
         except Exception as exc:  # a bug: a redelivery would hit it again, forever
-            await self._settlement.crashed(msg, d, exc)
+            await self._settlement.crashed(msg, d, exc, order)
         finally:
             self._metrics.in_flight.dec()
             if self._gate.release(d.lane, started, ok, time.monotonic()):
@@ -261,6 +318,10 @@ class Worker:
         await asyncio.gather(loop_task, return_exceptions=True)
         for item in self._held.take_all():  # never started: back to JetStream at once
             await nak(item.msg, None)
+        waiting = list(self._waiting)
+        for task in waiting:  # waiting for their turn: each naks its message
+            task.cancel()
+        await asyncio.gather(*waiting, return_exceptions=True)
         tasks = list(self._tasks)
         if tasks:
             _, pending = await asyncio.wait(tasks, timeout=self._grace)
@@ -269,3 +330,11 @@ class Worker:
             await asyncio.gather(*pending, return_exceptions=True)
             if pending:
                 log.info("event=shutdown_nak count=%d", len(pending))
+
+
+def _delivered_times(msg: Msg) -> int:
+    """How many times JetStream handed `msg` over (1 the first time)."""
+    try:
+        return int(msg.metadata.num_delivered or 1)
+    except Exception:  # a message without JetStream metadata (tests): first time
+        return 1

@@ -48,6 +48,9 @@ class AttemptOut(msgspec.Struct, frozen=True, tag_field="kind", tag="attempt"):
     # As sent, signatures and custom header values redacted ({}: a record from before)
     request_headers: dict[str, str] = msgspec.field(default_factory=dict)
     retry_at: str | None = None  # outcome failed/proxy_error: when the next try is due
+    call_seq: int = 0  # its Sayna-Call-Seq (0 = not numbered)
+    late: bool = False  # attempted after its call went on without it (released, redriven)
+    released: int = 0  # its call was released past it after SIP_ORDER_HOLD_MAX: how many waited
 
 
 class DeliveryOut(msgspec.Struct, frozen=True):

@@ -314,6 +314,7 @@ async function hookPage(host, params) {
     h("dt", {}, "State"), h("dd", { id: "hook-state" }, stateBadges(hook, stats)),
     hook.disabled_reason ? [h("dt", {}, "Disabled because"), h("dd", {}, hook.disabled_reason)] : null,
     h("dt", {}, "Events"), h("dd", { id: "hook-events" }, (hook.events || []).join(", ") || "all"),
+    h("dt", {}, "Ordering"), h("dd", { id: "hook-ordering" }, hook.ordering || "default (SIP_ORDERING)"),
     h("dt", {}, "Secrets"),
     h(
       "dd",
