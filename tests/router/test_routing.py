@@ -169,8 +169,8 @@ async def test_sip_switched_on_without_a_new_provision_says_why_it_cannot_start(
     assert str(err.value) == (
         "NATS topology incomplete (missing stream SIP_DELIVERIES, stream SIP_DEAD, "
         "stream SIP_ATTEMPTS, stream SIP_AUDIT, KV bucket sip_hooks, KV bucket sip_rooms, "
-        "KV bucket sip_access) (SIP is on now; NATS was provisioned with it off): "
-        "run `sayna-sip provision`"
+        "KV bucket sip_access, KV bucket sip_lanes) (SIP is on now; NATS was provisioned with "
+        "it off): run `sayna-sip provision`"
     )
 
 
