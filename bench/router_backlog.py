@@ -81,7 +81,7 @@ async def setup(js: JetStreamContext, n: int, rooms: int) -> None:
             Header.RECEIVED_AT: f"{time.time():.6f}",
         }
         body = json.dumps(event, separators=(",", ":")).encode()
-        subject = contracts.lk_event_subject("participant_joined")
+        subject = contracts.lk_event_subject("participant_joined", event["room"]["name"])  # type: ignore[index]
         pending.append(js.publish(subject, body, headers=headers, stream=topology.LK_EVENTS))
         if len(pending) == 200:
             await asyncio.gather(*pending)

@@ -33,7 +33,8 @@ async def test_signed_webhook_is_stored_byte_for_byte(
     assert (r.status_code, r.json()) == (200, {"status": "received"})
     [msg] = await stored(jetstream)
     assert msg.data == body
-    assert msg.subject == "lk.events.participant_joined"
+    # partitioned by room (a literal: the partition of a room is a wire contract)
+    assert msg.subject == "lk.events.participant_joined.p11"
     assert msg.headers is not None
     assert msg.headers[Header.MSG_ID] == msg.headers[Header.EVENT_ID] == "EV_1"
     assert msg.headers[Header.EVENT] == "participant_joined"
@@ -73,7 +74,7 @@ async def test_event_without_room_has_an_empty_room_header(
     body, headers = signed_webhook({"event": "egress_started", "id": "EV_eg"})
     assert (await ingress.post(URL, content=body, headers=headers)).status_code == 200
     [msg] = await stored(jetstream)
-    assert msg.subject == "lk.events.egress_started"
+    assert msg.subject == "lk.events.egress_started.p00"
     assert msg.headers.get(Header.ROOM, "") == ""
 
 

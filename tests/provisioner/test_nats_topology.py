@@ -26,6 +26,7 @@ ALL = [
     "bucket:sip_lanes",
     "consumer:LK_EVENTS/router",
     "consumer:SIP_DELIVERIES/forwarders",
+    "consumer:LK_EVENTS/router-p00..p15",  # one entry for the partitions' durables
 ]
 
 
@@ -107,6 +108,37 @@ async def test_replicas_beyond_the_server_name_the_field(nats_client: Client) ->
 
     with pytest.raises(TopologyChangeError, match=r"stream LK_EVENTS: num_replicas \(1 -> 3\)"):
         await apply_topology(js, ServerConfig.from_env({**SIP_ENV, "NATS_REPLICAS": "3"}))
+
+
+async def test_previous_release_router_durable_is_refiltered_in_place(
+    nats_client: Client,
+) -> None:
+    """The previous release's `router` durable read `lk.events.>`; it now reads only the
+    unpartitioned `lk.events.<event>` messages, from where it was (nothing read again)."""
+    js = nats_client.jetstream()
+    for stream in topology.streams():
+        await js.add_stream(stream)
+    previous = ConsumerConfig(
+        durable_name=topology.ROUTER_CONSUMER, ack_policy=AckPolicy.EXPLICIT, ack_wait=30.0,
+        max_deliver=-1, max_ack_pending=10_000, filter_subject="lk.events.>",
+    )  # fmt: skip
+    await js.add_consumer(topology.LK_EVENTS, previous)
+    for name in ("EV_done", "EV_waiting"):
+        await js.publish("lk.events.room_started", b"{}", headers={"Nats-Msg-Id": name})
+    sub = await js.pull_subscribe_bind(topology.ROUTER_CONSUMER, stream=topology.LK_EVENTS)
+    [done] = await sub.fetch(1, timeout=2)
+    await done.ack_sync()
+    await sub.unsubscribe()
+
+    summary = await apply_topology(js, ServerConfig())
+
+    assert "consumer:LK_EVENTS/router" in summary.names("updated")
+    info = await js.consumer_info(topology.LK_EVENTS, topology.ROUTER_CONSUMER)
+    assert info.config.filter_subject == "lk.events.*"
+    assert info.num_pending == 1  # EV_waiting still to route, EV_done not again
+    for p in range(contracts.LK_PARTITIONS):
+        part = await js.consumer_info(topology.LK_EVENTS, topology.router_partition_consumer(p))
+        assert part.config.max_ack_pending == 1 and part.num_pending == 0
 
 
 async def test_incompatible_consumer_change_is_reported(nats_client: Client) -> None:

@@ -32,7 +32,9 @@ def ingress_headers(event: dict[str, Any]) -> dict[str, str]:
 async def publish_event(js: JetStreamContext, event: dict[str, Any]) -> bytes:
     """Store `event` in LK_EVENTS as the ingress does; returns the exact body."""
     body = json.dumps(event, separators=(",", ":")).encode()
-    await publish_raw(js, body, ingress_headers(event), contracts.lk_event_subject(event["event"]))
+    headers = ingress_headers(event)
+    subject = contracts.lk_event_subject(event["event"], headers[Header.ROOM])
+    await publish_raw(js, body, headers, subject)
     return body
 
 
@@ -80,18 +82,31 @@ async def stored_deliveries(js: JetStreamContext) -> int:
 
 
 async def drained(js: JetStreamContext, timeout: float = 5.0) -> None:
-    """Wait until the router consumer has acked (or terminated) everything in LK_EVENTS.
+    """Wait until the router's durables have acked (or terminated) everything in LK_EVENTS.
 
-    JetStream has no event for "consumer caught up", so this polls its info.
+    JetStream has no event for "consumer caught up", so this polls their info.
     """
     deadline = time.monotonic() + timeout
     while True:
-        info = await js.consumer_info(topology.LK_EVENTS, topology.ROUTER_CONSUMER)
-        if info.num_pending == 0 and info.num_ack_pending == 0:
+        infos = [
+            await js.consumer_info(topology.LK_EVENTS, name) for name in topology.ROUTER_CONSUMERS
+        ]
+        if all(i.num_pending == 0 and i.num_ack_pending == 0 for i in infos):
             return
         if time.monotonic() > deadline:
-            raise AssertionError(f"router did not drain LK_EVENTS: {info}")
+            busy = [i for i in infos if i.num_pending or i.num_ack_pending]
+            raise AssertionError(f"router did not drain LK_EVENTS: {busy}")
         await asyncio.sleep(0.02)
+
+
+async def router_backlog(js: JetStreamContext) -> tuple[int, int, int]:
+    """(ack pending, pending, redelivered) summed over the router's durables."""
+    infos = [await js.consumer_info(topology.LK_EVENTS, n) for n in topology.ROUTER_CONSUMERS]
+    return (
+        sum(i.num_ack_pending for i in infos),
+        sum(i.num_pending for i in infos),
+        sum(i.num_redelivered for i in infos),
+    )
 
 
 def headers_of(msg: Msg) -> dict[str, str]:

@@ -31,6 +31,7 @@ from tests.router.helpers import (
     headers_of,
     publish_event,
     put_hook,
+    router_backlog,
     stored_deliveries,
     take_deliveries,
     until,
@@ -68,11 +69,12 @@ async def test_redelivered_event_is_not_delivered_twice(
 
 
 async def _short_ack_wait(js: JetStreamContext) -> None:
-    info = await js.consumer_info(topology.LK_EVENTS, topology.ROUTER_CONSUMER)
-    config: ConsumerConfig = info.config
-    config.ack_wait = ACK_WAIT
-    await js.delete_consumer(topology.LK_EVENTS, topology.ROUTER_CONSUMER)
-    await js.add_consumer(topology.LK_EVENTS, config)
+    for name in topology.ROUTER_CONSUMERS:
+        info = await js.consumer_info(topology.LK_EVENTS, name)
+        config: ConsumerConfig = info.config
+        config.ack_wait = ACK_WAIT
+        await js.delete_consumer(topology.LK_EVENTS, name)
+        await js.add_consumer(topology.LK_EVENTS, config)
 
 
 def _spawn_router(nats_server: NatsServer, tmp_path: Path) -> subprocess.Popen[bytes]:
@@ -118,9 +120,8 @@ async def test_router_killed_between_consume_and_ack_loses_and_duplicates_nothin
         await _wait_stored(jetstream, (attempt + 1) * 200)
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
-        info = await jetstream.consumer_info(topology.LK_EVENTS, topology.ROUTER_CONSUMER)
-        in_flight_at_kill = info.num_ack_pending
-        if in_flight_at_kill and info.num_pending:
+        in_flight_at_kill, pending, _ = await router_backlog(jetstream)
+        if in_flight_at_kill and pending:
             break
     assert in_flight_at_kill > 0, "no kill landed between consume and ack"
     assert await stored_deliveries(jetstream) < BACKLOG
@@ -151,8 +152,8 @@ async def test_publish_failure_naks_and_the_event_is_routed_later(
             router.registry.get_sample_value("sayna_sip_router_events_total", {"outcome": "retry"})
         )
     )
-    info = await jetstream.consumer_info(topology.LK_EVENTS, topology.ROUTER_CONSUMER)
-    assert info.num_ack_pending + info.num_pending == 1  # held for redelivery, not acked
+    ack_pending, pending, _ = await router_backlog(jetstream)
+    assert ack_pending + pending == 1  # held for redelivery, not acked
     [stream] = [s for s in topology.streams() if s.name == topology.SIP_DELIVERIES]
     await jetstream.add_stream(stream)
     [spec] = [c for c in topology.consumers(ServerConfig()) if c.stream == stream.name]

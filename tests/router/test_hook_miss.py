@@ -11,14 +11,20 @@ import pytest
 from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 
-from sayna_sip.common import topology
 from sayna_sip.common.config import ServerConfig
 from sayna_sip.common.contracts import Header
 from sayna_sip.common.hook import Hook
 from sayna_sip.common.hook_directory import HookDirectory
 from sayna_sip.router.app import RouterService
 from tests.fixtures.livekit import sip_event
-from tests.router.helpers import headers_of, publish_event, put_hook, take_deliveries, until
+from tests.router.helpers import (
+    headers_of,
+    publish_event,
+    put_hook,
+    router_backlog,
+    take_deliveries,
+    until,
+)
 
 
 def counted(service: RouterService, outcome: str) -> float:
@@ -72,6 +78,6 @@ async def test_kv_error_on_a_miss_is_a_retry_not_a_drop(
     await publish_event(jetstream, sip_event(to="sip:b@new.example.com"))
 
     await until(lambda: counted(stale_router, "retry") > 0)
-    info = await jetstream.consumer_info(topology.LK_EVENTS, topology.ROUTER_CONSUMER)
-    assert info.num_ack_pending + info.num_pending == 1  # held for redelivery, not acked
+    ack_pending, pending, _ = await router_backlog(jetstream)
+    assert ack_pending + pending == 1  # held for redelivery, not acked
     assert counted(stale_router, "unmatched") == 0

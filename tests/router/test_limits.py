@@ -39,7 +39,9 @@ async def test_a_delivery_over_max_payload_is_terminated_not_sent(
     size = ONE_MIB - contracts.message_size(b"", headers) - 64  # fits LK_EVENTS, barely
     event["pad"] = "x" * (size - len(json.dumps(event, separators=(",", ":"))))
     body = json.dumps(event, separators=(",", ":")).encode()
-    await publish_raw(jetstream, body, headers, contracts.lk_event_subject("participant_joined"))
+    await publish_raw(
+        jetstream, body, headers, contracts.lk_event_subject("participant_joined", "sip-1")
+    )
 
     await until(lambda: events_counted(router, "malformed") == 1)
 

@@ -10,7 +10,7 @@ from nats.js import JetStreamContext
 from sayna_sip.common.config import ServerConfig
 from sayna_sip.common.contracts import Header
 from sayna_sip.router.app import RouterService
-from sayna_sip.router.rooms import RoomMemory, RoomRecord
+from sayna_sip.router.rooms import RoomMemory, RoomState
 from tests.fixtures.livekit import sip_event
 from tests.router.helpers import (
     drained,
@@ -30,19 +30,23 @@ async def test_stop_routes_the_event_in_flight_instead_of_dropping_it(
     await service.start()
     stopping = False
     entered = asyncio.Event()
-    recall = RoomMemory.recall
+    load = RoomMemory.load
 
-    async def recall_held_until_stop(rooms: RoomMemory, room: str) -> RoomRecord | None:
+    async def load_held_until_stop(rooms: RoomMemory, room: str, fresh: bool = False) -> RoomState:
         entered.set()
         # Held until stop() is under way: the subscriber stopped reading, or (the old
         # order) the hook cache already gone. Either is what a real shutdown meets.
-        await until(lambda: stopping and (not service.subscriber.running or not service.hooks))
-        return await recall(rooms, room)
+        await until(
+            lambda: (
+                stopping and (not all(s.running for s in service.subscribers) or not service.hooks)
+            )
+        )
+        return await load(rooms, room, fresh)
 
     try:
         await publish_event(jetstream, sip_event(room="sip-stop", event_id="EV_join"))
         await take_deliveries(jetstream, 1)
-        monkeypatch.setattr(RoomMemory, "recall", recall_held_until_stop)
+        monkeypatch.setattr(RoomMemory, "load", load_held_until_stop)
         await publish_event(jetstream, sip_event("room_finished", room="sip-stop", event_id="EV_f"))
         await entered.wait()
     finally:

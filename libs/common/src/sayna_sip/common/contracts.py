@@ -6,6 +6,7 @@ Every producer and consumer imports these; nothing spells a subject or header by
 from __future__ import annotations
 
 import re
+import zlib
 
 from sayna_sip.common.hosts import host_token
 from sayna_sip.common.labels import DeadReason
@@ -14,6 +15,14 @@ __all__ = ["DeadReason"]  # re-exported: its values are also metric labels (labe
 
 # Subjects
 LK_EVENTS_SUBJECTS = "lk.events.>"
+# LK_EVENTS is partitioned by room (design: "Ordered delivery per call"): the ingress
+# stores each event on `lk.events.<event>.p<NN>`, NN = lk_partition(room), and each
+# partition has its own router durable with one message in flight, so a room's events
+# are routed in stream order by any number of routers. Fixed: a changed count would move
+# rooms between partitions while their events are in flight.
+LK_PARTITIONS = 16
+# What the previous release stored: `lk.events.<event>` (three tokens, no partition).
+LK_EVENTS_LEGACY = "lk.events.*"
 DELIVERY_SUBJECTS = "sip.deliver.>"
 DEAD_SUBJECTS = "sip.dead.>"
 AUDIT_SUBJECTS = "sip.audit.>"
@@ -24,10 +33,21 @@ AUDIT_NO_HOST = "sip.audit._all"
 _SUBJECT_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
 
-def lk_event_subject(event: str) -> str:
-    """`lk.events.<event>`; an empty or odd event name becomes a safe single token."""
+def lk_partition(room: str) -> int:
+    """The room's LK_EVENTS partition: stable across processes and releases (CRC-32 of
+    the UTF-8 name, not Python's salted hash)."""
+    return zlib.crc32(room.encode("utf-8", "surrogatepass")) % LK_PARTITIONS
+
+
+def lk_event_subject(event: str, room: str) -> str:
+    """`lk.events.<event>.p<NN>`; an empty or odd event name becomes a safe single token."""
     token = _SUBJECT_UNSAFE.sub("_", event) or "unknown"
-    return f"lk.events.{token}"
+    return f"lk.events.{token}.p{lk_partition(room):02d}"
+
+
+def lk_partition_subjects(partition: int) -> str:
+    """The filter of one partition's events, whatever their type."""
+    return f"lk.events.*.p{partition:02d}"
 
 
 def delivery_subject(hook_host: str) -> str:

@@ -98,6 +98,7 @@ class RouterOutcome(StrEnum):
     UNMATCHED = "unmatched"  # SIP host found, no hook for it
     FILTERED = "filtered"  # the hook's events filter leaves this event type out
     NO_HOST = "no_host"  # SIP room, no host in the event nor in room memory: gave up
+    HELD = "held"  # no host yet: kept in room memory, routed first once the host is known
     DEFERRED = "deferred"  # no host yet: nak'd briefly, the caller's join may be in flight
     NON_SIP = "non_sip"  # room name without the SIP prefix, or no room
     DISABLED = "disabled"  # SIP not configured: everything is acked unread

@@ -64,6 +64,12 @@ class AckedPublisher:
         self, subject: str, body: bytes, headers: dict[str, str], timeout: float
     ) -> bool:
         """Store `body`; True when the stream already had its Nats-Msg-Id (a duplicate)."""
+        return (await self.store(subject, body, headers, timeout))[1]
+
+    async def store(
+        self, subject: str, body: bytes, headers: dict[str, str], timeout: float
+    ) -> tuple[int, bool]:
+        """Store `body`: (its stream sequence, whether it was a duplicate)."""
         headers[JsHeader.EXPECTED_STREAM] = self._stream
         if contracts.message_size(body, headers) > self._nc.max_payload:
             # nats-py checks the body alone; the server counts headers too, and closes
@@ -86,4 +92,4 @@ class AckedPublisher:
         ack = _decode_ack(msg.data)
         if ack.error is not None:
             raise nats.js.errors.APIError.from_error(ack.error)
-        return ack.duplicate
+        return ack.seq, ack.duplicate

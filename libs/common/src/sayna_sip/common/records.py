@@ -59,6 +59,7 @@ class RouteRecord(msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="k
     sip_host: str = ""  # host parsed from the call's To header (or room memory)
     host: str = ""  # host of the matched hook, when one matched
     endpoints: tuple[str, ...] = ()  # its endpoints a copy was stored for (absent: default)
+    call_seqs: dict[str, int] = {}  # endpoint -> the copy's Sayna-Call-Seq (absent: none)
     lk_seq: int = 0  # LK_EVENTS sequence of the event (replay reads the body there)
     received_at: float = 0.0  # when the ingress stored the event
     trace_id: str = ""

@@ -38,7 +38,7 @@ HOOKS_BUCKET = "sip_hooks"
 ROOMS_BUCKET = "sip_rooms"
 ACCESS_BUCKET = "sip_access"
 LANES_BUCKET = "sip_lanes"
-ROUTER_CONSUMER = "router"
+ROUTER_CONSUMER = "router"  # previous-release messages (`lk.events.<event>`), unordered
 FORWARDER_CONSUMER = "forwarders"
 
 DUPLICATE_WINDOW = 10 * 60.0  # LiveKit retries for well under this; design asks >= 5 min
@@ -47,12 +47,21 @@ DEAD_MAX_AGE = 14 * 86400.0
 AUDIT_MAX_AGE = 90 * 86400.0
 ROOMS_TTL = 24 * 3600.0  # a SIP call's room outlives no call by this much
 LANES_TTL = ROOMS_TTL  # a call's ordering lane is forgotten as its room is
+# A partition's head waits this long after a router dies holding it (it is redelivered
+# then, still the head); routing one event takes at most a few PubAck timeouts.
+PARTITION_ACK_WAIT = 10.0
 ACK_MARGIN = 20.0  # ack wait = request timeout + margin, so no delivery runs twice at once
 
 
 # What applies with SIP off: the router still drains LK_EVENTS (events stored while SIP
-# was on are acknowledged, counted `disabled`), so its stream and durable stay.
-WITHOUT_SIP = frozenset({LK_EVENTS, f"{LK_EVENTS}/{ROUTER_CONSUMER}"})
+# was on are acknowledged, counted `disabled`), so its stream and durables stay.
+WITHOUT_SIP = frozenset(
+    {
+        LK_EVENTS,
+        f"{LK_EVENTS}/{ROUTER_CONSUMER}",
+        *(f"{LK_EVENTS}/{ROUTER_CONSUMER}-p{p:02d}" for p in range(contracts.LK_PARTITIONS)),
+    }
+)
 
 
 def applies(name: str, config: ServerConfig | None) -> bool:
@@ -165,22 +174,57 @@ class ConsumerSpec:
     config: ConsumerConfig
 
 
-def consumers(config: ServerConfig) -> list[ConsumerSpec]:
-    """Durable pull consumers; every replica of a service shares its one durable."""
-    return [
+def router_partition_consumer(partition: int) -> str:
+    return f"{ROUTER_CONSUMER}-p{partition:02d}"
+
+
+ROUTER_CONSUMERS = (
+    ROUTER_CONSUMER,
+    *(router_partition_consumer(p) for p in range(contracts.LK_PARTITIONS)),
+)
+
+
+def router_consumers() -> list[ConsumerSpec]:
+    """The legacy durable (the previous release's `lk.events.<event>` messages, many in
+    flight) and one durable per partition with ONE message in flight across all routers:
+    the head of a partition is acked (or redelivered, still the head) before the next is
+    given out, so each room's events are routed in LK_EVENTS order."""
+    legacy = ConsumerSpec(
+        LK_EVENTS,
+        ConsumerConfig(
+            durable_name=ROUTER_CONSUMER,
+            description="sayna-sip router: messages of the previous release (unpartitioned)",
+            deliver_policy=DeliverPolicy.ALL,
+            ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=30.0,
+            max_deliver=-1,
+            max_ack_pending=10_000,
+            filter_subject=contracts.LK_EVENTS_LEGACY,
+        ),
+    )
+    partitions = [
         ConsumerSpec(
             LK_EVENTS,
             ConsumerConfig(
-                durable_name=ROUTER_CONSUMER,
-                description="sayna-sip router",
+                durable_name=router_partition_consumer(p),
+                description=f"sayna-sip router: partition {p} of LK_EVENTS, in order",
                 deliver_policy=DeliverPolicy.ALL,
                 ack_policy=AckPolicy.EXPLICIT,
-                ack_wait=30.0,
+                ack_wait=PARTITION_ACK_WAIT,
                 max_deliver=-1,
-                max_ack_pending=10_000,
-                filter_subject=contracts.LK_EVENTS_SUBJECTS,
+                max_ack_pending=1,
+                filter_subject=contracts.lk_partition_subjects(p),
             ),
-        ),
+        )
+        for p in range(contracts.LK_PARTITIONS)
+    ]
+    return [legacy, *partitions]
+
+
+def consumers(config: ServerConfig) -> list[ConsumerSpec]:
+    """Durable pull consumers; every replica of a service shares its durables."""
+    return [
+        *router_consumers(),
         ConsumerSpec(
             SIP_DELIVERIES,
             ConsumerConfig(
@@ -222,4 +266,23 @@ async def check_topology(js: JetStreamContext, config: ServerConfig | None = Non
         raise TopologyError(
             f"NATS topology incomplete (missing {', '.join(missing)}){why}: "
             "run `sayna-sip provision`"
+        )
+
+
+async def check_router_consumers(js: JetStreamContext) -> None:
+    """Raise TopologyError unless the router's durables are all there, each partition's
+    with one message in flight (more would route a room's events out of order)."""
+    missing: list[str] = []
+    for spec in router_consumers():
+        name = spec.config.durable_name or ""
+        try:
+            info = await js.consumer_info(spec.stream, name)
+        except NotFoundError:
+            missing.append(f"consumer {spec.stream}/{name}")
+            continue
+        if spec.config.max_ack_pending == 1 and info.config.max_ack_pending != 1:
+            missing.append(f"consumer {spec.stream}/{name} with max_ack_pending=1")
+    if missing:
+        raise TopologyError(
+            f"NATS topology incomplete (missing {', '.join(missing)}): run `sayna-sip provision`"
         )

@@ -91,7 +91,7 @@ class EventPublisher:
 
     async def _store(self, event: Event, body: bytes, headers: dict[str, str]) -> bool:
         """Try until stored or the budget is spent (see the class docstring)."""
-        subject = contracts.lk_event_subject(event.event)
+        subject = contracts.lk_event_subject(event.event, event.room)
         deadline = time.monotonic() + self._budget
         pause = RETRY_PAUSE_S
         while True:

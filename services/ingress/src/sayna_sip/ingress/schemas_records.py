@@ -24,6 +24,8 @@ class RouteOut(msgspec.Struct, frozen=True, tag_field="kind", tag="route"):
     trace_id: str
     detail: str
     endpoints: list[str] = msgspec.field(default_factory=list)  # copies stored (none: default)
+    # endpoint -> the copy's Sayna-Call-Seq, its place among the room's copies for it
+    call_seqs: dict[str, int] = msgspec.field(default_factory=dict)
 
 
 class AttemptOut(msgspec.Struct, frozen=True, tag_field="kind", tag="attempt"):

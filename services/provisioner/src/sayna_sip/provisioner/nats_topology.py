@@ -17,7 +17,7 @@ from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, KeyValueConfig, StreamConfig
 from nats.js.errors import APIError, NotFoundError
 
-from sayna_sip.common import topology
+from sayna_sip.common import contracts, topology
 from sayna_sip.common.config import ServerConfig
 from sayna_sip.provisioner.errors import TopologyChangeError
 from sayna_sip.provisioner.summary import Outcome, Summary
@@ -38,11 +38,26 @@ async def apply_topology(
     for bucket in topology.buckets(replicas):
         if topology.applies(bucket.bucket, config):
             summary.record("bucket", bucket.bucket, await ensure_bucket(js, bucket))
+    partitions: list[Outcome] = []  # one summary entry for the router's partition durables
     for spec in topology.consumers(config):
         name = f"{spec.stream}/{spec.config.durable_name}"
-        if topology.applies(name, config):
-            summary.record("consumer", name, await ensure_consumer(js, spec))
+        if not topology.applies(name, config):
+            continue
+        outcome = await ensure_consumer(js, spec)
+        if spec.config.max_ack_pending == 1 and spec.stream == topology.LK_EVENTS:
+            partitions.append(outcome)
+            continue
+        summary.record("consumer", name, outcome)
+    last = contracts.LK_PARTITIONS - 1
+    summary.record("consumer", f"{topology.LK_EVENTS}/router-p00..p{last:02d}", _worst(partitions))
     return summary
+
+
+def _worst(outcomes: list[Outcome]) -> Outcome:
+    for outcome in ("created", "updated"):
+        if outcome in outcomes:
+            return outcome
+    return "unchanged"
 
 
 async def ensure_stream(js: JetStreamContext, desired: StreamConfig) -> Outcome:

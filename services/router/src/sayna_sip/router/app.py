@@ -22,26 +22,25 @@ from nats.js.errors import NotFoundError
 
 from sayna_sip.common import contracts, natsconn, topology
 from sayna_sip.common.config import ServerConfig
+from sayna_sip.common.contracts import Header
 from sayna_sip.common.health import HealthServer, NotReady, health_app
 from sayna_sip.common.hook_directory import HookDirectory
 from sayna_sip.common.labels import ErrorCode
 from sayna_sip.common.metrics import new_registry
 from sayna_sip.common.puback import AckedPublisher
 from sayna_sip.common.recorder import Recorder, RecorderMetrics
+from sayna_sip.router.copies import Oversized, Stored
 from sayna_sip.router.metrics import RouterMetrics
-from sayna_sip.router.rooms import ROOMS_STREAM, RoomMemory, RoomRecord
-from sayna_sip.router.routing import (
-    NO_HOST_DELAY,
-    RETRY_DELAY,
-    Action,
-    EventRouter,
-    Oversized,
-    Rooms,
-)
+from sayna_sip.router.ordered import Rooms
+from sayna_sip.router.rooms import ROOMS_STREAM, RoomMemory, RoomRecord, RoomState
+from sayna_sip.router.routing import NO_HOST_DELAY, RETRY_DELAY, Action, EventRouter
 
 log = logging.getLogger("sayna_sip.router")
 
-BATCH = 256  # messages fetched per pull request, routed concurrently (500: no faster)
+BATCH = 256  # previous-release messages fetched per pull, routed concurrently
+# A partition durable gives out one message at a time: a larger fetch only waits out its
+# timeout for messages that cannot come (nats-py returns a batch when full or expired).
+PARTITION_BATCH = 1
 PUBLISH_TIMEOUT = 5.0  # seconds to wait for SIP_DELIVERIES' PubAck before a retry
 
 
@@ -69,10 +68,10 @@ class _IdleFetchTimeout(logging.Filter):
 class _NoRooms:
     """SIP off: nothing is routed, so no room is remembered (and there is no sip_rooms)."""
 
-    async def remember(self, room: str, record: RoomRecord) -> None:
-        return None
+    async def load(self, room: str, fresh: bool = False) -> RoomState:
+        return RoomState(None, 0)
 
-    async def recall(self, room: str) -> RoomRecord | None:
+    async def save(self, room: str, base: RoomState, record: RoomRecord) -> RoomState | None:
         return None
 
 
@@ -110,7 +109,9 @@ class RouterService:
             apply_types=False,
             graceful_timeout=PUBLISH_TIMEOUT + 1,
         )
-        self.subscriber = self._subscribe()
+        self.subscribers = [self._subscribe(None)] + [
+            self._subscribe(p) for p in range(contracts.LK_PARTITIONS)
+        ]
         self.hooks: HookDirectory | None = None  # while running with SIP enabled
         self.port: int | None = None  # bound HTTP port, after start()
         self._router: EventRouter | None = None
@@ -119,13 +120,20 @@ class RouterService:
         self._lost_task: asyncio.Task[None] | None = None
         self._http: HealthServer | None = None
 
-    def _subscribe(self) -> LogicSubscriber[Any]:
-        """The LK_EVENTS handler, bound to the provisioned durable (never declared here)."""
+    def _subscribe(self, partition: int | None) -> LogicSubscriber[Any]:
+        """An LK_EVENTS handler bound to a provisioned durable (never declared here): one
+        partition's (`partition`, in order), or the previous release's messages (None)."""
+        if partition is None:
+            subject, durable, batch = contracts.LK_EVENTS_LEGACY, topology.ROUTER_CONSUMER, BATCH
+        else:
+            subject = contracts.lk_partition_subjects(partition)
+            durable, batch = topology.router_partition_consumer(partition), PARTITION_BATCH
+        ordered = partition is not None
         subscriber = self.broker.subscriber(
-            contracts.LK_EVENTS_SUBJECTS,
+            subject,
             stream=JStream(topology.LK_EVENTS, declare=False),
-            durable=topology.ROUTER_CONSUMER,
-            pull_sub=PullSub(batch_size=BATCH, timeout=1.0),
+            durable=durable,
+            pull_sub=PullSub(batch_size=batch, timeout=1.0),
             ack_policy=AckPolicy.MANUAL,
             decoder=_message_itself,
             include_in_schema=False,
@@ -135,7 +143,7 @@ class RouterService:
         async def on_event(msg: NatsMessage) -> None:
             meta = msg.raw_message.metadata
             action = await self._require_router().handle(
-                msg.body, msg.headers, meta.num_delivered, meta.sequence.stream
+                msg.body, msg.headers, meta.num_delivered, meta.sequence.stream, ordered
             )
             if action is Action.ACK:
                 await msg.ack()
@@ -160,8 +168,9 @@ class RouterService:
             self.failed.set()
 
     async def _stop_consuming(self) -> None:
-        with contextlib.suppress(nats.errors.Error):  # cancels the pull, then cannot unsubscribe
-            await self.subscriber.stop()
+        for subscriber in self.subscribers:
+            with contextlib.suppress(nats.errors.Error):  # cancels the pull, cannot unsubscribe
+                await subscriber.stop()
 
     def lost(self) -> bool:
         """Connected once, then closed by the server (nats-py does not reconnect then)."""
@@ -186,21 +195,17 @@ class RouterService:
         await self._connect()
         js = self.broker.config.connection_state.stream
         await topology.check_topology(js, self.config)
-        try:  # bind to the provisioner's durable; never let a subscribe create another
-            await js.consumer_info(topology.LK_EVENTS, topology.ROUTER_CONSUMER)
-        except NotFoundError:
-            raise topology.TopologyError(
-                f"consumer {topology.ROUTER_CONSUMER} on {topology.LK_EVENTS} is missing: "
-                "run `sayna-sip provision`"
-            ) from None
+        # bind to the provisioner's durables; never let a subscribe create another
+        await topology.check_router_consumers(js)
         rooms: Rooms = _NO_ROOMS
         record = None
         if self.config.sip is not None:  # SIP off: none of this exists (topology.WITHOUT_SIP)
             rooms = await self._start_sip()
             record = self.recorder.record if self.recorder and self.config.records.enabled else None
         self._router = EventRouter(
-            self.config.sip, self.hooks, rooms, self._publish, self.metrics, record
-        )
+            self.config.sip, self.hooks, rooms, self._publish, self.metrics, record,
+            read_event=self._read_event, check_size=self._check_size,
+        )  # fmt: skip
         await self.broker.start()
         await self._start_http()
         log.info("event=router_started port=%s", self.port)
@@ -229,13 +234,29 @@ class RouterService:
     async def _connect(self) -> None:
         await self._start_watch.wait(self.broker.connect())
 
+    def _check_size(self, body: bytes, headers: dict[str, str]) -> None:
+        limit = self.broker.config.connection_state.connection.max_payload
+        if contracts.message_size(body, headers) + 64 > limit:  # + Nats-Expected-Stream
+            raise Oversized(f"delivery larger than NATS max_payload ({limit} bytes)")
+
+    async def _read_event(self, seq: int) -> Stored | None:
+        """An LK_EVENTS message by sequence (a held event); None when it is gone."""
+        js = self.broker.config.connection_state.stream
+        try:
+            raw = await js.get_msg(topology.LK_EVENTS, seq=seq)
+        except NotFoundError:
+            return None
+        headers = dict(raw.headers or {})
+        return Stored(
+            seq, headers.get(Header.EVENT_ID, ""), headers.get(Header.EVENT, ""),
+            headers.get(Header.ROOM, ""), raw.data or b"", headers,
+        )  # fmt: skip
+
     async def _publish(self, body: bytes, subject: str, headers: dict[str, str]) -> bool:
         """Store one delivery in SIP_DELIVERIES; True when it was there already."""
         if self._deliveries is None:
             raise RuntimeError("router not started")
-        limit = self.broker.config.connection_state.connection.max_payload
-        if contracts.message_size(body, headers) + 64 > limit:  # + Nats-Expected-Stream
-            raise Oversized(f"delivery larger than NATS max_payload ({limit} bytes)")
+        self._check_size(body, headers)
         # Our own PubAck wait (common.puback): FastStream's publish goes through
         # `js.publish`, ~15 µs of CPU more per event for the same semantics.
         return await self._deliveries.publish(subject, body, headers, PUBLISH_TIMEOUT)

@@ -12,33 +12,37 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum
-from typing import Protocol
 
+import msgspec
 import nats.errors
 from opentelemetry.trace import SpanKind
 
 from sayna_sip.common import tracing
 from sayna_sip.common.config import SipConfig
 from sayna_sip.common.contracts import MAX_ROOM_BYTES, Header, delivery_subject
-from sayna_sip.common.delivery import Delivery
 from sayna_sip.common.hook import Hook
 from sayna_sip.common.logs import quote
 from sayna_sip.common.records import RouteOutcome, RouteRecord
+from sayna_sip.router.copies import Note, Oversized, Publish, Stored, copy_headers
 from sayna_sip.router.events import LkEvent, Malformed, decode_event
 from sayna_sip.router.metrics import RouterMetrics
+from sayna_sip.router.ordered import (
+    CAS_TRIES,
+    CheckSize,
+    HookMatcher,
+    OrderedRouting,
+    ReadEvent,
+    RoomConflict,
+    Rooms,
+)
 from sayna_sip.router.outcomes import Outcome
 from sayna_sip.router.rooms import RoomRecord
 
 log = logging.getLogger("sayna_sip.router")
 
-# publish(body, subject, headers) -> stored in SIP_DELIVERIES (True: as a duplicate)
-Publish = Callable[[bytes, str, dict[str, str]], Awaitable[bool]]
+__all__ = ["Action", "EventRouter", "Oversized", "Publish"]
+
 RecordRoute = Callable[[RouteRecord], None]  # never blocks, never raises (Recorder.record)
-
-
-class Oversized(Exception):
-    """The delivery would exceed the server's max_payload (which would close the
-    connection for good): the event is terminated instead."""
 
 
 class Action(Enum):
@@ -53,6 +57,7 @@ ACTIONS: dict[Outcome, Action] = {
     Outcome.UNMATCHED: Action.ACK,
     Outcome.FILTERED: Action.ACK,
     Outcome.NO_HOST: Action.ACK,
+    Outcome.HELD: Action.ACK,
     Outcome.DEFERRED: Action.WAIT,
     Outcome.NON_SIP: Action.ACK,
     Outcome.DISABLED: Action.ACK,
@@ -66,39 +71,18 @@ ROUTE_OUTCOMES: dict[Outcome, str] = {
     Outcome.UNMATCHED: RouteOutcome.UNKNOWN_HOST,
     Outcome.FILTERED: RouteOutcome.FILTERED,
     Outcome.NO_HOST: RouteOutcome.NO_HOST,
+    Outcome.HELD: RouteOutcome.NO_HOST,  # so far; a `matched` record follows with the host
     Outcome.NON_SIP: RouteOutcome.NOT_SIP,
     Outcome.MALFORMED: RouteOutcome.MALFORMED,
 }
 RETRY_DELAY = 2.0  # seconds before a nak'd event comes back
-# A host-less event of an unknown SIP room may have raced the caller's join: handled in
-# the same pulled batch (or by another replica) before the join's room memory was
-# written. It is nak'd for NO_HOST_DELAY until its NO_HOST_DELIVERIES-th delivery, and
-# only then acked as no_host.
+# Previous-release messages (unpartitioned, routed concurrently): a host-less event of an
+# unknown SIP room may have raced the caller's join: handled in the same pulled batch (or
+# by another replica) before the join's room memory was written. It is nak'd for
+# NO_HOST_DELAY until its NO_HOST_DELIVERIES-th delivery, and only then acked as no_host.
+# (Partitioned events are routed one at a time per room: theirs is held, not nak'd.)
 NO_HOST_DELAY = 1.0
 NO_HOST_DELIVERIES = 3
-
-
-class HookMatcher(Protocol):
-    async def lookup(self, host: str) -> Hook | None: ...
-
-
-class Rooms(Protocol):
-    async def remember(self, room: str, record: RoomRecord) -> None: ...
-
-    async def recall(self, room: str) -> RoomRecord | None: ...
-
-
-@dataclass
-class _Note:
-    """What routing learned about one event, for its route record."""
-
-    event_id: str
-    event: str = ""
-    room: str = ""
-    sip_host: str = ""
-    hook: str = ""
-    endpoints: tuple[str, ...] = ()  # the endpoints a copy was stored for
-    detail: str = ""
 
 
 @dataclass(frozen=True)
@@ -120,6 +104,8 @@ class EventRouter:
         metrics: RouterMetrics,
         record: RecordRoute | None = None,
         tracer: tracing.Tracer | None = None,
+        read_event: ReadEvent | None = None,
+        check_size: CheckSize | None = None,
     ) -> None:
         self._sip = sip
         self._hooks = hooks
@@ -128,18 +114,33 @@ class EventRouter:
         self._metrics = metrics
         self._record = record
         self._tracer = tracer or tracing.Tracer("sayna_sip.router")
+        self._ordered = (
+            None
+            if hooks is None
+            else OrderedRouting(
+                hooks, rooms, publish, read_event or _nothing, check_size or _any_size,
+                record, self._tracer,
+            )
+        )  # fmt: skip
 
     async def handle(
-        self, body: bytes, headers: Mapping[str, str], delivered: int = 1, seq: int = 0
+        self,
+        body: bytes,
+        headers: Mapping[str, str],
+        delivered: int = 1,
+        seq: int = 0,
+        ordered: bool = False,
     ) -> Action:
         """Route one event; `delivered` = JetStream's delivery count of this message,
-        `seq` its LK_EVENTS sequence (kept in the route record, for replays)."""
+        `seq` its LK_EVENTS sequence (kept in the route record, for replays), `ordered`
+        when it came from a partition (numbered, held without a host; else the previous
+        release's message: routed as that release did)."""
         started = time.perf_counter()
-        note = _Note(headers.get(Header.EVENT_ID, ""))
+        note = Note(headers.get(Header.EVENT_ID, ""))
         with self._tracer.span("sip.route", headers, SpanKind.CONSUMER) as span:
             try:
-                outcome = await self._route(body, headers, delivered, note)
-            except (TimeoutError, nats.errors.Error) as exc:
+                outcome = await self._route(body, headers, delivered, note, seq, ordered)
+            except (TimeoutError, nats.errors.Error, RoomConflict) as exc:
                 log.warning(
                     "event=router_retry event_id=%s error=%s",
                     quote(note.event_id),
@@ -154,13 +155,15 @@ class EventRouter:
                 span.set_attribute("sayna.route", outcome.value)
             self._write_record(outcome, note, headers, seq, tracing.trace_id(span))
         self._metrics.count(outcome)
+        if note.duplicate:
+            self._metrics.duplicates.inc()
         if outcome is Outcome.ROUTED:
             self._metrics.routing_seconds.observe(time.perf_counter() - started)
             self._observe_age(headers)
         return ACTIONS[outcome]
 
     def _write_record(
-        self, outcome: Outcome, note: _Note, headers: Mapping[str, str], seq: int, trace_id: str
+        self, outcome: Outcome, note: Note, headers: Mapping[str, str], seq: int, trace_id: str
     ) -> None:
         kind = ROUTE_OUTCOMES.get(outcome)
         if kind is None or self._record is None or not note.event_id:
@@ -173,13 +176,19 @@ class EventRouter:
             RouteRecord(
                 event_id=note.event_id, event=note.event, room=note.room, outcome=kind,
                 at=time.time(), sip_host=note.sip_host, host=note.hook, lk_seq=seq,
-                endpoints=note.endpoints,
+                endpoints=note.endpoints, call_seqs=note.call_seqs,
                 received_at=received_at, trace_id=trace_id, detail=note.detail,
             )
         )  # fmt: skip
 
     async def _route(
-        self, body: bytes, headers: Mapping[str, str], delivered: int, note: _Note
+        self,
+        body: bytes,
+        headers: Mapping[str, str],
+        delivered: int,
+        note: Note,
+        seq: int,
+        ordered: bool,
     ) -> Outcome:
         if self._sip is None or self._hooks is None:
             return Outcome.DISABLED
@@ -198,13 +207,16 @@ class EventRouter:
         if not event_id:
             return _malformed("", "no event id")
         note.event_id = event_id
+        this = Stored(seq, event_id, event.event, room, body, headers)
+        if ordered and self._ordered is not None:
+            return await self._ordered.route(event, this, note)
         target = await self._target(self._hooks, event, event_id, delivered, note)
         if isinstance(target, Outcome):
             return target
         note.sip_host, note.hook = target.sip_host, target.hook.host
         remember = None
         if target.from_participant:
-            remember = self._rooms.remember(room, RoomRecord(target.sip_host, target.hook.host))
+            remember = self._remember(room, target.sip_host, target.hook.host)
         wanted = [e.id for e in target.hook.endpoint_list() if e.wants(event.event)]
         if not wanted:  # remembered all the same: room events route
             if remember is not None:
@@ -215,17 +227,7 @@ class EventRouter:
         subject = delivery_subject(target.hook.host)
         writes: list[Awaitable[object]] = [] if remember is None else [remember]
         for endpoint in wanted:  # one copy per endpoint, each with its own dedupe id
-            delivery = Delivery.first(
-                event_id=event_id,
-                event=event.event,
-                room=room,
-                hook=target.hook.host,
-                sip_host=target.sip_host,
-                received_at=headers.get(Header.RECEIVED_AT),
-                endpoint=endpoint,
-            )
-            out = delivery.to_headers()
-            self._tracer.inject(out)  # the routing span's traceparent, carried by every copy
+            out = copy_headers(self._tracer, this, target.hook.host, target.sip_host, endpoint)
             writes.append(self._publish(body, subject, out))
         if len(writes) == 1:
             duplicate = await writes[0] is True
@@ -235,18 +237,31 @@ class EventRouter:
                 if isinstance(outcome, BaseException):
                     raise outcome
             duplicate = all(x is True for x in done[len(writes) - len(wanted) :])
-        if duplicate:
-            self._metrics.duplicates.inc()
+        note.duplicate = duplicate
         return Outcome.ROUTED
 
+    async def _remember(self, room: str, sip_host: str, hook: str) -> None:
+        """The room's host, set in its record with the rest kept (compare-and-set)."""
+        fresh = False
+        for _ in range(CAS_TRIES):
+            state = await self._rooms.load(room, fresh)
+            known = state.record
+            if known is not None and (known.sip_host, known.hook) == (sip_host, hook):
+                return
+            new = msgspec.structs.replace(known or RoomRecord(), sip_host=sip_host, hook=hook)
+            if await self._rooms.save(room, state, new) is not None:
+                return
+            fresh = True
+        raise RoomConflict(f"room record of {room!r} kept changing")
+
     async def _target(
-        self, hooks: HookMatcher, event: LkEvent, event_id: str, delivered: int, note: _Note
+        self, hooks: HookMatcher, event: LkEvent, event_id: str, delivered: int, note: Note
     ) -> _Target | Outcome:
         sip_host = event.sip_host()
         from_participant = sip_host is not None
         if sip_host is None:
-            record = await self._rooms.recall(event.room_name)
-            if record is None:
+            record = (await self._rooms.load(event.room_name, fresh=True)).record
+            if record is None or not record.sip_host:
                 return _no_host(event, event_id, delivered)
             sip_host = record.sip_host
         note.sip_host = sip_host
@@ -275,6 +290,14 @@ def _no_host(event: LkEvent, event_id: str, delivered: int) -> Outcome:
         delivered,
     )
     return Outcome.NO_HOST if final else Outcome.DEFERRED
+
+
+async def _nothing(seq: int) -> Stored | None:
+    return None
+
+
+def _any_size(body: bytes, headers: dict[str, str]) -> None:
+    return None
 
 
 def _malformed(event_id: str, reason: str) -> Outcome:

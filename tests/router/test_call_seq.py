@@ -1,0 +1,236 @@
+"""Ordered routing: each room's copies carry `Sayna-Call-Seq` 1, 2, 3... per endpoint in
+LK_EVENTS order, with several routers, host-less events held and redeliveries."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from typing import Any
+
+import msgspec
+import pytest
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError
+
+from sayna_sip.common import records, topology
+from sayna_sip.common.config import ServerConfig
+from sayna_sip.common.contracts import Header
+from sayna_sip.common.hook import Endpoint, Hook
+from sayna_sip.common.hosts import host_token
+from sayna_sip.common.records import RouteRecord
+from sayna_sip.router.app import RouterService
+from sayna_sip.router.callseq import MAX_HELD
+from sayna_sip.router.rooms import RoomRecord, room_key
+from tests.fixtures.livekit import sip_event
+from tests.router.helpers import (
+    drained,
+    headers_of,
+    ingress_headers,
+    publish_event,
+    publish_raw,
+    put_hook,
+    take_deliveries,
+)
+
+HOST = "example.com"
+TO = f"sip:+1555@{HOST}"
+JOINS_ONLY = ("participant_joined", "room_finished")  # the `joins` endpoint's filter
+
+
+def a_call(room: str) -> list[dict[str, Any]]:
+    """A call's webhooks in LiveKit's order; only the joins and left carry the SIP host."""
+    return [
+        sip_event("room_started", room=room, event_id=f"{room}:started"),
+        sip_event(room=room, to=TO, event_id=f"{room}:joined"),
+        sip_event("track_published", room=room, to=None, event_id=f"{room}:track"),  # agent
+        sip_event("participant_left", room=room, to=TO, event_id=f"{room}:left"),
+        sip_event("room_finished", room=room, event_id=f"{room}:finished"),
+    ]
+
+
+async def put_two_endpoints(js: JetStreamContext) -> None:
+    """`default` takes every event, `joins` only JOINS_ONLY."""
+    hook = Hook.new(HOST, f"https://hooks.test/{HOST}", "runtime")
+    joins = Endpoint(id="joins", url="https://hooks.test/joins", events=JOINS_ONLY)
+    kv = await js.key_value(topology.HOOKS_BUCKET)
+    await kv.put(host_token(HOST), hook.with_endpoint(joins).encode())
+
+
+def call_seq(msg: Msg) -> int:
+    return int(headers_of(msg).get(Header.CALL_SEQ, "0"))
+
+
+def by_lane(msgs: list[Msg]) -> dict[tuple[str, str], list[Msg]]:
+    lanes: dict[tuple[str, str], list[Msg]] = defaultdict(list)
+    for msg in msgs:
+        h = headers_of(msg)
+        lanes[(h[Header.ROOM], h.get(Header.ENDPOINT, "default"))].append(msg)
+    return lanes
+
+
+def routed(service: RouterService, outcome: str = "routed") -> float:
+    value = service.registry.get_sample_value("sayna_sip_router_events_total", {"outcome": outcome})
+    return value or 0.0
+
+
+@pytest.fixture
+async def second_router(
+    router: RouterService, router_config: ServerConfig
+) -> AsyncIterator[RouterService]:
+    """Another router beside `router`, on the same durables."""
+    service = RouterService(router_config)
+    await service.start()
+    yield service
+    await service.stop()
+
+
+async def test_two_routers_keep_each_rooms_order_per_endpoint_without_gaps(
+    jetstream: JetStreamContext, router: RouterService, second_router: RouterService
+) -> None:
+    await put_two_endpoints(jetstream)
+    calls = [a_call(f"sip-order-{i}") for i in range(12)]
+    order = {e["id"]: n for call in calls for n, e in enumerate(call)}
+    for step in range(5):  # interleaved: every call's first event, then every second...
+        await asyncio.gather(*(publish_event(jetstream, call[step]) for call in calls))
+
+    got = await take_deliveries(jetstream, 12 * (5 + 2))
+
+    lanes = by_lane(got)
+    assert len(lanes) == 24
+    for (room, endpoint), msgs in lanes.items():
+        msgs.sort(key=lambda m: order[headers_of(m)[Header.EVENT_ID]])  # LK_EVENTS order
+        events = [headers_of(m)[Header.EVENT] for m in msgs]
+        expected = JOINS_ONLY if endpoint == "joins" else [e["event"] for e in a_call(room)]
+        assert events == list(expected), (room, endpoint)
+        assert [call_seq(m) for m in msgs] == list(range(1, len(msgs) + 1)), (room, endpoint)
+    assert routed(router) > 0 and routed(second_router) > 0  # both took part
+
+
+async def test_room_started_before_the_join_is_seq_1_and_stored_without_waiting(
+    jetstream: JetStreamContext, router: RouterService
+) -> None:
+    await put_hook(jetstream, HOST)
+    started, joined = a_call("sip-early")[:2]
+    t0 = time.monotonic()
+    await publish_event(jetstream, started)
+    await publish_event(jetstream, joined)
+
+    got = await take_deliveries(jetstream, 2)
+    latency = time.monotonic() - t0
+
+    assert {headers_of(m)[Header.EVENT]: call_seq(m) for m in got} == {
+        "room_started": 1,
+        "participant_joined": 2,
+    }
+    assert latency < 0.5, latency  # the previous release nak'd it for 1 s, then routed it
+    assert routed(router, "held") == 1 and routed(router, "deferred") == 0
+    route = await route_record(jetstream, "sip-early:started")
+    assert (route.outcome, route.call_seqs, route.endpoints) == (
+        "matched",
+        {"default": 1},
+        ("default",),
+    )
+
+
+async def test_a_redelivered_event_gets_the_same_numbers_and_is_not_stored_twice(
+    jetstream: JetStreamContext, router: RouterService
+) -> None:
+    """The router killed after storing the copies and the room record, before the ack:
+    the redelivered event (here: handed in again) is numbered as before."""
+    await put_two_endpoints(jetstream)
+    started, joined, track, *_ = a_call("sip-again")
+    bodies = [await publish_event(jetstream, e) for e in (started, joined)]
+    first = await take_deliveries(jetstream, 3)  # started, joined, joined (joins)
+    seq = (await jetstream.get_last_msg(topology.LK_EVENTS, "lk.events.participant_joined.*")).seq
+
+    headers = ingress_headers(joined)
+    again = await router._require_router().handle(bodies[1], headers, 2, seq, ordered=True)
+    await publish_event(jetstream, track)
+    [after] = await take_deliveries(jetstream, 1)
+
+    assert again.value == "ack"
+    assert router.registry.get_sample_value("sayna_sip_router_duplicate_deliveries_total") == 1
+    numbers = {(headers_of(m)[Header.EVENT], headers_of(m).get(Header.ENDPOINT)): call_seq(m)
+               for m in first}  # fmt: skip
+    assert numbers == {
+        ("room_started", None): 1,
+        ("participant_joined", None): 2,
+        ("participant_joined", "joins"): 1,
+    }
+    assert headers_of(after)[Header.EVENT] == "track_published"
+    assert call_seq(after) == 3  # no gap, no number taken twice
+
+
+async def test_previous_release_messages_and_room_records_still_route(
+    jetstream: JetStreamContext, router: RouterService
+) -> None:
+    await put_hook(jetstream, HOST)
+    kv = await jetstream.key_value(topology.ROOMS_BUCKET)
+    # what the previous release wrote for a call it routed, byte for byte
+    await kv.put(room_key("sip-old"), b'{"sip_host":"example.com","hook":"example.com"}')
+    old = sip_event(room="sip-old-2", to=TO, event_id="EV_old")
+    body = json.dumps(old).encode()
+    # the previous release's subject: no partition token
+    await publish_raw(jetstream, body, ingress_headers(old), "lk.events.participant_joined")
+    await publish_event(jetstream, sip_event("room_finished", room="sip-old", event_id="EV_fin"))
+
+    got = {headers_of(m)[Header.EVENT_ID]: m for m in await take_deliveries(jetstream, 2)}
+
+    assert got["EV_old"].data == body
+    assert Header.CALL_SEQ not in headers_of(got["EV_old"])  # routed as before, unnumbered
+    assert call_seq(got["EV_fin"]) == 1  # the old record's host, numbering from 1
+    record = msgspec.json.decode((await kv.get(room_key("sip-old"))).value or b"", type=RoomRecord)
+    assert (record.sip_host, record.call_seq) == (HOST, {f"{HOST}#default": 1})
+
+
+async def test_a_room_holds_at_most_its_maximum_of_host_less_events(
+    jetstream: JetStreamContext, router: RouterService
+) -> None:
+    await put_hook(jetstream, HOST)
+    room = "sip-crowded"
+    for i in range(MAX_HELD + 1):
+        await publish_event(jetstream, sip_event("track_published", room=room, to=None,
+                                                 event_id=f"EV_t{i:03d}"))  # fmt: skip
+    await drained(jetstream)
+    assert (routed(router, "held"), routed(router, "no_host")) == (MAX_HELD, 1)
+    over = await route_record(jetstream, f"EV_t{MAX_HELD:03d}", outcome="no_host", host=None)
+    assert "maximum" in over.detail
+
+    await publish_event(jetstream, sip_event(room=room, to=TO, event_id="EV_join"))
+    got = await take_deliveries(jetstream, MAX_HELD + 1)
+
+    numbers = {headers_of(m)[Header.EVENT_ID]: call_seq(m) for m in got}
+    assert numbers == {
+        **{f"EV_t{i:03d}": i + 1 for i in range(MAX_HELD)},
+        "EV_join": MAX_HELD + 1,
+    }
+
+
+async def route_record(
+    js: JetStreamContext, event_id: str, outcome: str = "matched", host: str | None = HOST
+) -> RouteRecord:
+    """The route record the router wrote (through its pipelined recorder) for `event_id`."""
+    subject = records.filter_subject(
+        kind="route", host=host or "", event_id=event_id, outcome=outcome
+    )
+    found: list[RouteRecord] = []
+
+    async def read() -> bool:
+        try:
+            raw = await js.get_last_msg(topology.SIP_ATTEMPTS, subject)
+        except NotFoundError:
+            return False
+        record = records.decode(raw.data or b"")
+        assert isinstance(record, RouteRecord)
+        found.append(record)
+        return True
+
+    async with asyncio.timeout(5):  # no event for "record written": poll
+        while True:
+            if await read():
+                return found[0]
+            await asyncio.sleep(0.02)
