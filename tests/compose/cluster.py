@@ -23,7 +23,9 @@ STREAMS = (
     "LK_EVENTS", "SIP_DELIVERIES", "SIP_DEAD", "SIP_ATTEMPTS", "SIP_AUDIT",
     "KV_sip_hooks", "KV_sip_rooms", "KV_sip_access", "KV_sip_lanes",
 )  # fmt: skip
-CONSUMERS = {"router": "LK_EVENTS", "forwarders": "SIP_DELIVERIES"}
+# the router's durables: the previous release's messages, then one per LK_EVENTS partition
+ROUTER_CONSUMERS = ("router", *(f"router-p{p:02d}" for p in range(16)))
+CONSUMERS = {**dict.fromkeys(ROUTER_CONSUMERS, "LK_EVENTS"), "forwarders": "SIP_DELIVERIES"}
 KILLED_INGRESS = "ingress-1"
 
 
@@ -77,7 +79,7 @@ def taken_out(balancer_log: str, before: str = "") -> set[str]:
 def report(ids: Path, sink_log: Path, jsz: dict[str, Any], balancer_log: str, before: str) -> int:
     counts = drive.count(ids, sink_log)
     redelivered = consumer(jsz, "forwarders")["num_redelivered"]
-    routed_again = consumer(jsz, "router")["num_redelivered"]
+    routed_again = sum(consumer(jsz, name)["num_redelivered"] for name in ROUTER_CONSUMERS)
     down = taken_out(balancer_log, before)
     print(
         f"cluster: delivered={counts.delivered} of={counts.wanted} "

@@ -133,7 +133,7 @@ async def _routed_event(url: str, event_id: str) -> bytes:
     await apply_topology(js)
     body = b'{"event":"participant_joined","id":"%s"}' % event_id.encode()
     headers = {Header.EVENT_ID: event_id, Header.EVENT: "participant_joined", Header.ROOM: "r"}
-    ack = await js.publish(contracts.lk_event_subject("participant_joined"), body,
+    ack = await js.publish(contracts.lk_event_subject("participant_joined", "r"), body,
                            headers=headers)  # fmt: skip
     route = RouteRecord(event_id=event_id, event="participant_joined", room="r",
                         outcome="matched", at=time.time(), host="a.io", sip_host="a.io",
