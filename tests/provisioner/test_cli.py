@@ -61,11 +61,11 @@ async def test_provision_exits_zero_and_prints_one_summary_line(
 
     assert first.code == 0, first.stderr
     [line] = first.stdout.splitlines()
-    assert line.startswith("provisioned created=14 updated=0 removed=0 unchanged=0 | created: ")
+    assert line.startswith("provisioned created=15 updated=0 removed=0 unchanged=0 | created: ")
     assert "livekit_trunk:sayna-call--trunk" in line and "hook:a.example.com" in line
     assert "Successfully provisioned SIP resources: trunk=sayna-call--trunk" in first.stderr
     assert second.code == 0, second.stderr
-    assert second.stdout == "provisioned created=0 updated=0 removed=0 unchanged=14\n"
+    assert second.stdout == "provisioned created=0 updated=0 removed=0 unchanged=15\n"
     nc = await nats.connect(nats_server.url)
     try:
         kv = await nc.jetstream().key_value(topology.HOOKS_BUCKET)
@@ -115,8 +115,9 @@ async def test_sip_off_provisions_nothing_of_sip_and_turning_it_on_later_does(
     run = await provision_cli({"NATS_URL": nats_server.url})
 
     assert run.code == 0, run.stderr
-    assert run.stdout == ("provisioned created=2 updated=0 removed=0 unchanged=0 | created: "
-                          "stream:LK_EVENTS, consumer:LK_EVENTS/router\n")  # fmt: skip
+    assert run.stdout == ("provisioned created=3 updated=0 removed=0 unchanged=0 | created: "
+                          "stream:LK_EVENTS, consumer:LK_EVENTS/router, "
+                          "consumer:LK_EVENTS/router-p00..p15\n")  # fmt: skip
     said = (run.stdout + run.stderr).replace("sayna_sip", "").replace("sayna-sip", "")
     assert "sip" not in said.lower(), said  # no SIP_* stream, no sip_* bucket, not a word
     # Its own close at the end is no lost connection: an error line would page someone.
@@ -129,7 +130,7 @@ async def test_sip_off_provisions_nothing_of_sip_and_turning_it_on_later_does(
         on = await provision_cli({"NATS_URL": nats_server.url, **sip_env()})
 
         assert on.code == 0, on.stderr
-        assert on.stdout.startswith("provisioned created=9 updated=0 removed=0 unchanged=2 "), on
+        assert on.stdout.startswith("provisioned created=9 updated=0 removed=0 unchanged=3 "), on
         names = {s.config.name for s in await js.streams_info()}
         assert {topology.SIP_DELIVERIES, topology.SIP_DEAD, f"KV_{topology.ROOMS_BUCKET}"} <= names
         await topology.check_topology(js)  # the whole table now

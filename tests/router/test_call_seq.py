@@ -146,6 +146,7 @@ async def test_a_redelivered_event_gets_the_same_numbers_and_is_not_stored_twice
     bodies = [await publish_event(jetstream, e) for e in (started, joined)]
     first = await take_deliveries(jetstream, 3)  # started, joined, joined (joins)
     seq = (await jetstream.get_last_msg(topology.LK_EVENTS, "lk.events.participant_joined.*")).seq
+    assert seq is not None
 
     headers = ingress_headers(joined)
     again = await router._require_router().handle(bodies[1], headers, 2, seq, ordered=True)
