@@ -84,7 +84,7 @@ def test_with_secret_replaces_every_secret() -> None:
 def test_a_rotation_signs_with_the_new_secret_first_and_the_old_until_the_overlap() -> None:
     sip = _sip()
     now = time.time()
-    record = hook_secrets.rotated(_own(OLD), HOST, _box(), NEW, 3600.0, sip.hook_secrets)
+    record = hook_secrets.rotated(_own(OLD), HOST, _box(), NEW, 3600.0, sip.hook_secrets)[0]
     new, old = record.secrets
     assert new.expires_at is None and _box().open(new.sealed, HOST) == NEW
     assert old.fingerprint == fingerprint(OLD)
@@ -95,15 +95,15 @@ def test_a_rotation_signs_with_the_new_secret_first_and_the_old_until_the_overla
 
 def test_a_second_rotation_keeps_an_earlier_expiry_and_drops_the_expired() -> None:
     sip = _sip()
-    once = hook_secrets.rotated(_own(OLD), HOST, _box(), NEW, 60.0, sip.hook_secrets)
-    twice = hook_secrets.rotated(once, HOST, _box(), "third-secret-0123456789abc", 3600.0, ())
+    once = hook_secrets.rotated(_own(OLD), HOST, _box(), NEW, 60.0, sip.hook_secrets)[0]
+    twice = hook_secrets.rotated(once, HOST, _box(), "third-secret-0123456789abc", 3600.0, ())[0]
     _, new, old = twice.secrets
     assert (new.fingerprint, old.fingerprint) == (fingerprint(NEW), fingerprint(OLD))
     assert old.expires_at == once.secrets[1].expires_at  # not stretched by the new overlap
     assert parse_stamp(new.expires_at or "") > parse_stamp(old.expires_at or "")
     # A record read before its old secret expired: the expired one is not carried on.
     gone = msgspec.structs.replace(once, secrets=(once.secrets[0], _expired(once.secrets[1])))
-    again = hook_secrets.rotated(gone, HOST, _box(), OLD, 60.0, ())
+    again = hook_secrets.rotated(gone, HOST, _box(), OLD, 60.0, ())[0]
     assert [s.fingerprint for s in again.secrets] == [fingerprint(OLD), fingerprint(NEW)]
 
 
@@ -116,7 +116,7 @@ def test_a_hook_on_the_global_secret_keeps_it_beside_its_first_own_secret() -> N
     sip = _sip()
     plain = _endpoint()
     assert hook_secrets.signing_secrets(HOOK, plain, sip, time.time()) == (GLOBAL, GLOBAL_NEXT)
-    record = hook_secrets.rotated(plain, HOST, _box(), NEW, 60.0, sip.hook_secrets)
+    record = hook_secrets.rotated(plain, HOST, _box(), NEW, 60.0, sip.hook_secrets)[0]
     _, kept = record.secrets
     assert (kept.id, kept.fingerprint, kept.sealed) == (GLOBAL_SECRET_ID, fingerprint(GLOBAL), "")
     assert hook_secrets.signing_secrets(HOOK, record, sip, time.time()) == (
@@ -125,7 +125,7 @@ def test_a_hook_on_the_global_secret_keeps_it_beside_its_first_own_secret() -> N
         GLOBAL_NEXT,
     )
     # No global secret configured: only the new one.
-    alone = hook_secrets.rotated(plain, HOST, _box(), NEW, 60.0, ())
+    alone = hook_secrets.rotated(plain, HOST, _box(), NEW, 60.0, ())[0]
     assert [s.fingerprint for s in alone.secrets] == [fingerprint(NEW)]
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -26,7 +28,10 @@ class Stack:
 
     def api(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(
-            base_url=self.base, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10
+            base_url=self.base,
+            # JSON on every call: the ingress takes changes as JSON only, bodyless ones too.
+            headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
+            timeout=10,
         )
 
 
@@ -61,8 +66,8 @@ async def stack(tmp_path: Path, https_sink: HttpsSink) -> AsyncIterator[Stack]:
         await up.stop()
 
 
-@pytest.fixture
-async def page(stack: Stack) -> AsyncIterator[object]:
+@asynccontextmanager
+async def chromium_page() -> AsyncIterator[Any]:
     """A headless Chromium page (Debian's chromium, driven by playwright) at 1280x800."""
     if CHROMIUM is None:
         pytest.skip("Debian's chromium is not installed (.ci/run installs it with apt-get)")
@@ -88,3 +93,10 @@ async def page(stack: Stack) -> AsyncIterator[object]:
         expect.set_options(timeout=15_000)  # expect()'s own default is 5 s: too short under load
         yield pg
         await browser.close()
+
+
+@pytest.fixture
+async def page(stack: Stack) -> AsyncIterator[Any]:
+    """A Chromium page, for the console on `stack`."""
+    async with chromium_page() as pg:
+        yield pg

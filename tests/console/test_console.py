@@ -95,7 +95,9 @@ async def test_add_a_hook_see_it_listed_and_delete_it(
         assert (await api.get("/sip/hooks")).json()["hooks"] == []
 
 
-async def test_usable_at_phone_width(stack: Stack, page: Any, https_sink: HttpsSink) -> None:
+async def test_usable_at_phone_width_and_on_a_malformed_address(
+    stack: Stack, page: Any, https_sink: HttpsSink
+) -> None:
     from playwright.async_api import expect
 
     async with stack.api() as api:
@@ -106,6 +108,14 @@ async def test_usable_at_phone_width(stack: Stack, page: Any, https_sink: HttpsS
     await expect(row).to_be_visible()
     width = await page.evaluate("document.documentElement.scrollWidth")
     assert width <= 390, f"the page scrolls sideways at phone width ({width}px)"
+
+    # A hand-edited address with a malformed %-escape: an error, not a blank page.
+    await page.goto(f"{stack.base}/console#/hooks/pbx%E0%A4%A")
+    await expect(page.locator("#error")).to_contain_text("malformed %-escape")
+    await expect(page.locator("#view")).to_contain_text("cannot be read")
+    await page.goto(f"{stack.base}/console#/hooks")  # and the next address works again
+    await expect(row).to_be_visible()
+    await expect(page.locator("#error")).to_be_hidden()
 
 
 async def test_a_hook_page_rotates_disables_enables_and_test_sends(

@@ -66,7 +66,10 @@ async def serve_http(config: ServerConfig, **kwargs: float) -> AsyncIterator[htt
     try:
         await wait_until(lambda: _started(server, task))
         port = server.servers[0].sockets[0].getsockname()[1]
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+        # JSON by default, as every API client must send it (bodyless changes too).
+        json_client = {"Content-Type": "application/json"}
+        base = f"http://127.0.0.1:{port}"
+        async with httpx.AsyncClient(base_url=base, timeout=10, headers=json_client) as client:
             yield client
     finally:
         server.should_exit = True

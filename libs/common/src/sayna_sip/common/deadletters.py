@@ -10,6 +10,7 @@ when it began, so a letter that dies again at once is not chased in a loop.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 
@@ -24,6 +25,7 @@ from sayna_sip.common.streamscan import StoredMsg, StreamReader
 
 REDRIVE_LIMIT = 1000  # letters redriven by one call at most
 _NO_MESSAGE_FOUND = 10057  # JetStream's err_code for deleting a message that is gone
+REDRIVE_BUDGET_S = 2.0  # an API call stops redriving after this long (`truncated`: call again)
 
 
 @dataclass(frozen=True)
@@ -116,17 +118,22 @@ async def redrive(
     until: float | None = None,
     event_ids: Collection[str] | None = None,
     limit: int = REDRIVE_LIMIT,
+    budget: float | None = None,
 ) -> Redriven:
-    """Redrive the letters matching every filter given, up to `limit` of them."""
+    """Redrive the letters matching every filter given, up to `limit` of them and, with a
+    `budget`, for about that many seconds (at least one letter per call). Redriven letters
+    leave SIP_DEAD, so a truncated call is continued by the same call again."""
     last = (await js.stream_info(topology.SIP_DEAD)).state.last_seq
     wanted = set(event_ids) if event_ids is not None else None
+    deadline = time.monotonic() + budget if budget is not None else None
     done = skipped = 0
     for letter in await oldest_first(reader, last, host, since):
         if wanted is not None and letter.event_id not in wanted:
             continue
         if until is not None and (letter.dead_at or 0) > until:
             continue
-        if done >= limit:
+        out_of_time = deadline is not None and done + skipped > 0 and time.monotonic() > deadline
+        if done >= limit or out_of_time:
             return Redriven(done, skipped, truncated=True)
         if await redrive_one(js, letter):
             done += 1

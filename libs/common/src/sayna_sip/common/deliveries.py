@@ -21,6 +21,7 @@ from sayna_sip.common import records
 from sayna_sip.common.durations import parse_duration
 from sayna_sip.common.hook import DEFAULT_ENDPOINT
 from sayna_sip.common.labels import DeadReason
+from sayna_sip.common.logs import shorten
 from sayna_sip.common.records import AttemptOutcome, AttemptRecord, Record, RouteRecord
 from sayna_sip.common.streamscan import StreamReader
 
@@ -193,8 +194,9 @@ def _decoded(msgs: list[Any]) -> list[Record]:
 
 
 def parse_cursor(cursor: str) -> int:
-    if not cursor.isdigit() or int(cursor) < 1:
-        raise QueryError(f"cursor '{cursor}' is not one this API returned")
+    # ASCII digits only: `²` is a digit to str.isdigit() but not to int().
+    if not (cursor.isascii() and cursor.isdigit() and len(cursor) <= 19) or int(cursor) < 1:
+        raise QueryError(f"cursor '{shorten(cursor)}' is not one this API returned")
     return int(cursor)
 
 
@@ -203,15 +205,21 @@ def parse_when(text: str, now: float | None = None) -> float:
     now = time.time() if now is None else now
     value = text.strip()
     try:
-        return now - parse_duration(value)
+        back = parse_duration(value)
     except ValueError:
         pass
+    else:
+        if not math.isfinite(back):
+            raise QueryError(f"'{shorten(text)}' is too long ago")
+        return now - back
     try:
         stamp = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
-        raise QueryError(f"'{text}' is neither an RFC 3339 time nor a duration like 1h") from None
+        raise QueryError(
+            f"'{shorten(text)}' is neither an RFC 3339 time nor a duration like 1h"
+        ) from None
     if stamp.tzinfo is None:
-        raise QueryError(f"'{text}' has no time zone: add Z or an offset")
+        raise QueryError(f"'{shorten(text)}' has no time zone: add Z or an offset")
     return stamp.timestamp()
 
 

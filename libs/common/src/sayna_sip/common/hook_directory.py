@@ -42,10 +42,7 @@ async def read_hook(kv: KeyValue, key: str) -> tuple[Hook | None, int]:
         return None, deleted.revision if deleted is not None else 0
     if not entry.value:
         return None, entry.revision or 0
-    try:
-        return Hook.decode(entry.value), entry.revision or 0
-    except msgspec.DecodeError:  # the watch logs it when it brings it
-        return None, entry.revision or 0
+    return _decode_value(key, entry.value), entry.revision or 0
 
 
 async def snapshot(kv: KeyValue) -> list[Hook]:
@@ -118,11 +115,17 @@ def _decode(entry: KeyValue.Entry) -> Hook | None:
 
 
 def _decode_value(key: str, value: bytes) -> Hook | None:
+    """The hook stored at `key`, or None (logged) when the value is unreadable or names
+    another host: a record copied under a foreign key must not shadow the real hook."""
     try:
-        return Hook.decode(value)
+        hook = Hook.decode(value)
     except msgspec.DecodeError:
         log.warning("event=hook_record_invalid key=%s", key)
         return None
+    if hook.key != key:
+        log.warning("event=hook_record_misplaced key=%s host=%s", quote(key), quote(hook.host))
+        return None
+    return hook
 
 
 class HookDirectory:
@@ -247,10 +250,11 @@ class HookDirectory:
 
     @staticmethod
     def _apply(hooks: dict[str, Hook], entry: KeyValue.Entry) -> None:
-        if entry.operation in (KV_DEL, KV_PURGE) or not entry.value:
+        hook = None
+        if entry.operation not in (KV_DEL, KV_PURGE) and entry.value:
+            hook = _decode(entry)
+        if hook is None:  # deleted, unreadable or misplaced: whatever the key held is gone
             for host in [h for h, r in hooks.items() if r.key == entry.key]:
                 del hooks[host]
             return
-        hook = _decode(entry)
-        if hook is not None:
-            hooks[hook.host] = hook
+        hooks[hook.host] = hook

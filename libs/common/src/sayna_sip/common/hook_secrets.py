@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SecretBoxError", "entry", "open_headers", "rotated", "signing_secrets", "static_secrets",
+    "unopenable",
     "with_secret",
 ]  # fmt: skip
 
@@ -48,6 +49,11 @@ def with_secret(record: Endpoint, host: str, box: SecretBox, secret: str) -> End
     return record.changed(secrets=(entry(box, host, secret),))
 
 
+# Secrets that keep signing beside the newest during an overlap: each adds a signature
+# to every delivery, and receivers refuse headers past a few KB (201 after 200 rotations).
+MAX_OVERLAPPING = 3
+
+
 def rotated(
     record: Endpoint,
     host: str,
@@ -55,8 +61,9 @@ def rotated(
     secret: str,
     overlap: float,
     global_secrets: tuple[str, ...],
-) -> Endpoint:
-    """`secret` first; the secrets signing until now keep signing for `overlap` seconds.
+) -> tuple[Endpoint, tuple[HookSecret, ...]]:
+    """`secret` first; the newest MAX_OVERLAPPING secrets signing until now keep signing
+    for `overlap` seconds, and the older ones stop now (returned, to say so).
 
     A hook that had only the global secret keeps it beside the new one through a
     `global` entry, so its receivers can switch over as well.
@@ -68,13 +75,24 @@ def rotated(
         previous = (HookSecret(GLOBAL_SECRET_ID, fingerprint(global_secrets[0])),)
     kept = tuple(
         s if s.expires_at is not None and s.expires_at < until else _expiring(s, until)
-        for s in previous
+        for s in previous[:MAX_OVERLAPPING]
     )
-    return record.changed(secrets=(entry(box, host, secret, now), *kept))
+    new = record.changed(secrets=(entry(box, host, secret, now), *kept))
+    return new, previous[MAX_OVERLAPPING:]
 
 
 def _expiring(secret: HookSecret, until: str) -> HookSecret:
     return HookSecret(secret.id, secret.fingerprint, secret.sealed, secret.created_at, until)
+
+
+def unopenable(hook: Hook, box: SecretBox | None, now: float) -> bool:
+    """True when an active secret of one of `hook`'s endpoints was sealed by no key in
+    `box` (or there is no box): this process cannot sign for it."""
+    return any(
+        s.id != GLOBAL_SECRET_ID and (box is None or not box.has_key_for(s.sealed))
+        for endpoint in hook.endpoint_list()
+        for s in endpoint.active_secrets(now)
+    )
 
 
 def _static(hook: Hook, endpoint: Endpoint, sip: SipConfig) -> EndpointEntry | None:

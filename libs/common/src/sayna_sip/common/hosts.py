@@ -12,6 +12,7 @@ import ipaddress
 import re
 
 from sayna_sip.common.errors import ConfigError
+from sayna_sip.common.logs import shorten
 
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 _TOKEN_SAFE = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
@@ -32,9 +33,11 @@ def normalize_host(raw: str) -> str:
     name = name.removesuffix(".")
     labels = name.split(".")
     if len(name) > 253 or not all(_LABEL.match(label) for label in labels):
-        raise ConfigError(f"SIP hook host '{raw}' is not a valid host name or *.wildcard")
+        raise ConfigError(f"SIP hook host '{shorten(raw)}' is not a valid host name or *.wildcard")
     if host.startswith("*.") and len(labels) < 2:
-        raise ConfigError(f"SIP hook host '{raw}' wildcard must cover a domain like *.example.com")
+        raise ConfigError(
+            f"SIP hook host '{shorten(raw)}' wildcard must cover a domain like *.example.com"
+        )
     return ("*." + name) if host.startswith("*.") else name
 
 

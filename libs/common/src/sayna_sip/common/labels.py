@@ -63,9 +63,11 @@ class ErrorCode(StrEnum):
     TOPOLOGY_MISSING = "topology_missing"
     NOT_READY = "not_ready"  # starting, stopping, or the forwarder's fetch loop is down
     EGRESS_PROXY_UNREACHABLE = "egress_proxy_unreachable"  # forwarder /readyz
+    SECRETS_UNREADABLE = "secrets_unreadable"  # forwarder: hook secrets no key of ours opens
     NOT_FOUND = "not_found"
     METHOD_NOT_ALLOWED = "method_not_allowed"
     FORBIDDEN = "forbidden"
+    CROSS_SITE = "cross_site"  # a state-changing request a browser sent for another site
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
     INTERNAL_ERROR = "internal_error"
 
@@ -123,6 +125,7 @@ class DeferReason(StrEnum):
     BREAKER = "breaker"  # its host's circuit breaker is open
     RATE_LIMIT = "rate_limit"  # put back due at its slot of the hook's rate_limit
     ORDER = "order"  # an earlier event of its call for its endpoint has not ended
+    SECRET_UNREADABLE = "secret_unreadable"  # its hook's own secret opens with no key we have
 
 
 class DeadReason(StrEnum):

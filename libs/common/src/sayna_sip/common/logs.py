@@ -94,3 +94,8 @@ def quote(value: object) -> str:
     """A value safe for a key=value line (double-quoted, JSON-escaped, when needed)."""
     text = str(value)
     return json.dumps(text) if (not text or any(c in text for c in " \"'=\t\n\\")) else text
+
+
+def shorten(text: str, keep: int = 80) -> str:
+    """`text` cut to `keep` characters: an answer or a line never echoes a huge value."""
+    return text if len(text) <= keep else text[:keep] + f"… ({len(text)} characters)"

@@ -117,6 +117,12 @@ class SecretBox:
         except InvalidTag:
             raise SecretBoxError("sealed secret does not open with its key") from None
 
+    def has_key_for(self, sealed: str) -> bool:
+        """True when a configured key has the id `sealed` names (it then opens, unless
+        tampered with or bound to another host)."""
+        version, _, rest = sealed.partition(".")
+        return version == SEAL_VERSION and rest.partition(".")[0] in self._keys
+
     def needs_reseal(self, sealed: str) -> bool:
         """True when `sealed` was made by a key other than the current sealing key."""
         return not sealed.startswith(f"{SEAL_VERSION}.{self._sealing_id}.")

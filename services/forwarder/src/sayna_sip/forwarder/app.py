@@ -26,6 +26,7 @@ from sayna_sip.common.config import ServerConfig
 from sayna_sip.common.health import HealthServer, NotReady, Readiness, health_app
 from sayna_sip.common.hook_directory import HookDirectory
 from sayna_sip.common.labels import ErrorCode
+from sayna_sip.common.logs import quote
 from sayna_sip.common.metrics import new_registry
 from sayna_sip.common.recorder import Recorder, RecorderMetrics
 from sayna_sip.forwarder.client import HookClient, build_client
@@ -37,6 +38,7 @@ from sayna_sip.forwarder.metrics import ForwarderMetrics
 from sayna_sip.forwarder.order_lanes import CallLanes
 from sayna_sip.forwarder.peers import PeerCount
 from sayna_sip.forwarder.pull import OnMessage, Puller
+from sayna_sip.forwarder.sealed import SealedSecrets
 from sayna_sip.forwarder.settle import Settlement, retry_schedule
 from sayna_sip.forwarder.testsend import TestResponder
 from sayna_sip.forwarder.tuning import Tuning
@@ -56,6 +58,7 @@ class Forwarder:
     health: HealthServer
     responder: TestResponder
     watch: FailureWatch | None
+    sealed: SealedSecrets
     recorder: Recorder | None = None
     peers: PeerCount | None = None
     lanes: CallLanes | None = None
@@ -94,7 +97,9 @@ class Forwarder:
             js = nc.jetstream()
             await topology.check_topology(js, config)
             kv = await js.key_value(topology.HOOKS_BUCKET)
-            hooks = HookDirectory(kv)
+            sealed = SealedSecrets(config.sip.secret_box if config.sip else None)
+            hooks = HookDirectory(kv, on_change=sealed.changed)
+            sealed.watch(hooks)
             await hooks.start()
             undo.push_async_callback(hooks.stop)
             await _check_consumer(js)
@@ -129,10 +134,17 @@ class Forwarder:
             forwarder: Forwarder | None = None
             health = await _start_health(config, nc, registry, lambda: _readiness(forwarder))
             forwarder = cls(
-                nc, hooks, http, worker, health, responder, watch, recorder, peers, lanes
+                nc, hooks, http, worker, health, responder, watch, sealed, recorder, peers, lanes
             )
             undo.pop_all()
         warn_if_unsigned(config)
+        if sealed.unreadable():
+            log.error(
+                "event=hook_secrets_unreadable hooks=%d first=%s detail=%s",
+                len(sealed.unreadable()), sealed.unreadable()[0],
+                quote("no SIP_SECRETS_KEY entry opens their secrets: /readyz is 503 and "
+                      "their deliveries wait until the key that sealed them is set"),
+            )  # fmt: skip
         log.info(
             "event=forwarder_started port=%d hooks=%d concurrency=%d host_concurrency=%d",
             forwarder.port, len(hooks), config.forwarder.concurrency,
@@ -194,6 +206,13 @@ async def _readiness(forwarder: Forwarder | None) -> NotReady | None:
     proxy_problem = forwarder.http.proxy_health.problem(time.monotonic())
     if proxy_problem is not None:  # nothing can be delivered from here until it is back
         return NotReady(ErrorCode.EGRESS_PROXY_UNREACHABLE, proxy_problem)
+    unreadable = forwarder.sealed.unreadable()
+    if unreadable:
+        return NotReady(
+            ErrorCode.SECRETS_UNREADABLE,
+            f"{len(unreadable)} hook(s) have secrets no SIP_SECRETS_KEY entry opens "
+            f"(first: {unreadable[0]}); set the key that sealed them",
+        )
     return None
 
 
@@ -214,8 +233,9 @@ def _worker(
     gate = HostGate(config.forwarder.host_concurrency, tuning.breaker, rng)
     record = recorder.record if recorder is not None else None
     settlement = Settlement(
-        js, metrics, retry_schedule(config), rng, record, config.records.body_bytes, lanes
-    )
+        js, metrics, retry_schedule(config), rng, record, config.records.body_bytes, lanes,
+        tuning.unsealed_wait,
+    )  # fmt: skip
 
     def puller(on_message: OnMessage, on_change: Callable[[], None]) -> Puller:
         return Puller(

@@ -62,11 +62,10 @@ class Deliverer:
         try:
             secrets = hook_secrets.signing_secrets(hook, endpoint, sip, time.time()) if sip else ()
             custom = hook_secrets.open_headers(hook, endpoint, sip) if sip else {}
-        except hook_secrets.SecretBoxError as exc:  # misconfigured key: retried, loudly
+        except hook_secrets.SecretBoxError as exc:  # our key is wrong, not their endpoint
             log.error("event=hook_secret_unreadable host=%s error=%s", hook.host, quote(exc))
-            return Result(
-                Kind.ERROR, error=f"cannot open the hook's secret: {exc}", url=endpoint.url
-            )
+            error = f"cannot open the hook's secret (SIP_SECRETS_KEY): {exc}"
+            return Result(Kind.UNSEALED, error=error, url=endpoint.url)
         headers = signing.signature_headers(event_id, body, secrets, int(time.time()))
         if custom:  # validated names never collide with the signature's or the framing's
             headers = {**custom, **headers}

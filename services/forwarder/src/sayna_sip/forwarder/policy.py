@@ -34,6 +34,7 @@ class Kind(Enum):
     INVALID_URL = "invalid_url"  # the hook URL cannot be requested; nothing was sent
     DISABLED = "disabled"  # the hook is disabled; nothing was sent
     PROXY_ERROR = "proxy_error"  # the egress proxy failed (ours, not the endpoint's)
+    UNSEALED = "unsealed"  # its own secret opens with no key we have: our fault, nothing sent
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ class Result:
 
 
 _NOT_ATTEMPTS = frozenset(
-    (Kind.BLOCKED, Kind.REMOVED, Kind.INVALID_URL, Kind.DISABLED, Kind.PROXY_ERROR)
+    (Kind.BLOCKED, Kind.REMOVED, Kind.INVALID_URL, Kind.DISABLED, Kind.PROXY_ERROR, Kind.UNSEALED)
 )
 
 
@@ -67,7 +68,7 @@ class Ack:
 class Retry:
     delay: float  # seconds until the next try
     attempt: int  # failed attempts after this one
-    spent: bool = True  # False: the failure was ours (proxy), the attempt did not count
+    spent: bool = True  # False: the failure was ours (proxy, key), the attempt did not count
 
 
 @dataclass(frozen=True)
@@ -78,13 +79,21 @@ class Dead:
 
 Decision = Ack | Retry | Dead
 
+UNSEALED_WAIT = 30.0  # seconds between tries while a hook's secret cannot be opened
+
 
 def decide(
-    result: Result, failed_before: int, schedule: tuple[float, ...], rng: random.Random
+    result: Result,
+    failed_before: int,
+    schedule: tuple[float, ...],
+    rng: random.Random,
+    unsealed_wait: float = UNSEALED_WAIT,
 ) -> Decision:
     """The fate of a message whose `failed_before` earlier attempts failed."""
     if result.kind is Kind.DELIVERED:
         return Ack()
+    if result.kind is Kind.UNSEALED:  # ours until the operator sets the key: never dead for it
+        return Retry(unsealed_wait, failed_before, spent=False)
     if result.kind is Kind.BLOCKED:
         return Dead(DeadReason.BLOCKED, failed_before)
     if result.kind is Kind.REMOVED:

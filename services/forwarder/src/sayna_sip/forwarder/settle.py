@@ -1,7 +1,8 @@
 """Settlement: what the forwarder does with a message once an attempt has a result.
 
-One place maps an outcome to an action (`settle`): delivered -> ack; failed with tries
-left -> publish a copy with `Sayna-Attempt` + 1 and its due time, then ack the original
+One place maps an outcome to an action (`settle`): delivered -> ack; a secret we cannot
+open -> a copy put back due later, no attempt spent (our fault, not the endpoint's); failed
+with tries left -> publish a copy with `Sayna-Attempt` + 1 and its due time, then ack the original
 (retries are counted in the header, not by JetStream redeliveries); spent, permanent or
 crashed -> dead letter, then ack. A copy that keeps its call's order moves its lane on
 when it ends (delivered or dead), before the ack, and marks the lane's head as failing
@@ -53,6 +54,7 @@ class Settlement:
         record: Callable[[AttemptRecord], None] | None = None,
         body_bytes: int = 0,
         lanes: CallLanes | None = None,
+        unsealed_wait: float = policy.UNSEALED_WAIT,
     ) -> None:
         self._js = js
         self._metrics = metrics
@@ -61,6 +63,7 @@ class Settlement:
         self._record = record  # Recorder.record: never blocks, never raises
         self._body_bytes = body_bytes
         self._lanes = lanes
+        self._unsealed_wait = unsealed_wait
         self.delivered = 0  # acked as delivered (tests, bench)
 
     async def settle(
@@ -68,7 +71,12 @@ class Settlement:
         span: Span | None, order: Order | None = None,
     ) -> None:  # fmt: skip
         """Decide what `result` means for `msg`, record the attempt, and act on it."""
-        decision = policy.decide(result, d.attempt, self._schedule, self._rng)
+        decision = policy.decide(result, d.attempt, self._schedule, self._rng, self._unsealed_wait)
+        if result.kind is Kind.UNSEALED and isinstance(decision, policy.Retry):
+            await self._lane(d, decision, order)  # its call's later events wait in JetStream
+            await self._put_back(msg, d, decision.delay)  # nothing was sent: nothing to record
+            self._metrics.deferred.labels(d.hook, DeferReason.SECRET_UNREADABLE).inc()
+            return
         due = time.time() + decision.delay if isinstance(decision, policy.Retry) else 0.0
         order = await self._lane(d, decision, order)
         self._write_record(d, result, decision, began, elapsed_ms, span, due, order)
@@ -149,13 +157,19 @@ class Settlement:
     async def pace(self, msg: Msg, d: Delivery, wait: float) -> None:
         """Put `msg` back due at its rate-limit slot, `wait` seconds away: a paced copy
         (no attempt spent, its own dedupe id) that any forwarder sends when due."""
-        headers = d.wait_headers(time.time() + wait, paced=wait)
+        await self._put_back(msg, d, wait, paced=wait)
+        self._metrics.rate_limited.labels(d.hook, d.endpoint).inc(wait)
+        self._metrics.deferred.labels(d.hook, DeferReason.RATE_LIMIT).inc()
+
+    async def _put_back(
+        self, msg: Msg, d: Delivery, wait: float, paced: float | None = None
+    ) -> None:
+        """A copy due `wait` seconds from now, no attempt spent (its own dedupe id)."""
+        headers = d.wait_headers(time.time() + wait, paced=paced)
         await self._js.publish(
             msg.subject, msg.data, stream=topology.SIP_DELIVERIES, headers=headers
         )
         await msg.ack()
-        self._metrics.rate_limited.labels(d.hook, d.endpoint).inc(wait)
-        self._metrics.deferred.labels(d.hook, DeferReason.RATE_LIMIT).inc()
 
     async def crashed(
         self, msg: Msg, d: Delivery, exc: Exception, order: Order | None = None

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from sayna_sip.forwarder.breaker import BreakerSettings
+from sayna_sip.forwarder.policy import UNSEALED_WAIT
 
 
 @dataclass(frozen=True)
@@ -24,3 +25,4 @@ class Tuning:
     seed: int | None = None  # jitter RNG seed (tests)
     proxy_backoff: float = 1.0  # first wait after an egress proxy failure; doubles to 30 s
     proxy_unreachable_after: float = 30.0  # failing this long: /readyz says so
+    unsealed_wait: float = UNSEALED_WAIT  # between tries while a hook secret cannot be opened

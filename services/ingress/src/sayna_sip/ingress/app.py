@@ -6,6 +6,7 @@ disabled the ingress needs no NATS at all: it verifies webhooks and answers 200.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -35,6 +36,7 @@ from sayna_sip.ingress import (
     routes_health,
     routes_hooks,
     routes_webhook,
+    writeguard,
 )
 from sayna_sip.ingress.access import provide_access
 from sayna_sip.ingress.access_tokens import Generations, TokenSigner
@@ -123,7 +125,8 @@ def create_app(
             "ingress": Provide(provide_ingress, sync_to_thread=False),
             "access": Provide(provide_access, sync_to_thread=False),
         },
-        middleware=[audit_trail.middleware],
+        # The write guard first: a refused request reaches neither the audit nor a route.
+        middleware=[writeguard.write_guard, audit_trail.middleware],
         state=State({"ingress": ingress}),
         lifespan=[_lifespan(ingress, verifier, publisher)],
         exception_handlers={
@@ -137,6 +140,28 @@ def create_app(
         request_max_body_size=config.max_body_bytes,
         logging_config=None,  # keep the process's key=value logging (setup_logging)
     )
+
+
+def warn_if_open(config: ServerConfig) -> None:
+    """AUTH_REQUIRED=false is for a loopback bind: elsewhere anyone who reaches the port
+    can change hooks (browsers on other sites cannot: see writeguard)."""
+    if config.auth.required or _loopback(config.host):
+        return
+    log.warning(
+        "event=auth_off_exposed host=%s port=%d detail=%s",
+        config.host, config.port,
+        quote("AUTH_REQUIRED=false on a non-loopback bind: anyone reaching it can change "
+              "hooks; set AUTH_REQUIRED=true and AUTH_API_SECRET, or HOST=127.0.0.1"),
+    )  # fmt: skip
+
+
+def _loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a name: it may resolve to anything
 
 
 # NATS out of reach or its topology missing at start: what an operator fixes.
@@ -165,6 +190,7 @@ def _lifespan(
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
         if verifier is None:
             log.warning('event=livekit_credentials_missing detail="webhooks answer 503"')
+        warn_if_open(config)
         if config.sip is None:  # nothing to store or route: no NATS needed
             yield
             return

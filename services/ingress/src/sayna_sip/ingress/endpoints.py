@@ -21,7 +21,14 @@ import nats.errors
 
 from sayna_sip.common import contracts, hook_secrets, hookstore
 from sayna_sip.common.config import SipConfig
-from sayna_sip.common.hook import DEFAULT_ENDPOINT, Endpoint, EndpointEntry, Hook, utc_stamp
+from sayna_sip.common.hook import (
+    DEFAULT_ENDPOINT,
+    Endpoint,
+    EndpointEntry,
+    Hook,
+    HookSecret,
+    utc_stamp,
+)
 from sayna_sip.common.labels import ErrorCode
 from sayna_sip.common.logs import quote
 from sayna_sip.common.secretbox import generate_secret
@@ -110,25 +117,28 @@ async def rotate(
     host: str,
     given: str | None,
     endpoint_id: str = DEFAULT_ENDPOINT,
-) -> tuple[str, Hook, Endpoint]:
-    """Put a new secret first; the ones signing until now expire after the overlap."""
+) -> tuple[str, Hook, Endpoint, tuple[HookSecret, ...]]:
+    """Put a new secret first; the newest ones signing until now expire after the overlap,
+    older ones at once (returned last, to say so)."""
     box = store.box()
     secret = hookrules.secret(given, host) if given is not None else generate_secret()
-    made: list[Endpoint] = []
+    made: list[tuple[Endpoint, tuple[HookSecret, ...]]] = []
 
     def change(record: Hook) -> Hook:
         endpoint = _endpoint_of(record, endpoint_id)
-        made.append(
+        made[:] = [  # a CAS retry re-applies: the last try is the one written
             hook_secrets.rotated(endpoint, host, box, secret, sip.secret_overlap, sip.hook_secrets)
-        )
-        return record.with_endpoint(made[-1])
+        ]
+        return record.with_endpoint(made[-1][0])
 
     record = await store.change(host, change)
+    endpoint, early = made[-1]
     log.info(
-        "event=hook_secret_rotated host=%s endpoint=%s fingerprint=%s overlap_s=%g",
-        host, endpoint_id, made[-1].secrets[0].fingerprint, sip.secret_overlap,
+        "event=hook_secret_rotated host=%s endpoint=%s fingerprint=%s overlap_s=%g "
+        "expired_early=%d",
+        host, endpoint_id, endpoint.secrets[0].fingerprint, sip.secret_overlap, len(early),
     )  # fmt: skip
-    return secret, record, made[-1]
+    return secret, record, endpoint, early
 
 
 async def set_enabled(

@@ -15,7 +15,7 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_413_REQUEST_ENTITY_TOO_LARGE
 
 from sayna_sip.common.labels import ErrorCode
-from sayna_sip.common.logs import quote
+from sayna_sip.common.logs import quote, shorten
 from sayna_sip.ingress.schemas import ErrorBody
 
 log = logging.getLogger("sayna_sip.ingress")
@@ -64,6 +64,11 @@ class PayloadTooLarge(IngressError):
     code: str = ErrorCode.BODY_TOO_LARGE
 
 
+class UnsupportedMediaType(IngressError):
+    status = 415
+    code: str = ErrorCode.UNSUPPORTED_MEDIA_TYPE
+
+
 class Unavailable(IngressError):
     status = 503
     code: str = ErrorCode.NATS_UNAVAILABLE
@@ -101,7 +106,7 @@ def http_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Respo
             return _response(
                 400, ErrorCode.EMPTY_REQUEST, f"'{_first_key(exc)}' must list at least one entry"
             )
-        return _response(400, ErrorCode.INVALID_BODY, message)
+        return _response(400, _validation_code(exc), shorten(message, 300))
     if exc.status_code == HTTP_413_REQUEST_ENTITY_TOO_LARGE:
         limit = request.route_handler.resolve_request_max_body_size()
         return _response(413, ErrorCode.BODY_TOO_LARGE, f"request body exceeds {limit} bytes")
@@ -119,6 +124,13 @@ def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> R
         "event=unhandled_error path=%s error=%s", request.url.path, quote(repr(exc)), exc_info=exc
     )
     return _response(500, ErrorCode.INTERNAL_ERROR, "internal error")
+
+
+def _validation_code(exc: ValidationException) -> str:
+    """invalid_query when a query parameter is at fault, else invalid_body."""
+    details = exc.extra if isinstance(exc.extra, list) else []
+    sources = {d.get("source") for d in details if isinstance(d, dict)}
+    return ErrorCode.INVALID_QUERY if "query" in sources else ErrorCode.INVALID_BODY
 
 
 def _first_key(exc: ValidationException) -> str:

@@ -23,6 +23,8 @@ from sayna_sip.common.errors import ConfigError
 from sayna_sip.common.hook import DEFAULT_ENDPOINT
 from sayna_sip.common.hosts import normalize_host
 from sayna_sip.common.labels import ErrorCode
+from sayna_sip.common.logs import shorten
+from sayna_sip.ingress import writeguard
 from sayna_sip.ingress.access import Access
 from sayna_sip.ingress.audit_trail import Change, note
 from sayna_sip.ingress.auth import bearer_guard
@@ -68,6 +70,9 @@ _READ = {
 }
 
 
+_WRITE = {**_READ, **writeguard.RESPONSES}
+
+
 def _records(ingress: IngressDep) -> Records:
     if ingress.records is None:
         raise Unavailable(
@@ -76,22 +81,24 @@ def _records(ingress: IngressDep) -> Records:
     return ingress.records
 
 
-def _when(value: str | None, name: str) -> float | None:
+def _when(value: str | None, name: str, code: str = ErrorCode.INVALID_QUERY) -> float | None:
+    """A time filter; blank is absent. `code`: invalid_query for a query parameter,
+    invalid_body for a body field."""
     if value is None or not value.strip():
         return None
     try:
         return parse_when(value)
     except QueryError as exc:
-        raise BadRequest(f"{name}: {exc}", ErrorCode.INVALID_QUERY) from None
+        raise BadRequest(f"{name}: {exc}", code) from None
 
 
-def _host(value: str | None) -> str | None:
+def _host(value: str | None, code: str = ErrorCode.INVALID_QUERY) -> str | None:
     if value is None or not value.strip():
         return None
     try:
         return normalize_host(value)
     except ConfigError as exc:
-        raise BadRequest(str(exc), ErrorCode.INVALID_QUERY) from None
+        raise BadRequest(shorten(str(exc)), code) from None
 
 
 def _out(record: Any) -> RouteOut | AttemptOut:
@@ -138,8 +145,9 @@ class DeliveriesController(Controller):
         limit: Limit = 50,
         cursor: FromQuery[str | None] = None,
     ) -> DeliveryPage:
-        if outcome is not None and not outcome.replace("_", "").isalpha():
-            raise BadRequest(f"outcome '{outcome}' is not an outcome name", ErrorCode.INVALID_QUERY)
+        if outcome is not None and not (outcome.isascii() and outcome.replace("_", "").isalpha()):
+            raise BadRequest(f"outcome '{shorten(outcome)}' is not an outcome name",
+                             ErrorCode.INVALID_QUERY)  # fmt: skip
         try:
             page = await _records(ingress).deliveries.page(
                 host=_host(host), outcome=outcome or None, since=_when(since, "since"),
@@ -192,7 +200,7 @@ class DeliveriesController(Controller):
         )
 
     @post("/dead-letters/redrive", status_code=200, summary="Deliver dead letters again",
-          responses=_READ, opt=TENANT_SELF)  # fmt: skip
+          responses=_WRITE, opt=TENANT_SELF)  # fmt: skip
     async def redrive(
         self,
         ingress: IngressDep,
@@ -200,15 +208,17 @@ class DeliveriesController(Controller):
         request: Request[Any, Any, Any],
         data: Annotated[RedriveIn, Body(description="filters")],
     ) -> RedriveResult:
-        if data.host is None and data.since is None and data.event_ids is None:
-            raise BadRequest("give host, since or event_ids (all of them: since=7d)",
-                             ErrorCode.INVALID_BODY)  # fmt: skip
+        body = ErrorCode.INVALID_BODY
+        host, since = _host(data.host, body), _when(data.since, "since", body)
+        until = _when(data.until, "until", body)
+        event_ids = [e for e in data.event_ids or () if e.strip()] or None
+        if host is None and since is None and event_ids is None:  # blank is absent
+            raise BadRequest("give host, since or event_ids (all of them: since=7d)", body)
         records = _records(ingress)
-        host = access.host_filter(_host(data.host))  # a tenant's: its own host only
+        host = access.host_filter(host)  # a tenant's: its own host only
         done = await deadletters.redrive(
-            records.js, records.dead_reader, host=host,
-            since=_when(data.since, "since"), until=_when(data.until, "until"),
-            event_ids=data.event_ids,
+            records.js, records.dead_reader, host=host, since=since, until=until,
+            event_ids=event_ids, budget=deadletters.REDRIVE_BUDGET_S,
         )  # fmt: skip
         note(request, Change(host, [k for k in ("host", "since", "until", "event_ids")
                                     if getattr(data, k) is not None], {
@@ -219,7 +229,7 @@ class DeliveriesController(Controller):
         return RedriveResult(done.redriven, done.skipped, done.truncated)
 
     @post("/hooks/{host:str}/replay", status_code=200, summary="Deliver a window's events again",
-          responses={**_READ, 404: _err("A tenant token: not its host")})  # fmt: skip
+          responses={**_WRITE, 404: _err("A tenant token: not its host")})  # fmt: skip
     async def replay(
         self,
         ingress: IngressDep,
@@ -231,7 +241,7 @@ class DeliveriesController(Controller):
 
     @post("/hooks/{host:str}/endpoints/{id:str}/replay", status_code=200,
           summary="Deliver a window's events again to one endpoint",
-          responses={**_READ, 404: _err("A tenant token: not its host")})  # fmt: skip
+          responses={**_WRITE, 404: _err("A tenant token: not its host")})  # fmt: skip
     async def endpoint_replay(
         self,
         ingress: IngressDep,
@@ -271,10 +281,12 @@ async def _replay(
     data: ReplayIn,
 ) -> ReplayResult:
     """Per host: every endpoint each event went to; per endpoint: that one only."""
+    since = _when(data.since, "since", ErrorCode.INVALID_BODY)
+    until = _when(data.until, "until", ErrorCode.INVALID_BODY)
+    if since is None:
+        raise BadRequest("'since' is required (a time or a duration back, like 1h)",
+                         ErrorCode.INVALID_BODY)  # fmt: skip
     records = _records(ingress)
-    since = _when(data.since, "since")
-    until = _when(data.until, "until")
-    assert since is not None
     name = _host(host) or ""
     done = await records.replayer.replay(name, since, until, endpoint)
     note(request, Change(name, ("since", "until"), {

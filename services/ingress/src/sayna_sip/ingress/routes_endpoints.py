@@ -14,13 +14,14 @@ from sayna_sip.common import hook_secrets
 from sayna_sip.common.config import SipConfig
 from sayna_sip.common.hook import Endpoint, EndpointEntry, Hook
 from sayna_sip.common.secretbox import fingerprint
-from sayna_sip.ingress import endpoints, hookrules
+from sayna_sip.ingress import endpoints, hookrules, writeguard
 from sayna_sip.ingress.audit_trail import Change, note
 from sayna_sip.ingress.routes_hooks import BEARER_SCHEME, err, writable
 from sayna_sip.ingress.schemas import (
     EndpointList,
     EndpointOut,
     EndpointRotated,
+    SecretOut,
     RotateIn,
     TestSend,
 )
@@ -40,7 +41,7 @@ _WRITE = {
         "endpoint removed alone"
     ),
     409: err("Host defined in the static configuration, or SIP not configured"),
-    415: err("Body declared with a Content-Type other than application/json"),
+    **writeguard.RESPONSES,
 }
 _TEST = {**_READ, 503: err("NATS unavailable, or no forwarder answered in time")}
 
@@ -141,10 +142,13 @@ class EndpointsController(Controller):
     ) -> EndpointRotated:
         sip, store = writable(ingress)
         given = data.secret if data is not None else None
-        secret, hook, made = await endpoints.rotate(store, sip, hookrules.host(host), given, id)
+        secret, hook, made, early = await endpoints.rotate(
+            store, sip, hookrules.host(host), given, id
+        )
         values = {"fingerprint": fingerprint(secret)}
         note(request, Change(hook.host, ("secrets",), values, endpoint=id))
-        return EndpointRotated(secret=secret, endpoint=_out(hook, made, sip))
+        expired = [SecretOut(s.id, s.fingerprint, hook.updated_at) for s in early]
+        return EndpointRotated(secret=secret, endpoint=_out(hook, made, sip), expired_early=expired)
 
     @post("/{id:str}/disable", status_code=200, summary="Stop delivering to an endpoint",
           responses=_WRITE)  # fmt: skip

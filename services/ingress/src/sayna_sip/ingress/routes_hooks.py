@@ -6,7 +6,6 @@ from collections.abc import Callable, Sequence
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Router, delete, get, post
-from litestar.exceptions import HTTPException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Body, FromPath
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
@@ -17,7 +16,7 @@ from sayna_sip.common.config import AuthConfig, SipConfig
 from sayna_sip.common.hook import Hook, HookEntry
 from sayna_sip.common.labels import ErrorCode
 from sayna_sip.common.secretbox import fingerprint
-from sayna_sip.ingress import endpoints, hookrules
+from sayna_sip.ingress import endpoints, hookrules, writeguard
 from sayna_sip.ingress.audit_trail import Change, note
 from sayna_sip.ingress.auth import bearer_guard
 from sayna_sip.ingress.errors import Conflict, NotFound
@@ -31,6 +30,7 @@ from sayna_sip.ingress.schemas import (
     HostsDelete,
     Rotated,
     RotateIn,
+    SecretOut,
     TestSend,
 )
 from sayna_sip.ingress.state import IngressDep
@@ -52,17 +52,18 @@ _COMMON = {
 }
 _WRITE = {
     **_COMMON,
+    **writeguard.RESPONSES,
     400: err(
         "Invalid body, host, URL, secret or events (http://, credentials in the URL, "
         "duplicate host, blocked IP target in any numeric spelling, unknown LiveKit event, "
         "secret without SIP_SECRETS_KEY)"
     ),
     409: err("Host defined in the static configuration, or SIP not configured"),
-    415: err("Body declared with a Content-Type other than application/json"),
 }
 _ONE = {**_WRITE, 404: err("No hook for this host")}
 _TEST = {
     **_COMMON,
+    **writeguard.RESPONSES,
     404: err("No hook for this host"),
     503: err("NATS unavailable, or no forwarder answered in time"),
 }
@@ -158,9 +159,10 @@ class HooksController(Controller):
     ) -> Rotated:
         sip, store = writable(ingress)
         given = data.secret if data is not None else None
-        secret, record, _ = await endpoints.rotate(store, sip, hookrules.host(host), given)
+        secret, record, _, early = await endpoints.rotate(store, sip, hookrules.host(host), given)
         note(request, Change(record.host, ("secrets",), {"fingerprint": fingerprint(secret)}))
-        return Rotated(secret=secret, hook=view(record, sip))
+        expired = [SecretOut(s.id, s.fingerprint, record.updated_at) for s in early]
+        return Rotated(secret=secret, hook=view(record, sip), expired_early=expired)
 
     @post("/{host:str}/disable", status_code=200, summary="Stop delivering", responses=_ONE)
     async def disable_hook(
@@ -208,31 +210,11 @@ def _counting(counter: Counter) -> Callable[..., ASGIApp]:
     return middleware
 
 
-def _json_only(app: ASGIApp) -> ASGIApp:
-    """A body declared as something other than JSON is refused (415), not decoded anyway;
-    a body without a Content-Type is read as JSON."""
-
-    async def checked(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope.get("method") in ("POST", "PATCH", "DELETE"):
-            declared = dict(scope["headers"]).get(b"content-type")
-            media = (declared or b"").split(b";")[0].strip().lower()
-            if declared is not None and not (
-                media == b"application/json" or media.endswith(b"+json")
-            ):
-                raise HTTPException(
-                    status_code=415,
-                    detail=f"request body must be application/json, not {media.decode('latin-1')}",
-                )
-        await app(scope, receive, send)
-
-    return checked
-
-
 def hooks_router(auth: AuthConfig, calls: Counter, more: Sequence[type[Controller]] = ()) -> Router:
     """The hooks API behind the token guard; `more`: controllers under /sip/hooks too."""
     return Router(
         path="/",
         route_handlers=[HooksController, *more],
         guards=[bearer_guard(auth)],
-        middleware=[_counting(calls), _json_only],
+        middleware=[_counting(calls)],
     )

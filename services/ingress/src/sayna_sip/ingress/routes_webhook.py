@@ -28,6 +28,7 @@ from litestar.openapi.spec import (
 from litestar.openapi.spec import Parameter as OpenAPIParameter
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from sayna_sip.ingress import writeguard
 from sayna_sip.ingress.errors import PayloadTooLarge
 from sayna_sip.ingress.schemas import ErrorBody, Received
 from sayna_sip.ingress.state import Ingress
@@ -153,6 +154,7 @@ def _err(description: str) -> ResponseSpec:
     },
     tags=["webhooks"],
     middleware=[webhook_fast_path],
+    opt={writeguard.EXEMPT: True},  # LiveKit signs every call; browsers cannot forge that
 )
 async def receive_webhook(request: Request[Any, Any, Any]) -> Received:
     """Documents the route; `webhook_fast_path` (its middleware) answers every request."""

@@ -155,10 +155,12 @@ class EndpointList(msgspec.Struct, frozen=True):
 
 
 class EndpointRotated(msgspec.Struct, frozen=True):
-    """The new secret, shown this once, and the endpoint with its secrets' fingerprints."""
+    """The new secret, shown this once, the endpoint with its secrets' fingerprints, and
+    the secrets that stopped signing at once (as Rotated)."""
 
     secret: str
     endpoint: EndpointOut
+    expired_early: list[SecretOut] = msgspec.field(default_factory=list)
 
 
 class RotateIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -171,10 +173,13 @@ class RotateIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class Rotated(msgspec.Struct, frozen=True):
-    """The new secret, shown this once, and the hook with its secrets' fingerprints."""
+    """The new secret, shown this once, the hook with its secrets' fingerprints, and the
+    secrets that stopped signing at once rather than after the overlap (only the newest
+    few keep signing beside the new one)."""
 
     secret: str
     hook: HookOut
+    expired_early: list[SecretOut] = msgspec.field(default_factory=list)
 
 
 class TestSend(msgspec.Struct, frozen=True):

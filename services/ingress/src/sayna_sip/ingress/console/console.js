@@ -99,7 +99,8 @@ async function api(method, path, body) {
   const headers = { Accept: "application/json" };
   const token = sessionStorage.getItem(TOKEN_KEY);
   if (token) headers.Authorization = `Bearer ${token}`;
-  if (body !== undefined) headers["Content-Type"] = "application/json";
+  // Every change is JSON, bodyless ones too: the ingress refuses anything else (CSRF guard).
+  if (method !== "GET") headers["Content-Type"] = "application/json";
   let res;
   try {
     res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
@@ -713,7 +714,16 @@ async function route() {
   const tenant = tenantHost();
   let hash = location.hash || (tenant ? hookHref(tenant) : "#/hooks");
   let [path, qs] = hash.slice(1).split("?");
-  let parts = path.split("/").filter(Boolean).map(decodeURIComponent);
+  let parts;
+  try {
+    parts = path.split("/").filter(Boolean).map(decodeURIComponent);
+  } catch {
+    // A malformed %-escape (a hand-edited or cut address): say so rather than go blank.
+    render(h("h1", {}, "This address cannot be read"), h("p", { class: "muted" }, "See the error above."));
+    showError(new ApiError(0, "bad_address", `the address has a malformed %-escape: ${hash.slice(0, 120)}`));
+    document.body.dataset.ready = hash;
+    return;
+  }
   if (tenant && parts[0] === "hooks" && parts[1] && parts[1] !== tenant) {
     // A portal shows one host: another one's address (typed or pasted) goes to its own.
     hash = hookHref(tenant);
