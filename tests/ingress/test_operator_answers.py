@@ -43,7 +43,7 @@ async def api(nats_server: NatsServer, jetstream: JetStreamContext) -> AsyncIter
 
 async def test_a_rotated_out_secret_keeps_signing_for_24_hours_by_default(api: Client) -> None:
     # Receivers that have not switched yet keep verifying for a day (design: 24h).
-    r = await api.post(f"/sip/hooks/{A}/rotate-secret")
+    r = await api.post(f"/sip/hooks/{A}/rotate-secret", json={})
     assert r.status_code == 200, r.text
     current, previous = r.json()["hook"]["secrets"]
     assert current["expires_at"] is None
@@ -103,7 +103,7 @@ async def test_enable_clears_failing_since_and_tells_the_operators(
     notices = await nats_client.subscribe(contracts.OPS_HOOK_ENABLED)
     await nats_client.flush()
 
-    r = await api.post(f"/sip/hooks/{A}/enable")
+    r = await api.post(f"/sip/hooks/{A}/enable", json={})
 
     assert r.status_code == 200, r.text
     shown = r.json()
@@ -116,7 +116,7 @@ async def test_enable_clears_failing_since_and_tells_the_operators(
     notice = json.loads((await notices.next_msg(timeout=5)).data)
     assert (notice["event"], notice["host"]) == ("hook_enabled", A)
     # Enabling a hook that is enabled already changes nothing and tells no one.
-    assert (await api.post(f"/sip/hooks/{A}/enable")).status_code == 200
+    assert (await api.post(f"/sip/hooks/{A}/enable", json={})).status_code == 200
     with pytest.raises(TimeoutError):
         await notices.next_msg(timeout=0.3)
 
