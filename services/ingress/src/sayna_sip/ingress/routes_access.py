@@ -17,7 +17,7 @@ from litestar.params import Body, FromPath
 from sayna_sip.common.config import AuthConfig
 from sayna_sip.common.deliveries import rfc3339
 from sayna_sip.common.labels import ErrorCode
-from sayna_sip.ingress import hookrules
+from sayna_sip.ingress import hookrules, writeguard
 from sayna_sip.ingress.access_tokens import Generations, TokenSigner, parse_ttl
 from sayna_sip.ingress.audit_trail import Change, note
 from sayna_sip.ingress.auth import bearer_guard
@@ -40,6 +40,7 @@ _ANSWERS = {
     404: _err("No hook for this host"),
     409: _err("AUTH_REQUIRED is off, or SIP not configured"),
     503: _err("NATS unavailable"),
+    415: writeguard.RESPONSES[415],
 }
 
 

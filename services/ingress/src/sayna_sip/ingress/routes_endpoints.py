@@ -28,6 +28,7 @@ from sayna_sip.ingress.schemas import (
 from sayna_sip.ingress.state import IngressDep
 
 _READ = {
+    400: err("Invalid host or endpoint id"),
     401: err("AUTH_REQUIRED is on and the Bearer token is missing or unknown"),
     404: err("No hook for this host, or no such endpoint"),
     409: err("SIP not configured"),

@@ -105,7 +105,11 @@ class HooksController(Controller):
             return HookList(hooks=[])
         return HookList(hooks=_out(await ingress.hooks.all(), ingress.config.sip))
 
-    @get("/{host:str}", summary="One host's hook", responses={**_COMMON, 404: _ONE[404]})
+    @get(
+        "/{host:str}",
+        summary="One host's hook",
+        responses={**_COMMON, 400: err("Invalid host"), 404: _ONE[404]},
+    )
     async def get_hook(self, ingress: IngressDep, host: FromPath[str]) -> HookOut:
         if ingress.hooks is None:
             raise NotFound(f"no hook for host '{host}'", ErrorCode.HOOK_NOT_FOUND)
