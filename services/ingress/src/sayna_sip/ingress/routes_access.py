@@ -95,7 +95,8 @@ class AccessTokensController(Controller):
         return AccessToken(token, claims.token_id, hook.host, expires, f"/console#token={token}")
 
     @post("/revoke", status_code=200, summary="End every token of this host at once",
-          responses=_ANSWERS, opt=ADMIN_ONLY)  # fmt: skip
+          operation_class=writeguard.JsonOperation, responses=_ANSWERS,
+          opt=ADMIN_ONLY)  # fmt: skip
     async def revoke_access_tokens(
         self, ingress: IngressDep, request: Request[Any, Any, Any], host: FromPath[str]
     ) -> Revoked:

@@ -44,7 +44,11 @@ _WRITE = {
     409: err("Host defined in the static configuration, or SIP not configured"),
     **writeguard.RESPONSES,
 }
-_TEST = {**_READ, 503: err("NATS unavailable, or no forwarder answered in time")}
+_TEST = {
+    **_READ,
+    **writeguard.RESPONSES,
+    503: err("NATS unavailable, or no forwarder answered in time"),
+}
 
 
 def _out(hook: Hook, endpoint: Endpoint, sip: SipConfig) -> EndpointOut:
@@ -113,7 +117,8 @@ class EndpointsController(Controller):
         note(request, _changed(name, id, data, data.get("secret")))
         return _out(await store.get(name), made, sip)
 
-    @delete("/{id:str}", status_code=200, summary="Remove an endpoint", responses=_WRITE)
+    @delete("/{id:str}", status_code=200, summary="Remove an endpoint", responses=_WRITE,
+            operation_class=writeguard.JsonOperation)  # fmt: skip
     async def delete_endpoint(
         self,
         ingress: IngressDep,
@@ -128,6 +133,7 @@ class EndpointsController(Controller):
 
     @post(
         "/{id:str}/rotate-secret",
+        operation_class=writeguard.JsonOperation,
         status_code=200,
         summary="New signing secret of an endpoint (answered once); the previous one signs "
         "beside it for SIP_SECRET_OVERLAP",
@@ -152,6 +158,7 @@ class EndpointsController(Controller):
         return EndpointRotated(secret=secret, endpoint=_out(hook, made, sip), expired_early=expired)
 
     @post("/{id:str}/disable", status_code=200, summary="Stop delivering to an endpoint",
+          operation_class=writeguard.JsonOperation,
           responses=_WRITE)  # fmt: skip
     async def disable_endpoint(
         self,
@@ -166,6 +173,7 @@ class EndpointsController(Controller):
         return _out(hook, made, sip)
 
     @post("/{id:str}/enable", status_code=200, summary="Deliver to an endpoint again",
+          operation_class=writeguard.JsonOperation,
           responses=_WRITE)  # fmt: skip
     async def enable_endpoint(
         self,
@@ -181,6 +189,7 @@ class EndpointsController(Controller):
 
     @post(
         "/{id:str}/test",
+        operation_class=writeguard.JsonOperation,
         status_code=200,
         summary="One signed sip_hook_test delivery to an endpoint through a forwarder",
         responses=_TEST,

@@ -149,6 +149,7 @@ class HooksController(Controller):
 
     @post(
         "/{host:str}/rotate-secret",
+        operation_class=writeguard.JsonOperation,
         status_code=200,
         summary="New signing secret (answered once); the previous one signs beside it for "
         "SIP_SECRET_OVERLAP",
@@ -168,7 +169,13 @@ class HooksController(Controller):
         expired = [SecretOut(s.id, s.fingerprint, record.updated_at) for s in early]
         return Rotated(secret=secret, hook=view(record, sip), expired_early=expired)
 
-    @post("/{host:str}/disable", status_code=200, summary="Stop delivering", responses=_ONE)
+    @post(
+        "/{host:str}/disable",
+        operation_class=writeguard.JsonOperation,
+        status_code=200,
+        summary="Stop delivering",
+        responses=_ONE,
+    )
     async def disable_hook(
         self, ingress: IngressDep, request: Request[Any, Any, Any], host: FromPath[str]
     ) -> HookOut:
@@ -177,7 +184,13 @@ class HooksController(Controller):
         note(request, Change(record.host, ("enabled",), {"enabled": False}))
         return view(record, sip)
 
-    @post("/{host:str}/enable", status_code=200, summary="Deliver again", responses=_ONE)
+    @post(
+        "/{host:str}/enable",
+        operation_class=writeguard.JsonOperation,
+        status_code=200,
+        summary="Deliver again",
+        responses=_ONE,
+    )
     async def enable_hook(
         self, ingress: IngressDep, request: Request[Any, Any, Any], host: FromPath[str]
     ) -> HookOut:
@@ -188,6 +201,7 @@ class HooksController(Controller):
 
     @post(
         "/{host:str}/test",
+        operation_class=writeguard.JsonOperation,
         status_code=200,
         summary="One signed sip_hook_test delivery through a forwarder",
         responses=_TEST,

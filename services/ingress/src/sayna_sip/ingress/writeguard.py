@@ -12,10 +12,12 @@ app, so a route added later is covered without asking; a route that is not for b
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from litestar.datastructures import Headers
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody, Schema
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from sayna_sip.common.labels import ErrorCode
@@ -76,3 +78,16 @@ def cross_site(headers: Headers) -> str | None:
     if netloc and netloc in hosts:
         return None
     return f"cross-origin request refused (Origin: {origin[:80]})"
+
+
+@dataclass
+class JsonOperation(Operation):
+    """The OpenAPI entry of a change without a body (or with an optional one): it still
+    takes a JSON request, so the schema says so and clients send the Content-Type."""
+
+    def __post_init__(self) -> None:
+        if self.request_body is None:
+            any_json = OpenAPIMediaType(schema=Schema(description="ignored; `{}` will do"))
+            self.request_body = RequestBody(content={"application/json": any_json})
+        if isinstance(self.request_body, RequestBody):
+            self.request_body.required = True
