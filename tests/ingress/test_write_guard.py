@@ -115,3 +115,20 @@ async def test_the_default_bind_warns_when_the_ingress_starts(
         async with serve(ingress_config(nats_server.url)):
             pass
     assert "event=auth_off_exposed host=0.0.0.0" in caplog.text
+
+
+def test_the_schema_says_every_change_takes_json_and_may_be_refused_so() -> None:
+    # Schema-driven clients (and fuzzers) then send the Content-Type the guard asks for.
+    paths = create_app(ServerConfig.from_env({})).openapi_schema.to_schema()["paths"]
+    changes = [
+        (path, method, op)
+        for path, item in paths.items()
+        if path != "/livekit/webhook"
+        for method, op in item.items()
+        if method.upper() in STATE_CHANGING
+    ]
+    assert len(changes) == len(ROUTES)
+    for path, method, op in changes:
+        body = op.get("requestBody", {})
+        assert body.get("required") and "application/json" in body["content"], (method, path)
+        assert {"403", "415"} <= set(op["responses"]), (method, path)
