@@ -64,6 +64,7 @@ _ONE = {**_WRITE, 404: err("No hook for this host")}
 _TEST = {
     **_COMMON,
     **writeguard.RESPONSES,
+    400: err("Invalid host"),
     404: err("No hook for this host"),
     503: err("NATS unavailable, or no forwarder answered in time"),
 }
