@@ -5,6 +5,7 @@ app, so a route added later is held to the same rules without editing this file.
 from __future__ import annotations
 
 import logging
+import re
 
 import pytest
 from litestar import Litestar
@@ -18,6 +19,7 @@ from tests.ingress.conftest import Client, ingress_config
 
 HOST = "a.example.com"
 JSON = {"Content-Type": "application/json"}
+SAMPLES = {"host": HOST, "event_id": "E1", "id": "default"}  # any other parameter: "x"
 
 
 def state_changing_routes(app: Litestar) -> list[tuple[str, str]]:
@@ -28,8 +30,8 @@ def state_changing_routes(app: Litestar) -> list[tuple[str, str]]:
             if handler.opt.get(EXEMPT):
                 continue
             for method in sorted(handler.http_methods & STATE_CHANGING):
-                path = route.path.replace("{host:str}", HOST)
-                out.append((method, path.replace("{event_id:str}", "E1")))
+                path = re.sub(r"\{(\w+):[^}]*\}", lambda m: SAMPLES.get(m[1], "x"), route.path)
+                out.append((method, path))
     return out
 
 
@@ -37,7 +39,9 @@ ROUTES = state_changing_routes(create_app(ServerConfig.from_env({})))
 
 
 def test_the_routes_under_guard_are_found() -> None:
-    assert len(ROUTES) >= 8 and ("POST", f"/sip/hooks/{HOST}/disable") in ROUTES
+    assert len(ROUTES) >= 18 and ("POST", f"/sip/hooks/{HOST}/disable") in ROUTES
+    assert ("POST", f"/sip/hooks/{HOST}/endpoints/default/disable") in ROUTES
+    assert ("POST", f"/sip/hooks/{HOST}/access-tokens/revoke") in ROUTES
 
 
 async def hooks_unchanged(ingress: Client) -> None:
