@@ -21,8 +21,8 @@ from sayna_sip.ingress.schemas import (
     EndpointList,
     EndpointOut,
     EndpointRotated,
-    SecretOut,
     RotateIn,
+    SecretOut,
     TestSend,
 )
 from sayna_sip.ingress.state import IngressDep
