@@ -125,3 +125,16 @@ async def test_the_api_redrive_answers_truncated_false_when_done(
     await bury(jetstream, HOSTS[0], 3)
     r = await ingress.post("/sip/dead-letters/redrive", json={"host": HOSTS[0]})
     assert r.json() == {"redriven": 3, "skipped": 0, "truncated": False}
+
+
+async def test_an_api_redrive_out_of_time_says_truncated_and_the_same_call_goes_on(
+    ingress: Client, jetstream: JetStreamContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(deadletters, "REDRIVE_BUDGET_S", 0.0)  # every call out of time at once
+    await bury(jetstream, HOSTS[0], 3)
+    answers = [
+        (await ingress.post("/sip/dead-letters/redrive", json={"host": HOSTS[0]})).json()
+        for _ in range(3)
+    ]
+    assert [(a["redriven"], a["truncated"]) for a in answers] == [(1, True), (1, True), (1, False)]
+    assert await dead_count(jetstream) == 0
