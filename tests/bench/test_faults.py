@@ -37,7 +37,11 @@ def bench_sink(tmp_path: Path) -> Iterator[tuple[Bench, Sink]]:
     """A bench run directory with its HTTPS sink; every child process stopped after."""
     b = Bench(tmp_path, secrets.token_hex(3))
     try:
-        yield b, b.start_sink()
+        sink = b.start_sink()
+        try:
+            yield b, sink
+        finally:  # an idle keep-alive TLS connection holds the sink's shutdown for 5 s
+            sink.close()
     finally:
         b.close()
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import shutil
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,8 +37,39 @@ class Stack:
 
 
 @pytest.fixture
-async def stack(tmp_path: Path, https_sink: HttpsSink) -> AsyncIterator[Stack]:
+async def console(tmp_path: Path, https_sink: HttpsSink) -> AsyncIterator[tuple[Stack, Any]]:
+    """The stack and a browser page, started side by side: chromium's start (~2 s) runs
+    while `up` boots instead of after it."""
+    if CHROMIUM is None:
+        pytest.skip("Debian's chromium is not installed (.ci/run installs it with apt-get)")
+    async with contextlib.AsyncExitStack() as started:
+        stack_cm, page_cm = _stack(tmp_path, https_sink), chromium_page()
+        entered = await asyncio.gather(
+            stack_cm.__aenter__(), page_cm.__aenter__(), return_exceptions=True
+        )
+        for cm, got in zip((stack_cm, page_cm), entered, strict=True):
+            if not isinstance(got, BaseException):
+                started.push_async_exit(cm)
+        for got in entered:
+            if isinstance(got, BaseException):
+                raise got
+        yield entered[0], entered[1]
+
+
+@pytest.fixture
+def stack(console: tuple[Stack, Any]) -> Stack:
     """`sayna-sip up` (one forwarder, AUTH_REQUIRED, short retries) trusting the sink's CA."""
+    return console[0]
+
+
+@pytest.fixture
+def page(console: tuple[Stack, Any]) -> Any:
+    """A headless Chromium page (Debian's chromium, driven by playwright) at 1280x800."""
+    return console[1]
+
+
+@contextlib.asynccontextmanager
+async def _stack(tmp_path: Path, https_sink: HttpsSink) -> AsyncIterator[Stack]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SIP_", "NATS_", "AUTH_"))}
     env.pop("LIVEKIT_URL", None)
     port = free_port()
@@ -66,7 +98,7 @@ async def stack(tmp_path: Path, https_sink: HttpsSink) -> AsyncIterator[Stack]:
         await up.stop()
 
 
-@asynccontextmanager
+@contextlib.asynccontextmanager
 async def chromium_page() -> AsyncIterator[Any]:
     """A headless Chromium page (Debian's chromium, driven by playwright) at 1280x800."""
     if CHROMIUM is None:
@@ -86,17 +118,12 @@ async def chromium_page() -> AsyncIterator[Any]:
                 "--disable-sync",
             ],
         )
-        context = await browser.new_context(viewport={"width": 1280, "height": 800})
-        await context.grant_permissions(["clipboard-read", "clipboard-write"])
-        pg = await context.new_page()
-        pg.set_default_timeout(15_000)
-        expect.set_options(timeout=15_000)  # expect()'s own default is 5 s: too short under load
-        yield pg
-        await browser.close()
-
-
-@pytest.fixture
-async def page(stack: Stack) -> AsyncIterator[Any]:
-    """A Chromium page, for the console on `stack`."""
-    async with chromium_page() as pg:
-        yield pg
+        try:
+            context = await browser.new_context(viewport={"width": 1280, "height": 800})
+            await context.grant_permissions(["clipboard-read", "clipboard-write"])
+            pg = await context.new_page()
+            pg.set_default_timeout(15_000)
+            expect.set_options(timeout=15_000)  # expect()'s own default, 5 s, is short under load
+            yield pg
+        finally:
+            await browser.close()

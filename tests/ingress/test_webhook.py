@@ -213,8 +213,14 @@ async def test_streamed_body_without_content_length_is_stored_whole(
 
 
 async def test_refused_or_unrouted_publish_is_503(
-    ingress: Client, jetstream: JetStreamContext
+    nats_server: NatsServer, jetstream: JetStreamContext
 ) -> None:
+    # A 1 s budget: the unrouted case is retried until the budget is spent (10 s by default).
+    async with serve(ingress_config(nats_server.url), publish_budget=1.0) as ingress:
+        await _refused_then_unrouted(ingress, jetstream)
+
+
+async def _refused_then_unrouted(ingress: Client, jetstream: JetStreamContext) -> None:
     # JetStream refuses the message (an error PubAck): LiveKit must retry.
     info = await jetstream.stream_info(topology.LK_EVENTS)
     info.config.max_msg_size = 64
