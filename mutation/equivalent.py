@@ -303,6 +303,11 @@ EQUIVALENT: dict[str, list[tuple[str, str, str]]] = {
         ),
         ("limit: int = 100,", "limit: int = 101,", "the API and the CLI always pass the limit"),
         (
+            "if until is not None and (letter.dead_at or 0) > until:",
+            "if until is not None and (letter.dead_at or 1) > until:",
+            "a letter without its death time reads as 1970; any `until` is decades past 0 and 1",
+        ),
+        (
             "floor, below = 1, await last_seq() + 1",
             "floor, below = 1, await last_seq() + 2",
             "a bound past the last sequence reads the same letters: none are stored there",

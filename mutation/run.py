@@ -131,7 +131,7 @@ MODULES = {
     ),
     "replay": Module(
         "libs/common/src/sayna_sip/common/replay.py",
-        ("tests/integration/test_records.py",),
+        ("tests/common/test_replay.py", "tests/integration/test_records.py"),
         deselect=(
             "tests/integration/test_records.py::test_one_trace_spans_ingress_router_and_forwarder",
         ),
@@ -153,6 +153,86 @@ MODULES = {
     "pull": Module(
         "services/forwarder/src/sayna_sip/forwarder/pull.py",
         ("tests/forwarder/test_pull_accounting.py", "tests/forwarder/test_pull.py"),
+    ),
+    "deliveries": Module(
+        "libs/common/src/sayna_sip/common/deliveries.py",
+        ("tests/common/test_deliveries.py", "tests/ingress/test_operator_answers.py"),
+    ),
+    "delivery": Module(
+        "libs/common/src/sayna_sip/common/delivery.py",
+        ("tests/common/test_delivery.py", "tests/forwarder/test_hold.py"),
+        pure=True,
+    ),
+    "hook_directory": Module(
+        "libs/common/src/sayna_sip/common/hook_directory.py",
+        (
+            "tests/common/test_hook_snapshot.py",
+            "tests/router/test_hook_miss.py",
+            "tests/router/test_matching.py",
+        ),
+    ),
+    "settle": Module(
+        "services/forwarder/src/sayna_sip/forwarder/settle.py",
+        (
+            "tests/forwarder/test_delivery.py",
+            "tests/forwarder/test_permanent.py",
+            "tests/forwarder/test_egress.py",
+        ),
+    ),
+    "gate": Module(
+        "services/forwarder/src/sayna_sip/forwarder/gate.py",
+        ("tests/forwarder/test_gate.py",),
+        pure=True,
+    ),
+    "hold": Module(
+        "services/forwarder/src/sayna_sip/forwarder/hold.py",
+        ("tests/forwarder/test_hold.py",),
+        pure=True,
+    ),
+    "testsend": Module(
+        "services/forwarder/src/sayna_sip/forwarder/testsend.py",
+        ("tests/integration/test_endpoints.py",),
+    ),
+    "pace": Module(
+        "services/forwarder/src/sayna_sip/forwarder/pace.py",
+        ("tests/forwarder/test_pace.py",),
+    ),
+    "egress": Module(
+        "services/forwarder/src/sayna_sip/forwarder/egress.py",
+        ("tests/forwarder/test_egress.py",),
+    ),
+    "routing": Module(
+        "services/router/src/sayna_sip/router/routing.py",
+        (
+            "tests/router/test_routing.py",
+            "tests/router/test_matching.py",
+            "tests/router/test_rooms.py",
+            "tests/router/test_events.py",
+        ),
+    ),
+    "endpoints": Module(
+        "services/ingress/src/sayna_sip/ingress/endpoints.py",
+        ("tests/integration/test_endpoint_fanout.py", "tests/integration/test_endpoints.py"),
+    ),
+    "routes_console": Module(
+        "services/ingress/src/sayna_sip/ingress/routes_console.py",
+        ("tests/ingress/test_security_headers.py", "tests/ingress/test_auth_matrix.py"),
+    ),
+    "intake": Module(
+        "services/ingress/src/sayna_sip/ingress/intake.py",
+        ("tests/ingress/test_units.py", "tests/ingress/test_webhook.py"),
+    ),
+    "access": Module(
+        "services/ingress/src/sayna_sip/ingress/access.py",
+        ("tests/ingress/test_tenant_access.py",),
+    ),
+    "access_tokens": Module(
+        "services/ingress/src/sayna_sip/ingress/access_tokens.py",
+        ("tests/ingress/test_tenant_access.py", "tests/ingress/test_audit.py"),
+    ),
+    "routes_access": Module(
+        "services/ingress/src/sayna_sip/ingress/routes_access.py",
+        ("tests/ingress/test_tenant_access.py",),
     ),
 }
 

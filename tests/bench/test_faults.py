@@ -1,4 +1,4 @@
-"""Short variants of the fault suite (`make faults` runs the long ones): real processes,
+"""Short variants of the fault suite (`make faults` runs them and the long ones): real processes,
 one fault each, and what a user would notice — lost events, refused webhooks, a
 healthy tenant slowed by another."""
 
@@ -46,6 +46,7 @@ def bench_sink(tmp_path: Path) -> Iterator[tuple[Bench, Sink]]:
         b.close()
 
 
+@pytest.mark.slow  # 10 s of two stacks; make test keeps forwarder/test_resilience's black hole
 def test_a_black_hole_tenant_does_not_slow_the_healthy_one(
     bench_sink: tuple[Bench, Sink],
 ) -> None:
@@ -58,6 +59,7 @@ def test_a_black_hole_tenant_does_not_slow_the_healthy_one(
     assert p99 <= max(2 * base, 300), (baseline, hole)  # noise floor on a shared machine
 
 
+@pytest.mark.slow  # 25 s; make test keeps ingress/test_cluster_readiness's leader change
 def test_losing_the_stream_leader_and_a_follower_refuses_no_webhook(
     bench_sink: tuple[Bench, Sink],
 ) -> None:

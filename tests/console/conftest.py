@@ -50,10 +50,12 @@ async def console(tmp_path: Path, https_sink: HttpsSink) -> AsyncIterator[tuple[
         for cm, got in zip((stack_cm, page_cm), entered, strict=True):
             if not isinstance(got, BaseException):
                 started.push_async_exit(cm)
+        stack, page = entered
         for got in entered:
             if isinstance(got, BaseException):
                 raise got
-        yield entered[0], entered[1]
+        assert isinstance(stack, Stack)
+        yield stack, page
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ registries and the label enums), never from a copy kept in the tests."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import re
 from collections.abc import Iterator
@@ -55,7 +56,8 @@ def ingress_app() -> Litestar:
     return create_app(ServerConfig())
 
 
-def ingress_routes() -> set[tuple[str, str]]:
+@functools.cache  # building the app costs ~0.1 s; a docs check asks once per route
+def ingress_routes() -> frozenset[tuple[str, str]]:
     """(method, path) of every ingress route, OpenAPI's own pages aside (only /schema)."""
     out: set[tuple[str, str]] = set()
     for route in ingress_app().routes:
@@ -64,7 +66,7 @@ def ingress_routes() -> set[tuple[str, str]]:
         for method in getattr(route, "methods", set()):
             if method not in ("HEAD", "OPTIONS"):
                 out.add((method, route.path))
-    return out
+    return frozenset(out)
 
 
 def source_files() -> Iterator[Path]:

@@ -5,6 +5,7 @@ test guards one bug a reviewer planted and the suite let through."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import AsyncIterator
@@ -21,9 +22,9 @@ from sayna_sip.common.delivery import Delivery
 from sayna_sip.common.hook import Hook, parse_stamp, utc_stamp
 from sayna_sip.common.recorder import Recorder, RecorderMetrics
 from sayna_sip.common.records import AttemptRecord
-from sayna_sip.common.streamscan import StreamReader
+from sayna_sip.common.streamscan import StoredMsg, StreamReader
 from tests.fixtures.nats import NatsServer
-from tests.ingress.conftest import Client, ingress_config, serve
+from tests.ingress.conftest import Client, ingress_config, serve, wait_until
 from tests.ingress.tenants import EV, SECRETS_KEY, A, B, seed_dead_letter
 
 OWN = "whsec_QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE="
@@ -194,5 +195,102 @@ async def test_a_redrive_counts_each_letter_stops_at_its_limit_and_skips_the_gon
         assert await deadletters.redrive_one(jetstream, left)
         assert not await deadletters.redrive_one(jetstream, left)  # gone: redriven already
         assert await deadletters.redrive(jetstream, reader, host=A) == deadletters.Redriven()
+    finally:
+        await reader.close()
+
+
+async def test_a_redrive_since_a_time_leaves_the_older_letters(
+    api: Client, jetstream: JetStreamContext
+) -> None:
+    await _letter(jetstream, A, "EV_before", time.time() - 60)
+    await asyncio.sleep(0.01)  # stored a moment apart: `since` falls between
+    since = rfc3339(time.time())
+    await asyncio.sleep(0.01)
+    await _letter(jetstream, A, "EV_after", time.time())
+    r = await api.post("/sip/dead-letters/redrive", json={"host": A, "since": since})
+    assert r.json() == {"redriven": 1, "skipped": 0, "truncated": False}
+    left = (await api.get("/sip/dead-letters")).json()["dead_letters"]
+    assert [x["event_id"] for x in left] == ["EV_before"]
+
+
+async def test_a_redrive_until_a_time_takes_letters_dead_by_then_in_any_stored_order(
+    nats_client: Nats, jetstream: JetStreamContext
+) -> None:
+    # Stored out of their death order (letters of two forwarders with skewed clocks):
+    # one past `until` ends nothing; one dead exactly at `until` is inside.
+    until = float(int(time.time()) - 600)  # a whole second: the header keeps it exact
+    for event_id, dead_at in (("EV_late", until + 60), ("EV_at", until), ("EV_early", until - 1)):
+        await _letter(jetstream, A, event_id, dead_at)
+    async with _reader(nats_client) as reader:
+        done = await deadletters.redrive(jetstream, reader, host=A, until=until)
+        assert done == deadletters.Redriven(redriven=2)
+        (left,) = await deadletters.oldest_first(reader, 10**6, host=A)
+        assert left.event_id == "EV_late"
+
+
+async def test_a_redrive_counts_every_letter_redriven_meanwhile_as_skipped(
+    nats_client: Nats, jetstream: JetStreamContext
+) -> None:
+    for n in range(3):
+        await _letter(jetstream, A, f"EV_{n}", time.time())
+
+    class Raced(StreamReader):
+        """Another operator's redrive of the first two lands between our read and ours."""
+
+        async def range(
+            self, filter_subject: str, lo: int, hi: int, cap: int
+        ) -> tuple[list[StoredMsg], bool]:
+            got = await super().range(filter_subject, lo, hi, cap)
+            for msg in got[0][:2]:
+                await jetstream.delete_msg(topology.SIP_DEAD, msg.seq)
+            return got
+
+    raced = Raced(nats_client, topology.SIP_DEAD)
+    await raced.start()
+    try:
+        done = await deadletters.redrive(jetstream, raced, host=A)
+    finally:
+        await raced.close()
+    assert done == deadletters.Redriven(redriven=1, skipped=2)
+
+
+async def test_a_redrive_whose_dead_letter_stream_is_gone_counts_it_skipped(
+    nats_client: Nats, jetstream: JetStreamContext
+) -> None:
+    await _letter(jetstream, A, "EV_1", time.time())
+    async with _reader(nats_client) as reader:
+        (letter,) = await deadletters.oldest_first(reader, 10**6, host=A)
+    await jetstream.delete_stream(topology.SIP_DEAD)  # deleted by hand: the letter with it
+    assert not await deadletters.redrive_one(jetstream, letter)
+
+
+async def test_one_redrive_takes_at_most_1000_letters_by_default(
+    api: Client, nats_client: Nats, jetstream: JetStreamContext
+) -> None:
+    # Core publishes (no PubAck each) store the 1,001 letters in a fraction of a second.
+    first = Delivery.first(event_id="EV_n", event="participant_left", room="sip-r",
+                           hook=A, sip_host=A, received_at=None)  # fmt: skip
+    headers = first.dead_headers(reason="gone", attempts=3, last_status=None, last_error="",
+                                 hook_url=f"https://{A}/hook", dead_at=time.time())  # fmt: skip
+    for n in range(1001):
+        own = {Header.EVENT_ID: f"EV_{n}", Header.MSG_ID: f"EV_{n}:dead"}
+        await nats_client.publish(contracts.dead_subject(A), b"{}", headers={**headers, **own})
+
+    async def stored() -> bool:  # a moment after the server has them
+        return (await jetstream.stream_info(topology.SIP_DEAD)).state.messages == 1001
+
+    await wait_until(stored)
+    r = await api.post("/sip/dead-letters/redrive", json={"host": A})
+    assert r.json() == {"redriven": 1000, "skipped": 0, "truncated": True}
+    left = (await api.get("/sip/dead-letters")).json()["dead_letters"]
+    assert [x["event_id"] for x in left] == ["EV_1000"]
+
+
+@contextlib.asynccontextmanager
+async def _reader(nc: Nats) -> AsyncIterator[StreamReader]:
+    reader = StreamReader(nc, topology.SIP_DEAD)
+    await reader.start()
+    try:
+        yield reader
     finally:
         await reader.close()
