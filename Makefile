@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# The README's Node receiver snippet runs on the npm `standardwebhooks` (tests/receiver_node).
+NODE_DIR   := tests/receiver_node
+NODE_STAMP := $(NODE_DIR)/node_modules/.installed
 MEMBERS := libs/common services/ingress services/router services/forwarder services/provisioner cli
 PYPROJECTS := pyproject.toml $(addsuffix /pyproject.toml,$(MEMBERS))
 
@@ -16,8 +19,13 @@ $(STAMP): $(PYPROJECTS)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check $(addprefix -e ,$(MEMBERS)) -e '.[dev]'
 	@touch $@
 
-test: $(STAMP)
+test: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Without npm (or the registry) the Node snippet test skips and says so; nothing else needs it.
+$(NODE_STAMP): $(NODE_DIR)/package-lock.json
+	@if command -v npm >/dev/null 2>&1 && timeout 120 npm ci --prefix $(NODE_DIR) --no-audit --no-fund --loglevel=error; \
+	then touch $@; else echo "warning: npm ci in $(NODE_DIR) failed or npm is missing: the Node snippet test will skip" >&2; fi
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -54,4 +62,4 @@ mutants: $(STAMP)
 	$(BIN)/python -m mutation.run $(MODULES)
 
 clean:
-	rm -rf $(VENV) .mutmut-cache .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(NODE_DIR)/node_modules .mutmut-cache .pytest_cache .mypy_cache .ruff_cache
