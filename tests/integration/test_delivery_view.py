@@ -1,6 +1,6 @@
 """What `GET /sip/deliveries/{id}` shows of one delivery, on the whole pipeline: the
 request's headers as sent (signatures and custom header values redacted), the body, and
-when the next try is due."""
+when the next try is due; `sayna-sip deliveries show` prints the same in text."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from sayna_sip.cli import deliveries
 from sayna_sip.common.deliveries import parse_when
 from tests.fixtures.https_sink import HttpsSink, Reply
 from tests.fixtures.livekit import LiveKitTwirp
@@ -33,7 +34,11 @@ async def first_attempt(p: Pipeline, event_id: str) -> dict[str, Any]:
 
 
 async def test_a_failed_attempt_shows_what_was_sent_redacted_the_body_and_the_retry_due(
-    nats_server: NatsServer, livekit_server: LiveKitTwirp, https_sink: HttpsSink
+    nats_server: NatsServer,
+    livekit_server: LiveKitTwirp,
+    https_sink: HttpsSink,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     https_sink.program("/h", Reply(500, b"down"))
     async for p in start_pipeline(
@@ -61,3 +66,15 @@ async def test_a_failed_attempt_shows_what_was_sent_redacted_the_body_and_the_re
         due = parse_when(attempt["retry_at"])
         assert before + 0.8 * 3600 <= due <= time.time() + 1.2 * 3600  # 1 h, ± its jitter
         assert got["next_retry_at"] == attempt["retry_at"]
+
+        # The CLI's text view: the same headers, as recorded, and the retry due.
+        monkeypatch.setenv("NATS_URL", nats_server.url)
+        capsys.readouterr()
+        assert await asyncio.to_thread(deliveries.main, ["show", event["id"]]) == 0
+        text = capsys.readouterr().out
+        assert "    > X-Crm-Key: <redacted>\n" in text
+        assert "    > webhook-signature: v1,<redacted>\n" in text
+        assert f"    > webhook-id: {shown['webhook-id']}\n" in text
+        assert f"    next try due {attempt['retry_at']}\n" in text
+        assert text.endswith(f"next retry due {got['next_retry_at']}\n")
+        assert "crm-token-never-recorded" not in text and sent["webhook-signature"] not in text

@@ -23,10 +23,22 @@ from sayna_sip.cli.follow import Follower, Subscribe
 from sayna_sip.cli.main import quiet_broken_pipe
 from sayna_sip.common import audit, natsconn, records, topology, upstate
 from sayna_sip.common.config import NatsConfig
-from sayna_sip.common.deliveries import Deliveries, QueryError, parse_when, rfc3339, view
+from sayna_sip.common.deliveries import (
+    Deliveries,
+    QueryError,
+    next_retry,
+    parse_when,
+    rfc3339,
+    view,
+)
 from sayna_sip.common.errors import ConfigError
 from sayna_sip.common.hosts import normalize_host
-from sayna_sip.common.records import AttemptRecord, Record, RouteOutcome, RouteRecord
+from sayna_sip.common.records import (
+    AttemptRecord,
+    Record,
+    RouteOutcome,
+    RouteRecord,
+)
 from sayna_sip.common.replay import Replayer
 from sayna_sip.common.streamscan import ScanError, StreamReader
 
@@ -124,8 +136,16 @@ async def _show(query: Deliveries, event_id: str, as_json: bool) -> int:
         print("route: no routing record")
     for attempt in found.attempts:
         print(line(attempt))
+        if attempt.retry_at > 0:  # recorded for a failed try only
+            print(f"    next try due {rfc3339(attempt.retry_at)}")
+        # As recorded: signatures and custom header values were redacted before storing.
+        for name, value in attempt.request_headers.items():
+            print(f"    > {name}: {value}")
         if attempt.response:
             print(f"    response: {attempt.response[:200]!r}")
+    due = next_retry(found.attempts)
+    if due is not None:
+        print(f"next retry due {rfc3339(due)}")
     return 0
 
 
