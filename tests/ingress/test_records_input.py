@@ -119,6 +119,46 @@ async def test_a_redrive_stops_at_its_time_budget_and_the_next_call_goes_on(
     assert info.state.messages == 5
 
 
+async def test_a_redrive_that_did_not_read_every_letter_says_truncated_and_the_next_goes_on(
+    nats_client: NatsClient, jetstream: JetStreamContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # SCAN_LIMIT (10,000) letters read per call as 4 here, in requests of 3 (1,001): a call
+    # that stops there says so; letters read across requests once each, in order.
+    monkeypatch.setattr(deadletters, "SCAN_BATCH", 2)
+    await bury(jetstream, HOSTS[0], 7)
+    reader = StreamReader(nats_client, topology.SIP_DEAD)
+    await reader.start()
+    try:
+        listed = await deadletters.oldest_first(reader, 10**6)
+        assert [x.event_id for x in listed] == [f"EV_a{i}" for i in range(7)]
+        calls = [await deadletters.redrive(jetstream, reader, host=HOSTS[0], scan=4)
+                 for _ in range(2)]  # fmt: skip
+    finally:
+        await reader.close()
+    assert calls == [deadletters.Redriven(4, truncated=True), deadletters.Redriven(3)]
+    delivered = await jetstream.stream_info(topology.SIP_DELIVERIES)
+    assert (await dead_count(jetstream), delivered.state.messages) == (0, 7)
+
+
+async def test_a_redrive_reads_past_its_scan_limit_to_the_first_match_and_goes_on_next_call(
+    nats_client: NatsClient, jetstream: JetStreamContext
+) -> None:
+    # The wanted letters lie behind more than `scan` others, which stay: the call reads on
+    # to a match (or it would answer the same nothing forever) and says what it left.
+    await bury(jetstream, HOSTS[0], 6)
+    wanted = ["EV_a3", "EV_a5"]
+    reader = StreamReader(nats_client, topology.SIP_DEAD)
+    await reader.start()
+    try:
+        calls = [await deadletters.redrive(jetstream, reader, event_ids=wanted, scan=2)
+                 for _ in range(2)]  # fmt: skip
+        left = await deadletters.oldest_first(reader, 10**6)
+    finally:
+        await reader.close()
+    assert calls == [deadletters.Redriven(1, truncated=True), deadletters.Redriven(1)]
+    assert [x.event_id for x in left] == ["EV_a0", "EV_a1", "EV_a2", "EV_a4"]
+
+
 async def test_the_api_redrive_answers_truncated_false_when_done(
     ingress: Client, jetstream: JetStreamContext
 ) -> None:

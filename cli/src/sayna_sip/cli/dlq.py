@@ -72,8 +72,8 @@ async def _run(nats: NatsConfig, args: argparse.Namespace) -> int:
         await reader.start()
         if args.action == "list":
             last = (await js.stream_info(topology.SIP_DEAD)).state.last_seq
-            letters = await deadletters.oldest_first(reader, last, args.host)
-            rows = [_row(letter) for letter in letters[: args.limit]]
+            letters = await deadletters.oldest_first(reader, last, args.host, limit=args.limit)
+            rows = [_row(letter) for letter in letters]
             print(_table(rows) if rows else "no dead letters")
             return 0
         count = 0

@@ -5,13 +5,15 @@ A redrive publishes a fresh delivery (attempts reset, same event id so the same
 `webhook-id`, next redrive generation so the dedupe window does not swallow it), waits
 for its PubAck, and only then deletes the dead letter: a crash in between redrives it
 twice at worst, and the second publish is deduplicated. It reads only the letters stored
-when it began, so a letter that dies again at once is not chased in a loop.
+when it began, so a letter that dies again at once is not chased in a loop, and it
+reads them a batch at a time: a call that stops before the last one says `truncated`.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import AsyncGenerator, Awaitable, Callable, Collection
+from contextlib import aclosing
 from dataclasses import dataclass
 
 from nats.js import JetStreamContext
@@ -21,9 +23,11 @@ from sayna_sip.common import contracts, topology
 from sayna_sip.common.contracts import Header
 from sayna_sip.common.delivery import Delivery
 from sayna_sip.common.hosts import normalize_host
-from sayna_sip.common.streamscan import StoredMsg, StreamReader
+from sayna_sip.common.streamscan import MAX_BATCH, StoredMsg, StreamReader
 
 REDRIVE_LIMIT = 1000  # letters redriven by one call at most
+SCAN_LIMIT = REDRIVE_LIMIT * 10  # letters one call reads (once it has redriven one)
+SCAN_BATCH = MAX_BATCH  # letters read per request
 _NO_MESSAGE_FOUND = 10057  # JetStream's err_code for deleting a message that is gone
 REDRIVE_BUDGET_S = 2.0  # an API call stops redriving after this long (`truncated`: call again)
 
@@ -96,17 +100,40 @@ async def page(
 
 
 async def oldest_first(
-    reader: StreamReader, last: int, host: str | None = None, since: float | None = None
+    reader: StreamReader,
+    last: int,
+    host: str | None = None,
+    since: float | None = None,
+    limit: int = SCAN_LIMIT,
 ) -> list[DeadLetter]:
-    """Every letter (of `host`) stored from `since` up to sequence `last`, oldest first."""
-    start = 1
+    """The first `limit` letters (of `host`) stored from `since` up to sequence `last`."""
+    out: list[DeadLetter] = []
+    async with aclosing(_scan(reader, last, host, since)) as letters:
+        async for letter in letters:
+            if len(out) >= limit:
+                break
+            out.append(letter)
+    return out
+
+
+async def _scan(
+    reader: StreamReader, last: int, host: str | None, since: float | None
+) -> AsyncGenerator[DeadLetter]:
+    """Every letter (of `host`) stored from `since` up to sequence `last`, oldest first,
+    read a batch at a time."""
+    lo = 1
     if since is not None:
         first = await reader.seq_at(since)
         if first is None:
-            return []
-        start = first
-    msgs, _ = await reader.range(subject_for(host), start, last, cap=REDRIVE_LIMIT * 10)
-    return [_letter(m) for m in msgs]
+            return
+        lo = first
+    while lo <= last:
+        msgs, complete = await reader.range(subject_for(host), lo, last, cap=SCAN_BATCH)
+        for msg in msgs:
+            yield _letter(msg)
+        if complete or not msgs:
+            return
+        lo = msgs[-1].seq + 1
 
 
 async def redrive(
@@ -119,26 +146,32 @@ async def redrive(
     event_ids: Collection[str] | None = None,
     limit: int = REDRIVE_LIMIT,
     budget: float | None = None,
+    scan: int = SCAN_LIMIT,
 ) -> Redriven:
-    """Redrive the letters matching every filter given, up to `limit` of them and, with a
-    `budget`, for about that many seconds (at least one letter per call). Redriven letters
-    leave SIP_DEAD, so a truncated call is continued by the same call again."""
+    """Redrive the letters matching every filter given, up to `limit` of them, reading
+    `scan` letters at most and, with a `budget`, for about that many seconds; each bound
+    holds once one letter is redriven (or found gone), so every call makes progress.
+    Redriven letters leave SIP_DEAD, so a truncated call is continued by the same call."""
     last = (await js.stream_info(topology.SIP_DEAD)).state.last_seq
     wanted = set(event_ids) if event_ids is not None else None
     deadline = time.monotonic() + budget if budget is not None else None
-    done = skipped = 0
-    for letter in await oldest_first(reader, last, host, since):
-        if wanted is not None and letter.event_id not in wanted:
-            continue
-        if until is not None and (letter.dead_at or 0) > until:
-            continue
-        out_of_time = deadline is not None and done + skipped > 0 and time.monotonic() > deadline
-        if done >= limit or out_of_time:
-            return Redriven(done, skipped, truncated=True)
-        if await redrive_one(js, letter):
-            done += 1
-        else:
-            skipped += 1
+    done = skipped = read = 0
+    async with aclosing(_scan(reader, last, host, since)) as letters:
+        async for letter in letters:  # a letter this call has not looked at yet
+            out_of_time = deadline is not None and time.monotonic() > deadline
+            if done + skipped > 0 and (read >= scan or out_of_time):
+                return Redriven(done, skipped, truncated=True)
+            read += 1
+            if wanted is not None and letter.event_id not in wanted:
+                continue
+            if until is not None and (letter.dead_at or 0) > until:
+                continue
+            if done >= limit:
+                return Redriven(done, skipped, truncated=True)
+            if await redrive_one(js, letter):
+                done += 1
+            else:
+                skipped += 1
     return Redriven(done, skipped)
 
 
