@@ -1,14 +1,16 @@
 """Replay of one route record against a real JetStream: what cannot be read back is
-"expired", never an error (a record without a sequence comes from before replay)."""
+"expired" (BodyGone for a resend), never a crash (a record without a sequence comes
+from before replay)."""
 
 from __future__ import annotations
 
+import pytest
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
 from sayna_sip.common import topology
 from sayna_sip.common.records import RouteOutcome, RouteRecord
-from sayna_sip.common.replay import Replayer
+from sayna_sip.common.replay import BodyGone, Replayer
 from sayna_sip.common.streamscan import StreamReader
 
 
@@ -26,8 +28,9 @@ async def test_a_record_without_its_lk_events_sequence_counts_as_expired(
     await reader.start()
     try:
         replayer = Replayer(jetstream, reader)
-        assert await replayer.resend(_route(0)) is False  # was a 500 (get_msg seq=0)
-        assert await replayer.resend(_route(10**6)) is False  # past the stream's end
+        for seq in (0, 10**6):  # 0 was a 500 (get_msg seq=0); 10**6: past the stream's end
+            with pytest.raises(BodyGone, match="past LK_EVENTS_MAX_AGE"):
+                await replayer.resend("EV_1", _route(seq))
     finally:
         await reader.close()
     info = await jetstream.stream_info(topology.SIP_DELIVERIES)

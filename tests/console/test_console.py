@@ -1,6 +1,6 @@
 """The operator console in headless Chromium, on the whole stack: what an on-call person sees
-and does — the token prompt, hooks, deliveries with their attempts, rotation, disable/enable,
-test sends and dead-letter redrive — each checked on what the page shows."""
+and does — the token prompt, hooks, deliveries with their attempts, resend, rotation,
+disable/enable, test sends and dead-letter redrive — each checked on what the page shows."""
 
 from __future__ import annotations
 
@@ -184,6 +184,35 @@ async def test_a_hook_page_lists_its_endpoints_with_header_names_only(
     await expect(page.locator("#test-result")).to_contain_text("status 200")
     (sent,) = https_sink.received("/crm")
     assert sent.headers["authorization"] == value
+
+    # An event to both endpoints, resent from its page to one: the same webhook-id again.
+    from tests.fixtures.livekit import sip_event
+
+    event = sip_event(room="sip-call-5", to=f"sip:+1555@{HOST}")
+    await _webhook(stack, event)
+    await _until(stack, f"/sip/deliveries/{event['id']}", lambda d: len(d["attempts"]) == 2)
+    await page.goto(f"{stack.base}/console#/deliveries/{event['id']}")
+    buttons = page.locator("#resend button")
+    await expect(buttons).to_have_text(["Resend to default", "Resend to crm", "Resend to all"])
+    asked: list[str] = []
+
+    async def accept(dialog: Any) -> None:
+        asked.append(dialog.message)
+        await dialog.accept()
+
+    page.once("dialog", accept)
+    await buttons.nth(1).click()
+    await expect(page.locator("#resend-result")).to_contain_text(
+        f"resent to {HOST} (crm) with webhook-id {event['id']}"
+    )
+    assert asked == [f"Resend event {event['id']} to endpoint crm of {HOST}? It arrives "
+                     "again with the same webhook-id."]  # fmt: skip
+    again = (await https_sink.wait_for(3, "/crm"))[2]
+    assert again.headers["webhook-id"] == event["id"]
+    assert len(https_sink.received("/a")) == 1  # the other endpoint's only copy
+
+    await page.goto(f"{stack.base}/console#/hooks/{HOST}")
+    await expect(rows).to_have_count(2)
     await crm.locator(".endpoint-delete").click()
     await expect(rows).to_have_count(1)
 
@@ -256,6 +285,7 @@ async def test_deliveries_with_attempts_and_a_dead_letter_redriven(
     await expect(timeline.nth(0)).to_contain_text("tenant down")
     await expect(timeline.nth(1)).to_contain_text("delivered")
     await expect(page.locator("#route")).to_contain_text("matched")
+    await expect(page.locator("#resend button")).to_have_text(["Resend"])  # one endpoint
     # What was sent: the headers (signature and custom value redacted), the body, and when
     # the failed attempt's retry was due; nothing is pending any more.
     await expect(timeline.nth(0).locator(".retry-at")).to_contain_text("next try due")
@@ -276,6 +306,7 @@ async def test_deliveries_with_attempts_and_a_dead_letter_redriven(
     await page.goto(f"{stack.base}/console#/deliveries/EV_pending_1")
     await expect(page.locator("#next-retry")).to_contain_text("in 1 h")
     await expect(page.locator("#request-body")).to_contain_text("No longer stored")
+    await expect(page.locator("#resend")).to_have_count(0)  # no route: nothing to resend
 
     # Disabled: the next events are dead letters; enabled again, they are redriven from the
     # page: one selected, then all shown (select-all ticks every row).

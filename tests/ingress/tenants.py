@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry
 
 from sayna_sip.common import contracts, topology
 from sayna_sip.common.config import ServerConfig
+from sayna_sip.common.contracts import Header
 from sayna_sip.common.delivery import Delivery
 from sayna_sip.common.hook import Hook
 from sayna_sip.common.recorder import Recorder, RecorderMetrics
@@ -59,13 +60,19 @@ class Tenants:
 
 
 async def seed_records(nats: Nats, host: str) -> None:
-    """A matched route and a failed then delivered attempt of host's event."""
+    """Host's event in LK_EVENTS (so it can be resent), its matched route, and a failed
+    then delivered attempt."""
+    headers = {Header.EVENT_ID: EV[host], Header.EVENT: "participant_joined"}
+    stored = await nats.jetstream().publish(
+        contracts.lk_event_subject("participant_joined", f"sip-{host}"),
+        b'{"event":"participant_joined"}', stream=topology.LK_EVENTS, headers=headers,
+    )  # fmt: skip
     rec = Recorder(nats, RecorderMetrics(CollectorRegistry()))
     await rec.start()
     now = time.time()
     rec.record(RouteRecord(event_id=EV[host], event="participant_joined", room=f"sip-{host}",
                            outcome="matched", at=now, host=host, sip_host=host,
-                           lk_seq=10**6))  # fmt: skip
+                           lk_seq=stored.seq))  # fmt: skip
     for n, outcome, status in ((1, "failed", 500), (2, "delivered", 200)):
         rec.record(AttemptRecord(event_id=EV[host], host=host, attempt=n, outcome=outcome,
                                  status=status, started_at=now, duration_ms=5.0,

@@ -13,6 +13,7 @@ from sayna_sip.common import audit, contracts, topology
 from sayna_sip.common.hosts import host_token
 from sayna_sip.common.secretbox import fingerprint
 from tests.ingress.tenants import (
+    EV,
     SECRET_B,
     A,
     B,
@@ -209,7 +210,7 @@ async def test_every_write_route_accepted_leaves_one_record_and_refused_none(
     )  # fmt: skip
     accepted = []
     for method, path in routes:
-        url = path.replace("{host}", A).replace("{id}", "second")
+        url = path.replace("{host}", A).replace("{id}", "second").replace("{event_id}", EV[A])
         before = len(await _records(jetstream))
         r = await t.client.request(method.upper(), url, json=BODIES.get((method, path), {}),
                                    headers=_admin())  # fmt: skip

@@ -31,6 +31,7 @@ WRITES = ("post", "put", "patch", "delete")
 # answers there. Any other route follows the generic rule (access.py).
 SELF_ROUTES = {
     ("get", "/sip/deliveries/{event_id}"): 404,
+    ("post", "/sip/deliveries/{event_id}/resend"): 404,
     ("post", "/sip/dead-letters/redrive"): 200,
 }
 ADMIN_ROUTES = {"/sip/hooks/{host}/access-tokens", "/sip/hooks/{host}/access-tokens/revoke"}

@@ -150,9 +150,11 @@ def test_resend_queues_the_event_again_with_its_id(
     body = asyncio.run(_routed_event(nats_server.url, "EV_R"))
 
     assert deliveries.main(["resend", "EV_R"]) == 0
-    assert capsys.readouterr().out.strip() == "resent event EV_R to a.io"
+    assert capsys.readouterr().out.strip() == "resent event EV_R to a.io (default)"
     assert deliveries.main(["resend", "EV_none"]) == 1
     assert "event EV_none went to no hook (no routing record)" in capsys.readouterr().err
+    assert deliveries.main(["resend", "EV_R", "--endpoint", "crm"]) == 1  # not one of its own
+    assert "event EV_R went to default, not to endpoint crm" in capsys.readouterr().err
 
     async def queued() -> list[tuple[bytes, dict[str, str]]]:
         nc = await nats.connect(nats_server.url)

@@ -33,13 +33,8 @@ from sayna_sip.common.deliveries import (
 )
 from sayna_sip.common.errors import ConfigError
 from sayna_sip.common.hosts import normalize_host
-from sayna_sip.common.records import (
-    AttemptRecord,
-    Record,
-    RouteOutcome,
-    RouteRecord,
-)
-from sayna_sip.common.replay import Replayer
+from sayna_sip.common.records import AttemptRecord, Record, RouteRecord
+from sayna_sip.common.replay import CannotResend, Replayer
 from sayna_sip.common.streamscan import ScanError, StreamReader
 
 
@@ -60,7 +55,9 @@ def _parser() -> argparse.ArgumentParser:
     tail.add_argument("--host", help="only this hook host")
     resend = sub.add_parser("resend", help="deliver one event again (same webhook-id)")
     resend.add_argument("event_id", metavar="EVENT_ID")
-    resend.add_argument("--endpoint", metavar="ID", help="to this endpoint (default: its own)")
+    resend.add_argument(
+        "--endpoint", metavar="ID", help="to this one of its endpoints (default: each it went to)"
+    )
     upstate.add_tool_options(parser, (show, ls, tail, resend))
     return parser
 
@@ -154,22 +151,19 @@ async def _resend(
 ) -> int:
     found = await query.event(event_id)
     route = found.route if found is not None else None
-    if route is None or route.outcome != RouteOutcome.MATCHED:
-        why = f"route {route.outcome}" if route is not None else "no routing record"
-        print(f"sayna-sip deliveries: event {event_id} went to no hook ({why})", file=sys.stderr)
-        return 1
     js = nc.jetstream()
-    if not await Replayer(js, reader).resend(route, endpoint):
-        print(f"sayna-sip deliveries: event {event_id} is past LK_EVENTS_MAX_AGE: its body "
-              "is gone", file=sys.stderr)  # fmt: skip
+    try:
+        sent = await Replayer(js, reader).resend(event_id, route, endpoint)
+    except CannotResend as exc:
+        print(f"sayna-sip deliveries: {exc}", file=sys.stderr)
         return 1
+    assert route is not None
     await audit.AuditLog(nc, js).publish(  # made outside the API, audited all the same
         audit.record(actor="admin", action="deliveries.resend", host=route.host,
-                     endpoint=endpoint, via="cli", fields=["event_id"])
+                     endpoint=endpoint, via="cli", fields=["event_id"],
+                     values={"event_ids": [event_id]})
     )  # fmt: skip
-    print(
-        f"resent event {event_id} to {route.host}" + (f" endpoint {endpoint}" if endpoint else "")
-    )
+    print(f"resent event {event_id} to {route.host} ({', '.join(sent)})")
     return 0
 
 

@@ -57,6 +57,8 @@ class ErrorCode(StrEnum):
     # records API
     INVALID_QUERY = "invalid_query"
     RECORDS_UNAVAILABLE = "records_unavailable"
+    NOT_ROUTED = "not_routed"  # a resend of an event the router sent to no hook
+    EVENT_EXPIRED = "event_expired"  # a resend of an event past LK_EVENTS_MAX_AGE
     # any route, readiness and liveness included
     NATS_UNAVAILABLE = "nats_unavailable"
     NATS_CLOSED = "nats_closed"  # /healthz: the NATS connection was closed for good

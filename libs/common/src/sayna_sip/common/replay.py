@@ -22,10 +22,27 @@ from sayna_sip.common import contracts, records, topology
 from sayna_sip.common.contracts import Header
 from sayna_sip.common.hook import DEFAULT_ENDPOINT
 from sayna_sip.common.hosts import host_token
+from sayna_sip.common.logs import shorten
 from sayna_sip.common.records import RouteOutcome, RouteRecord
 from sayna_sip.common.streamscan import StreamReader
 
 REPLAY_LIMIT = 500
+
+
+class CannotResend(Exception):
+    """Why one event cannot be delivered again."""
+
+
+class NotRouted(CannotResend):
+    """No record of it, or the router sent it to no hook (not_sip, unknown_host, …)."""
+
+
+class NotItsEndpoint(CannotResend):
+    """An endpoint the event was not routed to."""
+
+
+class BodyGone(CannotResend):
+    """Past LK_EVENTS_MAX_AGE (or recorded before replay): nothing to send."""
 
 
 @dataclass(frozen=True)
@@ -84,11 +101,24 @@ class Replayer:
                 expired += 1
         return Replayed(done, expired)
 
-    async def resend(self, route: RouteRecord, endpoint: str | None = None) -> bool:
-        """One event again, to the endpoints it was routed to (or to `endpoint`), as a
-        replay of one; False when its body is gone from LK_EVENTS."""
-        targets = (endpoint,) if endpoint else route.endpoints or (DEFAULT_ENDPOINT,)
-        return await self._replay_one(route, int(time.time() * 1000), targets)
+    async def resend(
+        self, event_id: str, route: RouteRecord | None, endpoint: str | None = None
+    ) -> tuple[str, ...]:
+        """One event again, as a replay of one: to the endpoints it was routed to, or to
+        `endpoint`, one of them. Answers the endpoints it was queued for; raises
+        `NotRouted`, `NotItsEndpoint` or `BodyGone` (the API and the CLI say why)."""
+        if route is None or route.outcome != RouteOutcome.MATCHED:
+            why = f"route {route.outcome}" if route is not None else "no routing record"
+            raise NotRouted(f"event {event_id} went to no hook ({why})")
+        routed = route.endpoints or (DEFAULT_ENDPOINT,)
+        if endpoint is not None and endpoint not in routed:
+            raise NotItsEndpoint(
+                f"event {event_id} went to {', '.join(routed)}, not to endpoint {shorten(endpoint)}"
+            )
+        targets = (endpoint,) if endpoint is not None else routed
+        if not await self._replay_one(route, int(time.time() * 1000), targets):
+            raise BodyGone(f"event {event_id} is past LK_EVENTS_MAX_AGE: its body is gone")
+        return targets
 
     async def original(self, route: RouteRecord) -> tuple[bytes, dict[str, str]] | None:
         """The event's body (what every attempt sent) and LK_EVENTS headers; None when

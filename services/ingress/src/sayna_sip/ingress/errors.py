@@ -59,6 +59,11 @@ class Conflict(IngressError):
     code: str = ErrorCode.CONFIG_HOOK
 
 
+class Gone(IngressError):
+    status = 410
+    code: str = ErrorCode.EVENT_EXPIRED
+
+
 class PayloadTooLarge(IngressError):
     status = 413
     code: str = ErrorCode.BODY_TOO_LARGE

@@ -1,4 +1,4 @@
-"""Delivery records, hook stats, dead letters, redrive and replay: the operator's
+"""Delivery records, hook stats, dead letters, redrive, replay and resend: the operator's
 "what happened to event X" API, behind the same token guard as /sip/hooks.
 
 Handlers parse the query, call the shared code in `sayna_sip.common` (the `dlq` and
@@ -15,7 +15,7 @@ from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Body, FromPath, FromQuery, QueryParameter
 
-from sayna_sip.common import deadletters, deliveries
+from sayna_sip.common import deadletters, deliveries, replay
 from sayna_sip.common.config import AuthConfig
 from sayna_sip.common.contracts import Header
 from sayna_sip.common.deliveries import QueryError, parse_when, rfc3339, view
@@ -28,7 +28,7 @@ from sayna_sip.ingress import writeguard
 from sayna_sip.ingress.access import Access
 from sayna_sip.ingress.audit_trail import Change, note
 from sayna_sip.ingress.auth import bearer_guard
-from sayna_sip.ingress.errors import BadRequest, IngressError, Unavailable
+from sayna_sip.ingress.errors import BadRequest, Conflict, Gone, IngressError, Unavailable
 from sayna_sip.ingress.records_state import Records
 from sayna_sip.ingress.schemas import ErrorBody
 from sayna_sip.ingress.schemas_records import (
@@ -42,6 +42,8 @@ from sayna_sip.ingress.schemas_records import (
     RedriveResult,
     ReplayIn,
     ReplayResult,
+    ResendIn,
+    ResendResult,
     RouteOut,
 )
 from sayna_sip.ingress.state import IngressDep
@@ -133,6 +135,41 @@ class DeliveriesController(Controller):
             found.event_id, found.event, found.room, route,  # type: ignore[arg-type]
             [_out(a) for a in shown], body, rfc3339(deliveries.next_retry(shown)),  # type: ignore[misc]
         )  # fmt: skip
+
+    @post("/deliveries/{event_id:str}/resend", status_code=200, opt=TENANT_SELF,
+          summary="Deliver one event again, with its webhook-id",
+          operation_class=writeguard.JsonOperation, responses={
+        **_WRITE, 404: _err("No record of this event id (code not_found), or not an endpoint "
+                            "it went to (endpoint_not_found)"),
+        409: _err("The event went to no hook (its route: not_sip, unknown_host, …): not_routed"),
+        410: _err("Its body is past LK_EVENTS_MAX_AGE: event_expired")})  # fmt: skip
+    async def resend_delivery(
+        self,
+        ingress: IngressDep,
+        access: NamedDependency[Access],
+        request: Request[Any, Any, Any],
+        event_id: FromPath[str],
+        data: Annotated[ResendIn | None, Body(description="the endpoint, or none")] = None,
+    ) -> ResendResult:
+        records = _records(ingress)
+        found = await records.deliveries.event(event_id)
+        route = found.route if found is not None else None
+        if found is None or not access.sees(getattr(route, "host", None)):
+            raise NotFound(f"no delivery record of event {event_id}", ErrorCode.NOT_FOUND)
+        given = data.endpoint if data is not None else None
+        endpoint = (given or "").strip() or None  # blank is absent
+        try:
+            sent = await records.replayer.resend(event_id, route, endpoint)
+        except replay.NotRouted as exc:
+            raise Conflict(str(exc), ErrorCode.NOT_ROUTED) from None
+        except replay.NotItsEndpoint as exc:
+            raise NotFound(str(exc), ErrorCode.ENDPOINT_NOT_FOUND) from None
+        except replay.BodyGone as exc:
+            raise Gone(str(exc)) from None
+        assert route is not None
+        fields = ("event_id", "endpoint") if endpoint else ("event_id",)
+        note(request, Change(route.host, fields, {"event_ids": [event_id]}, endpoint=endpoint))
+        return ResendResult(event_id, route.host, list(sent))
 
     @get("/deliveries", summary="Routing and attempt records, newest first", responses=_READ)
     async def list_deliveries(

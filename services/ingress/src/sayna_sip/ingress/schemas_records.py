@@ -1,5 +1,5 @@
 """HTTP bodies of the delivery-records API (GET /sip/deliveries…, stats, dead letters,
-redrive, replay). Times are RFC 3339 UTC strings; the record fields are those of
+redrive, replay, resend). Times are RFC 3339 UTC strings; the record fields are those of
 `sayna_sip.common.records`, documented in docs/operations.md."""
 
 from __future__ import annotations
@@ -135,6 +135,17 @@ class ReplayResult(msgspec.Struct, frozen=True):
     expired: int  # routed in the window, but the event is past LK_EVENTS_MAX_AGE
     truncated: bool  # more events than one call replays: call again from `next_since`
     next_since: str | None = None
+    status: Literal["ok"] = "ok"
+
+
+class ResendIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    endpoint: str | None = None  # one of the endpoints the event went to (absent: each)
+
+
+class ResendResult(msgspec.Struct, frozen=True):
+    event_id: str  # also the copies' webhook-id
+    host: str
+    endpoints: list[str]  # the endpoints a fresh copy was queued for
     status: Literal["ok"] = "ok"
 
 

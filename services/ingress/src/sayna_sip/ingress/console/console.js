@@ -573,6 +573,7 @@ async function deliveryPage(eventId) {
         d.next_retry_at ? [h("dt", {}, "Next retry"), h("dd", { id: "next-retry" }, "due ", when(d.next_retry_at))] : null,
       ),
     ),
+    resendActions(d),
     h("h2", {}, `Attempts (${attempts.length})`),
     attempts.length
       ? h(
@@ -597,6 +598,39 @@ async function deliveryPage(eventId) {
     d.body === null || d.body === undefined
       ? h("p", { class: "muted", id: "request-body" }, "No longer stored: the event is past LK_EVENTS_MAX_AGE.")
       : h("pre", { class: "card", id: "request-body" }, pretty(d.body)),
+  );
+}
+
+// Resend: the event again, with its webhook-id, to the endpoints it went to (a button
+// per endpoint when there are several), after a confirmation; the answer stays on screen.
+function resendActions(d) {
+  const r = d.route || {};
+  if (r.outcome !== "matched") return null;
+  const gone = d.body === null || d.body === undefined;
+  const endpoints = r.endpoints && r.endpoints.length ? r.endpoints : ["default"];
+  const result = h("div", { id: "resend-result" });
+  const send = async (endpoint) => {
+    const to = endpoint ? `endpoint ${endpoint} of ${r.host}` : `${r.host} (${endpoints.join(", ")})`;
+    if (!confirm(`Resend event ${d.event_id} to ${to}? It arrives again with the same webhook-id.`)) return;
+    try {
+      const ans = await api("POST", `/sip/deliveries/${encodeURIComponent(d.event_id)}/resend`, endpoint ? { endpoint } : {});
+      showError(null);
+      result.replaceChildren(
+        h("div", { class: "card" }, badge("queued", "ok"), ` resent to ${ans.host} (${ans.endpoints.join(", ")}) with webhook-id ${ans.event_id}; its attempts show here on reload.`),
+      );
+    } catch (e) {
+      result.textContent = "";
+      showError(e);
+    }
+  };
+  const button = (endpoint, label) =>
+    h("button", { type: "button", class: "resend", "data-endpoint": endpoint || null, disabled: gone, onclick: () => send(endpoint) }, label);
+  const buttons = endpoints.length > 1 ? [...endpoints.map((e) => button(e, `Resend to ${e}`)), button(null, "Resend to all")] : [button(null, "Resend")];
+  return h(
+    "div",
+    {},
+    h("div", { class: "actions", id: "resend" }, buttons, gone ? h("span", { class: "muted" }, "Nothing to resend: the body is past LK_EVENTS_MAX_AGE.") : null),
+    result,
   );
 }
 
