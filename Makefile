@@ -50,8 +50,9 @@ bench: $(STAMP)
 bench-quick: $(STAMP)
 	$(BIN)/python -m bench.run --quick
 
-# Real processes, one fault each (kills, nats restart, R3 failover, black hole), then the
-# long variants of the tests (pytest -m slow: the rate limit's 600-event run); ~6 min.
+# Real processes, one fault each (kills, nats restart, R3 failover, black hole; then on
+# five-event calls with ordered delivery, and the 40-call order test), then the long
+# variants of the tests (pytest -m slow: the rate limit's 600-event run); ~8 min.
 faults: $(STAMP)
 	$(BIN)/python -m bench.run --only faults
 	$(BIN)/python -m pytest -m slow -q

@@ -16,7 +16,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -62,9 +62,9 @@ def _row(scenario: str, traffic: Traffic, sink: Sink, healthy: set[str], dups0: 
     arrivals = sink.arrivals()
     want = [i for i in traffic.acked if traffic.host(i) in healthy]
     got = [i for i in want if traffic.event_id(i) in arrivals]
-    lat = sorted(arrivals[traffic.event_id(i)] - traffic.sent_at[i] for i in got)
+    lat = sorted(arrivals[traffic.event_id(i)] - traffic.ready(i) for i in got)
     p99 = lat[min(len(lat) - 1, int(0.99 * len(lat)))] if lat else None
-    return {
+    return traffic.order(sink) | {
         "scenario": scenario,
         "sent": traffic.count,
         "acked": len(traffic.acked),
@@ -86,7 +86,7 @@ def _wait_delivered(sink: Sink, traffic: Traffic, healthy: set[str], timeout: fl
         time.sleep(0.2)
 
 
-def _run(
+def run_scenario(
     b: Bench,
     sink: Sink,
     stack: Stack,
@@ -110,7 +110,9 @@ def _traffic(b: Bench, label: str, rate: float, count: int, *hosts: str) -> Traf
     return Traffic(b.unique(label), hosts or (HEALTHY_HOST,), rate, count)
 
 
-def service_kill(b: Bench, sink: Sink, plan: FaultPlan, name: str) -> Row:
+def service_kill(
+    b: Bench, sink: Sink, plan: FaultPlan, name: str, traffic: Traffic | None = None
+) -> Row:
     """SIGKILL `name` mid-stream, start it again at once."""
     nats_proc, url = b.start_nats(f"kill-{name}")
     stack = Stack(b, url, sink_hooks(sink, HEALTHY_HOST), forwarders=2)
@@ -121,15 +123,15 @@ def service_kill(b: Bench, sink: Sink, plan: FaultPlan, name: str) -> Row:
         await asyncio.to_thread(stack.kill, name)
         await asyncio.to_thread(stack.restart, name)
 
-    traffic = _traffic(b, name[:3], plan.rate, int(plan.rate * plan.seconds))
+    traffic = traffic or _traffic(b, name[:3], plan.rate, int(plan.rate * plan.seconds))
     try:
-        return _run(b, sink, stack, f"SIGKILL {name}", traffic, fault, plan.drain_timeout)
+        return run_scenario(b, sink, stack, f"SIGKILL {name}", traffic, fault, plan.drain_timeout)
     finally:
         stack.close()
         b.stop(nats_proc)
 
 
-def nats_restart(b: Bench, sink: Sink, plan: FaultPlan) -> Row:
+def nats_restart(b: Bench, sink: Sink, plan: FaultPlan, traffic: Traffic | None = None) -> Row:
     """Stop nats-server (SIGTERM) mid-stream and start it again on its port and store."""
     nats_proc, url = b.start_nats("restart")
     stack = Stack(b, url, sink_hooks(sink, HEALTHY_HOST), forwarders=2)
@@ -146,15 +148,17 @@ def nats_restart(b: Bench, sink: Sink, plan: FaultPlan) -> Row:
         await asyncio.sleep(plan.fault_at)
         await asyncio.to_thread(bounce)
 
-    traffic = _traffic(b, "nrs", plan.rate, int(plan.rate * plan.seconds))
+    traffic = traffic or _traffic(b, "nrs", plan.rate, int(plan.rate * plan.seconds))
     try:
-        return _run(b, sink, stack, "nats-server restart", traffic, fault, plan.drain_timeout)
+        return run_scenario(
+            b, sink, stack, "nats-server restart", traffic, fault, plan.drain_timeout
+        )
     finally:
         stack.close()
         b.stop(current[0])
 
 
-def cluster_failover(b: Bench, sink: Sink, plan: FaultPlan) -> Row:
+def cluster_failover(b: Bench, sink: Sink, plan: FaultPlan, traffic: Traffic | None = None) -> Row:
     """R3 cluster: SIGKILL the LK_EVENTS leader, restart it, then the same for a follower."""
     cluster = start_cluster(b, "failover")
     stack = Stack(b, cluster.url, sink_hooks(sink, HEALTHY_HOST), forwarders=2, replicas=3)
@@ -175,9 +179,11 @@ def cluster_failover(b: Bench, sink: Sink, plan: FaultPlan) -> Row:
         await lose(pick_leader=True)
         await lose(pick_leader=False)
 
-    traffic = _traffic(b, "clu", plan.rate, int(plan.rate * plan.cluster_seconds))
+    traffic = traffic or _traffic(b, "clu", plan.rate, int(plan.rate * plan.cluster_seconds))
     try:
-        return _run(b, sink, stack, "R3 leader, then follower", traffic, fault, plan.drain_timeout)
+        return run_scenario(
+            b, sink, stack, "R3 leader, then follower", traffic, fault, plan.drain_timeout
+        )
     finally:
         stack.close()
         cluster.close()
@@ -200,14 +206,23 @@ def black_hole(b: Bench, sink: Sink, plan: FaultPlan) -> list[Row]:
         for label, other in (("baseline", OTHER_HOST), ("hole", HOLE_HOST)):
             traffic = _traffic(b, label[:3], plan.hole_rate, plan.hole_events, HEALTHY_HOST, other)
             name = "black-hole tenant" if other == HOLE_HOST else "two healthy tenants"
-            rows.append(_run(b, sink, stack, name, traffic, no_fault, plan.drain_timeout))
+            rows.append(run_scenario(b, sink, stack, name, traffic, no_fault, plan.drain_timeout))
     finally:
         stack.close()
         b.stop(nats_proc)
     return rows
 
 
-def run_all(b: Bench, sink: Sink, plan: FaultPlan, log: Callable[[str], None]) -> list[Row]:
+def run_all(
+    b: Bench,
+    sink: Sink,
+    plan: FaultPlan,
+    log: Callable[[str], None],
+    select: Collection[str] = (),
+) -> list[Row]:
+    """Every step, or those whose label contains one of `select`."""
+    from bench import order_faults  # its scenarios are built on this module's
+
     rows: list[Row] = []
     steps: list[tuple[str, Callable[[], Row | list[Row]]]] = [
         ("ingress", lambda: service_kill(b, sink, plan, "ingress")),
@@ -216,8 +231,16 @@ def run_all(b: Bench, sink: Sink, plan: FaultPlan, log: Callable[[str], None]) -
         ("nats restart", lambda: nats_restart(b, sink, plan)),
         ("cluster", lambda: cluster_failover(b, sink, plan)),
         ("black hole", lambda: black_hole(b, sink, plan)),
+        # Ordered delivery per call (#30): five-event calls, ordering on (the default).
+        ("order test", lambda: order_faults.order_test(b, sink, plan)),
+        ("order test, unordered", lambda: order_faults.order_test(b, sink, plan, "none")),
+        ("forwarder, calls", lambda: order_faults.forwarder_kill(b, sink, plan)),
+        ("nats restart, calls", lambda: order_faults.nats_restart(b, sink, plan)),
+        ("cluster, calls", lambda: order_faults.cluster_failover(b, sink, plan)),
     ]
     for label, step in steps:
+        if select and not any(word in label for word in select):
+            continue
         started = time.perf_counter()
         got = step()
         rows += got if isinstance(got, list) else [got]
@@ -248,9 +271,43 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def main(short: bool, out_dir: Path, keep: bool) -> int:
+def disordered_calls(rows: list[Row]) -> int:
+    """Calls out of order (or with a numbering gap) where the order is promised."""
+    return sum(
+        r["calls_out_of_order"] + r["calls_with_gaps"]
+        for r in rows
+        if "calls" in r and r.get("ordering", "call") == "call"
+    )
+
+
+ORDER_COLUMNS = (
+    ("scenario", 28),
+    ("calls", 5),
+    ("calls_out_of_order", 18),
+    ("calls_with_gaps", 15),
+    ("duplicates", 10),
+    ("healthy_p99_ms", 14),
+    ("example", 60),
+)
+
+
+def order_table(rows: list[Row]) -> str:
+    """The call scenarios: per scenario, calls that did not arrive in LiveKit's order."""
+    head = "  ".join(name.ljust(width) for name, width in ORDER_COLUMNS)
+    lines = [head, "-" * len(head)]
+    for row in rows:
+        if "calls" in row:
+            cells = ("-" if row.get(n) in (None, "") else str(row[n]) for n, _ in ORDER_COLUMNS)
+            lines.append(
+                "  ".join(c.ljust(w) for c, (_, w) in zip(cells, ORDER_COLUMNS, strict=True))
+            )
+    return "\n".join(lines)
+
+
+def main(short: bool, out_dir: Path, keep: bool, select: Collection[str] = ()) -> int:
     """Run every scenario, print the table, write `<out_dir>/<date>-faults.json`;
-    1 when an acked event of a healthy tenant was lost."""
+    1 when an acked event of a healthy tenant was lost, or a call that orders by call
+    arrived out of order. `select`: only the steps whose label contains one of these."""
     plan = SHORT if short else FULL
     started = time.perf_counter()
     work = Path(tempfile.mkdtemp(prefix="sayna-faults-"))
@@ -261,7 +318,7 @@ def main(short: bool, out_dir: Path, keep: bool) -> int:
     b = Bench(work, secrets.token_hex(3))
     try:
         sink = b.start_sink()
-        rows = run_all(b, sink, plan, log)
+        rows = run_all(b, sink, plan, log, select)
         sink.close()
     finally:
         b.close()
@@ -276,8 +333,13 @@ def main(short: bool, out_dir: Path, keep: bool) -> int:
     path = out_dir / f"{datetime.now():%Y-%m-%d-%H%M%S}-faults-{plan.name}.json"
     path.write_text(json.dumps(result, indent=2) + "\n")
     print(table(rows))
+    print()
+    print(order_table(rows))
     print(f"results: {path} ({result['elapsed_seconds']}s)")
     lost = sum(r["lost"] for r in rows)
     if lost:
         print(f"FAILED: {lost} acked event(s) lost")
-    return 1 if lost else 0
+    disordered = disordered_calls(rows)
+    if disordered:
+        print(f"FAILED: {disordered} call(s) out of order (or numbered with a gap)")
+    return 1 if lost or disordered else 0

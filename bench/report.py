@@ -80,6 +80,39 @@ def _forwarders(res: Results) -> list[str]:
     return [title, *_table(head, rows)]
 
 
+def _ordering(res: Results) -> list[str]:
+    part, rows = res["ordering"], []
+    ratios = part.get("ratios", {})
+    for r in part["e2e"]:
+        e = r["e2e"]
+        ratio = (
+            ratios.get("p99", {}).get(str(r["offered_rate"]), "-")
+            if r["ordering"] == "call"
+            else "1.00"
+        )
+        rows.append([
+            f"{r['offered_rate']} ev/s", r["ordering"], r["delivered"], r["lost"], e["p50_ms"],
+            e["p99_ms"], r["cpu_us_per_event"], r["nats_msgs_per_event"],
+            r["calls_out_of_order"], f"{ratio}x p99",
+        ])  # fmt: skip
+    for r in part["drain"]:
+        ratio = (
+            ratios.get("deliveries_per_s", {}).get(str(r["forwarders"]), "-")
+            if r["ordering"] == "call"
+            else "1.00"
+        )
+        rows.append([
+            f"drain, {r['forwarders']} fwd", r["ordering"], r["delivered"], "-",
+            f"{r['rate']:.0f}/s", "-", r["cpu_us_per_event"], r["nats_msgs_per_event"],
+            r["calls_out_of_order"], f"{ratio}x dlv/s",
+        ])  # fmt: skip
+    head = ["run", "ordering", "delivered", "lost", "p50 ms | dlv/s", "p99 ms", "CPU us/ev"]
+    head += ["NATS msgs/ev", "calls out of order", "call vs none"]
+    title = f"6. Ordered delivery per call: {part['calls']} concurrent calls x 5 events,"
+    title += " ordering: call vs none (targets: p99 <= 1.2x, deliveries/s >= 0.9x)"
+    return [title, *_table(head, rows)]
+
+
 def _memory(res: Results) -> list[str]:
     peak: dict[str, float] = {}
     for m in res["memory"]:
@@ -127,6 +160,7 @@ def text(res: Results) -> str:
         ("ingress", _ingress),
         ("e2e", _e2e),
         ("forwarders", _forwarders),
+        ("ordering", _ordering),
         ("memory", _memory),
         ("ingress", _loadgen),
     ):

@@ -25,16 +25,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bench import capacity, faults, report, scenarios
+from bench import capacity, faults, ordering, report, scenarios
 from bench.harness import Bench, Sink, service_available
 from bench.plan import PLANS, Plan
 
 RESULTS = Path(__file__).parent / "results"
-SCENARIOS = ("ingress", "e2e", "forwarders")
+SCENARIOS = ("ingress", "e2e", "forwarders", "ordering")
 NEEDS = {
     "ingress": ("ingress",),
     "e2e": ("ingress", "router", "forwarder"),
     "forwarders": ("forwarder",),
+    "ordering": ("ingress", "router", "forwarder"),
 }
 
 
@@ -60,6 +61,8 @@ def _run_one(name: str, b: Bench, sink: Sink, plan: Plan, res: dict[str, Any]) -
         res["ingress"], memory = scenarios.ingress(b, sink, plan)
     elif name == "e2e":
         res["e2e"], memory = scenarios.end_to_end(b, sink, plan)
+    elif name == "ordering":
+        res["ordering"], memory = ordering.ordering(b, sink, plan)
     else:
         res["forwarders"], res["raw_baseline"], memory = scenarios.forwarders(b, sink, plan)
     res["memory"] += memory
@@ -116,7 +119,17 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def _lost(res: dict[str, Any]) -> int:
-    return sum(r["lost"] for r in res.get("e2e", []) if r["target"] == "sayna-sip")
+    lost: int = sum(r["lost"] for r in res.get("e2e", []) if r["target"] == "sayna-sip")
+    return lost + sum(int(r["lost"]) for r in res.get("ordering", {}).get("e2e", []))
+
+
+def _disordered(res: dict[str, Any]) -> int:
+    """Calls of the ordered runs that arrived out of order (or with a numbering gap)."""
+    part = res.get("ordering", {})
+    rows = [*part.get("e2e", []), *part.get("drain", [])]
+    return sum(
+        r["calls_out_of_order"] + r["calls_with_gaps"] for r in rows if r["ordering"] == "call"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -125,6 +138,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     size.add_argument("--quick", action="store_true", help="under 2 minutes (make bench-quick)")
     size.add_argument("--smoke", action="store_true", help="seconds; checks the harness works")
     parser.add_argument("--only", default=",".join(SCENARIOS), help="comma-separated scenarios")
+    parser.add_argument(
+        "--faults",
+        default="",
+        metavar="WORDS",
+        help="with --only faults: the steps whose label has one of these words, e.g. calls,order",
+    )
     parser.add_argument("--out-dir", type=Path, default=RESULTS)
     parser.add_argument("--keep", action="store_true", help="keep the work dir (process logs)")
     parser.add_argument(
@@ -157,7 +176,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "faults" in only:
         if only != ["faults"]:
             parser.error("faults runs on its own: --only faults")
-        return faults.main(args.quick or args.smoke, args.out_dir, args.keep)
+        select = [w.strip() for w in args.faults.split(",") if w.strip()]
+        return faults.main(args.quick or args.smoke, args.out_dir, args.keep, select)
     if unknown := set(only) - set(SCENARIOS):
         parser.error(f"unknown scenario(s): {', '.join(sorted(unknown))}")
     started = time.perf_counter()
@@ -198,7 +218,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     model_missed = res.get("capacity", {}).get("ok") is False
     if model_missed:
         print("FAILED capacity: the model's prediction is off by more than 25 % (section 5)")
-    return 1 if res["failed"] or _lost(res) or model_missed else 0
+    if disordered := _disordered(res):
+        print(f"FAILED ordering: {disordered} call(s) out of order with ordering: call")
+    return 1 if res["failed"] or _lost(res) or model_missed or disordered else 0
 
 
 if __name__ == "__main__":

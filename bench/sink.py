@@ -3,7 +3,9 @@
 `python -m bench.sink --port P --cert C --key K`. A raw ASGI app on uvicorn (uvloop,
 httptools) so the sink costs as little CPU as possible. The event id comes from the
 `webhook-id` / `X-Sayna-Event-Id` header, else from the body's `id`.
-Control routes (same server): GET /_count, GET /_arrivals, POST /_reset.
+Control routes (same server): GET /_count, GET /_arrivals, GET /_seqs (the
+`Sayna-Call-Seq` of each first arrival), POST /_fail_once (a JSON list of event ids:
+the first request of each is answered 500 and not recorded), POST /_reset.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 _ID_HEADERS = (b"webhook-id", b"x-sayna-event-id")
+_CALL_SEQ = b"sayna-call-seq"
 
 
 class _Body(msgspec.Struct):
@@ -29,34 +32,57 @@ class _Body(msgspec.Struct):
 
 
 _decode_id = msgspec.json.Decoder(_Body).decode
+_decode_ids = msgspec.json.Decoder(list[str]).decode
 _encode = msgspec.json.encode
 
 
 class Recorder:
-    """First arrival time per event id, plus how many arrivals were repeats."""
+    """First arrival time (and Call-Seq) per event id, how many arrivals were repeats,
+    and the ids whose next request is refused once."""
 
     def __init__(self) -> None:
         self.arrivals: dict[str, float] = {}
+        self.seqs: dict[str, int] = {}
+        self.fail_once: set[str] = set()
+        self.refused = 0
         self.requests = 0
         self.duplicates = 0
 
-    def record(self, event_id: str, at: float) -> None:
+    def record(self, event_id: str, at: float, call_seq: int = 0) -> bool:
+        """False: refused (answer 500), as asked by /_fail_once."""
         self.requests += 1
+        if event_id in self.fail_once:
+            self.fail_once.discard(event_id)
+            self.refused += 1
+            return False
         if event_id in self.arrivals:
             self.duplicates += 1
         else:
             self.arrivals[event_id] = at
+            if call_seq:
+                self.seqs[event_id] = call_seq
+        return True
 
     def stats(self) -> dict[str, int]:
         return {
             "count": len(self.arrivals),
             "requests": self.requests,
             "duplicates": self.duplicates,
+            "refused": self.refused,
         }
 
     def reset(self) -> None:
         self.arrivals.clear()
-        self.requests = self.duplicates = 0
+        self.seqs.clear()
+        self.fail_once.clear()
+        self.requests = self.duplicates = self.refused = 0
+
+
+def _call_seq(headers: list[tuple[bytes, bytes]]) -> int:
+    for name, value in headers:
+        if name == _CALL_SEQ and value.isdigit():
+            return int(value)
+    return 0
 
 
 def _event_id(headers: list[tuple[bytes, bytes]], body: bytes) -> str:
@@ -97,12 +123,21 @@ def build_app(recorder: Recorder) -> Callable[[Scope, Receive, Send], Awaitable[
             await _reply(send, 200, _encode(recorder.stats()))
         elif path == "/_arrivals":
             await _reply(send, 200, _encode(recorder.arrivals))
+        elif path == "/_seqs":
+            await _reply(send, 200, _encode(recorder.seqs))
+        elif path == "/_fail_once":
+            recorder.fail_once.update(_decode_ids(body))
+            await _reply(send, 200, b"{}")
         elif path == "/_reset":
             recorder.reset()
             await _reply(send, 200, b"{}")
         else:
-            recorder.record(_event_id(scope["headers"], body), time.time())
-            await _reply(send, 200, b'{"ok":true}')
+            headers = scope["headers"]
+            at = time.time()
+            if recorder.record(_event_id(headers, body), at, _call_seq(headers)):
+                await _reply(send, 200, b'{"ok":true}')
+            else:
+                await _reply(send, 500, b'{"error":"refused once"}')
 
     return app
 

@@ -13,8 +13,12 @@ import asyncio
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from bench import events, loadgen
+
+if TYPE_CHECKING:
+    from bench.harness import Sink
 
 RETRY_PAUSE = 0.2
 ANSWER_TIMEOUT = 10.0  # one try: a stalled ingress counts as a failed try after this
@@ -57,6 +61,14 @@ class Traffic:
     def host(self, i: int) -> str:
         return self.hosts[i % len(self.hosts)]
 
+    def ready(self, i: int) -> float:
+        """When event `i` could first be delivered (its latency counts from then)."""
+        return self.sent_at[i]
+
+    def order(self, sink: Sink) -> dict[str, Any]:
+        """What the sink says of the events' order (calls: bench/order_faults.py)."""
+        return {}
+
     def longest_outage(self) -> float:
         """The longest stretch of failed tries with no 200 answered in between: from the
         first failed try's start to the last one's end (seconds)."""
@@ -82,7 +94,11 @@ class Traffic:
             if delay > 0:
                 await asyncio.sleep(delay)
             tasks.append(asyncio.create_task(self._deliver(i, request, port, pool)))
-        await asyncio.gather(*tasks)
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for conn in pool:
+                conn.close()
 
     def _request(self, i: int, port: int) -> bytes:
         body = events.event_body(self.run, i, self.host(i))

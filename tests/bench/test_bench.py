@@ -68,7 +68,7 @@ def test_sink_keeps_first_arrival_and_counts_repeats() -> None:
     rec.record("a", 2.0)
     rec.record("b", 3.0)
     assert rec.arrivals == {"a": 1.0, "b": 3.0}
-    assert rec.stats() == {"count": 2, "requests": 3, "duplicates": 1}
+    assert rec.stats() == {"count": 2, "requests": 3, "duplicates": 1, "refused": 0}
 
 
 def test_smoke_run_writes_results_with_expected_keys(
