@@ -234,6 +234,33 @@ MODULES = {
         "services/ingress/src/sayna_sip/ingress/routes_access.py",
         ("tests/ingress/test_tenant_access.py",),
     ),
+    "audit_trail": Module(
+        "services/ingress/src/sayna_sip/ingress/audit_trail.py",
+        ("tests/ingress/test_audit.py",),
+    ),
+    # Ordered delivery per call (issue #27's second round): the lane verbs, their KV
+    # store, and the router's numbering of a room's copies.
+    "order": Module(
+        "services/forwarder/src/sayna_sip/forwarder/order.py",
+        ("tests/forwarder/test_order.py",),
+        pure=True,
+    ),
+    "order_lanes": Module(
+        "services/forwarder/src/sayna_sip/forwarder/order_lanes.py",
+        ("tests/forwarder/test_order_lanes.py",),
+    ),
+    "callseq": Module(
+        "services/router/src/sayna_sip/router/callseq.py",
+        ("tests/router/test_call_seq.py",),
+    ),
+    "ordered": Module(
+        "services/router/src/sayna_sip/router/ordered.py",
+        ("tests/router/test_call_seq.py",),
+    ),
+    "copies": Module(
+        "services/router/src/sayna_sip/router/copies.py",
+        ("tests/router/test_call_seq.py", "tests/router/test_routing.py"),
+    ),
 }
 
 

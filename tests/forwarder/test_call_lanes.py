@@ -1,0 +1,219 @@
+"""A call's lane in KV `sip_lanes` (order_lanes.py) on a real nats-server, two
+forwarders' CallLanes sharing it: whose turn it is, how long a copy that is not its turn
+waits (here, or back in JetStream), the hold that releases a lane past a head that never
+ends, and the lane's KV key and value, which every forwarder of a cluster reads."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import nats
+import pytest
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+from nats.js.kv import KeyValue
+from prometheus_client import CollectorRegistry
+
+from sayna_sip.common import topology
+from sayna_sip.common.delivery import Delivery
+from sayna_sip.forwarder.metrics import ForwarderMetrics
+from sayna_sip.forwarder.order import LaneState, Order
+from sayna_sip.forwarder.order_lanes import CallLanes, Later, lane_key
+from tests.fixtures.nats import NatsServer
+
+HOST = "Lanes.Example.com"
+HOOK = HOST.lower()  # as the copy names it (and its metrics)
+ROOM = "sip-call-1"
+HOLD_MAX = 60.0
+
+Lanes = Callable[..., Awaitable[CallLanes]]
+
+
+def copy(seq: int, room: str = ROOM, endpoint: str = "default") -> Delivery:
+    return Delivery.first(
+        event_id=f"EV_{seq}", event="participant_joined", room=room, hook=HOST,
+        sip_host="lanes.example.com", received_at=None, endpoint=endpoint, call_seq=seq,
+    )  # fmt: skip
+
+
+@pytest.fixture
+async def lanes_kv(jetstream: JetStreamContext) -> KeyValue:
+    """The `sip_lanes` bucket, as provisioned."""
+    return await jetstream.key_value(topology.LANES_BUCKET)
+
+
+@pytest.fixture
+async def lanes(nats_server: NatsServer, lanes_kv: KeyValue) -> AsyncIterator[Lanes]:
+    """Start a forwarder's CallLanes (each on a connection of its own)."""
+    started: list[tuple[CallLanes, Client]] = []
+
+    async def start(
+        hold_max: float = HOLD_MAX,
+        max_waiting: int = 100,
+        registry: CollectorRegistry | None = None,
+    ) -> CallLanes:
+        nc = await nats.connect(nats_server.url)
+        kv = await nc.jetstream().key_value(topology.LANES_BUCKET)
+        metrics = ForwarderMetrics(registry or CollectorRegistry())
+        one = CallLanes(nc, kv, hold_max, max_waiting, metrics)
+        await one.start()
+        started.append((one, nc))
+        return one
+
+    yield start
+    for one, nc in started:
+        await one.stop()
+        await nc.close()
+
+
+def waits(registry: CollectorRegistry) -> float | None:
+    return registry.get_sample_value("sayna_sip_forwarder_order_waits_total", {"host": HOOK})
+
+
+async def stored(kv: KeyValue, d: Delivery) -> LaneState:
+    return LaneState.decode((await kv.get(lane_key(d))).value)
+
+
+def test_the_lane_key_is_the_hook_token_the_endpoint_and_the_rooms_hash() -> None:
+    digest = hashlib.sha256(ROOM.encode()).hexdigest()[:32]
+    assert lane_key(copy(1)) == f"lanes_example_com.default.{digest}"
+    assert lane_key(copy(1, endpoint="crm")) == f"lanes_example_com.crm.{digest}"
+    # Any bytes of a room name make a valid key of bounded length.
+    odd = lane_key(copy(1, room="a.b *>\udcff" * 50))
+    assert odd.count(".") == 2 and len(odd.rsplit(".", 1)[1]) == 32
+
+
+async def test_a_call_goes_copy_by_copy_and_its_lane_is_stored_for_every_forwarder(
+    lanes: Lanes, lanes_kv: KeyValue
+) -> None:
+    registry = CollectorRegistry()
+    one = await lanes(registry=registry)
+    assert await one.turn(copy(1)) == Order(1)  # a new lane: its first copy goes
+    assert await one.ended(copy(1)) == 0
+    assert (await stored(lanes_kv, copy(1))).done == 1
+    # Another forwarder, which never saw the lane, gives copy 2 its turn.
+    other = await lanes()
+    assert await other.turn(copy(2)) == Order(2)
+    assert await other.ended(copy(2)) == 0
+    # The first, whose cache still says done=1, reads the lane again for copy 3.
+    assert await one.turn(copy(3)) == Order(3)
+    assert waits(registry) is None
+    # A copy whose turn passed (a duplicate, a redrive) goes at once as a late one, and
+    # its end changes nothing.
+    assert await one.turn(copy(1)) == Order(1, late=True)
+    assert await one.ended(copy(1)) == 0
+    assert (await stored(lanes_kv, copy(1))).done == 2
+
+
+async def test_a_waiting_copy_goes_the_moment_its_head_ends_in_another_forwarder(
+    lanes: Lanes, lanes_kv: KeyValue
+) -> None:
+    registry = CollectorRegistry()
+    one, other = await lanes(), await lanes(registry=registry)
+    assert await one.turn(copy(1)) == Order(1)
+    waiting = asyncio.create_task(other.turn(copy(2)))
+    await asyncio.sleep(0.2)  # it waits in process, within its slice
+    assert not waiting.done()
+    ended = time.monotonic()
+    assert await one.ended(copy(1)) == 0
+    assert await asyncio.wait_for(waiting, 0.5) == Order(2)  # woken by the lane notice
+    assert time.monotonic() - ended < 0.5
+    assert waits(registry) == 1
+    # Nothing waited past the slice: the hold clock never started.
+    assert (await stored(lanes_kv, copy(1))).since == 0.0
+
+
+async def test_waiters_in_the_heads_own_forwarder_wake_without_a_round_trip(
+    lanes: Lanes,
+) -> None:
+    one = await lanes(max_waiting=2)
+    assert await one.turn(copy(1)) == Order(1)
+    second = asyncio.create_task(one.turn(copy(2)))
+    third = asyncio.create_task(one.turn(copy(3)))
+    await asyncio.sleep(0.2)
+    await one.ended(copy(1))
+    assert await asyncio.wait_for(second, 0.5) == Order(2)
+    await one.ended(copy(2))
+    assert await asyncio.wait_for(third, 0.5) == Order(3)
+    # Another call of the same endpoint is a lane of its own: never held by this one.
+    assert await one.turn(copy(1, room="sip-call-2")) == Order(1)
+
+
+async def test_a_copy_whose_head_does_not_end_goes_back_to_jetstream_after_its_slice(
+    lanes: Lanes, lanes_kv: KeyValue
+) -> None:
+    one = await lanes()
+    assert await one.turn(copy(1)) == Order(1)
+    started = time.monotonic()
+    later = await one.turn(copy(3))
+    waited = time.monotonic() - started
+    assert isinstance(later, Later) and 0.9 < waited < 1.8  # WAIT_SLICE, 1 s
+    assert later.delay == pytest.approx(0.25, abs=0.05)  # the first backoff
+    # Waiting in JetStream starts the hold clock, and says how far the waiters reach.
+    state = await stored(lanes_kv, copy(1))
+    assert state.done == 0 and time.time() - 5 < state.since <= time.time()
+    assert state.tail == 3
+
+
+@pytest.mark.parametrize(("redelivered", "delay"), [(1, 0.25), (2, 0.5), (3, 1.0), (9, 5.0)])
+async def test_the_wait_in_jetstream_doubles_per_redelivery_up_to_five_seconds(
+    lanes: Lanes, redelivered: int, delay: float
+) -> None:
+    one = await lanes(max_waiting=0)  # no room to wait here: straight back to JetStream
+    assert await one.turn(copy(1)) == Order(1)
+    started = time.monotonic()
+    later = await one.turn(copy(2), redelivered)
+    assert time.monotonic() - started < 0.5
+    assert later == Later(pytest.approx(delay, abs=0.05))  # type: ignore[arg-type]
+
+
+async def test_waiters_of_a_failed_head_wait_in_jetstream_until_it_is_due(
+    lanes: Lanes, lanes_kv: KeyValue
+) -> None:
+    one = await lanes()
+    assert await one.turn(copy(1)) == Order(1)
+    due = time.time() + 3.0
+    assert await one.failed(copy(1), due) == 0
+    assert (await stored(lanes_kv, copy(1))).due == due
+    started = time.monotonic()
+    later = await one.turn(copy(2))
+    assert time.monotonic() - started < 0.5  # not its slice: the head cannot end sooner
+    assert isinstance(later, Later) and later.delay == pytest.approx(3.0, abs=0.2)
+    # A copy that is not the head failing changes nothing.
+    revision = (await lanes_kv.get(lane_key(copy(1)))).revision
+    assert await one.failed(copy(2), due + 9) == 0
+    assert (await lanes_kv.get(lane_key(copy(1)))).revision == revision
+
+
+async def test_a_head_that_holds_its_call_too_long_is_released_and_later_goes_late(
+    lanes: Lanes, lanes_kv: KeyValue, caplog: pytest.LogCaptureFixture
+) -> None:
+    registry = CollectorRegistry()
+    one = await lanes(hold_max=0.3, max_waiting=0, registry=registry)
+    assert await one.turn(copy(1)) == Order(1)  # the head, which never ends
+    first = await one.turn(copy(2))
+    second = await one.turn(copy(3))
+    # Never past the hold's end, whatever the backoff.
+    assert isinstance(first, Later) and first.delay <= 0.3
+    assert isinstance(second, Later) and second.delay <= 0.3
+    await asyncio.sleep(0.35)
+    with caplog.at_level(logging.WARNING, "sayna_sip.forwarder"):
+        assert await one.turn(copy(2)) == Order(2)  # released past copy 1
+    assert (
+        f"event=lane_released hook={HOOK} endpoint=default room={ROOM} head=1 waited=2"
+        in caplog.text
+    )
+    assert registry.get_sample_value("sayna_sip_forwarder_order_released_total", {"host": HOOK})
+    state = await stored(lanes_kv, copy(1))
+    assert (state.done, state.since, state.released) == (1, 0.0, {"1": 2})
+    # The released head, whenever it comes, goes at once, late, saying how many waited.
+    assert await one.turn(copy(1)) == Order(1, late=True, released=2)
+    assert await one.failed(copy(1), time.time() + 5) == 2
+    assert await one.ended(copy(1)) == 2
+    assert (await stored(lanes_kv, copy(1))).released == {}
+    assert await one.ended(copy(2)) == 0
+    assert (await stored(lanes_kv, copy(1))).done == 2
