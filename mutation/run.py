@@ -247,7 +247,7 @@ MODULES = {
     ),
     "order_lanes": Module(
         "services/forwarder/src/sayna_sip/forwarder/order_lanes.py",
-        ("tests/forwarder/test_order_lanes.py",),
+        ("tests/forwarder/test_call_lanes.py", "tests/forwarder/test_order_lanes.py"),
     ),
     "callseq": Module(
         "services/router/src/sayna_sip/router/callseq.py",
