@@ -124,7 +124,13 @@ MODULES = {
     ),
     "deadletters": Module(
         "libs/common/src/sayna_sip/common/deadletters.py",
-        ("tests/ingress/test_operator_answers.py", "tests/integration/test_records.py"),
+        (
+            "tests/ingress/test_operator_answers.py",
+            # the redrive's time budget, direct and through the API
+            "tests/ingress/test_records_input.py::test_a_redrive_stops_at_its_time_budget_and_the_next_call_goes_on",
+            "tests/ingress/test_records_input.py::test_an_api_redrive_out_of_time_says_truncated_and_the_same_call_goes_on",
+            "tests/integration/test_records.py",
+        ),
         deselect=(
             "tests/integration/test_records.py::test_one_trace_spans_ingress_router_and_forwarder",
         ),

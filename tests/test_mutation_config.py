@@ -11,8 +11,10 @@ def test_every_mutated_module_and_its_tests_exist() -> None:
     for name, module in MODULES.items():
         assert (ROOT / module.path).is_file(), name
         assert module.tests, name
-        for path in module.tests + tuple(node.split("::")[0] for node in module.deselect):
+        for node in module.tests + module.deselect:
+            path, _, test = node.partition("::")
             assert (ROOT / path).is_file(), (name, path)
+            assert not test or f"def {test}(" in (ROOT / path).read_text(), (name, node)
 
 
 def test_every_equivalent_mutant_names_a_module_and_gives_a_reason() -> None:

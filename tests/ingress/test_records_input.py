@@ -170,6 +170,7 @@ async def test_the_api_redrive_answers_truncated_false_when_done(
 async def test_an_api_redrive_out_of_time_says_truncated_and_the_same_call_goes_on(
     ingress: Client, jetstream: JetStreamContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    assert deadletters.REDRIVE_BUDGET_S == 2.0  # operations.md: "about 2 s per call"
     monkeypatch.setattr(deadletters, "REDRIVE_BUDGET_S", 0.0)  # every call out of time at once
     await bury(jetstream, HOSTS[0], 3)
     answers = [
