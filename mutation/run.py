@@ -257,7 +257,8 @@ MODULES = {
     ),
     "callseq": Module(
         "services/router/src/sayna_sip/router/callseq.py",
-        ("tests/router/test_call_seq.py",),
+        ("tests/router/test_callseq.py",),
+        pure=True,
     ),
     "ordered": Module(
         "services/router/src/sayna_sip/router/ordered.py",
