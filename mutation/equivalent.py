@@ -313,4 +313,14 @@ EQUIVALENT: dict[str, list[tuple[str, str, str]]] = {
             "a bound past the last sequence reads the same letters: none are stored there",
         ),
     ],
+    "replay": [
+        ("@dataclass(frozen=True)", "@dataclass(frozen=False)", _FROZEN),
+        ("next_since: float | None = None", "next_since: float & None = None", _ANNOTATION),
+        (
+            "msgs, _ = await self._attempts.range(subject, first, last, cap=self._limit * 20)",
+            "msgs, _ = await self._attempts.range(subject, first, last, cap=self._limit * 21)",
+            "the scan's cap of route records (redeliveries included) per call: a bound no"
+            " contract fixes; the call's limit of events is what the answer says",
+        ),
+    ],
 }
