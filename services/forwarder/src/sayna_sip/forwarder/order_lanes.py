@@ -4,9 +4,10 @@ woken the moment their head ends.
 Several forwarders pull the same durable, so a call's copies may be in different
 processes at once; the lane's `done` (order.py) in KV decides whose turn it is. NATS
 work per ordered copy on the usual path (nothing failing): one compare-and-set when it
-ends (`done` + 1), one core-NATS notice `sip.lane.<key>` (no round trip), and a KV read
-only when this process's cache cannot tell that it is the copy's turn (the previous copy
-of the call ended elsewhere). A copy that is not its turn waits:
+ends (`done` + 1), one core-NATS notice `sip.lane.<key>` (no round trip) carrying the
+lane's new state and revision, which every forwarder keeps in its cache, and a KV read
+only when the cache cannot tell that it is the copy's turn (a call's first copy, a
+notice missed). A copy that is not its turn waits:
 - in this process, up to `WAIT_SLICE`, while its head is expected to end soon (in flight,
   or not fetched yet), woken by the notice (or directly when the head ended here);
 - in JetStream (a nak with a delay, no attempt spent, no copy written) while the head
@@ -135,7 +136,7 @@ class CallLanes:
             if await self._write(key, new, rev):
                 if new.done != state.done:
                     self._wake(key)
-                    await self._nc.publish(f"{contracts.LANE_NOTICE}.{key}", b"")
+                    await self._announce(key)
                 return order.released_count(state, d.call_seq)
             self._cache.pop(key, None)
         log.warning("event=lane_advance_failed hook=%s room=%s", d.hook, d.room)
@@ -176,7 +177,7 @@ class CallLanes:
             )  # fmt: skip
             self._metrics.order_released.labels(d.hook).inc()
             self._wake(key)
-            await self._nc.publish(f"{contracts.LANE_NOTICE}.{key}", b"")
+            await self._announce(key)
         else:
             self._cache.pop(key, None)
 
@@ -210,7 +211,17 @@ class CallLanes:
         self._remember(key, state, new_rev)
         return True
 
+    async def _announce(self, key: str) -> None:
+        """Tell every forwarder the lane moved on: `<revision> <state JSON>` (a release
+        before this one sent an empty notice: read the lane again)."""
+        cached = self._cache.get(key)
+        body = b"%d %s" % (cached[1], cached[0].encode()) if cached and cached[1] else b""
+        await self._nc.publish(f"{contracts.LANE_NOTICE}.{key}", body)
+
     def _remember(self, key: str, state: LaneState, rev: int | None) -> None:
+        cached = self._cache.get(key)
+        if cached is not None and rev is not None and (cached[1] or 0) > rev:
+            return  # a late notice: what we know is newer
         self._cache[key] = (state, rev)
         self._cache.move_to_end(key)
         while len(self._cache) > CACHE_SIZE:
@@ -236,6 +247,12 @@ class CallLanes:
 
     async def _notice(self, msg: Msg) -> None:
         key = msg.subject[len(contracts.LANE_NOTICE) + 1 :]
-        if key in self._waiters:
-            self._cache.pop(key, None)  # moved on elsewhere: read it again
-            self._wake(key)
+        rev, _, value = msg.data.partition(b" ")
+        try:
+            revision = int(rev)
+            state = LaneState.decode(value)
+        except ValueError:  # empty (or unreadable, msgspec's DecodeError): read it again
+            self._cache.pop(key, None)
+        else:
+            self._remember(key, state, revision)
+        self._wake(key)

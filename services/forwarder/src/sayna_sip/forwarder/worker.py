@@ -279,6 +279,7 @@ class Worker:
 
     async def _run(self, msg: Msg, d: Delivery, started: float, order: Order | None) -> None:
         ok: bool | None = None
+        freed = False
         self._metrics.in_flight.inc()
         try:
             attrs: dict[str, str | int | float] = {
@@ -295,6 +296,10 @@ class Worker:
                     ok = result.kind is Kind.DELIVERED
                     status = str(result.status) if result.status else result.kind.value
                     self._metrics.attempts.labels(d.hook, result.kind.value, status).inc()
+                # The request is over: its host slot goes to the next copy now, not after
+                # the settlement's NATS round trips (a call lane's CAS among them).
+                freed = True
+                await self._free(d, started, ok)
                 await self._settlement.settle(msg, d, result, began, elapsed_ms, span, order)
         except asyncio.CancelledError:  # shutdown: hand it back (a nak after an ack is void)
             await nak(msg, None)
@@ -306,10 +311,16 @@ class Worker:
             await self._settlement.crashed(msg, d, exc, order)
         finally:
             self._metrics.in_flight.dec()
-            if self._gate.release(d.lane, started, ok, time.monotonic()):
-                self._metrics.breaker_opened.labels(d.hook).inc()
-                log.warning("event=breaker_opened hook=%s endpoint=%s", d.hook, d.endpoint)
-            await self._promote(d.lane)
+            if not freed:
+                await self._free(d, started, ok)
+
+    async def _free(self, d: Delivery, started: float, ok: bool | None) -> None:
+        """Give back the host slot taken at `started` (`ok`: the answer, for the breaker)
+        and start a held copy in it."""
+        if self._gate.release(d.lane, started, ok, time.monotonic()):
+            self._metrics.breaker_opened.labels(d.hook).inc()
+            log.warning("event=breaker_opened hook=%s endpoint=%s", d.hook, d.endpoint)
+        await self._promote(d.lane)
 
     async def stop(self, loop_task: asyncio.Task[None]) -> None:
         """Stop pulling, give in-flight deliveries the grace period, nak the rest."""

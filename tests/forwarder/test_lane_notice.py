@@ -1,0 +1,66 @@
+"""Two forwarders' call lanes on one real nats-server: when a call's copy ends on one,
+the notice carries the lane's new state, so the next copy waiting on the other goes
+without reading KV again (one NATS round trip fewer per ordered event)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import nats
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from prometheus_client import CollectorRegistry
+
+from sayna_sip.common import topology
+from sayna_sip.common.delivery import Delivery
+from sayna_sip.forwarder.metrics import ForwarderMetrics
+from sayna_sip.forwarder.order import Order
+from sayna_sip.forwarder.order_lanes import CallLanes
+from tests.fixtures.nats import NatsServer
+
+
+def copy(seq: int) -> Delivery:
+    return Delivery.first(
+        event_id=f"EV_{seq}", event="participant_joined", room="sip-room-1",
+        hook="order.example.com", sip_host="order.example.com", received_at="1.0",
+        call_seq=seq,
+    )  # fmt: skip
+
+
+async def lanes_on(url: str) -> tuple[Client, CallLanes]:
+    nc = await nats.connect(url)
+    kv = await nc.jetstream().key_value(topology.LANES_BUCKET)
+    lanes = CallLanes(nc, kv, 300.0, 10, ForwarderMetrics(CollectorRegistry()))
+    await lanes.start()
+    return nc, lanes
+
+
+async def test_a_copy_waiting_on_another_forwarder_goes_on_the_notice_without_a_kv_read(
+    nats_server: NatsServer, nats_client: Client, jetstream: JetStreamContext
+) -> None:
+    reads: list[str] = []
+
+    async def on_read(msg: Msg) -> None:
+        reads.append(msg.subject)
+
+    await nats_client.subscribe(f"$JS.API.STREAM.MSG.GET.KV_{topology.LANES_BUCKET}", cb=on_read)
+    await nats_client.subscribe(f"$JS.API.DIRECT.GET.KV_{topology.LANES_BUCKET}.>", cb=on_read)
+    nc_a, a = await lanes_on(nats_server.url)
+    nc_b, b = await lanes_on(nats_server.url)
+    try:
+        assert await a.turn(copy(1)) == Order(1)
+        second = asyncio.create_task(b.turn(copy(2)))  # waits: copy 1 has not ended
+        async with asyncio.timeout(5):
+            while len(reads) < 2:  # a's read of the new lane, b's read before its wait
+                await nats_client.flush()
+        assert not second.done()
+        await a.ended(copy(1))
+        async with asyncio.timeout(0.9):  # well inside b's in-process wait (1 s)
+            assert await second == Order(2)
+        await nats_client.flush()
+        assert len(reads) == 2, reads  # b took its turn from the notice, not from KV
+    finally:
+        for lanes, nc in ((a, nc_a), (b, nc_b)):
+            await lanes.stop()
+            await nc.close()
