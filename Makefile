@@ -9,7 +9,7 @@ NODE_STAMP := $(NODE_DIR)/node_modules/.installed
 MEMBERS := libs/common services/ingress services/router services/forwarder services/provisioner cli
 PYPROJECTS := pyproject.toml $(addsuffix /pyproject.toml,$(MEMBERS))
 
-.PHONY: install test lint fmt up bench bench-quick faults mutants compose-test clean
+.PHONY: install test lint fmt up bench bench-quick faults mutants schemathesis compose-test clean
 
 install: $(STAMP)
 
@@ -61,6 +61,12 @@ faults: $(STAMP)
 mutants: $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[mutants]'
 	$(BIN)/python -m mutation.run $(MODULES)
+
+# Schemathesis against a real stack's /schema (auth on): every check and phase, 10 examples
+# per operation (ST_EXAMPLES, ST_SEED); fails on any failure. ~1 min.
+schemathesis: $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[schemathesis]'
+	tests/schemathesis/run.sh
 
 clean:
 	rm -rf $(VENV) $(NODE_DIR)/node_modules .mutmut-cache .pytest_cache .mypy_cache .ruff_cache

@@ -69,3 +69,16 @@ async def test_every_api_answer_forbids_framing_sniffing_and_loading() -> None:
         assert csp == "default-src 'none'; frame-ancestors 'none'", name
     metrics = answers["metrics"].headers.get_list("content-type")
     assert metrics == ["text/plain; version=1.0.0; charset=utf-8"]
+
+
+@pytest.mark.parametrize(
+    ("path", "methods"),
+    [("/sip/hooks", "DELETE, GET, OPTIONS, POST"),
+     ("/sip/hooks/a.example.com/endpoints", "GET, OPTIONS, POST"),
+     ("/sip/hooks/a.example.com/endpoints/default", "DELETE, GET, OPTIONS, PATCH")],
+)  # fmt: skip
+async def test_options_lists_every_method_of_the_path(path: str, methods: str) -> None:
+    # Handlers of one path in two routers: Litestar's OPTIONS listed one router's only.
+    async with serve(CONFIG) as client:
+        r = await client.options(path, headers={"Authorization": "Bearer ops-token-0123456789"})
+    assert (r.status_code, r.headers["allow"]) == (204, methods)

@@ -40,6 +40,7 @@ from sayna_sip.ingress import (
 )
 from sayna_sip.ingress.access import provide_access
 from sayna_sip.ingress.access_tokens import Generations, TokenSigner
+from sayna_sip.ingress.allow_header import fix_allow
 from sayna_sip.ingress.errors import (
     IngressError,
     http_error_handler,
@@ -136,7 +137,7 @@ def create_app(
             Exception: internal_error_handler,
         },
         openapi_config=_openapi(),
-        before_send=[add_security_headers],
+        before_send=[add_security_headers, fix_allow],
         request_max_body_size=config.max_body_bytes,
         logging_config=None,  # keep the process's key=value logging (setup_logging)
     )

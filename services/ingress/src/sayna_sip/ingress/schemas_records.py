@@ -162,7 +162,8 @@ class AuditOut(msgspec.Struct, frozen=True):
     request_id: str | None
     via: str
     fields: list[str]
-    values: dict[str, str | int | float | bool | list[str] | None]
+    # `number`, not `int | float`: an integer is both, and the schema's oneOf must hold one.
+    values: dict[str, str | float | bool | list[str] | None]
     truncated: bool
 
 
