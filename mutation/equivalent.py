@@ -14,6 +14,7 @@ _FROZEN = "`frozen` only forbids assignment; no code assigns to or hashes these 
 _SLOTS = "`slots` only saves memory; no code adds attributes"
 _WRONG_LAST_COMMENT = '  # JetStream\'s "wrong last sequence" error codes'
 _DECLINES_MORE = "it only declines more: PyJWT then gives the same verdict (speed only)"
+_CLOCK = "the monotonic clock's float minus a stamp is never exactly the bound"
 _TUNING = "a retry count no contract fixes: any bound serves while it ends the loop"
 _UNSENT_KIND = (
     "the value of a kind that sends nothing is never shown: only sent attempts are counted"
@@ -321,6 +322,42 @@ EQUIVALENT: dict[str, list[tuple[str, str, str]]] = {
             "msgs, _ = await self._attempts.range(subject, first, last, cap=self._limit * 21)",
             "the scan's cap of route records (redeliveries included) per call: a bound no"
             " contract fixes; the call's limit of events is what the answer says",
+        ),
+    ],
+    "gate": [
+        ("@dataclass(frozen=True)", "@dataclass(frozen=False)", _FROZEN),
+        (
+            "measured: bool = False  # a request of this host has ended (latency means something)",
+            "measured: bool = None  # a request of this host has ended (latency means something)",
+            "read only as a truth value: None and False both mean not measured yet",
+        ),
+    ],
+    "hold": [
+        ("@dataclass(frozen=True)", "@dataclass(frozen=False)", _FROZEN),
+        (
+            "order: Order | None = None  # its turn in its call's lane, when it keeps one",
+            "order: Order & None = None  # its turn in its call's lane, when it keeps one",
+            _ANNOTATION,
+        ),
+        (
+            "order: Order | None = None  # its turn in its call's lane, when it keeps one",
+            'order: Order | None = ""  # its turn in its call\'s lane, when it keeps one',
+            "the worker builds every Held with its order given: the default is never read",
+        ),
+        (
+            "for host in [h for h, q in self._queues.items() if q[0].since < now - HOLD_MAX]:",
+            "for host in [h for h, q in self._queues.items() if q[0].since <= now - HOLD_MAX]:",
+            _CLOCK,
+        ),
+        (
+            "for host in [h for h, q in self._queues.items() if q[0].since < now - HOLD_MAX]:",
+            "for host in [h for h, q in self._queues.items() if q[0].since < now + HOLD_MAX]:",
+            "it only lists more hosts: the loop below takes out of each only what expired",
+        ),
+        (
+            "while queue and queue[0].since < now - HOLD_MAX:",
+            "while queue and queue[0].since <= now - HOLD_MAX:",
+            _CLOCK,
         ),
     ],
 }

@@ -211,9 +211,10 @@ MODULES = {
         "services/router/src/sayna_sip/router/routing.py",
         (
             "tests/router/test_routing.py",
-            "tests/router/test_matching.py",
             "tests/router/test_rooms.py",
-            "tests/router/test_events.py",
+            "tests/router/test_call_seq.py",
+            "tests/router/test_limits.py",
+            "tests/router/test_hook_miss.py",
         ),
     ),
     "endpoints": Module(
@@ -248,12 +249,15 @@ MODULES = {
     # store, and the router's numbering of a room's copies.
     "order": Module(
         "services/forwarder/src/sayna_sip/forwarder/order.py",
-        ("tests/forwarder/test_order.py",),
-        pure=True,
+        ("tests/forwarder/test_order.py", "tests/forwarder/test_call_lanes.py"),
     ),
     "order_lanes": Module(
         "services/forwarder/src/sayna_sip/forwarder/order_lanes.py",
-        ("tests/forwarder/test_call_lanes.py", "tests/forwarder/test_order_lanes.py"),
+        (
+            "tests/forwarder/test_call_lanes.py",
+            "tests/forwarder/test_order_lanes.py",
+            "tests/forwarder/test_lane_notice.py",
+        ),
     ),
     "callseq": Module(
         "services/router/src/sayna_sip/router/callseq.py",
@@ -262,7 +266,7 @@ MODULES = {
     ),
     "ordered": Module(
         "services/router/src/sayna_sip/router/ordered.py",
-        ("tests/router/test_call_seq.py",),
+        ("tests/router/test_call_seq.py", "tests/router/test_rooms.py"),
     ),
     "copies": Module(
         "services/router/src/sayna_sip/router/copies.py",

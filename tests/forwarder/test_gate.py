@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 from sayna_sip.forwarder.breaker import BreakerSettings
 from sayna_sip.forwarder.gate import BUSY_CEILING, QUEUE_CEILING, HostGate
 
@@ -101,3 +103,55 @@ def test_a_host_behind_an_open_breaker_holds_nothing() -> None:
         g.admit("dead", float(i))
         g.release("dead", float(i), False, float(i) + 0.001)
     assert g.hold_limit("dead", 3.0) == 0
+
+
+class _Edge(random.Random):
+    """The jitter at one end of its range, so a delay can be asserted exactly."""
+
+    def __init__(self, top: bool) -> None:
+        super().__init__(1)
+        self._top = top
+
+    def uniform(self, a: float, b: float) -> float:
+        return b if self._top else a
+
+
+def test_a_busy_delay_is_the_booked_slot_within_20_percent_either_way() -> None:
+    # cap 1, one request running for 0.5 s: its slot is expected free in 0.5 s and the
+    # message booked after it, 1 s from now, give or take 20 %.
+    for top, factor in ((False, 0.8), (True, 1.2)):
+        g = HostGate(1, BreakerSettings(), _Edge(top))
+        assert g.admit("h", 0.0) is None
+        busy = g.admit("h", 0.5)
+        assert busy is not None and busy.delay == pytest.approx(1.0 * factor)
+
+
+def test_a_hanging_hosts_messages_come_back_every_2_s_at_most_30_s_out() -> None:
+    g = HostGate(1, BreakerSettings(), _Edge(top=False))
+    assert g.admit("hole", 0.0) is None
+    delays = [d.delay for d in (g.admit("hole", 100.0) for _ in range(20)) if d is not None]
+    # A request hanging for 100 s counts as 2 s (BUSY_CEILING): slots booked 2 s apart,
+    # the first after the running one, none further out than 30 s (QUEUE_CEILING).
+    assert delays[:3] == pytest.approx([4.0 * 0.8, 6.0 * 0.8, 8.0 * 0.8])
+    assert delays[-1] == pytest.approx(30.0 * 0.8)
+
+
+def test_an_open_breakers_backlog_comes_back_spread_over_a_fifth_of_open_for() -> None:
+    g = gate(cap=50)
+    for i in range(3):
+        assert g.admit("dead", float(i)) is None
+        g.release("dead", float(i), False, 2.5)  # opened at 2.5, open for 10 s
+    delays = [d.delay for d in (g.admit("dead", 3.0) for _ in range(50)) if d is not None]
+    assert len(delays) == 50
+    assert min(delays) >= 9.5 and max(delays) <= 9.5 + 2.0  # open_for 10 s, + up to 20 %
+    assert max(delays) - min(delays) > 1.0  # spread out: not one burst at half-open
+
+
+def test_the_hosts_speed_is_its_first_answer_then_moves_a_fifth_towards_each_next() -> None:
+    g = gate(cap=2)
+    g.admit("h", 0.0)
+    g.release("h", 0.0, True, 0.010)  # 10 ms: 2 slots x 500 ms / 10 ms
+    assert g.hold_limit("h", 1.0) == 100
+    g.admit("h", 1.0)
+    g.release("h", 1.0, True, 1.110)  # one of 110 ms: 10 ms + (110 - 10) / 5 = 30 ms
+    assert g.hold_limit("h", 2.0) == 33

@@ -36,3 +36,11 @@ def test_what_waited_too_long_is_taken_out_the_rest_stays() -> None:
     assert sorted(str(h.msg) for h in out) == ["b-old", "old"]
     assert len(q) == 1 and q.held("b") == 0
     assert [str(h.msg) for h in q.take_all()] == ["new"] and len(q) == 0
+
+
+def test_a_message_goes_back_to_jetstream_after_1_s_held() -> None:
+    q = HoldQueues()
+    q.push("a", held("m", 10.0))
+    assert q.next_expiry() == 11.0
+    assert q.expired(10.99) == [] and len(q) == 1
+    assert [str(h.msg) for h in q.expired(11.01)] == ["m"] and len(q) == 0
