@@ -15,6 +15,7 @@ _SLOTS = "`slots` only saves memory; no code adds attributes"
 _WRONG_LAST_COMMENT = '  # JetStream\'s "wrong last sequence" error codes'
 _DECLINES_MORE = "it only declines more: PyJWT then gives the same verdict (speed only)"
 _CLOCK = "the monotonic clock's float minus a stamp is never exactly the bound"
+_TURN = "a Turn is compared by identity only: its value is never stored, shown or logged"
 _TUNING = "a retry count no contract fixes: any bound serves while it ends the loop"
 _UNSENT_KIND = (
     "the value of a kind that sends nothing is never shown: only sent attempts are counted"
@@ -22,11 +23,13 @@ _UNSENT_KIND = (
 )
 
 
-def _kind(member: str, value: str, comment: str = "") -> list[tuple[str, str, str]]:
+def _kind(
+    member: str, value: str, comment: str = "", why: str = _UNSENT_KIND
+) -> list[tuple[str, str, str]]:
     tail = f"  # {comment}" if comment else ""
     return [
-        (f'{member} = "{value}"{tail}', f'{member} = "XX{value}XX"{tail}', _UNSENT_KIND),
-        (f'{member} = "{value}"{tail}', f"{member} = None{tail}", _UNSENT_KIND),
+        (f'{member} = "{value}"{tail}', f'{member} = "XX{value}XX"{tail}', why),
+        (f'{member} = "{value}"{tail}', f"{member} = None{tail}", why),
     ]
 
 
@@ -359,5 +362,31 @@ EQUIVALENT: dict[str, list[tuple[str, str, str]]] = {
             "while queue and queue[0].since <= now - HOLD_MAX:",
             _CLOCK,
         ),
+    ],
+    "order": [
+        ("@dataclass(frozen=True)", "@dataclass(frozen=False)", _FROZEN),
+        (
+            "class LaneState(msgspec.Struct, kw_only=True):",
+            "class LaneState(msgspec.Struct, kw_only=False):",
+            "every LaneState is built with its fields named; the encoding is the same",
+        ),
+        (
+            "return Turn.LATE if seq < state.head else Turn.WAIT",
+            "return Turn.LATE if seq <= state.head else Turn.WAIT",
+            "seq == head returned GO the line before",
+        ),
+        (
+            "if len(released) > RELEASED_KEPT:  # the oldest that never came back are forgotten",
+            "if len(released) >= RELEASED_KEPT:  # the oldest that never came back are forgotten",
+            "at exactly RELEASED_KEPT the slice below keeps every one of them",
+        ),
+        *_kind("GO", "go", "its turn: every earlier copy ended", _TURN),
+        *_kind(
+            "LATE",
+            "late",
+            "its lane moved past it (released head, redriven, a duplicate): go now",
+            _TURN,
+        ),
+        *_kind("WAIT", "wait", "an earlier copy has not ended", _TURN),
     ],
 }

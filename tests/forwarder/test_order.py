@@ -72,3 +72,27 @@ def test_the_lane_value_is_versioned_and_reads_what_older_writers_left() -> None
     assert LaneState.decode(b'{"v":1,"done":3}').head == 4  # fields added later: defaults
     assert LaneState.decode(b'{"v":1,"done":3,"later":"x"}').done == 3
     assert LaneState.decode(None).done == 0  # no key: a new lane
+
+
+def test_the_lane_value_every_forwarder_reads_writes_every_field() -> None:
+    # The KV value other forwarders (and a previous release) read: all fields, `v` first.
+    assert LaneState(done=2).encode() == (
+        b'{"v":1,"done":2,"since":0.0,"due":0.0,"tail":0,"released":{}}'
+    )
+    old = LaneState.decode(b'{"v":1,"done":3}')  # an older writer's value: defaults
+    assert (old.since, old.due, old.tail, old.released) == (0.0, 0.0, 0, {})
+
+
+def test_a_released_head_with_one_copy_behind_it_held_back_one() -> None:
+    released = order.release(LaneState(done=1, since=100.0, tail=3))
+    assert order.released_count(released, 2) == 1
+
+
+def test_a_lane_keeps_its_32_latest_released_heads_whatever_they_held_back() -> None:
+    # Heads 1..40 released, each holding back fewer copies than the one before: the
+    # oldest heads are forgotten, not those that held back the fewest.
+    state = LaneState()
+    for head in range(1, 41):
+        state = order.release(msgspec.structs.replace(state, tail=82 - head))  # 80, 78...
+        assert order.released_count(state, head) == 82 - 2 * head
+    assert sorted(int(k) for k in state.released) == list(range(9, 41))

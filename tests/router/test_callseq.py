@@ -11,6 +11,8 @@ from sayna_sip.router.rooms import Held, Numbered, RoomRecord
 
 A, B = "a.example.com#default", "a.example.com#crm"
 LAST = (Numbered(7, {A: 1}), Numbered(9, {A: 2, B: 1}))
+FIRST = (Numbered(1, {A: 1}),)
+THREE = (Numbered(5, {A: 1}), Numbered(8, {A: 2}), Numbered(9, {A: 3}))
 
 
 @pytest.mark.parametrize(
@@ -22,6 +24,9 @@ LAST = (Numbered(7, {A: 1}), Numbered(9, {A: 2, B: 1}))
         (RoomRecord(last=LAST), 7, None),  # a held event of it: routed with the last one
         (RoomRecord(last=LAST), 10, None),  # a later event
         (RoomRecord(last=(Numbered(0, {A: 1}),)), 0, None),  # no sequence: never the same
+        (RoomRecord(last=FIRST), 1, FIRST),  # the stream's very first event
+        (RoomRecord(last=THREE), 9, THREE),  # two held events routed with it
+        (RoomRecord(last=THREE), 8, None),
     ],
 )
 def test_a_redelivery_gets_the_numbers_of_the_last_routing_only(
