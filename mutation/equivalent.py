@@ -16,6 +16,9 @@ _WRONG_LAST_COMMENT = '  # JetStream\'s "wrong last sequence" error codes'
 _DECLINES_MORE = "it only declines more: PyJWT then gives the same verdict (speed only)"
 _CLOCK = "the monotonic clock's float minus a stamp is never exactly the bound"
 _TURN = "a Turn is compared by identity only: its value is never stored, shown or logged"
+_FRESH = "speed only: a fresh load reads KV, which holds what the cache has or newer"
+_CONFLICT = "a conflicting save drops the room from the cache: the next load reads KV anyway"
+_UNSUB = "a stop before start, or a second stop, only unsubscribes under suppress(Exception)"
 _TUNING = "a retry count no contract fixes: any bound serves while it ends the loop"
 _UNSENT_KIND = (
     "the value of a kind that sends nothing is never shown: only sent attempts are counted"
@@ -388,5 +391,89 @@ EQUIVALENT: dict[str, list[tuple[str, str, str]]] = {
             _TURN,
         ),
         *_kind("WAIT", "wait", "an earlier copy has not ended", _TURN),
+    ],
+    "ordered": [
+        (
+            "ReadEvent = Callable[[int], Awaitable[Stored | None]]"
+            "  # LK_EVENTS by sequence; None: gone",
+            "ReadEvent = None  # LK_EVENTS by sequence; None: gone",
+            _ANNOTATION,
+        ),
+        (
+            "CheckSize = Callable[[bytes, dict[str, str]], None]  # raises Oversized",
+            "CheckSize = None  # raises Oversized",
+            _ANNOTATION,
+        ),
+        ("RecordRoute = Callable[[RouteRecord], None]", "RecordRoute = None", _ANNOTATION),
+        (
+            "CAS_TRIES = 5  # writers racing on one room (a partition moving between routers)",
+            "CAS_TRIES = 6  # writers racing on one room (a partition moving between routers)",
+            _TUNING,
+        ),
+        (
+            "async def load(self, room: str, fresh: bool = False) -> RoomState: ...",
+            "async def load(self, room: str, fresh: bool = True) -> RoomState: ...",
+            "a Protocol's signature: the implementation's own default applies",
+        ),
+        ("fresh = False", "fresh = True", _FRESH),
+        ("fresh = False", "fresh = None", _FRESH),
+        (
+            "fresh = True  # another writer came first: decide again on what it wrote",
+            "fresh = False  # another writer came first: decide again on what it wrote",
+            _CONFLICT,
+        ),
+        (
+            "fresh = True  # another writer came first: decide again on what it wrote",
+            "fresh = None  # another writer came first: decide again on what it wrote",
+            _CONFLICT,
+        ),
+        (
+            "moved = from_participant and (",
+            "moved = from_participant or (",
+            "it differs only for a host-less event, whose host is the record's: never moved",
+        ),
+        (
+            "if not wanted and not waiting and not moved:",
+            "if not wanted and  waiting and not moved:",
+            "events wait only while the room has no host, so with some waiting the event"
+            " brings the host (moved); with none it writes the record once more, filtered:"
+            " the same record but `last`, whose event was acked before this one came",
+        ),
+    ],
+    "order_lanes": [
+        ("@dataclass(frozen=True)", "@dataclass(frozen=False)", _FROZEN),
+        (
+            "CACHE_SIZE = 4096  # lanes whose state this process remembers (LRU)",
+            "CACHE_SIZE = 4097  # lanes whose state this process remembers (LRU)",
+            "a cache bound no contract fixes: a lane not cached is read from KV",
+        ),
+        (
+            "WRITE_TRIES = 5  # compare-and-set conflicts before giving up on an advance",
+            "WRITE_TRIES = 6  # compare-and-set conflicts before giving up on an advance",
+            _TUNING,
+        ),
+        (
+            "self._cache: OrderedDict[str, tuple[LaneState, int | None]] = OrderedDict()",
+            "self._cache: OrderedDict[str, tuple[LaneState, int & None]] = OrderedDict()",
+            _ANNOTATION,
+        ),
+        (
+            "self._sub: Subscription | None = None",
+            "self._sub: Subscription & None = None",
+            _ANNOTATION,
+        ),
+        (
+            "self._sub: Subscription | None = None",
+            'self._sub: Subscription | None = ""',
+            _UNSUB,
+        ),
+        ("self._sub = None", 'self._sub = ""', _UNSUB),
+        (
+            "if self._sub is not None:",
+            "if self._sub is  None:",
+            "the forwarder closes its connection right after (app.stop), which ends the"
+            " subscription; its worker stopped before, so nothing waits on a lane",
+        ),
+        ("waited = False", "waited = None", "read only as a truth value: None and False alike"),
     ],
 }

@@ -266,7 +266,12 @@ MODULES = {
     ),
     "ordered": Module(
         "services/router/src/sayna_sip/router/ordered.py",
-        ("tests/router/test_call_seq.py", "tests/router/test_rooms.py"),
+        (
+            "tests/router/test_call_seq.py",
+            "tests/router/test_rooms.py",
+            "tests/router/test_limits.py",
+            "tests/router/test_routing.py",
+        ),
     ),
     "copies": Module(
         "services/router/src/sayna_sip/router/copies.py",

@@ -130,7 +130,8 @@ async def test_a_waiting_copy_goes_the_moment_its_head_ends_in_another_forwarder
 async def test_waiters_in_the_heads_own_forwarder_wake_without_a_round_trip(
     lanes: Lanes,
 ) -> None:
-    one = await lanes(max_waiting=2)
+    registry = CollectorRegistry()
+    one = await lanes(max_waiting=2, registry=registry)
     assert await one.turn(copy(1)) == Order(1)
     second = asyncio.create_task(one.turn(copy(2)))
     third = asyncio.create_task(one.turn(copy(3)))
@@ -139,6 +140,7 @@ async def test_waiters_in_the_heads_own_forwarder_wake_without_a_round_trip(
     assert await asyncio.wait_for(second, 0.5) == Order(2)
     await one.ended(copy(2))
     assert await asyncio.wait_for(third, 0.5) == Order(3)
+    assert waits(registry) == 2  # copies that waited, once each (copy 3 woke twice)
     # Another call of the same endpoint is a lane of its own: never held by this one.
     assert await one.turn(copy(1, room="sip-call-2")) == Order(1)
 
@@ -204,9 +206,10 @@ async def test_a_head_that_holds_its_call_too_long_is_released_and_later_goes_la
     with caplog.at_level(logging.WARNING, "sayna_sip.forwarder"):
         assert await one.turn(copy(2)) == Order(2)  # released past copy 1
     assert (
-        f"event=lane_released hook={HOOK} endpoint=default room={ROOM} head=1 waited=2"
-        in caplog.text
-    )
+        "sayna_sip.forwarder",
+        logging.WARNING,
+        f"event=lane_released hook={HOOK} endpoint=default room={ROOM} head=1 waited=2",
+    ) in caplog.record_tuples
     assert registry.get_sample_value("sayna_sip_forwarder_order_released_total", {"host": HOOK})
     state = await stored(lanes_kv, copy(1))
     assert (state.done, state.since, state.released) == (1, 0.0, {"1": 2})

@@ -4,7 +4,9 @@ LK_EVENTS order, with several routers, host-less events held and redeliveries.""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator
@@ -16,7 +18,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
-from sayna_sip.common import records, topology
+from sayna_sip.common import contracts, records, topology
 from sayna_sip.common.config import ServerConfig
 from sayna_sip.common.contracts import Header
 from sayna_sip.common.hook import Endpoint, Hook
@@ -34,11 +36,13 @@ from tests.router.helpers import (
     publish_raw,
     put_hook,
     take_deliveries,
+    until,
 )
 
 HOST = "example.com"
 TO = f"sip:+1555@{HOST}"
 JOINS_ONLY = ("participant_joined", "room_finished")  # the `joins` endpoint's filter
+HELD = "held until the room's host is known; routed before the event that brings it"
 
 
 def a_call(room: str) -> list[dict[str, Any]]:
@@ -134,6 +138,11 @@ async def test_room_started_before_the_join_is_seq_1_and_stored_without_waiting(
         {"default": 1},
         ("default",),
     )
+    assert route.detail == "held, routed with sip-early:joined"
+    held = await route_record(jetstream, "sip-early:started", outcome="no_host", host=None)
+    assert held.detail == HELD
+    join = await route_record(jetstream, "sip-early:joined")
+    assert (join.sip_host, join.host, join.call_seqs) == (HOST, HOST, {"default": 2})
 
 
 async def test_a_redelivered_event_gets_the_same_numbers_and_is_not_stored_twice(
@@ -189,17 +198,23 @@ async def test_previous_release_messages_and_room_records_still_route(
 
 
 async def test_a_room_holds_at_most_its_maximum_of_host_less_events(
-    jetstream: JetStreamContext, router: RouterService
+    jetstream: JetStreamContext, router: RouterService, caplog: pytest.LogCaptureFixture
 ) -> None:
     await put_hook(jetstream, HOST)
     room = "sip-crowded"
-    for i in range(MAX_HELD + 1):
-        await publish_event(jetstream, sip_event("track_published", room=room, to=None,
-                                                 event_id=f"EV_t{i:03d}"))  # fmt: skip
-    await drained(jetstream)
+    with caplog.at_level(logging.DEBUG, "sayna_sip.router"):
+        for i in range(MAX_HELD + 1):
+            await publish_event(jetstream, sip_event("track_published", room=room, to=None,
+                                                     event_id=f"EV_t{i:03d}"))  # fmt: skip
+        await drained(jetstream)
+    assert (
+        "sayna_sip.router",
+        logging.DEBUG,
+        f"event=sip_no_host room={room} event_id=EV_t{MAX_HELD:03d}",
+    ) in caplog.record_tuples
     assert (routed(router, "held"), routed(router, "no_host")) == (MAX_HELD, 1)
     over = await route_record(jetstream, f"EV_t{MAX_HELD:03d}", outcome="no_host", host=None)
-    assert "maximum" in over.detail
+    assert over.detail == "no host: the room already holds its maximum of events waiting for one"
 
     await publish_event(jetstream, sip_event(room=room, to=TO, event_id="EV_join"))
     got = await take_deliveries(jetstream, MAX_HELD + 1)
@@ -235,3 +250,121 @@ async def route_record(
             if await read():
                 return found[0]
             await asyncio.sleep(0.02)
+
+
+async def test_a_held_event_redelivered_before_its_ack_stays_held_once(
+    jetstream: JetStreamContext, router: RouterService, caplog: pytest.LogCaptureFixture
+) -> None:
+    await put_hook(jetstream, HOST)
+    started = a_call("sip-twice")[0]
+    with caplog.at_level(logging.DEBUG, "sayna_sip.router"):
+        body = await publish_event(jetstream, started)
+        await drained(jetstream)
+    assert (
+        "sayna_sip.router",
+        logging.DEBUG,
+        "event=sip_no_host_yet room=sip-twice event_id=sip-twice:started",
+    ) in caplog.record_tuples
+    seq = (await jetstream.get_last_msg(topology.LK_EVENTS, "lk.events.room_started.*")).seq
+    assert seq is not None and routed(router, "held") == 1
+
+    again = await router._require_router().handle(body, ingress_headers(started), 2, seq, True)
+
+    assert again.value == "ack" and routed(router, "held") == 2
+    records = await route_records(jetstream, "sip-twice:started", "no_host", 2)
+    assert [r.detail for r in records] == [HELD, HELD]
+    kv = await jetstream.key_value(topology.ROOMS_BUCKET)
+    record = msgspec.json.decode(
+        (await kv.get(room_key("sip-twice"))).value or b"", type=RoomRecord
+    )
+    assert [h.event_id for h in record.held] == ["sip-twice:started"]  # not held twice
+
+
+async def put_hook_for(js: JetStreamContext, host: str, events: tuple[str, ...]) -> None:
+    kv = await js.key_value(topology.HOOKS_BUCKET)
+    hook = Hook.new(host, f"https://hooks.test/{host}", "runtime", events=events)
+    await kv.put(host_token(host), hook.encode())
+
+
+async def test_a_call_whose_join_its_hook_filters_out_still_gets_its_room_finished(
+    jetstream: JetStreamContext, router: RouterService
+) -> None:
+    await put_hook_for(jetstream, HOST, ("room_finished",))
+    room = "sip-quiet"
+    await publish_event(jetstream, sip_event(room=room, to=TO, event_id="EV_join"))
+    await publish_event(jetstream, sip_event("room_finished", room=room, event_id="EV_fin"))
+
+    [got] = await take_deliveries(jetstream, 1)
+
+    assert headers_of(got)[Header.EVENT_ID] == "EV_fin" and call_seq(got) == 1
+    assert routed(router, "filtered") == 1
+
+
+async def test_a_room_follows_its_latest_callers_host_even_through_a_filtered_join(
+    jetstream: JetStreamContext, router: RouterService
+) -> None:
+    other = "other.example.net"
+    await put_hook(jetstream, HOST)
+    await put_hook_for(jetstream, other, ("room_finished",))
+    room = "sip-transfer"
+    await publish_event(jetstream, sip_event(room=room, to=TO, event_id="EV_a"))
+    [first] = await take_deliveries(jetstream, 1)
+    await publish_event(jetstream, sip_event(room=room, to=f"sip:+1666@{other}", event_id="EV_b"))
+    await publish_event(jetstream, sip_event("room_finished", room=room, event_id="EV_fin"))
+
+    [fin] = await take_deliveries(jetstream, 1)
+
+    assert headers_of(first)[Header.EVENT_ID] == "EV_a"
+    assert (headers_of(fin)[Header.EVENT_ID], fin.subject) == (
+        "EV_fin",
+        contracts.delivery_subject(other),
+    )
+    assert call_seq(fin) == 1  # the first copy of its lane
+
+
+async def route_records(
+    js: JetStreamContext, event_id: str, outcome: str, n: int
+) -> list[RouteRecord]:
+    """The first `n` route records with `outcome` of `event_id`, oldest first."""
+    subject = records.filter_subject(kind="route", host="", event_id=event_id, outcome=outcome)
+    sub = await js.pull_subscribe(subject, stream=topology.SIP_ATTEMPTS)
+    got: list[RouteRecord] = []
+    try:
+        async with asyncio.timeout(5):
+            while len(got) < n:
+                with contextlib.suppress(TimeoutError):
+                    for msg in await sub.fetch(n - len(got), timeout=0.5):
+                        record = records.decode(msg.data)
+                        assert isinstance(record, RouteRecord)
+                        got.append(record)
+    finally:
+        await sub.unsubscribe()
+    return got
+
+
+async def test_a_join_whose_copies_failed_to_store_stores_its_held_events_again_numbered(
+    jetstream: JetStreamContext, router: RouterService
+) -> None:
+    """The room's record was written (numbers taken) but storing the copies failed: the
+    redelivered join stores every copy of that routing, held events first, same numbers."""
+    await put_hook(jetstream, HOST)
+    started, joined = a_call("sip-retry")[:2]
+    held = sip_event("track_published", room="sip-retry", to=None, event_id="sip-retry:early")
+    for event in (started, held):
+        await publish_event(jetstream, event)
+    await until(lambda: routed(router, "held") == 2)
+    await jetstream.delete_stream(topology.SIP_DELIVERIES)  # every publish now fails
+    await publish_event(jetstream, joined)
+    await until(lambda: routed(router, "retry") >= 1)
+    [stream] = [s for s in topology.streams() if s.name == topology.SIP_DELIVERIES]
+    await jetstream.add_stream(stream)
+    [spec] = [c for c in topology.consumers(ServerConfig()) if c.stream == stream.name]
+    await jetstream.add_consumer(spec.stream, spec.config)
+
+    got = await take_deliveries(jetstream, 3, timeout=10)  # after the nak's delay
+
+    assert {headers_of(m)[Header.EVENT_ID]: call_seq(m) for m in got} == {
+        "sip-retry:started": 1,
+        "sip-retry:early": 2,
+        "sip-retry:joined": 3,
+    }

@@ -48,6 +48,8 @@ async def test_a_delivery_over_max_payload_is_terminated_not_sent(
     await publish_event(jetstream, sip_event(event_id="EV_next"))
     [msg] = await take_deliveries(jetstream, 1)
     assert msg.headers is not None and msg.headers["Sayna-Event-Id"] == "EV_next"
+    # Refused before its numbers were taken: the call's next copy is 1, no gap.
+    assert msg.headers["Sayna-Call-Seq"] == "1"
     await drained(jetstream)
 
 
