@@ -19,6 +19,12 @@ _TURN = "a Turn is compared by identity only: its value is never stored, shown o
 _FRESH = "speed only: a fresh load reads KV, which holds what the cache has or newer"
 _CONFLICT = "a conflicting save drops the room from the cache: the next load reads KV anyway"
 _UNSUB = "a stop before start, or a second stop, only unsubscribes under suppress(Exception)"
+_SAME_LENGTH = "`strict` checks lengths equal by construction (both built from one list)"
+_ONE_HASH = "a lane is `host#endpoint`: neither a host nor an endpoint id ([a-z0-9-]) has a '#'"
+_FORGOTTEN = (
+    "memory only: a hook forgotten has its slots all past, and a reservation takes"
+    " max(next slot, now): now, forgotten or not"
+)
 _TUNING = "a retry count no contract fixes: any bound serves while it ends the loop"
 _UNSENT_KIND = (
     "the value of a kind that sends nothing is never shown: only sent attempts are counted"
@@ -439,6 +445,33 @@ EQUIVALENT: dict[str, list[tuple[str, str, str]]] = {
             " brings the host (moved); with none it writes the record once more, filtered:"
             " the same record but `last`, whose event was acked before this one came",
         ),
+        (
+            "for stored, numbered in zip(events, numbers, strict=True):",
+            "for stored, numbered in zip(events, numbers, strict=False):",
+            _SAME_LENGTH,
+        ),
+        (
+            "for h, stored in zip(held, found, strict=True):",
+            "for h, stored in zip(held, found, strict=False):",
+            _SAME_LENGTH,
+        ),
+        ('hook, endpoint = name.split("#", 1)', 'hook, endpoint = name.split("#", 2)', _ONE_HASH),
+        (
+            'return {name.split("#", 1)[1]: n for name, n in numbered.numbers.items()}',
+            'return {name.split("#", 2)[1]: n for name, n in numbered.numbers.items()}',
+            _ONE_HASH,
+        ),
+        (
+            'endpoints = tuple(name.split("#", 1)[1] for name in numbered.numbers)',
+            'endpoints = tuple(name.split("#", 2)[1] for name in numbered.numbers)',
+            _ONE_HASH,
+        ),
+        (
+            "return_exceptions=True,",
+            "return_exceptions=False,",
+            "the first error is raised either way (the event is retried); the other writes"
+            " still finish, and their Nats-Msg-Ids dedupe them when it comes back",
+        ),
     ],
     "order_lanes": [
         ("@dataclass(frozen=True)", "@dataclass(frozen=False)", _FROZEN),
@@ -475,5 +508,29 @@ EQUIVALENT: dict[str, list[tuple[str, str, str]]] = {
             " subscription; its worker stopped before, so nothing waits on a lane",
         ),
         ("waited = False", "waited = None", "read only as a truth value: None and False alike"),
+    ],
+    "pace": [
+        ("@dataclass(frozen=True)", "@dataclass(frozen=False)", _FROZEN),
+        (
+            "FORGET_AFTER = 60.0  # a hook idle this long (its slots all past)"
+            " is dropped from memory",
+            "FORGET_AFTER = 61.0  # a hook idle this long (its slots all past)"
+            " is dropped from memory",
+            _FORGOTTEN,
+        ),
+        ("if len(self._next) > 1024:", "if len(self._next) >= 1024:", _FORGOTTEN),
+    ],
+    "copies": [
+        (
+            "Publish = Callable[[bytes, str, dict[str, str]], Awaitable[bool]]",
+            "Publish = None",
+            _ANNOTATION,
+        ),
+        ("@dataclass(frozen=True)", "@dataclass(frozen=False)", _FROZEN),
+        (
+            "duplicate: bool = False  # every copy was in SIP_DELIVERIES already (a redelivery)",
+            "duplicate: bool = None  # every copy was in SIP_DELIVERIES already (a redelivery)",
+            "read only as a truth value: None and False alike",
+        ),
     ],
 }

@@ -117,3 +117,12 @@ async def test_three_forwarders_share_a_rate_limit_and_spend_no_attempt_on_the_w
     # The hook without a limit beside it went at full speed: done before the slow one.
     assert fast_done < min(times) + 3
     assert len(fast) == 100
+
+
+def test_a_busy_hook_keeps_its_slots_when_the_pacer_trims_its_memory() -> None:
+    pacer = Pacer()
+    for _ in range(20):  # 1/s: its next slot is 20 s away
+        pacer.reserve("busy", 1.0, 1, 100.0)
+    for i in range(1100):  # past 1024 hooks, memory is trimmed of hooks long idle
+        pacer.reserve(f"other{i}", 1.0, 1, 101.0)
+    assert pacer.reserve("busy", 1.0, 1, 101.0).wait == pytest.approx(19.0)  # no burst

@@ -139,6 +139,8 @@ async def test_room_started_before_the_join_is_seq_1_and_stored_without_waiting(
         ("default",),
     )
     assert route.detail == "held, routed with sip-early:joined"
+    [copy] = [m for m in got if headers_of(m)[Header.EVENT] == "room_started"]
+    assert route.received_at == float(headers_of(copy)[Header.RECEIVED_AT])  # the ingress's
     held = await route_record(jetstream, "sip-early:started", outcome="no_host", host=None)
     assert held.detail == HELD
     join = await route_record(jetstream, "sip-early:joined")
@@ -287,14 +289,20 @@ async def put_hook_for(js: JetStreamContext, host: str, events: tuple[str, ...])
 
 
 async def test_a_call_whose_join_its_hook_filters_out_still_gets_its_room_finished(
-    jetstream: JetStreamContext, router: RouterService
+    jetstream: JetStreamContext, router: RouterService, caplog: pytest.LogCaptureFixture
 ) -> None:
     await put_hook_for(jetstream, HOST, ("room_finished",))
     room = "sip-quiet"
-    await publish_event(jetstream, sip_event(room=room, to=TO, event_id="EV_join"))
-    await publish_event(jetstream, sip_event("room_finished", room=room, event_id="EV_fin"))
+    with caplog.at_level(logging.DEBUG, "sayna_sip.router"):
+        await publish_event(jetstream, sip_event(room=room, to=TO, event_id="EV_join"))
+        await publish_event(jetstream, sip_event("room_finished", room=room, event_id="EV_fin"))
+        [got] = await take_deliveries(jetstream, 1)
 
-    [got] = await take_deliveries(jetstream, 1)
+    assert (
+        "sayna_sip.router",
+        logging.DEBUG,
+        f"event=sip_filtered hook={HOST} event=participant_joined",
+    ) in caplog.record_tuples
 
     assert headers_of(got)[Header.EVENT_ID] == "EV_fin" and call_seq(got) == 1
     assert routed(router, "filtered") == 1
@@ -342,29 +350,93 @@ async def route_records(
     return got
 
 
+async def fail_then_redeliver(
+    js: JetStreamContext, router: RouterService, room: str, events: tuple[str, ...] | None
+) -> tuple[list[Msg], RouteRecord]:
+    """Two host-less events held, then the join, whose copies fail to store after the
+    room's record was written (numbers taken): its redelivery stores that routing again.
+    The copies stored and the join's route record."""
+    await put_hook_for(js, HOST, events) if events else await put_hook(js, HOST)
+    started, joined = a_call(room)[:2]
+    early = sip_event("track_published", room=room, to=None, event_id=f"{room}:early")
+    for event in (started, early):
+        await publish_event(js, event)
+    await until(lambda: routed(router, "held") == 2)
+    await js.delete_stream(topology.SIP_DELIVERIES)  # every publish now fails
+    await publish_event(js, joined)
+    await until(lambda: routed(router, "retry") >= 1)
+    [stream] = [s for s in topology.streams() if s.name == topology.SIP_DELIVERIES]
+    await js.add_stream(stream)
+    [spec] = [c for c in topology.consumers(ServerConfig()) if c.stream == stream.name]
+    await js.add_consumer(spec.stream, spec.config)
+    copies = 3 if events is None else 2
+    got = await take_deliveries(js, copies, timeout=10)  # after the nak's delay
+    outcome = "matched" if events is None else "filtered"
+    return got, await route_record(js, f"{room}:joined", outcome=outcome)
+
+
 async def test_a_join_whose_copies_failed_to_store_stores_its_held_events_again_numbered(
     jetstream: JetStreamContext, router: RouterService
 ) -> None:
-    """The room's record was written (numbers taken) but storing the copies failed: the
-    redelivered join stores every copy of that routing, held events first, same numbers."""
-    await put_hook(jetstream, HOST)
-    started, joined = a_call("sip-retry")[:2]
-    held = sip_event("track_published", room="sip-retry", to=None, event_id="sip-retry:early")
-    for event in (started, held):
-        await publish_event(jetstream, event)
-    await until(lambda: routed(router, "held") == 2)
-    await jetstream.delete_stream(topology.SIP_DELIVERIES)  # every publish now fails
-    await publish_event(jetstream, joined)
-    await until(lambda: routed(router, "retry") >= 1)
-    [stream] = [s for s in topology.streams() if s.name == topology.SIP_DELIVERIES]
-    await jetstream.add_stream(stream)
-    [spec] = [c for c in topology.consumers(ServerConfig()) if c.stream == stream.name]
-    await jetstream.add_consumer(spec.stream, spec.config)
-
-    got = await take_deliveries(jetstream, 3, timeout=10)  # after the nak's delay
+    got, join = await fail_then_redeliver(jetstream, router, "sip-retry", None)
 
     assert {headers_of(m)[Header.EVENT_ID]: call_seq(m) for m in got} == {
         "sip-retry:started": 1,
         "sip-retry:early": 2,
         "sip-retry:joined": 3,
     }
+    assert (join.call_seqs, join.endpoints) == ({"default": 3}, ("default",))
+
+
+async def test_a_filtered_join_whose_held_events_failed_to_store_is_filtered_again(
+    jetstream: JetStreamContext, router: RouterService
+) -> None:
+    got, join = await fail_then_redeliver(
+        jetstream, router, "sip-refilter", ("room_started", "track_published")
+    )
+
+    assert {headers_of(m)[Header.EVENT_ID]: call_seq(m) for m in got} == {
+        "sip-refilter:started": 1,
+        "sip-refilter:early": 2,
+    }
+    assert (join.outcome, join.call_seqs) == ("filtered", {})
+
+
+async def test_held_events_gone_or_without_a_readable_receipt_time_are_skipped_or_kept(
+    jetstream: JetStreamContext, router: RouterService, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A held event whose body left LK_EVENTS is skipped (logged); the others are routed,
+    numbered without it, their records read a missing or bad Received-At as 0."""
+    await put_hook(jetstream, HOST)
+    room = "sip-gaps"
+    gone = sip_event("room_started", room=room, event_id="EV_gone")
+    await publish_event(jetstream, gone)
+    for event_id, received in (("EV_bare", None), ("EV_bad", "soon")):
+        event = sip_event("track_published", room=room, to=None, event_id=event_id)
+        headers = ingress_headers(event)
+        del headers[Header.RECEIVED_AT]
+        if received is not None:
+            headers[Header.RECEIVED_AT] = received
+        body = json.dumps(event, separators=(",", ":")).encode()
+        await publish_raw(
+            jetstream, body, headers, contracts.lk_event_subject("track_published", room)
+        )
+    await until(lambda: routed(router, "held") == 3)
+    seq = (await jetstream.get_last_msg(topology.LK_EVENTS, "lk.events.room_started.*")).seq
+    assert seq is not None
+    await jetstream.delete_msg(topology.LK_EVENTS, seq)  # past LK_EVENTS_MAX_AGE
+
+    with caplog.at_level(logging.INFO, "sayna_sip.router"):
+        await publish_event(jetstream, sip_event(room=room, to=TO, event_id="EV_join"))
+        got = await take_deliveries(jetstream, 3)
+
+    numbers = {headers_of(m)[Header.EVENT_ID]: call_seq(m) for m in got}
+    assert numbers == {"EV_bare": 1, "EV_bad": 2, "EV_join": 3}
+    assert (
+        "sayna_sip.router",
+        logging.INFO,
+        f"event=sip_held_gone event_id=EV_gone seq={seq}",
+    ) in caplog.record_tuples
+    for event_id in ("EV_bare", "EV_bad"):
+        record = await route_record(jetstream, event_id)
+        assert (record.received_at, record.detail) == (0.0, "held, routed with EV_join")
