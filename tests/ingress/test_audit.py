@@ -7,17 +7,21 @@ import json
 from typing import Any
 
 import pytest
+from nats.aio.client import Client as Nats
 from nats.js import JetStreamContext
 
 from sayna_sip.common import audit, contracts, topology
 from sayna_sip.common.hosts import host_token
 from sayna_sip.common.secretbox import fingerprint
+from tests.fixtures.nats import NatsServer
+from tests.ingress.conftest import ingress_config, serve
 from tests.ingress.tenants import (
     EV,
     SECRET_B,
     A,
     B,
     Tenants,
+    seed_records,
 )
 
 NEW_SECRET = "whsec_Q0NDQ0NDQ0NDQ0NDQ0NDQ0NDQ0NDQ0NDQ0NDQ0M="
@@ -228,3 +232,16 @@ async def test_every_write_route_accepted_leaves_one_record_and_refused_none(
     assert len(accepted) >= 15, accepted
     raw = b"".join(data for _, data in await _stored(jetstream))
     assert HEADER_VALUE.encode() not in raw
+
+
+async def test_with_auth_off_changes_are_recorded_as_anonymous_and_records_read(
+    nats_server: NatsServer, jetstream: JetStreamContext, nats_client: Nats
+) -> None:
+    async with serve(ingress_config(nats_server.url)) as client:
+        r = await client.post("/sip/hooks", json={"hooks": [{"host": A, "url": f"https://{A}/h"}]})
+        assert r.status_code == 200, r.text
+        rec = (await _records(jetstream))[-1]
+        assert (rec["actor"], rec["action"], rec["host"]) == ("anonymous", "upsert_hooks", A)
+        await seed_records(nats_client, A)
+        got = await client.get(f"/sip/deliveries/{EV[A]}")
+        assert got.status_code == 200 and [a["host"] for a in got.json()["attempts"]] == [A, A]

@@ -34,6 +34,9 @@ SELF_ROUTES = {
     ("post", "/sip/deliveries/{event_id}/resend"): 404,
     ("post", "/sip/dead-letters/redrive"): 200,
 }
+# What a tenant is told on a route that is not its host's, and on an admin route of its host.
+GLOBAL_ROUTE = "a tenant token reaches only its own host's routes"
+ADMIN_ROUTE = "this route is for admins; a tenant token cannot use it"
 ADMIN_ROUTES = {"/sip/hooks/{host}/access-tokens", "/sip/hooks/{host}/access-tokens/revoke"}
 
 
@@ -92,7 +95,7 @@ async def test_a_token_of_a_reaches_nothing_of_b_on_any_route(tenants: Tenants) 
         if want == 404 and "{host}" in path:
             assert r.json() == {"error": "hook_not_found", "message": "no hook for this host"}
         if want == 403:
-            assert r.json()["error"] == "forbidden", (method, path)
+            assert r.json() == {"error": "forbidden", "message": GLOBAL_ROUTE}, (method, path)
         # The id asked for is echoed by "no delivery record of event <id>", as for any id.
         text = r.text.replace(f"event {EV[B]}", "")
         for mark in _b_marks():
@@ -112,7 +115,8 @@ async def test_a_token_of_a_reaches_every_route_of_its_own_host(tenants: Tenants
         kw: dict[str, Any] = {"json": {}} if method in WRITES else {}
         r = await t.as_tenant(A, method.upper(), _fill(path, A), **kw)
         if path in ADMIN_ROUTES:
-            assert r.status_code == 403 and r.json()["error"] == "forbidden", (path, r.text)
+            assert r.status_code == 403, (path, r.text)
+            assert r.json() == {"error": "forbidden", "message": ADMIN_ROUTE}, path
         else:  # admitted: what the route itself answers (a 400 for an empty replay body…)
             assert r.status_code not in (401, 403, 404), (method, path, r.status_code, r.text)
         for mark in _b_marks():
@@ -154,6 +158,18 @@ async def test_a_redrive_by_a_tenant_touches_only_its_own_dead_letters(tenants: 
     assert r.status_code == 200 and r.json()["redriven"] == 1, r.text
     left = (await t.as_admin("GET", "/sip/dead-letters")).json()["dead_letters"]
     assert [x["event_id"] for x in left] == [EV[B]]
+
+
+async def test_an_admin_sees_any_hosts_event_and_redrives_only_the_host_asked(
+    tenants: Tenants,
+) -> None:
+    t = tenants
+    theirs = await t.as_admin("GET", f"/sip/deliveries/{EV[B]}")
+    assert theirs.status_code == 200 and [a["host"] for a in theirs.json()["attempts"]] == [B, B]
+    r = await t.as_admin("POST", "/sip/dead-letters/redrive", json={"host": B})
+    assert r.status_code == 200 and r.json()["redriven"] == 1, r.text
+    left = (await t.as_admin("GET", "/sip/dead-letters")).json()["dead_letters"]
+    assert [x["event_id"] for x in left] == [EV[A]]
 
 
 async def test_static_hooks_stay_read_only_for_their_tenant(tenants: Tenants) -> None:

@@ -33,10 +33,6 @@ class Access:
     actor: str  # admin | anonymous | the tenant token's id (tok_…)
     host: str | None = None  # the tenant's host; None for admin and anonymous
 
-    @property
-    def tenant(self) -> bool:
-        return self.host is not None
-
     def host_filter(self, requested: str | None) -> str | None:
         """The host a list or bulk action is limited to: the tenant's, else as asked."""
         return self.host if self.host is not None else requested
