@@ -9,7 +9,7 @@ NODE_STAMP := $(NODE_DIR)/node_modules/.installed
 MEMBERS := libs/common services/ingress services/router services/forwarder services/provisioner cli
 PYPROJECTS := pyproject.toml $(addsuffix /pyproject.toml,$(MEMBERS))
 
-.PHONY: install test lint fmt up bench bench-quick faults mutants schemathesis compose-test clean
+.PHONY: install test lint fmt up bench bench-quick faults mutants schemathesis api-answers compose-test clean
 
 install: $(STAMP)
 
@@ -67,6 +67,10 @@ mutants: $(STAMP)
 schemathesis: $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[schemathesis]'
 	tests/schemathesis/run.sh
+
+# docs/api-answers.md from the ingress's OpenAPI schema (tests/docs/test_api_answers.py).
+api-answers: $(STAMP)
+	$(BIN)/python -m tests.docs.api_answers
 
 clean:
 	rm -rf $(VENV) $(NODE_DIR)/node_modules .mutmut-cache .pytest_cache .mypy_cache .ruff_cache
