@@ -533,4 +533,19 @@ EQUIVALENT: dict[str, list[tuple[str, str, str]]] = {
             "read only as a truth value: None and False alike",
         ),
     ],
+    # Tenant access, records and ingress modules (2026-12-07): access, access_tokens,
+    # routes_access, audit_trail.
+    "access": [
+        (
+            'STATE_KEY = "sayna_access"',
+            'STATE_KEY = "XXsayna_accessXX"',
+            "the key of the caller in the request's scope state: only access.py reads it",
+        ),
+        (
+            'STATE_KEY = "sayna_access"',
+            "STATE_KEY = None",
+            "the key of the caller in the request's scope state: only access.py reads it",
+        ),
+        ("@dataclass(frozen=True)", "@dataclass(frozen=False)", _FROZEN),
+    ],
 }

@@ -114,6 +114,7 @@ MODULES = {
     "routes_deliveries": Module(
         "services/ingress/src/sayna_sip/ingress/routes_deliveries.py",
         (
+            "tests/docs/test_api_answers.py",  # its documented answers, in a second
             "tests/ingress/test_operator_answers.py",
             "tests/ingress/test_auth_matrix.py",
             "tests/integration/test_records.py",
@@ -223,7 +224,11 @@ MODULES = {
     ),
     "routes_console": Module(
         "services/ingress/src/sayna_sip/ingress/routes_console.py",
-        ("tests/ingress/test_security_headers.py", "tests/ingress/test_auth_matrix.py"),
+        (
+            "tests/docs/test_api_answers.py",
+            "tests/ingress/test_security_headers.py",
+            "tests/ingress/test_auth_matrix.py",
+        ),
     ),
     "intake": Module(
         "services/ingress/src/sayna_sip/ingress/intake.py",
@@ -231,15 +236,27 @@ MODULES = {
     ),
     "access": Module(
         "services/ingress/src/sayna_sip/ingress/access.py",
-        ("tests/ingress/test_tenant_access.py",),
+        (
+            "tests/ingress/test_access_rules.py",  # pure: the rule on any route, first
+            "tests/ingress/test_tenant_access.py",
+            "tests/ingress/test_audit.py",  # the audit's actors (admin, anonymous)
+        ),
     ),
     "access_tokens": Module(
         "services/ingress/src/sayna_sip/ingress/access_tokens.py",
-        ("tests/ingress/test_tenant_access.py", "tests/ingress/test_audit.py"),
+        (
+            "tests/ingress/test_access_tokens.py",  # pure: the token itself, first
+            "tests/ingress/test_tenant_access.py",
+            "tests/ingress/test_audit.py",
+        ),
     ),
     "routes_access": Module(
         "services/ingress/src/sayna_sip/ingress/routes_access.py",
-        ("tests/ingress/test_tenant_access.py",),
+        (
+            "tests/docs/test_api_answers.py",  # its documented answers, in a second
+            "tests/ingress/test_tenant_access.py",
+            "tests/ingress/test_audit.py",  # what a mint and a revoke record
+        ),
     ),
     "audit_trail": Module(
         "services/ingress/src/sayna_sip/ingress/audit_trail.py",
