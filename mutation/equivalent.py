@@ -547,5 +547,10 @@ EQUIVALENT: dict[str, list[tuple[str, str, str]]] = {
             "the key of the caller in the request's scope state: only access.py reads it",
         ),
         ("@dataclass(frozen=True)", "@dataclass(frozen=False)", _FROZEN),
+        (
+            'raw = connection.scope.get("query_string", b"").decode("latin-1")',
+            'raw = connection.scope.get("query_string", b"XXXX").decode("latin-1")',
+            "an HTTP scope always has query_string (ASGI requires it): the default is unused",
+        ),
     ],
 }

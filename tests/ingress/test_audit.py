@@ -4,6 +4,7 @@ the request id; never a secret, a token or a header value; read back by GET /sip
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -245,3 +246,42 @@ async def test_with_auth_off_changes_are_recorded_as_anonymous_and_records_read(
         await seed_records(nats_client, A)
         got = await client.get(f"/sip/deliveries/{EV[A]}")
         assert got.status_code == 200 and [a["host"] for a in got.json()["attempts"]] == [A, A]
+
+
+async def test_every_api_answer_carries_a_request_id_and_keeps_only_a_sane_one(
+    tenants: Tenants,
+) -> None:
+    t = tenants
+    for sent in ("abc.DEF_1:2-3", "x" * 64):
+        r = await t.client.get("/sip/hooks", headers={**_admin(), "X-Request-Id": sent})
+        assert r.headers["x-request-id"] == sent
+    made = set()
+    for sent in ("has space", "x" * 65, "", "a/b", None):
+        headers = _admin() if sent is None else {**_admin(), "X-Request-Id": sent}
+        r = await t.client.get("/sip/hooks", headers=headers)
+        assert re.fullmatch(r"req_[0-9a-f]{16}", r.headers["x-request-id"]), (sent, r.headers)
+        made.add(r.headers["x-request-id"])
+    assert len(made) == 5  # one of its own each
+    refused = await t.client.get("/sip/hooks")  # an error answer too
+    assert refused.status_code == 401 and refused.headers["x-request-id"].startswith("req_")
+    assert "x-request-id" not in (await t.client.get("/healthz")).headers
+
+
+async def test_stored_and_failed_records_are_counted_and_the_change_still_answers(
+    tenants: Tenants, jetstream: JetStreamContext
+) -> None:
+    t = tenants
+    before = await _audit_counts(t)
+    assert (await t.as_admin("POST", f"/sip/hooks/{A}/disable", json={})).status_code == 200
+    assert await _audit_counts(t) == (before[0] + 1, before[1])
+    await jetstream.delete_stream(topology.SIP_AUDIT)
+    r = await t.as_admin("POST", f"/sip/hooks/{A}/enable", json={})
+    assert r.status_code == 200 and r.json()["enabled"] is True  # made: said so
+    assert await _audit_counts(t) == (before[0] + 1, before[1] + 1)
+
+
+async def _audit_counts(t: Tenants) -> tuple[float, float]:
+    text = (await t.client.get("/metrics")).text
+    found = dict(re.findall(r'^sayna_sip_ingress_audit_records_total\{outcome="(\w+)"\} (\S+)$',
+                            text, re.M))  # fmt: skip
+    return float(found.get("stored", 0)), float(found.get("failed", 0))
