@@ -1,5 +1,6 @@
 """docs/api-answers.md from the ingress's OpenAPI schema: per API route its summary, the
-token it needs, its query parameters and every answer it documents (status, body, meaning).
+token it needs, its group (OpenAPI tag), its query parameters and every answer it
+documents (status, body, meaning).
 
 `python -m tests.docs.api_answers` rewrites the file (`make api-answers`);
 `tests/docs/test_api_answers.py` fails while the file and the schema differ.
@@ -70,7 +71,8 @@ def render(spec: dict[str, Any]) -> str:
             if op is None:
                 continue
             lines = [f"## `{method.upper()} {path}`", ""]
-            about = f"{op.get('summary', '')}. Needs {_security(op, schemes)}."
+            tags = ", ".join(f"`{t}`" for t in op.get("tags") or ()) or "none"
+            about = f"{op.get('summary', '')}. Needs {_security(op, schemes)}. Group: {tags}."
             if query := _query(op):
                 about += f" Query: {query}."
             lines += [about, "", "| status | body | meaning |", "|---|---|---|"]

@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from sayna_sip.common import topology
+from sayna_sip.common.hosts import host_token
 from sayna_sip.common.secretbox import SecretBox
 from sayna_sip.ingress.access_tokens import TokenSigner
 from tests.fixtures.nats import NatsServer
@@ -239,18 +241,43 @@ async def test_the_default_ttl_is_one_hour(tenants: Tenants) -> None:
     assert 3590 < left <= 3600
 
 
+NEEDS_AUTH = "tenant tokens need AUTH_REQUIRED=true (with auth off the whole API is open)"
+NEEDS_KEY = "tenant tokens need SIP_SECRETS_KEY (their signing key is derived from it)"
+NO_SIP = "SIP is not configured: there are no hooks"
+
+
 async def test_minting_needs_auth_on_and_a_secrets_key(
     nats_server: NatsServer, jetstream: Any
 ) -> None:
+    mint, revoke = f"/sip/hooks/{STATIC_HOST}/access-tokens", f"/sip/hooks/{A}/access-tokens/revoke"
     async with serve(ingress_config(nats_server.url, SIP_SECRETS_KEY=SECRETS_KEY)) as open_api:
-        r = await open_api.post(f"/sip/hooks/{STATIC_HOST}/access-tokens", json={})
-        assert r.status_code == 409 and r.json()["error"] == "auth_disabled", r.text
+        for path in (mint, revoke):
+            r = await open_api.post(path, json={})
+            assert r.status_code == 409, r.text
+            assert r.json() == {"error": "auth_disabled", "message": NEEDS_AUTH}
     async with serve(tenant_config(nats_server.url, SIP_SECRETS_KEY=None)) as keyless:
-        r = await keyless.post(
-            f"/sip/hooks/{STATIC_HOST}/access-tokens", json={}, headers=bearer(ADMIN)
-        )
-        assert r.status_code == 400 and r.json()["error"] == "secrets_key_missing", r.text
-        assert "SIP_SECRETS_KEY" in r.json()["message"]
+        r = await keyless.post(mint, json={}, headers=bearer(ADMIN))
+        assert r.status_code == 400, r.text
+        assert r.json() == {"error": "secrets_key_missing", "message": NEEDS_KEY}
+    no_sip = tenant_config(nats_server.url, SIP_ROOM_PREFIX=None, SIP_ALLOWED_ADDRESSES=None,
+                           SIP_HOOKS_JSON=None, SIP_SECRETS_KEY=None)  # fmt: skip
+    async with serve(no_sip) as sipless:
+        for path in (mint, revoke):
+            r = await sipless.post(path, json={}, headers=bearer(ADMIN))
+            assert r.status_code == 409, r.text
+            assert r.json() == {"error": "sip_disabled", "message": NO_SIP}
+
+
+async def test_an_unreadable_token_generation_is_503_not_a_fresh_start(
+    tenants: Tenants, jetstream: Any
+) -> None:
+    """Reading it as 0 would bring revoked tokens back: minting and revoking stop instead."""
+    kv = await jetstream.key_value(topology.ACCESS_BUCKET)
+    await kv.put(host_token(A), b"not json")
+    for path in (f"/sip/hooks/{A}/access-tokens", f"/sip/hooks/{A}/access-tokens/revoke"):
+        r = await tenants.as_admin("POST", path, json={})
+        assert r.status_code == 503 and r.json()["error"] == "nats_unavailable", r.text
+        assert r.json()["message"].startswith("NATS KV is unavailable: ValueError("), r.text
 
 
 async def test_replicas_with_the_same_key_accept_each_others_tokens(
