@@ -260,7 +260,8 @@ MODULES = {
     ),
     "audit_trail": Module(
         "services/ingress/src/sayna_sip/ingress/audit_trail.py",
-        ("tests/ingress/test_audit.py",),
+        # the middleware on routes of its own first (a second), then the API's
+        ("tests/ingress/test_audit_trail.py", "tests/ingress/test_audit.py"),
     ),
     # Ordered delivery per call (issue #27's second round): the lane verbs, their KV
     # store, and the router's numbering of a room's copies.

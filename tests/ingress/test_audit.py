@@ -86,7 +86,14 @@ async def test_every_change_kind_is_recorded_once_with_who_and_the_request_id(
     assert by["rotate_secret"]["values"] == {"fingerprint": fingerprint(OTHER_SECRET)}
     assert by["disable_hook"]["values"] == {"enabled": False}
     assert by["redrive"]["values"]["redriven"] == 1
-    assert by["mint_access_token"]["values"]["token_id"] == answers[6]["token_id"]
+    minted = answers[6]
+    assert by["mint_access_token"]["fields"] == ["access_token"]
+    assert by["mint_access_token"]["values"] == {
+        "token_id": minted["token_id"],
+        "expires_at": minted["expires_at"],
+        "ttl": 7200.0,
+    }
+    assert by["revoke_access_tokens"]["fields"] == ["access_tokens"]
     assert by["revoke_access_tokens"]["values"] == {"generation": 1}
 
 
@@ -256,10 +263,10 @@ async def test_every_api_answer_carries_a_request_id_and_keeps_only_a_sane_one(
         r = await t.client.get("/sip/hooks", headers={**_admin(), "X-Request-Id": sent})
         assert r.headers["x-request-id"] == sent
     made = set()
-    for sent in ("has space", "x" * 65, "", "a/b", None):
-        headers = _admin() if sent is None else {**_admin(), "X-Request-Id": sent}
+    for bad in ("has space", "x" * 65, "", "a/b", None):
+        headers = _admin() if bad is None else {**_admin(), "X-Request-Id": bad}
         r = await t.client.get("/sip/hooks", headers=headers)
-        assert re.fullmatch(r"req_[0-9a-f]{16}", r.headers["x-request-id"]), (sent, r.headers)
+        assert re.fullmatch(r"req_[0-9a-f]{16}", r.headers["x-request-id"]), (bad, r.headers)
         made.add(r.headers["x-request-id"])
     assert len(made) == 5  # one of its own each
     refused = await t.client.get("/sip/hooks")  # an error answer too
