@@ -31,6 +31,12 @@ _UNSENT_KIND = (
     " under `outcome`, and records and dead letters carry the DeadReason instead"
 )
 
+_STATE_KEY = "a key of the request's scope state that only this module reads and writes"
+_EVERY_CHANGE = "every Change is built with its fields given"
+_HANDLER_NAME = "every route handler has a handler_name: the fallbacks are never read"
+_NOT_A_DICT = '"" is no JSON object either: no field names, as with None'
+_BUILT_WHOLE = "Delivery.first and from_headers always pass it: the default is never read"
+
 
 def _kind(
     member: str, value: str, comment: str = "", why: str = _UNSENT_KIND
@@ -572,6 +578,137 @@ EQUIVALENT: dict[str, list[tuple[str, str, str]]] = {
             'expires = rfc3339(claims.expires_at) or ""',
             'expires = rfc3339(claims.expires_at) or "XXXX"',
             "rfc3339 returns None only for None, and a minted token always has its expiry",
+        ),
+    ],
+    "access_tokens": [
+        ("CAS_ATTEMPTS = 20", "CAS_ATTEMPTS = 21", _TUNING),
+        ("@dataclass(frozen=True)", "@dataclass(frozen=False)", _FROZEN),
+        (
+            'return token.count(".") == 2 and token.startswith("ey")',
+            'return token.count(".") == 2 or token.startswith("ey")',
+            "it only sends more non-tokens to verify, which refuses them with the same 401"
+            " `unauthorized` and message",
+        ),
+    ],
+    "audit_trail": [
+        ("@dataclass(frozen=True)", "@dataclass(frozen=False)", _FROZEN),
+        ('NOTES_KEY = "sayna_audit"', 'NOTES_KEY = "XXsayna_auditXX"', _STATE_KEY),
+        ('NOTES_KEY = "sayna_audit"', "NOTES_KEY = None", _STATE_KEY),
+        (
+            'WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})',
+            'WRITE_METHODS = frozenset({"POST", "XXPUTXX", "PATCH", "DELETE"})',
+            "the API has no PUT route (docs/api-answers.md); test_audit's route list, read"
+            " from the schema, checks one added later",
+        ),
+        ("fields: Iterable[str] = ()", "fields: Iterable[str] = None", _EVERY_CHANGE),
+        (
+            "values: dict[str, Any] = field(default_factory=dict)",
+            "values: dict[str, Any] = None",
+            "read as `values or {}` by audit.record",
+        ),
+        (
+            "endpoint: str | None = None",
+            'endpoint: str | None = ""',
+            'read as `change.endpoint or …`: "" and None both mean none noted',
+        ),
+        ("endpoint: str | None = None", "endpoint: str & None = None", _ANNOTATION),
+        (
+            "action: str | None = None  # default: the route handler's name",
+            'action: str | None = ""  # default: the route handler\'s name',
+            'read as `change.action or …`: "" and None both mean the handler\'s name',
+        ),
+        (
+            "action: str | None = None  # default: the route handler's name",
+            "action: str & None = None  # default: the route handler's name",
+            _ANNOTATION,
+        ),
+        (
+            'if scope["type"] != "http" or not scope.get("path", "").startswith("/sip/"):'
+            "  # type: ignore[comparison-overlap]",
+            'if scope["type"] != "http" or not scope.get("path", "XXXX").startswith("/sip/"):'
+            "  # type: ignore[comparison-overlap]",
+            "ASGI requires it in every HTTP scope: the default is never read",
+        ),
+        (
+            'body.extend(message.get("body", b""))',
+            'body.extend(message.get("body", b"XXXX"))',
+            'servers put `body` in every http.request message (ASGI\'s default is b"")',
+        ),
+        (
+            'if message["type"] == "http.request" and len(body) <= BODY_KEYS_BYTES:',
+            'if message["type"] == "http.request" or len(body) <= BODY_KEYS_BYTES:',
+            "past the limit the body is not read as JSON either way; other messages"
+            " (http.disconnect) carry no body",
+        ),
+        (
+            'if message["type"] == "http.request" and len(body) <= BODY_KEYS_BYTES:',
+            'if message["type"] == "http.request" and len(body) < BODY_KEYS_BYTES:',
+            "differs only for a body whose first chunks make exactly 64 KiB of JSON and whose"
+            " rest is blank: a body over 64 KiB is recorded without field names either way",
+        ),
+        (
+            'if writing and 200 <= message["status"] < 300:',
+            'if writing and 200 <= message["status"] < 301:',
+            "no route answers 300",
+        ),
+        (
+            'if writing and 200 <= message["status"] < 300:',
+            'if writing and 200 <= message["status"] <= 300:',
+            "no route answers 300",
+        ),
+        (
+            'default_action = str(getattr(handler, "handler_name", "") or scope.get("path", ""))',
+            'default_action = str(getattr(handler, "handler_name", "XXXX") or'
+            ' scope.get("path", ""))',
+            _HANDLER_NAME,
+        ),
+        (
+            'default_action = str(getattr(handler, "handler_name", "") or scope.get("path", ""))',
+            'default_action = str(getattr(handler, "handler_name", "") or'
+            ' scope.get("XXpathXX", ""))',
+            _HANDLER_NAME,
+        ),
+        (
+            'default_action = str(getattr(handler, "handler_name", "") or scope.get("path", ""))',
+            'default_action = str(getattr(handler, "handler_name", "") or'
+            ' scope.get("path", "XXXX"))',
+            _HANDLER_NAME,
+        ),
+        ("decoded: Any = None", 'decoded: Any = ""', _NOT_A_DICT),
+        ("decoded = None", 'decoded = ""', _NOT_A_DICT),
+    ],
+    "delivery": [
+        ("@dataclass(frozen=True)", "@dataclass(frozen=False)", _FROZEN),
+        (
+            "paced: float | None = None  # seconds waited for a rate-limit slot"
+            " (this copy holds one)",
+            "paced: float & None = None  # seconds waited for a rate-limit slot"
+            " (this copy holds one)",
+            _ANNOTATION,
+        ),
+        ("received_at: float | None = None", "received_at: float & None = None", _ANNOTATION),
+        ("received_at: float | None = None", 'received_at: float | None = ""', _BUILT_WHOLE),
+        (
+            "endpoint: str = DEFAULT_ENDPOINT  # id of that hook's endpoint",
+            "endpoint: str = None  # id of that hook's endpoint",
+            _BUILT_WHOLE,
+        ),
+        (
+            "call_seq: int = 0  # place among its room's copies for its endpoint; 0 = not ordered",
+            "call_seq: int = 1  # place among its room's copies for its endpoint; 0 = not ordered",
+            _BUILT_WHOLE,
+        ),
+        (
+            "call_seq: int = 0  # place among its room's copies for its endpoint; 0 = not ordered",
+            "call_seq: int = None  # place among its room's copies for its"
+            " endpoint; 0 = not ordered",
+            _BUILT_WHOLE,
+        ),
+        (
+            "headers: Mapping[str, str] = field(default_factory=dict)  # as read,"
+            " or as to be written",
+            "headers: Mapping[str, str] = None  # as read, or as to be written",
+            _BUILT_WHOLE,
         ),
     ],
 }

@@ -167,7 +167,11 @@ MODULES = {
     ),
     "delivery": Module(
         "libs/common/src/sayna_sip/common/delivery.py",
-        ("tests/common/test_delivery.py", "tests/forwarder/test_hold.py"),
+        (
+            "tests/common/test_delivery_wire.py",  # every copy, header by header
+            "tests/common/test_delivery.py",
+            "tests/forwarder/test_hold.py",
+        ),
         pure=True,
     ),
     "hook_directory": Module(
@@ -246,6 +250,7 @@ MODULES = {
         "services/ingress/src/sayna_sip/ingress/access_tokens.py",
         (
             "tests/ingress/test_access_tokens.py",  # pure: the token itself, first
+            "tests/ingress/test_token_generations.py",  # KV sip_access, no app
             "tests/ingress/test_tenant_access.py",
             "tests/ingress/test_audit.py",
         ),

@@ -132,3 +132,9 @@ def test_a_ttl_from_one_minute_to_thirty_days(text: str | None, seconds: float) 
 def test_a_ttl_outside_is_refused(text: str) -> None:
     with pytest.raises(ValueError, match=r"between 1m and 30d|not a duration"):
         parse_ttl(text)
+
+
+def test_a_ttl_out_of_bounds_says_the_bounds() -> None:
+    with pytest.raises(ValueError) as refused:
+        parse_ttl("31d")
+    assert str(refused.value) == "ttl must be between 1m and 30d, not '31d'"

@@ -292,3 +292,14 @@ async def _audit_counts(t: Tenants) -> tuple[float, float]:
     found = dict(re.findall(r'^sayna_sip_ingress_audit_records_total\{outcome="(\w+)"\} (\S+)$',
                             text, re.M))  # fmt: skip
     return float(found.get("stored", 0)), float(found.get("failed", 0))
+
+
+async def test_a_resend_to_one_endpoint_is_recorded_with_that_endpoint(
+    tenants: Tenants, jetstream: JetStreamContext
+) -> None:
+    r = await tenants.as_admin("POST", f"/sip/deliveries/{EV[A]}/resend",
+                               json={"endpoint": "default"})  # fmt: skip
+    assert r.status_code == 200, r.text
+    rec = (await _records(jetstream))[-1]
+    assert (rec["action"], rec["host"], rec["endpoint"]) == ("resend_delivery", A, "default")
+    assert rec["fields"] == ["endpoint", "event_id"]

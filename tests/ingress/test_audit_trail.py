@@ -108,7 +108,7 @@ async def test_a_route_that_notes_nothing_is_recorded_from_its_path_and_body(
 ) -> None:
     body = {"url": "https://h.example/p?key=s", "secret": "s3cr3t", "enabled": False}
     r = await api.post("/sip/t/PBX.Tenant-A.example./endpoints/second", json=body)
-    assert r.status_code == 200
+    assert r.status_code == 200 and r.headers["content-type"] == "application/json"
     rec = await _last(jetstream)
     assert rec is not None
     assert (rec["actor"], rec["action"], rec["host"]) == (
@@ -145,6 +145,9 @@ async def test_a_host_that_is_not_one_is_recorded_as_given(
     assert (await api.delete("/sip/t/not_a host!")).status_code == 200
     rec = await _last(jetstream)
     assert rec is not None and rec["host"] == "not_a host!" and rec["fields"] == []
+    assert (await api.delete("/sip/t/" + "x_" * 150)).status_code == 200
+    rec = await _last(jetstream)
+    assert rec is not None and rec["host"] == ("x_" * 150)[:255]  # bounded
 
 
 def _padded(size: int) -> bytes:

@@ -28,7 +28,6 @@ from sayna_sip.ingress import access
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 NOTES_KEY = "sayna_audit"
-REQUEST_ID_KEY = "sayna_request_id"
 BODY_KEYS_BYTES = 64 * 1024  # a larger body is recorded without its field names
 ENDPOINT_PARAMS = ("endpoint_id", "endpoint", "id")
 _SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
@@ -51,11 +50,6 @@ def note(request: Request[Any, Any, Any], *changes: Change) -> None:
     state.setdefault(NOTES_KEY, []).extend(changes)
 
 
-def request_id(scope: Any) -> str | None:
-    found = (scope.get("state") or {}).get(REQUEST_ID_KEY)
-    return found if isinstance(found, str) else None
-
-
 def _incoming_id(scope: Scope) -> str:
     for name, value in scope.get("headers", ()):
         if name == b"x-request-id":
@@ -72,7 +66,6 @@ def middleware(app: ASGIApp) -> ASGIApp:
             await app(scope, receive, send)
             return
         rid = _incoming_id(scope)
-        scope.setdefault("state", {})[REQUEST_ID_KEY] = rid
         writing = scope.get("method") in WRITE_METHODS
         body = bytearray()
 
