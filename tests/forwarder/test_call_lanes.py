@@ -15,6 +15,7 @@ import nats
 import pytest
 from nats.aio.client import Client
 from nats.js import JetStreamContext
+from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 from prometheus_client import CollectorRegistry
 
@@ -220,3 +221,41 @@ async def test_a_head_that_holds_its_call_too_long_is_released_and_later_goes_la
     assert (await stored(lanes_kv, copy(1))).released == {}
     assert await one.ended(copy(2)) == 0
     assert (await stored(lanes_kv, copy(1))).done == 2
+
+
+async def test_a_copy_waiting_behind_a_head_that_ended_here_goes_before_the_heads_write(
+    lanes: Lanes, lanes_kv: KeyValue
+) -> None:
+    one = await lanes()
+    assert await one.turn(copy(1)) == Order(1)
+    second = asyncio.create_task(one.turn(copy(2)))
+    await asyncio.sleep(0.1)
+    assert not second.done()
+    one.ending(copy(1), Order(1))  # its request is over; its lane write not made yet
+    assert await asyncio.wait_for(second, 0.1) == Order(2)
+    with pytest.raises(KeyNotFoundError):
+        await lanes_kv.get(lane_key(copy(1)))
+    # Copy 1's write failed (it is redelivered later): copy 2's end moves the lane past
+    # both, so copy 3 is not held behind a copy that went.
+    assert await one.ended(copy(2)) == 0
+    assert (await stored(lanes_kv, copy(1))).done == 2
+    assert await (await lanes()).turn(copy(3)) == Order(3)
+    # Copy 1 comes again (a duplicate): it goes at once, and changes nothing.
+    assert await one.turn(copy(1), redelivered=2) == Order(1, late=True)
+    assert await one.ended(copy(1)) == 0
+    assert (await stored(lanes_kv, copy(1))).done == 2
+
+
+async def test_a_forwarder_killed_before_its_heads_write_leaves_that_head_the_head(
+    lanes: Lanes, lanes_kv: KeyValue
+) -> None:
+    dead = await lanes()
+    assert await dead.turn(copy(1)) == Order(1)
+    dead.ending(copy(1), Order(1))  # then killed: nothing was written, nothing acked
+    other = await lanes()
+    assert await other.turn(copy(1), redelivered=2) == Order(1)  # redelivered: still the head
+    waiting = asyncio.create_task(other.turn(copy(2), redelivered=2))
+    await asyncio.sleep(0.2)
+    assert not waiting.done()  # copy 2 waits for it, as before the kill
+    await other.ended(copy(1))
+    assert await asyncio.wait_for(waiting, 0.5) == Order(2)

@@ -6,6 +6,9 @@ before ordering go as they come."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import threading
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator
@@ -20,7 +23,9 @@ from sayna_sip.common.delivery import Delivery
 from sayna_sip.common.hook import Hook
 from sayna_sip.common.hosts import host_token
 from sayna_sip.common.records import AttemptRecord
+from sayna_sip.forwarder.order import LaneState
 from tests.fixtures.https_sink import HttpsSink, Received, Reply
+from tests.fixtures.nats import NatsServer
 from tests.forwarder.conftest import SECRET, StartForwarder, drained, event_body, publish
 
 HOST = "order.example.com"
@@ -249,3 +254,35 @@ async def test_a_waiting_copy_goes_the_moment_its_head_ends(
     first, second = await https_sink.wait_for(2, "/order", timeout=5)
     assert second.headers["sayna-call-seq"] == "2"
     assert 0.29 < second.at - first.at < 0.5, second.at - first.at
+
+
+async def test_the_copy_behind_its_head_goes_when_the_heads_request_ends_not_its_lane_write(
+    start_forwarder: StartForwarder, https_sink: HttpsSink, jetstream: JetStreamContext,
+    nats_server: NatsServer,
+) -> None:  # fmt: skip
+    # Copy 1 is answered after 0.3 s; 0.2 s in, NATS stops answering (SIGSTOP), so copy
+    # 1's lane write cannot land. Copy 2, waiting in the same forwarder, goes all the
+    # same when copy 1's request ends; the lane is written once NATS answers again.
+    assert nats_server.proc is not None
+    pid = nats_server.proc.pid
+
+    def decide(r: Received) -> Reply | None:
+        if r.headers["webhook-id"].endswith("_1"):
+            threading.Timer(0.2, os.kill, (pid, signal.SIGSTOP)).start()
+            return Reply(delay=0.3)
+        return None
+
+    https_sink.decide("/order", decide)
+    await put_ordered_hook(jetstream, https_sink.url("/order"))
+    for seq in (1, 2):
+        await publish_call_event(jetstream, "sip-room-1", seq)
+    await start_forwarder()
+    try:
+        got = await https_sink.wait_for(2, "/order", timeout=3)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert [r.headers["sayna-call-seq"] for r in got] == ["1", "2"]
+    await drained(jetstream)
+    lanes = await jetstream.key_value(topology.LANES_BUCKET)
+    (key,) = await lanes.keys()
+    assert LaneState.decode((await lanes.get(key)).value).done == 2

@@ -4,10 +4,15 @@ woken the moment their head ends.
 Several forwarders pull the same durable, so a call's copies may be in different
 processes at once; the lane's `done` (order.py) in KV decides whose turn it is. NATS
 work per ordered copy on the usual path (nothing failing): one compare-and-set when it
-ends (`done` + 1), one core-NATS notice `sip.lane.<key>` (no round trip) carrying the
-lane's new state and revision, which every forwarder keeps in its cache, and a KV read
-only when the cache cannot tell that it is the copy's turn (a call's first copy, a
-notice missed). A copy that is not its turn waits:
+ends (`done` + 1; for a call's first copy a create: nothing earlier can be pending, so it
+goes without reading KV), one core-NATS notice `sip.lane.<key>` (no round trip) carrying
+the lane's new state and revision, which every forwarder keeps in its cache, and a KV
+read only when the cache cannot tell that it is the copy's turn (a notice missed, a copy
+redelivered). A copy waiting in the process where its head ends goes the moment the
+head's request ended (`ending`), while the head's compare-and-set is under way; the
+lane's writes of one process are made one at a time per lane, each catching up on what
+ended here before it (a write that failed), so `done` never stops short of a copy that
+went. A copy that is not its turn waits:
 - in this process, up to `WAIT_SLICE`, while its head is expected to end soon (in flight,
   or not fetched yet), woken by the notice (or directly when the head ended here);
 - in JetStream (a nak with a delay, no attempt spent, no copy written) while the head
@@ -23,8 +28,10 @@ import hashlib
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+import msgspec
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
@@ -55,6 +62,12 @@ def lane_key(d: Delivery) -> str:
     return f"{host_token(d.hook)}.{d.endpoint}.{room}"
 
 
+def _first(d: Delivery, redelivered: int) -> bool:
+    """A call's first copy, handed over for the first time: whatever its lane holds, it
+    goes (no copy comes before it), and as a late one only if it is a duplicate."""
+    return d.call_seq == 1 and redelivered == 1 and not d.attempt and d.paced is None
+
+
 @dataclass(frozen=True)
 class Later:
     """Not its turn: put it back in JetStream for `delay` seconds."""
@@ -76,6 +89,10 @@ class CallLanes:
         self._hold_max = hold_max
         self._metrics = metrics
         self._cache: OrderedDict[str, tuple[LaneState, int | None]] = OrderedDict()
+        # Lanes whose head ended here and whose write may not have landed: the highest
+        # such seq (every copy up to it ended). Dropped once KV shows it.
+        self._ended: dict[str, int] = {}
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}  # per lane: lock, its users
         self._waiters: dict[str, set[asyncio.Event]] = {}
         self._waiting = 0  # copies waiting in this process
         self._max_waiting = max_waiting  # beyond it a copy waits in JetStream at once
@@ -100,7 +117,17 @@ class CallLanes:
         try:
             while True:
                 event.clear()  # before reading: a notice after the read wakes the wait
+                ended_here = self._ended.get(key, 0)
+                if ended_here and ended_here + 1 == d.call_seq:  # its head ended here
+                    return Order(d.call_seq)
+                if _first(d, redelivered) and key not in self._cache and not ended_here:
+                    # Nothing earlier can be pending: no read; its end creates the lane
+                    # (or, when the lane exists after all, reads it then).
+                    self._remember(key, LaneState(), None)
+                    return Order(d.call_seq)
                 state, rev = await self._read(key, d.call_seq)
+                if ended_here > state.done:  # what ended here counts before it lands
+                    state = msgspec.structs.replace(state, done=ended_here, since=0.0, due=0.0)
                 now = time.time()
                 verdict = order.turn(state, d.call_seq)
                 if verdict is not Turn.WAIT:
@@ -123,22 +150,37 @@ class CallLanes:
         finally:
             self._unwatch(key, event)
 
+    def ending(self, d: Delivery, went: Order) -> None:
+        """Copy `d`, which went as its lane's head, ended (its request is over, it is
+        delivered or dead): a copy of its lane waiting here goes now, before `ended`
+        has written it. A crash before that write redelivers `d` (it goes again, a
+        duplicate) and every copy after it that has not been acked."""
+        if went.late:
+            return  # not its lane's head: nothing waits for it
+        key = lane_key(d)
+        if d.call_seq > self._ended.get(key, 0):
+            self._ended[key] = d.call_seq
+            while len(self._ended) > CACHE_SIZE:  # writes that never landed: KV decides
+                del self._ended[next(iter(self._ended))]
+            self._wake(key)
+
     async def ended(self, d: Delivery) -> int:
         """Copy `d` ended (delivered or dead-lettered): move its lane on, wake whoever
         waits for it. Call before acking, so a crash in between redelivers it as the
         head. Returns how many it had held back when it was a released head (else 0)."""
         key = lane_key(d)
-        for _ in range(WRITE_TRIES):
-            state, rev = await self._read(key, d.call_seq)
-            new = order.advance(state, d.call_seq)
-            if new is None:
-                return 0
-            if await self._write(key, new, rev):
-                if new.done != state.done:
-                    self._wake(key)
-                    await self._announce(key)
-                return order.released_count(state, d.call_seq)
-            self._cache.pop(key, None)
+        async with self._lock(key):
+            for _ in range(WRITE_TRIES):
+                state, rev = await self._read(key, d.call_seq)
+                new = order.advance(self._caught_up(key, state, d.call_seq), d.call_seq)
+                if new is None:
+                    return 0
+                if await self._write(key, new, rev):
+                    if new.done != state.done:
+                        self._wake(key)
+                        await self._announce(key)
+                    return order.released_count(state, d.call_seq)
+                self._cache.pop(key, None)
         log.warning("event=lane_advance_failed hook=%s room=%s", d.hook, d.room)
         return 0
 
@@ -146,11 +188,35 @@ class CallLanes:
         """The head failed and is due again at `due` (unix s): its waiters go back to
         JetStream until then. Best effort. Returns its released count, as `ended`."""
         key = lane_key(d)
-        state, rev = await self._read(key, d.call_seq)
-        new = order.failed(state, d.call_seq, due)
-        if new is not None:
-            await self._write(key, new, rev)
-        return order.released_count(state, d.call_seq)
+        async with self._lock(key):
+            state, rev = await self._read(key, d.call_seq)
+            new = order.failed(self._caught_up(key, state, d.call_seq), d.call_seq, due)
+            if new is not None:
+                await self._write(key, new, rev)
+            return order.released_count(state, d.call_seq)
+
+    def _caught_up(self, key: str, state: LaneState, seq: int) -> LaneState:
+        """`state` with the copies before `seq` that ended here and whose own write did
+        not land (it failed: their copy comes again, late) moved past."""
+        for earlier in range(state.head, min(self._ended.get(key, 0), seq - 1) + 1):
+            state = order.advance(state, earlier) or state
+        return state
+
+    @contextlib.asynccontextmanager
+    async def _lock(self, key: str) -> AsyncIterator[None]:
+        """The lane's writes of this process one at a time: the next copy's write waits
+        for its head's, so it is not refused for the revision the head's is making."""
+        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users > 1:
+                self._locks[key] = (lock, users - 1)
+            else:
+                del self._locks[key]
 
     async def _later(
         self, d: Delivery, key: str, state: LaneState, rev: int | None, now: float,
@@ -226,6 +292,8 @@ class CallLanes:
         self._cache.move_to_end(key)
         while len(self._cache) > CACHE_SIZE:
             self._cache.popitem(last=False)
+        if rev is not None and self._ended.get(key, 0) <= state.done:
+            self._ended.pop(key, None)  # stored: KV tells from now on
 
     def _watch(self, key: str) -> asyncio.Event:
         event = asyncio.Event()  # one per waiter: a wake-up is never cleared by another

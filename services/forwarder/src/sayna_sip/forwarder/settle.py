@@ -5,8 +5,9 @@ open -> a copy put back due later, no attempt spent (our fault, not the endpoint
 with tries left -> publish a copy with `Sayna-Attempt` + 1 and its due time, then ack the original
 (retries are counted in the header, not by JetStream redeliveries); spent, permanent or
 crashed -> dead letter, then ack. A copy that keeps its call's order moves its lane on
-when it ends (delivered or dead), before the ack, and marks the lane's head as failing
-when it is retried (order_lanes.py). Every attempt is also written as an AttemptRecord
+when it ends (delivered or dead), before the ack (the next copy waiting in this process
+goes as that write starts), and marks the lane's head as failing when it is retried
+(order_lanes.py). Every attempt is also written as an AttemptRecord
 here, the place where attempts are recorded.
 """
 
@@ -100,6 +101,7 @@ class Settlement:
         if isinstance(decision, policy.Retry):
             released = await self._lanes.failed(d, time.time() + decision.delay)
         else:
+            self._lanes.ending(d, order)  # the next copy waiting here goes now
             released = await self._lanes.ended(d)
         if released and not order.released:
             return Order(order.seq, late=True, released=released)
