@@ -231,7 +231,7 @@ async def test_a_copy_waiting_behind_a_head_that_ended_here_goes_before_the_head
     second = asyncio.create_task(one.turn(copy(2)))
     await asyncio.sleep(0.1)
     assert not second.done()
-    one.ending(copy(1), Order(1))  # its request is over; its lane write not made yet
+    await one.ending(copy(1), Order(1))  # its request is over; its lane write not made yet
     assert await asyncio.wait_for(second, 0.1) == Order(2)
     with pytest.raises(KeyNotFoundError):
         await lanes_kv.get(lane_key(copy(1)))
@@ -251,7 +251,7 @@ async def test_a_forwarder_killed_before_its_heads_write_leaves_that_head_the_he
 ) -> None:
     dead = await lanes()
     assert await dead.turn(copy(1)) == Order(1)
-    dead.ending(copy(1), Order(1))  # then killed: nothing was written, nothing acked
+    await dead.ending(copy(1), Order(1))  # then killed: nothing was written, nothing acked
     other = await lanes()
     assert await other.turn(copy(1), redelivered=2) == Order(1)  # redelivered: still the head
     waiting = asyncio.create_task(other.turn(copy(2), redelivered=2))

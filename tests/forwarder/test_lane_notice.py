@@ -6,18 +6,22 @@ without reading KV again (a NATS round trip fewer per ordered event each)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 
 import nats
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
+from nats.js.errors import NoKeysError
+from nats.js.kv import KeyValue
 from prometheus_client import CollectorRegistry
 
 from sayna_sip.common import topology
 from sayna_sip.common.delivery import Delivery
 from sayna_sip.forwarder.metrics import ForwarderMetrics
-from sayna_sip.forwarder.order import Order
-from sayna_sip.forwarder.order_lanes import CallLanes
+from sayna_sip.forwarder.order import LaneState, Order
+from sayna_sip.forwarder.order_lanes import CallLanes, lane_key
 from tests.fixtures.nats import NatsServer
 
 
@@ -65,3 +69,37 @@ async def test_a_calls_first_copy_and_a_copy_woken_by_the_notice_go_without_a_kv
         for lanes, nc in ((a, nc_a), (b, nc_b)):
             await lanes.stop()
             await nc.close()
+
+
+async def test_a_calls_second_copy_on_another_forwarder_goes_when_the_first_ends_not_its_write(
+    nats_server: NatsServer, jetstream: JetStreamContext
+) -> None:
+    # room_started is stored with the join that names the host: when it ends on one
+    # forwarder, the join waiting on the other goes at once, not after its lane write.
+    kv = await jetstream.key_value(topology.LANES_BUCKET)
+    nc_a, a = await lanes_on(nats_server.url)
+    nc_b, b = await lanes_on(nats_server.url)
+    try:
+        assert await a.turn(copy(1)) == Order(1)
+        second = asyncio.create_task(b.turn(copy(2)))
+        await asyncio.sleep(0.1)
+        assert not second.done()
+        await a.ending(copy(1), Order(1))  # its request is over, no lane write yet
+        async with asyncio.timeout(0.5):  # well inside b's in-process wait (1 s)
+            assert await second == Order(2)
+        assert not [k async for k in _keys(kv)]  # nothing written yet
+        # The join ends first: its write moves the lane past both; room_started's own
+        # write then changes nothing.
+        assert await b.ended(copy(2)) == 0
+        assert await a.ended(copy(1)) == 0
+        assert LaneState.decode((await kv.get(lane_key(copy(1)))).value).done == 2
+    finally:
+        for lanes, nc in ((a, nc_a), (b, nc_b)):
+            await lanes.stop()
+            await nc.close()
+
+
+async def _keys(kv: KeyValue) -> AsyncIterator[str]:
+    with contextlib.suppress(NoKeysError):
+        for key in await kv.keys():
+            yield key

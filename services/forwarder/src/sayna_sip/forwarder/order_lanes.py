@@ -9,7 +9,9 @@ goes without reading KV), one core-NATS notice `sip.lane.<key>` (no round trip) 
 the lane's new state and revision, which every forwarder keeps in its cache, and a KV
 read only when the cache cannot tell that it is the copy's turn (a notice missed, a copy
 redelivered). A copy waiting in the process where its head ends goes the moment the
-head's request ended (`ending`), while the head's compare-and-set is under way; the
+head's request ended (`ending`), while the head's compare-and-set is under way, and so
+does a call's second copy wherever it waits (a call's first copy's end is announced at
+once, `ended 1`, besides the notice after its write); the
 lane's writes of one process are made one at a time per lane, each catching up on what
 ended here before it (a write that failed), so `done` never stops short of a copy that
 went. A copy that is not its turn waits:
@@ -118,8 +120,8 @@ class CallLanes:
             while True:
                 event.clear()  # before reading: a notice after the read wakes the wait
                 ended_here = self._ended.get(key, 0)
-                if ended_here and ended_here + 1 == d.call_seq:  # its head ended here
-                    return Order(d.call_seq)
+                if ended_here and ended_here + 1 == d.call_seq and self._behind(key, d.call_seq):
+                    return Order(d.call_seq)  # its head ended (here, or as a notice said)
                 if _first(d, redelivered) and key not in self._cache and not ended_here:
                     # Nothing earlier can be pending: no read; its end creates the lane
                     # (or, when the lane exists after all, reads it then).
@@ -150,19 +152,33 @@ class CallLanes:
         finally:
             self._unwatch(key, event)
 
-    def ending(self, d: Delivery, went: Order) -> None:
+    async def ending(self, d: Delivery, went: Order) -> None:
         """Copy `d`, which went as its lane's head, ended (its request is over, it is
         delivered or dead): a copy of its lane waiting here goes now, before `ended`
-        has written it. A crash before that write redelivers `d` (it goes again, a
-        duplicate) and every copy after it that has not been acked."""
+        has written it. A call's first copy also tells every forwarder at once
+        (`ended <seq>`): the router stores a held `room_started` with the join that
+        names the host, so the join is most likely waiting, here or elsewhere. A crash
+        before the write redelivers `d` (it goes again, a duplicate, after the copies
+        that went on this word; those not yet acked go again after it)."""
         if went.late:
             return  # not its lane's head: nothing waits for it
         key = lane_key(d)
-        if d.call_seq > self._ended.get(key, 0):
-            self._ended[key] = d.call_seq
+        self._ended_at(key, d.call_seq)
+        if d.call_seq == 1:
+            await self._nc.publish(f"{contracts.LANE_NOTICE}.{key}", b"ended %d" % d.call_seq)
+
+    def _ended_at(self, key: str, seq: int) -> None:
+        """Every copy up to `seq` of the lane ended, its write may not have landed."""
+        if seq > self._ended.get(key, 0) and self._behind(key, seq + 1):
+            self._ended[key] = seq
             while len(self._ended) > CACHE_SIZE:  # writes that never landed: KV decides
                 del self._ended[next(iter(self._ended))]
             self._wake(key)
+
+    def _behind(self, key: str, seq: int) -> bool:
+        """The cached lane has not moved past `seq` (a copy up to it is not late)."""
+        cached = self._cache.get(key)
+        return cached is None or cached[0].done < seq
 
     async def ended(self, d: Delivery) -> int:
         """Copy `d` ended (delivered or dead-lettered): move its lane on, wake whoever
@@ -316,6 +332,10 @@ class CallLanes:
     async def _notice(self, msg: Msg) -> None:
         key = msg.subject[len(contracts.LANE_NOTICE) + 1 :]
         rev, _, value = msg.data.partition(b" ")
+        if rev == b"ended":  # a head ended on another forwarder; its write follows
+            with contextlib.suppress(ValueError):
+                self._ended_at(key, int(value))
+            return
         try:
             revision = int(rev)
             state = LaneState.decode(value)

@@ -101,7 +101,7 @@ class Settlement:
         if isinstance(decision, policy.Retry):
             released = await self._lanes.failed(d, time.time() + decision.delay)
         else:
-            self._lanes.ending(d, order)  # the next copy waiting here goes now
+            await self._lanes.ending(d, order)  # the next copy waiting goes now
             released = await self._lanes.ended(d)
         if released and not order.released:
             return Order(order.seq, late=True, released=released)
