@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import json
 
+import pytest
 from nats.js import JetStreamContext
 from standardwebhooks import Webhook
 
@@ -74,6 +75,7 @@ async def test_500_500_200_arrives_on_the_third_attempt_with_one_webhook_id(
     assert len(https_sink.received("/flaky")) == 3
 
 
+@pytest.mark.serial  # timed against the wall clock: alone, after the parallel pass
 async def test_retry_after_is_honoured_within_twice_the_scheduled_delay(
     start_forwarder: StartForwarder, https_sink: HttpsSink, jetstream: JetStreamContext
 ) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
 from nats.js import JetStreamContext
 
 from sayna_sip.common import hookstore, topology
@@ -40,6 +41,7 @@ async def _p99(js: JetStreamContext, sink: HttpsSink, host: str, path: str, hole
     return latencies[int(0.99 * (len(latencies) - 1))]
 
 
+@pytest.mark.serial  # timed against the wall clock: alone, after the parallel pass
 async def test_a_black_hole_endpoint_does_not_slow_its_sibling(
     start_forwarder: StartForwarder, https_sink: HttpsSink, jetstream: JetStreamContext
 ) -> None:

@@ -182,6 +182,7 @@ async def test_copies_of_the_previous_release_deliver_beside_a_held_call(
     assert "sayna-call-seq" not in got[2].headers
 
 
+@pytest.mark.serial  # timed against the wall clock: alone, after the parallel pass
 async def test_a_failing_call_does_not_slow_another_call_of_its_endpoint(
     start_forwarder: StartForwarder, https_sink: HttpsSink, jetstream: JetStreamContext
 ) -> None:

@@ -72,6 +72,7 @@ async def _put_limited(js: JetStreamContext, host: str, url: str, limit: float) 
     await kv.put(host_token(host), hook.encode())
 
 
+@pytest.mark.serial  # a rate over wall-clock windows: alone, after the parallel pass
 @pytest.mark.parametrize(
     ("limit", "events", "window"),
     [

@@ -167,6 +167,7 @@ async def test_two_forwarders_share_1000_events_and_every_id_arrives(
     assert one.worker.delivered + two.worker.delivered >= 1000
 
 
+@pytest.mark.serial  # timing under load: alone, after the parallel pass
 async def test_a_one_host_backlog_keeps_its_slots_busy_instead_of_bouncing_messages(
     https_sink: HttpsSink, jetstream: JetStreamContext, start_forwarder: StartForwarder
 ) -> None:
@@ -192,6 +193,7 @@ async def test_a_one_host_backlog_keeps_its_slots_busy_instead_of_bouncing_messa
     assert bounced < 100, f"{bounced:.0f} of 300 messages were put back for a busy host"
 
 
+@pytest.mark.serial  # timed against the wall clock: alone, after the parallel pass
 async def test_black_hole_hook_does_not_slow_the_other_tenant(
     https_sink: HttpsSink, jetstream: JetStreamContext, start_forwarder: StartForwarder
 ) -> None:

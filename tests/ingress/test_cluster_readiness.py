@@ -75,6 +75,7 @@ class Watch:
             await asyncio.sleep(0.1)  # a load balancer's check interval, shortened
 
 
+@pytest.mark.serial  # timing under load: alone, after the parallel pass
 async def test_readyz_stays_200_through_a_leader_change_and_is_503_once_nothing_can_be_stored(
     cluster: NatsCluster, cluster_client: Client
 ) -> None:

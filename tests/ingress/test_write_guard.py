@@ -32,7 +32,7 @@ def state_changing_routes(app: Litestar) -> list[tuple[str, str]]:
             for method in sorted(handler.http_methods & STATE_CHANGING):
                 path = re.sub(r"\{(\w+):[^}]*\}", lambda m: SAMPLES.get(m[1], "x"), route.path)
                 out.append((method, path))
-    return out
+    return sorted(out)  # Litestar keeps handlers unordered: one order for every xdist worker
 
 
 ROUTES = state_changing_routes(create_app(ServerConfig.from_env({})))
