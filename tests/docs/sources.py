@@ -119,6 +119,8 @@ def tooling_variables() -> set[str]:
         found.update(re.findall(r"\$\{([A-Z][A-Z0-9_]+):-", text))
         if path.suffix == ".sh":  # what a script exports for the tools it runs
             found.update(re.findall(r"^\s*export ([A-Z][A-Z0-9_]+)=", text, re.M))
+    # make's overridable variables (`make test TEST_JOBS=1`)
+    found.update(re.findall(r"^([A-Z][A-Z0-9_]+) \?=", (ROOT / "Makefile").read_text(), re.M))
     return found
 
 
