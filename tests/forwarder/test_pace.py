@@ -105,9 +105,10 @@ async def test_three_forwarders_share_a_rate_limit_and_spend_no_attempt_on_the_w
 
     times = [r.at for r in got]
     # 10 % over the limit at most in any window (the issue's: 10 s). An attempt goes at
-    # or a little after its slot, so over much shorter windows the lateness shows.
+    # or a little after its slot, so over much shorter windows the lateness shows: each
+    # forwarder may have one late attempt fall inside a window beside its own share.
     most = most_in_any_window(times, window)
-    assert most <= limit * window * 1.1, most
+    assert most <= limit * window * 1.1 + len(forwarders), most
     span = max(times) - min(times)
     assert span >= (events - 3) / limit * 0.9  # paced, not all at once
     assert span <= events / limit * 1.6 + 1  # and not starved
