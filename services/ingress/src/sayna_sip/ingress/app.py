@@ -28,6 +28,7 @@ from sayna_sip.common.logs import quote
 from sayna_sip.common.version import __version__
 from sayna_sip.ingress import (
     audit_trail,
+    openapi_rules,
     routes_access,
     routes_audit,
     routes_console,
@@ -108,7 +109,7 @@ def create_app(
     def publisher(nc: Client) -> EventPublisher:
         return EventPublisher(nc, metrics, ingress.store_health, publish_timeout, publish_budget)
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             routes_webhook.receive_webhook,
             routes_hooks.hooks_router(
@@ -141,6 +142,8 @@ def create_app(
         request_max_body_size=config.max_body_bytes,
         logging_config=None,  # keep the process's key=value logging (setup_logging)
     )
+    openapi_rules.install(app)
+    return app
 
 
 def warn_if_open(config: ServerConfig) -> None:

@@ -28,6 +28,7 @@ from sayna_sip.common.secretbox import fingerprint
 # themselves are checked after decoding, with messages that name the hook).
 MAX_ITEMS = 1000
 Host = Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
+TTL_MAX_CHARS = 32
 
 
 class ErrorBody(msgspec.Struct, frozen=True):
@@ -211,7 +212,7 @@ class Health(msgspec.Struct, frozen=True):
 class AccessTokenIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """POST /sip/hooks/{host}/access-tokens body: how long the token lasts (1m to 30d)."""
 
-    ttl: Annotated[str, msgspec.Meta(max_length=32)] | None = None
+    ttl: Annotated[str, msgspec.Meta(max_length=TTL_MAX_CHARS)] | None = None
 
 
 class AccessToken(msgspec.Struct, frozen=True):
