@@ -9,6 +9,7 @@ import math
 import re
 from collections.abc import Callable
 from typing import Any
+from unittest.mock import ANY
 from urllib.parse import urlsplit
 
 import pytest
@@ -157,6 +158,9 @@ def test_the_schema_states_each_rule_where_it_applies() -> None:
     assert "pattern" not in schemas["HookOut"]["properties"]["url"]  # a static hook's URL
     stats = doc["paths"]["/sip/hooks/{host}/stats"]["get"]["parameters"]
     assert next(x for x in stats if x["name"] == "window")["schema"]["enum"] == ["1h", "24h", "7d"]
-    patch = doc["paths"]["/sip/hooks/{host}/endpoints/{id}"]["patch"]["requestBody"]
+    one = doc["paths"]["/sip/hooks/{host}/endpoints/{id}"]
+    ids = [x["schema"] for x in one["delete"]["parameters"] if x["name"] == "id"]
+    assert ids == [{"type": "string", "not": {"const": "default"}, "description": ANY}]
+    patch = one["patch"]["requestBody"]
     body = patch["content"]["application/json"]["schema"]
     assert body["additionalProperties"] is False and "id" not in body["properties"]

@@ -24,7 +24,7 @@ from litestar.openapi.spec.enums import OpenAPIType
 from sayna_sip.common import hook, validate
 from sayna_sip.common.contracts import LIVEKIT_EVENTS
 from sayna_sip.common.deliveries import STATS_WINDOWS
-from sayna_sip.common.hook import MAX_RATE_LIMIT, ORDERINGS
+from sayna_sip.common.hook import DEFAULT_ENDPOINT, MAX_RATE_LIMIT, ORDERINGS
 from sayna_sip.ingress import input_patterns as p
 from sayna_sip.ingress import schemas, schemas_records
 from sayna_sip.ingress.schemas import TTL_MAX_CHARS
@@ -160,6 +160,14 @@ def apply(openapi: OpenAPI, max_endpoints: int | None) -> None:
         for operation in (item.get, item.post, item.put, item.patch, item.delete):
             if operation is not None:
                 _parameters(operation)
+        if item.delete is not None:  # DELETE of an endpoint: `default` goes with its host
+            for param in item.delete.parameters or ():
+                if isinstance(param, Parameter) and param.name == "id":
+                    param.schema = Schema(
+                        type=_STRING,
+                        schema_not=Schema(const=DEFAULT_ENDPOINT),
+                        description="not `default`: DELETE /sip/hooks removes it with its host",
+                    )
         body = item.patch.request_body if item.patch is not None else None
         if isinstance(body, RequestBody) and "application/json" in body.content:
             # PATCH of an endpoint (the only PATCH): any of its settings, nothing else.
