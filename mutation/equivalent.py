@@ -711,4 +711,23 @@ EQUIVALENT: dict[str, list[tuple[str, str, str]]] = {
             _BUILT_WHOLE,
         ),
     ],
+    "egress": [
+        ("@dataclass(frozen=True)", "@dataclass(frozen=False)", _FROZEN),
+        (
+            "port = target.port or 443",
+            "port = target.port or 444",
+            "yarl gives http(s) URLs"
+            " their default port: the fallback is never taken (hooks are https)",
+        ),
+        (
+            "delay: float = min(BACKOFF_MAX, self._first * 2.0 ** min(self._failures - 1, 16))",
+            "delay: float = min(BACKOFF_MAX, self._first * 2.0 ** min(self._failures - 1, 17))",
+            "2**16 s is far past BACKOFF_MAX already: the exponent's cap only bounds the float",
+        ),
+        (
+            "if failing < self._unreachable_after:",
+            "if failing <= self._unreachable_after:",
+            "the clock's float minus a stamp is never exactly the bound",
+        ),
+    ],
 }

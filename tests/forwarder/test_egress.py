@@ -251,3 +251,21 @@ def test_proxy_credentials_stay_out_of_config_repr_and_display() -> None:
     assert str(proxy.url) == "http://proxy.internal:3128"
     assert proxy.headers == {"Proxy-Authorization": "Basic c2F5bmE6czNjcmV0"}
     assert "s3cret" not in repr(proxy) and "c2F5bmE6czNjcmV0" not in repr(proxy)
+
+
+class _Top(random.Random):
+    def uniform(self, a: float, b: float) -> float:
+        return b
+
+
+def test_the_proxy_backoff_starts_at_1_s_again_after_a_success_and_stops_at_30_s() -> None:
+    health = egress.ProxyHealth(_Top(1))
+    delays = [health.failed(0.0) for _ in range(8)]
+    assert delays[:3] == pytest.approx([1.2, 2.4, 4.8]) and delays[-1] == pytest.approx(36.0)
+    health.reached()
+    assert health.failed(50.0) == pytest.approx(1.2)  # 1 s, + 20 % at most
+
+
+def test_a_proxy_user_without_a_password_authenticates_with_an_empty_one() -> None:
+    proxy = egress.EgressProxy.from_setting("http://sayna@proxy.internal:3128")
+    assert proxy.headers == {"Proxy-Authorization": "Basic c2F5bmE6"}  # "sayna:"

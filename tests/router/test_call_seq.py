@@ -440,3 +440,18 @@ async def test_held_events_gone_or_without_a_readable_receipt_time_are_skipped_o
     for event_id in ("EV_bare", "EV_bad"):
         record = await route_record(jetstream, event_id)
         assert (record.received_at, record.detail) == (0.0, "held, routed with EV_join")
+
+
+async def test_a_malformed_events_route_record_names_only_what_is_known(
+    jetstream: JetStreamContext, router: RouterService
+) -> None:
+    event = sip_event(event_id="EV_broken")
+    headers = ingress_headers(event)
+    subject = contracts.lk_event_subject("participant_joined", "sip-call-1")
+    await publish_raw(jetstream, b"{not json", headers, subject)
+    await until(lambda: routed(router, "malformed") == 1)
+
+    record = await route_record(jetstream, "EV_broken", outcome="malformed", host=None)
+
+    assert (record.event, record.room, record.sip_host, record.host) == ("", "", "", "")
+    assert record.detail != "" and record.endpoints == ()
