@@ -36,6 +36,10 @@ _EVERY_CHANGE = "every Change is built with its fields given"
 _HANDLER_NAME = "every route handler has a handler_name: the fallbacks are never read"
 _NOT_A_DICT = '"" is no JSON object either: no field names, as with None'
 _BUILT_WHOLE = "Delivery.first and from_headers always pass it: the default is never read"
+_THREAD = (
+    "sync_to_thread only picks where a sync handler runs (the loop or a worker thread):"
+    " it returns the same bytes read at app build either way"
+)
 
 
 def _kind(
@@ -728,6 +732,19 @@ EQUIVALENT: dict[str, list[tuple[str, str, str]]] = {
             "if failing < self._unreachable_after:",
             "if failing <= self._unreachable_after:",
             "the clock's float minus a stamp is never exactly the bound",
+        ),
+    ],
+    # The console, intake, endpoints and deliveries routes (2026-12-07, evening).
+    "routes_console": [
+        (
+            '@get("/console", include_in_schema=False, sync_to_thread=False)',
+            '@get("/console", include_in_schema=False, sync_to_thread=True)',
+            _THREAD,
+        ),
+        (
+            '@get("/console/{name:str}", include_in_schema=False, sync_to_thread=False)',
+            '@get("/console/{name:str}", include_in_schema=False, sync_to_thread=True)',
+            _THREAD,
         ),
     ],
 }

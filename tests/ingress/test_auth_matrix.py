@@ -85,6 +85,14 @@ def test_the_open_routes_are_served_and_hidden_routes_are_open() -> None:
     assert hidden <= listed, f"routes left out of the schema but not documented open: {hidden}"
 
 
+def test_the_console_is_served_but_is_no_route_of_the_api_schema() -> None:
+    # Pages, not API: a client generated from the schema (or schemathesis) gets none.
+    app = create_app(ingress_config("nats://127.0.0.1:1"))
+    schema = app.openapi_schema.to_schema()["paths"]
+    assert {("GET", "/console"), ("GET", "/console/{name}")} <= _app_routes(app)
+    assert [p for p in schema if p.startswith("/console")] == []
+
+
 async def test_every_route_but_the_open_ones_needs_the_api_token(
     guarded_ingress: Client,
 ) -> None:

@@ -44,6 +44,19 @@ async def test_the_console_forbids_framing_and_sniffing_and_sends_one_content_ty
     [csp] = r.headers.get_list("content-security-policy")
     assert _strict(csp), csp
     assert "script-src 'self'" in csp and "unsafe" not in csp
+    # A new release's script is fetched again, not run from a stale cache; the portal's
+    # address (its token is in the fragment) is never sent on as a Referer.
+    assert r.headers.get_list("cache-control") == ["no-cache"]
+    assert r.headers.get_list("referrer-policy") == ["no-referrer"]
+
+
+async def test_an_unknown_console_asset_is_a_404_naming_it() -> None:
+    async with serve(CONFIG) as client:
+        r = await client.get("/console/nothing.js")
+    assert (r.status_code, r.json()) == (
+        404,
+        {"error": "not_found", "message": "no console asset 'nothing.js'"},
+    )
 
 
 async def test_every_api_answer_forbids_framing_sniffing_and_loading() -> None:
