@@ -269,6 +269,10 @@ MODULES = {
             "tests/ingress/test_audit.py",  # what a mint and a revoke record
         ),
     ),
+    "access_answers": Module(
+        "services/ingress/src/sayna_sip/ingress/access_answers.py",
+        ("tests/docs/test_api_answers.py", "tests/ingress/test_access_answers.py"),
+    ),
     "audit_trail": Module(
         "services/ingress/src/sayna_sip/ingress/audit_trail.py",
         # the middleware on routes of its own first (a second), then the API's

@@ -65,25 +65,36 @@ def provide_access(request: Request[Any, Any, Any]) -> Access:
     return of(request.scope) or ANONYMOUS
 
 
+ADMIN_ROUTE = "this route is for admins; a tenant token cannot use it"
+GLOBAL_ROUTE = "a tenant token reaches only its own host's routes"
+
+
 def scope(
     connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler, who: Access
 ) -> None:
     """Admit a tenant to this route, narrow it, or refuse (404 / 403), as the module says."""
     assert who.host is not None
-    mode = handler.opt.get("tenant")
     path_host = connection.path_params.get("host")
-    if path_host is not None:
-        if _normal(str(path_host)) != who.host:
-            raise hidden()
-        if mode == "admin":
-            raise Forbidden("this route is for admins; a tenant token cannot use it")
-        return
-    if mode == "self":
-        return
-    if mode != "admin" and "host" in handler.parsed_fn_signature.parameters:
+    if path_host is not None and _normal(str(path_host)) != who.host:
+        raise hidden()
+    refused = refusal(handler, "{host}" if path_host is not None else "")
+    if refused is not None:
+        raise Forbidden(refused)
+    if path_host is None and handler.opt.get("tenant") != "self":
         _filter_query(connection, who.host)
-        return
-    raise Forbidden("a tenant token reaches only its own host's routes")
+
+
+def refusal(handler: BaseRouteHandler, path: str) -> str | None:
+    """Why a tenant token is refused (403) on this route even for its own host, or None
+    when it is admitted there (`path`: the route's path, `{host}` in it or not)."""
+    mode = handler.opt.get("tenant")
+    if "{host}" in path:
+        return ADMIN_ROUTE if mode == "admin" else None
+    if mode == "self":
+        return None
+    if mode != "admin" and "host" in handler.parsed_fn_signature.parameters:
+        return None  # a list or bulk action: limited to the tenant's host
+    return GLOBAL_ROUTE
 
 
 def _normal(host: str) -> str | None:

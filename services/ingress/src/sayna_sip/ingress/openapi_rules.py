@@ -25,8 +25,8 @@ from sayna_sip.common import hook, validate
 from sayna_sip.common.contracts import LIVEKIT_EVENTS
 from sayna_sip.common.deliveries import STATS_WINDOWS
 from sayna_sip.common.hook import DEFAULT_ENDPOINT, MAX_RATE_LIMIT, ORDERINGS
+from sayna_sip.ingress import access_answers, schemas, schemas_records
 from sayna_sip.ingress import input_patterns as p
-from sayna_sip.ingress import schemas, schemas_records
 from sayna_sip.ingress.schemas import TTL_MAX_CHARS
 
 _STRING = OpenAPIType.STRING
@@ -202,6 +202,7 @@ class _RuledOpenAPIPlugin(OpenAPIPlugin):
         if not built:
             sip = self.app.state["ingress"].config.sip
             apply(openapi, sip.max_endpoints if sip is not None else None)
+            access_answers.apply(openapi, self.app)
         return openapi
 
 

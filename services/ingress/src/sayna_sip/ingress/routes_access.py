@@ -35,8 +35,6 @@ def _err(description: str) -> ResponseSpec:
 
 _ANSWERS = {
     400: _err("Invalid host or ttl (1m to 30d), or SIP_SECRETS_KEY not set"),
-    401: _err("AUTH_REQUIRED is on and the Bearer token is missing or unknown"),
-    403: _err("A tenant token: minting and revoking are for admins"),
     404: _err("No hook for this host"),
     409: _err("AUTH_REQUIRED is off, or SIP not configured"),
     503: _err("NATS unavailable"),

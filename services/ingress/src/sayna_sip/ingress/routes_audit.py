@@ -31,7 +31,6 @@ def _err(description: str) -> ResponseSpec:
 
 _READ = {
     400: _err("A host, time, limit or cursor that cannot be used"),
-    401: _err("AUTH_REQUIRED is on and the Bearer token is missing or unknown"),
     503: _err("NATS unavailable, or SIP not configured"),
 }
 

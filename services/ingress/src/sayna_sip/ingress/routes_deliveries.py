@@ -63,11 +63,6 @@ def _err(description: str) -> ResponseSpec:
 
 _READ = {
     400: _err("A filter, time, limit or cursor that cannot be used"),
-    401: _err(
-        "AUTH_REQUIRED is on and the Bearer token is missing or unknown, or a tenant "
-        "token expired or revoked"
-    ),
-    403: _err("A tenant token on a route that is not its host's"),
     503: _err("NATS unavailable, or SIP not configured"),
 }
 

@@ -29,7 +29,6 @@ from sayna_sip.ingress.state import IngressDep
 
 _READ = {
     400: err("Invalid host or endpoint id"),
-    401: err("AUTH_REQUIRED is on and the Bearer token is missing or unknown"),
     404: err("No hook for this host, or no such endpoint"),
     409: err("SIP not configured"),
     503: err("NATS KV unavailable"),

@@ -43,11 +43,6 @@ def err(description: str) -> ResponseSpec:
 
 
 _COMMON = {
-    401: err(
-        "AUTH_REQUIRED is on and the Bearer token is missing or unknown, or a tenant "
-        "token expired (token_expired) or revoked (token_revoked)"
-    ),
-    403: err("A tenant token on a route that is not its host's"),
     503: err("NATS KV unavailable"),
 }
 _WRITE = {

@@ -28,10 +28,9 @@ EXEMPT = "not_browser_facing"  # route opt: skip the guard (signed callers, not 
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _SAME = frozenset({"same-origin", "none"})  # "none": typed by the user, not sent by a page
 
-# What every state-changing route answers before its handler runs, for its OpenAPI entry.
+# What every state-changing route answers before its handler runs, for its OpenAPI entry
+# (its 403, cross_site, with the other guards' refusals: access_answers.py).
 RESPONSES = {
-    403: ResponseSpec(ErrorBody, description="Cross-site browser request (Sec-Fetch-Site, "
-                      "Origin): code cross_site", generate_examples=False),
     415: ResponseSpec(ErrorBody, description="Content-Type other than application/json "
                       "(bodyless routes too)", generate_examples=False),
 }  # fmt: skip
