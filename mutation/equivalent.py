@@ -35,6 +35,7 @@ _STATE_KEY = "a key of the request's scope state that only this module reads and
 _EVERY_CHANGE = "every Change is built with its fields given"
 _HANDLER_NAME = "every route handler has a handler_name: the fallbacks are never read"
 _NOT_A_DICT = '"" is no JSON object either: no field names, as with None'
+_TASK_NAME = "a task's name shows only in asyncio's debug output, never in a log line or metric"
 _BUILT_WHOLE = "Delivery.first and from_headers always pass it: the default is never read"
 _THREAD = (
     "sync_to_thread only picks where a sync handler runs (the loop or a worker thread):"
@@ -713,6 +714,63 @@ EQUIVALENT: dict[str, list[tuple[str, str, str]]] = {
             " or as to be written",
             "headers: Mapping[str, str] = None  # as read, or as to be written",
             _BUILT_WHOLE,
+        ),
+    ],
+    "hook_directory": [
+        (
+            "SNAPSHOT_TIMEOUT_S = 5.0",
+            "SNAPSHOT_TIMEOUT_S = 6.0",
+            "a bound on a list's wait for messages the server already holds: they come at once",
+        ),
+        (
+            "return _decode_value(key, entry.value), entry.revision or 0",
+            "return _decode_value(key, entry.value), entry.revision or 1",
+            "an entry read from KV has its stream sequence, never 0: the fallback is never read",
+        ),
+        *(
+            (
+                "inactive_threshold=SNAPSHOT_TIMEOUT_S * 2,  # the server removes it if we cannot",
+                f"inactive_threshold={mutated},  # the server removes it if we cannot",
+                "when the server drops a list's consumer left behind by a crashed client; a"
+                " list pulls all it needs in one go, well inside 2.5 s (and deletes it itself)",
+            )
+            for mutated in ("SNAPSHOT_TIMEOUT_S / 2", "SNAPSHOT_TIMEOUT_S * 3")
+        ),
+        (
+            "mem_storage=True,",
+            "mem_storage=False,",
+            "where the server keeps a short-lived consumer's state: speed only",
+        ),
+        ('name = ""', "name = None", '"" and None both mean no consumer to delete (`if name`)'),
+        (
+            'return _decode_value(entry.key, entry.value or b"")',
+            'return _decode_value(entry.key, entry.value or b"XXXX")',
+            "`_apply` decodes only an entry with a value: the fallback is never read",
+        ),
+        *(
+            (f"{attr}: {kind} | None = None", f"{attr}: {kind} & None = None", _ANNOTATION)
+            for attr, kind in (
+                ("self._task", "asyncio.Task[None]"),
+                ("self._watcher", "KeyValue.KeyWatcher"),
+                ("self._reloading", "asyncio.Task[None]"),
+            )
+        ),
+        (
+            "self._watcher: KeyValue.KeyWatcher | None = None",
+            'self._watcher: KeyValue.KeyWatcher | None = ""',
+            'the first reload "closes" it: "".stop() fails inside suppress(Exception)',
+        ),
+        *(
+            (f'{task}, name="{name}")', f'{task}, name="XX{name}XX")', _TASK_NAME)
+            for task, name in (
+                ("self._task = asyncio.create_task(self._follow(watcher, hooks)", "hook-directory"),
+                ("self._reloading = asyncio.create_task(self._reload_until_done()", "hooks-reload"),
+            )
+        ),
+        (
+            "entry = await watcher.updates(timeout=30.0)  # type: ignore[no-untyped-call]",
+            "entry = await watcher.updates(timeout=31.0)  # type: ignore[no-untyped-call]",
+            "a bound on the initial replay, which the server sends at once: it never runs out",
         ),
     ],
     "egress": [
