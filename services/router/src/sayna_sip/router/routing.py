@@ -202,7 +202,8 @@ class EventRouter:
         if not room.startswith(self._sip.room_prefix):
             return Outcome.NON_SIP
         if len(room.encode("utf-8", "surrogatepass")) > MAX_ROOM_BYTES:  # its KV key
-            return _malformed(headers.get(Header.EVENT_ID, ""), "room name too long")
+            note.detail = "room name too long"  # in its record too, as any malformed event's
+            return _malformed(headers.get(Header.EVENT_ID, ""), note.detail)
         event_id = event.id or headers.get(Header.EVENT_ID, "")
         if not event_id:
             return _malformed("", "no event id")
