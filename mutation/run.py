@@ -204,7 +204,7 @@ MODULES = {
     ),
     "testsend": Module(
         "services/forwarder/src/sayna_sip/forwarder/testsend.py",
-        ("tests/integration/test_endpoints.py",),
+        ("tests/forwarder/test_testsend.py",),  # asked over NATS, no ingress: seconds
     ),
     "pace": Module(
         "services/forwarder/src/sayna_sip/forwarder/pace.py",
@@ -217,6 +217,7 @@ MODULES = {
     "routing": Module(
         "services/router/src/sayna_sip/router/routing.py",
         (
+            "tests/router/test_unpartitioned.py",  # the handler itself, called directly
             "tests/router/test_routing.py",
             "tests/router/test_rooms.py",
             "tests/router/test_call_seq.py",
