@@ -17,7 +17,7 @@ from nats.js import JetStreamContext
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from sayna_sip.common import contracts, topology
+from sayna_sip.common import contracts, records, topology
 from sayna_sip.common.contracts import Header
 from sayna_sip.common.hook import Endpoint, Hook
 from sayna_sip.common.hosts import host_token
@@ -63,6 +63,15 @@ def sample(router: RouterService, name: str, labels: dict[str, str] | None = Non
 
 def counted(router: RouterService, outcome: str) -> float:
     return sample(router, "sayna_sip_router_events_total", {"outcome": outcome})
+
+
+async def records_of(js: JetStreamContext, router: RouterService, event_id: str) -> list[str]:
+    """The subjects of every route record written for `event_id`."""
+    assert router.recorder is not None
+    await router.recorder.flush()
+    subject = records.filter_subject(kind="route", event_id=event_id)
+    state = (await js.stream_info(topology.SIP_ATTEMPTS, subjects_filter=subject)).state
+    return sorted(state.subjects or {})
 
 
 async def put_endpoints(js: JetStreamContext, host: str = HOST) -> None:
@@ -164,6 +173,43 @@ async def test_a_room_record_is_written_only_when_its_host_changes_and_keeps_the
     }
 
 
+async def test_a_room_another_router_wrote_meanwhile_is_read_again(
+    jetstream: JetStreamContext, router: RouterService
+) -> None:
+    for host in (HOST, "other.example", "third.example"):
+        await put_hook(jetstream, host)
+    kv = await jetstream.key_value(topology.ROOMS_BUCKET)
+    await handle(router, sip_event(room="sip-shared", to=TO, event_id="EV_1"))
+    # another router: the call moved to other.example, one copy numbered there
+    theirs = RoomRecord(sip_host="other.example", hook="other.example", call_seq={"x#a": 2})
+    await kv.put(room_key("sip-shared"), msgspec.json.encode(theirs))
+
+    track = sip_event("track_published", room="sip-shared", to=None, event_id="EV_2")
+    assert await handle(router, track) is Action.ACK  # the host as stored, not as we wrote
+    third = sip_event(room="sip-shared", to="sip:c@third.example", event_id="EV_3")
+    assert await handle(router, third) is Action.ACK  # our stale revision: read, write again
+
+    record, _ = await room_of(jetstream, "sip-shared")
+    assert record == RoomRecord(sip_host="third.example", hook="third.example", call_seq={"x#a": 2})
+    got = {headers_of(m)[Header.EVENT_ID]: m.subject for m in await take_deliveries(jetstream, 3)}
+    assert got == {
+        "EV_1": contracts.delivery_subject(HOST),
+        "EV_2": contracts.delivery_subject("other.example"),
+        "EV_3": contracts.delivery_subject("third.example"),
+    }
+
+
+async def test_an_unreadable_body_without_an_event_id_is_terminated_and_logged_so(
+    jetstream: JetStreamContext, router: RouterService, caplog: pytest.LogCaptureFixture
+) -> None:
+    headers = {Header.EVENT: "participant_joined", Header.ROOM: "sip-x"}
+    with caplog.at_level(logging.WARNING, ROUTER_LOG):
+        action = await handle(router, {}, headers=headers, body=b"{not json")
+    assert action is Action.TERM and counted(router, "malformed") == 1
+    [line] = [m for name, _, m in caplog.record_tuples if name == ROUTER_LOG]
+    assert line.startswith('event=router_malformed event_id="" error=')
+
+
 async def test_a_filtered_join_stores_nothing_but_its_room_remembers_the_host(
     jetstream: JetStreamContext, router: RouterService, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -207,6 +253,10 @@ async def test_a_host_less_event_waits_for_its_third_delivery_then_counts_no_hos
         ]
         record = await route_record(jetstream, f"EV_{room}", outcome="no_host", host=None)
         assert (record.room, record.sip_host, record.host) == (room, "", "")
+        # one record, of the final outcome: a nak'd delivery comes back, it records nothing
+        assert await records_of(jetstream, router, f"EV_{room}") == [
+            f"sip.route.-.EV_{room}.no_host"
+        ]
     assert counted(router, "deferred") == 4 and counted(router, "no_host") == 2
     assert await stored_deliveries(jetstream) == 0
 
@@ -278,6 +328,13 @@ async def test_an_event_stored_in_the_future_is_age_zero_and_an_unreadable_time_
     record = await route_record(jetstream, "EV_bad")
     assert record.received_at == 0.0
 
+    bare = sip_event(room="sip-clock", to=TO, event_id="EV_bare")
+    headers = ingress_headers(bare)
+    del headers[Header.RECEIVED_AT]
+    assert await handle(router, bare, headers=headers) is Action.ACK
+    assert (await route_record(jetstream, "EV_bare")).received_at == 0.0
+    assert sample(router, "sayna_sip_router_event_age_seconds_count") == 1
+
 
 async def test_nats_failing_while_storing_the_copies_is_a_retry_and_logged(
     jetstream: JetStreamContext, router: RouterService, caplog: pytest.LogCaptureFixture
@@ -306,6 +363,9 @@ async def test_the_route_span_names_the_event_and_its_outcome_and_its_record_the
     await handle(router, sip_event(room="lobby", to=TO, event_id="EV_ns"))
 
     routes = [s for s in spans.get_finished_spans() if s.name == "sip.route"]
+    assert {s.instrumentation_scope and s.instrumentation_scope.name for s in routes} == {
+        "sayna_sip.router"
+    }
     assert [(s.kind, s.attributes and dict(s.attributes)) for s in routes] == [
         (SpanKind.CONSUMER, {"sayna.event_id": "EV_sp", "sayna.route": "routed"}),
         (SpanKind.CONSUMER, {"sayna.event_id": "EV_ns", "sayna.route": "non_sip"}),
