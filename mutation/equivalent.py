@@ -37,6 +37,10 @@ _HANDLER_NAME = "every route handler has a handler_name: the fallbacks are never
 _NOT_A_DICT = '"" is no JSON object either: no field names, as with None'
 _TASK_NAME = "a task's name shows only in asyncio's debug output, never in a log line or metric"
 _BUILT_WHOLE = "Delivery.first and from_headers always pass it: the default is never read"
+_HEADROOM = (
+    "unreachable: a webhook body is read up to max_payload less 16 KiB (contracts.body_limit)"
+    " and its headers hold under 1 KiB, so no message reaching the publisher is near the limit"
+)
 _THREAD = (
     "sync_to_thread only picks where a sync handler runs (the loop or a worker thread):"
     " it returns the same bytes read at app build either way"
@@ -793,6 +797,34 @@ EQUIVALENT: dict[str, list[tuple[str, str, str]]] = {
         ),
     ],
     # The console, intake, endpoints and deliveries routes (2026-12-07, evening).
+    "intake": [
+        *[
+            (
+                "if contracts.message_size(body, headers) + 64 > self._nc.max_payload:",
+                f"if contracts.message_size(body, headers) {cmp} self._nc.max_payload:",
+                _HEADROOM,
+            )
+            for cmp in ("- 64 >", "+ 65 >", "+ 64 >=")
+        ],
+        (
+            'f"webhook too large for NATS (max_payload {self._nc.max_payload} bytes)"',
+            'f"XXwebhook too large for NATS (max_payload {self._nc.max_payload} bytes)XX"',
+            _HEADROOM,
+        ),
+        (
+            "if time.monotonic() + pause >= deadline:",
+            "if time.monotonic() + pause > deadline:",
+            _CLOCK,
+        ),
+    ],
+    "endpoints": [
+        (
+            'if record.endpoint(entry.id or "") is not None:',
+            'if record.endpoint(entry.id or "XXXX") is not None:',
+            "hookrules.endpoint gives every entry its id (the one sent, or a generated one):"
+            " the fallback is never read",
+        ),
+    ],
     "routes_console": [
         (
             '@get("/console", include_in_schema=False, sync_to_thread=False)',

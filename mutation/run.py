@@ -115,9 +115,14 @@ MODULES = {
         "services/ingress/src/sayna_sip/ingress/routes_deliveries.py",
         (
             "tests/docs/test_api_answers.py",  # its documented answers, in a second
+            "tests/ingress/test_records_input.py",  # the 400s
             "tests/ingress/test_operator_answers.py",
+            "tests/ingress/test_tenant_access.py",  # what a tenant's token reaches
+            "tests/ingress/test_audit.py",  # what its writes record
             "tests/ingress/test_auth_matrix.py",
             "tests/integration/test_records.py",
+            "tests/integration/test_resend.py",
+            "tests/integration/test_delivery_view.py",
         ),
         deselect=(
             "tests/integration/test_records.py::test_one_trace_spans_ingress_router_and_forwarder",
@@ -227,7 +232,15 @@ MODULES = {
     ),
     "endpoints": Module(
         "services/ingress/src/sayna_sip/ingress/endpoints.py",
-        ("tests/integration/test_endpoint_fanout.py", "tests/integration/test_endpoints.py"),
+        (
+            # the API alone on NATS first (seconds), then the whole pipeline's
+            "tests/ingress/test_endpoint_changes.py",
+            "tests/ingress/test_rotation_bound.py",
+            "tests/ingress/test_operator_answers.py::test_enable_clears_failing_since_and_tells_the_operators",
+            "tests/ingress/test_audit.py",
+            "tests/integration/test_endpoint_fanout.py",
+            "tests/integration/test_endpoints.py",
+        ),
     ),
     "routes_console": Module(
         "services/ingress/src/sayna_sip/ingress/routes_console.py",
@@ -242,6 +255,7 @@ MODULES = {
         (
             "tests/ingress/test_units.py",  # pure: the event's headers
             "tests/ingress/test_webhook.py",
+            "tests/ingress/test_intake.py",  # tries, pauses, logs, its span
             "tests/ingress/test_health.py::test_metrics_count_webhooks_and_publish_latency",
             "tests/ingress/test_poison.py",  # max_payload, a closed connection
             "tests/ingress/test_outage.py",  # NATS away: retried within the budget, then 503

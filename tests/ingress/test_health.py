@@ -49,6 +49,17 @@ async def test_metrics_count_webhooks_and_publish_latency(ingress: Client) -> No
     assert 'sayna_sip_ingress_webhooks_total{event="participant_left",outcome="stored"} 1.0' in text
     assert 'sayna_sip_ingress_webhooks_total{event="unknown",outcome="hash_mismatch"} 1.0' in text
     assert "sayna_sip_ingress_publish_seconds_count 1.0" in text
+    (took,) = [
+        ln for ln in text.splitlines() if ln.startswith("sayna_sip_ingress_publish_seconds_sum")
+    ]
+    assert 0 < float(took.split()[-1]) < 5.0  # seconds, from the publish to its PubAck
+    # A signed event without a name is counted (and stored) under "unknown".
+    nameless, headers = signed_webhook({"id": "EV_nameless"})
+    assert (
+        await ingress.post("/livekit/webhook", content=nameless, headers=headers)
+    ).status_code == 200
+    text = (await ingress.get("/metrics")).text
+    assert 'sayna_sip_ingress_webhooks_total{event="unknown",outcome="stored"} 1.0' in text
     for standard in STANDARD_METRICS:  # prometheus-client's collectors, as documented
         assert standard in text, standard
 

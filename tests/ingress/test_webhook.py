@@ -174,7 +174,10 @@ async def test_missing_livekit_credentials_is_503(
     body, headers = signed_webhook(sip_event())
     async with serve(config) as client:
         r = await client.post(URL, content=body, headers=headers)
-    assert (r.status_code, r.json()["error"]) == (503, "livekit_not_configured")
+    assert (r.status_code, r.json()) == (503, {
+        "error": "livekit_not_configured",
+        "message": "LiveKit credentials are not configured (LIVEKIT_API_KEY, LIVEKIT_API_SECRET)",
+    })  # fmt: skip
 
 
 async def test_sip_disabled_verifies_answers_and_publishes_nothing(
@@ -188,7 +191,9 @@ async def test_sip_disabled_verifies_answers_and_publishes_nothing(
     async with serve(config) as client:
         ok = await client.post(URL, content=body, headers=headers)
         bad = await client.post(URL, content=body + b" ", headers=headers)
+        metrics = (await client.get("/metrics")).text
     assert (ok.status_code, ok.json()) == (200, {"status": "received"})
+    assert 'webhooks_total{event="participant_joined",outcome="ignored"} 1.0' in metrics
     assert bad.status_code == 401
     assert await stored(jetstream) == []
 
