@@ -23,7 +23,7 @@ from sayna_sip.common.validate import egress_proxy
 from sayna_sip.forwarder import client, egress, policy
 from sayna_sip.forwarder.policy import Kind, Result
 from tests.fixtures.https_sink import HttpsSink
-from tests.fixtures.proxy import Tinyproxy
+from tests.fixtures.proxy import PinnedProxy, Tinyproxy
 from tests.forwarder.conftest import (
     FAST,
     StartForwarder,
@@ -89,6 +89,37 @@ async def test_tls_through_the_tunnel_checks_the_hook_name(
     assert "certificate" in result.error.lower(), result.error
     assert https_sink.received() == []
     assert c.proxy_health.unreachable_for(0.0) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("authority", "answer", "connect", "host"),
+    [
+        ("localhost", "127.0.0.1", "127.0.0.1:443", "localhost"),  # the default port unsaid
+        ("localhost:443", "127.0.0.1", "127.0.0.1:443", "localhost"),
+        ("localhost:8443", "127.0.0.1", "127.0.0.1:8443", "localhost:8443"),
+        ("[::1]", "::1", "[::1]:443", "[::1]"),  # an IPv6 literal keeps its brackets
+        ("[::1]:8443", "::1", "[::1]:8443", "[::1]:8443"),
+    ],
+)
+async def test_the_proxy_and_the_tenant_see_the_port_only_when_it_is_not_https_default(
+    https_sink: HttpsSink, authority: str, answer: str, connect: str, host: str
+) -> None:
+    # The proxy tunnels every CONNECT to the sink, so the hook can name port 443 or an
+    # IPv6 literal: the CONNECT names the checked address, `Host` the hook's own authority
+    # as a direct request would (RFC 9110: no port when it is the scheme's default).
+    proxy = PinnedProxy(https_sink.port)
+    await proxy.start()
+    config = _config(proxy.url(), allow="127.0.0.0/8,::1/128", ca=str(https_sink.ca_path))
+    c = client.build_client(config, dns=FixedResolver(answer))
+    try:
+        result = await _post(c, f"https://{authority}/pinned")
+    finally:
+        await c.close()
+        await proxy.stop()
+    assert result.kind is Kind.DELIVERED, result
+    assert [head[0] for head in proxy.heads] == [f"CONNECT {connect} HTTP/1.1"]
+    got = https_sink.received("/pinned")
+    assert len(got) == 1 and got[0].headers["host"] == host
 
 
 @pytest.mark.parametrize("host", ["localhost", "127.0.0.1"])

@@ -61,16 +61,14 @@ class Tunnel:
 async def tunnel_for(target: URL, resolver: CheckedResolver) -> Tunnel:
     """Resolve `target`'s host now and keep the first address the policy allows
     (BlockedAddress when none: nothing reaches the proxy)."""
-    host = target.raw_host or ""
+    host = target.raw_host or ""  # an IPv6 literal without its brackets
     port = target.port or 443
-    allowed = await resolver.resolve(host.strip("[]"), port, socket.AF_UNSPEC)
+    allowed = await resolver.resolve(host, port, socket.AF_UNSPEC)
     if not allowed:  # the resolver raises first; kept for the type checker
         raise BlockedAddress(host, [])
     address = allowed[0]["host"]
-    name = host.strip("[]")
-    default_port = target.scheme == "https" and port == 443
-    host_header = host if default_port else f"{host}:{port}"
-    return Tunnel(target.with_host(address), host_header, name)
+    # `Host` as a direct request sends it: IPv6 in brackets, the port unless the default.
+    return Tunnel(target.with_host(address), target.host_port_subcomponent or host, host)
 
 
 class ProxyHealth:
