@@ -168,7 +168,15 @@ MODULES = {
     ),
     "deliveries": Module(
         "libs/common/src/sayna_sip/common/deliveries.py",
-        ("tests/common/test_deliveries.py", "tests/ingress/test_operator_answers.py"),
+        (
+            "tests/common/test_deliveries_input.py",  # pure: cursors, times, views, retries
+            "tests/common/test_deliveries.py",
+            "tests/ingress/test_operator_answers.py",
+        ),
+        deselect=(  # the Recorder's own failures: they read nothing back
+            "tests/common/test_deliveries.py::test_records_while_nats_is_down_are_counted_not_waited_for",
+            "tests/common/test_deliveries.py::test_a_record_the_stream_refuses_is_counted_not_raised",
+        ),
     ),
     "delivery": Module(
         "libs/common/src/sayna_sip/common/delivery.py",

@@ -175,3 +175,141 @@ async def test_dead_letters_made_without_a_request_are_not_failed_attempts(
 
     assert (stats.attempts, stats.delivered, stats.failed) == (2, 2, 0)
     assert stats.success_rate == 1.0 and stats.last_failure_at is None
+
+
+async def test_an_event_of_more_than_one_batch_shows_every_attempt(
+    recorder: Recorder, deliveries: Deliveries
+) -> None:
+    # Direct gets return 1,000 records at most: the 1,001st and the next come in a second
+    # read, from just past the last one seen (a redriven event keeps adding attempts).
+    for n in range(1, 1003):
+        recorder.record(_attempt("EV_many", n, "failed", 500))
+    await recorder.flush()
+
+    view = await deliveries.event("EV_many")
+
+    assert view is not None and view.route is None
+    assert [a.attempt for a in view.attempts] == list(range(1, 1003))
+    stats = await deliveries.stats("a.io", 3600)
+    assert (stats.attempts, stats.failed) == (1002, 1002)
+
+
+async def test_an_event_without_its_route_takes_its_name_and_room_from_an_attempt(
+    recorder: Recorder, deliveries: Deliveries
+) -> None:
+    recorder.record(AttemptRecord(event_id="EV_r", event="room_started", room="sip-9",
+                                  host="a.io", attempt=1, outcome="delivered",
+                                  started_at=time.time()))  # fmt: skip
+    for n, redrive in ((2, 0), (1, 1), (1, 0)):  # stored out of order: shown by generation, try
+        failed = _attempt("EV_r", n, "failed", 500)
+        recorder.record(msgspec.structs.replace(failed, redrive=redrive))
+    await recorder.flush()
+
+    view = await deliveries.event("EV_r")
+
+    assert view is not None and view.route is None
+    assert (view.event_id, view.event, view.room) == ("EV_r", "room_started", "sip-9")
+    assert [(a.redrive, a.attempt) for a in view.attempts] == [(0, 1), (0, 1), (0, 2), (1, 1)]
+
+
+async def test_an_event_shows_its_latest_route(recorder: Recorder, deliveries: Deliveries) -> None:
+    # A router redelivery writes the route again: the last one written is shown.
+    for room in ("sip-old", "sip-new"):
+        recorder.record(RouteRecord(event_id="EV_x", event="room_finished", room=room,
+                                    outcome="matched", at=time.time(), host="a.io"))  # fmt: skip
+    await recorder.flush()
+
+    view = await deliveries.event("EV_x")
+
+    assert view is not None and view.route is not None
+    assert (view.room, view.route.room, view.attempts) == ("sip-new", "sip-new", [])
+
+
+async def test_a_window_after_every_record_is_empty_and_one_before_takes_all(
+    recorder: Recorder, deliveries: Deliveries
+) -> None:
+    for i in range(3):
+        recorder.record(_attempt(f"EV_{i}", 1, "delivered", 200))
+    await recorder.flush()
+    later = time.time() + 60
+
+    assert (await deliveries.page(since=later)).items == []
+    assert [r.event_id for r in (await deliveries.page(until=later)).items] == [
+        "EV_2", "EV_1", "EV_0"
+    ]  # fmt: skip
+    page = await deliveries.page(until=later, limit=2)
+    assert page.next_cursor is not None
+    rest = await deliveries.page(until=later, limit=2, cursor=page.next_cursor)
+    assert [r.event_id for r in rest.items] == ["EV_0"] and rest.next_cursor is None
+    assert (await deliveries.stats("a.io", 3600, now=later + 3600)).attempts == 0
+
+
+def _at(
+    event_id: str, started_at: float, outcome: str = "delivered", status: int | None = 200,
+    duration_ms: float = 10.0, endpoint: str = "default",
+) -> AttemptRecord:  # fmt: skip
+    return AttemptRecord(event_id=event_id, host="a.io", endpoint=endpoint, attempt=1,
+                         outcome=outcome, status=status, started_at=started_at,
+                         duration_ms=duration_ms)  # fmt: skip
+
+
+async def test_stats_count_one_endpoint_its_recent_rate_and_its_latest_times(
+    recorder: Recorder, deliveries: Deliveries
+) -> None:
+    now = time.time()
+    # The current rate is over the last 10 s; started_at decides, not the order stored.
+    recorder.record(_at("EV_new", now - 9.5))
+    recorder.record(_at("EV_old", now - 10.5))
+    recorder.record(_at("EV_f2", now - 1, "failed", 500))
+    recorder.record(_at("EV_f1", now - 30, "failed", 500))
+    recorder.record(_at("EV_b", now - 1, endpoint="backup", duration_ms=99.0))
+    await recorder.flush()
+
+    stats = await deliveries.stats("a.io", 3600, now=now)
+
+    assert (stats.attempts, stats.delivered, stats.failed, stats.recent) == (4, 2, 2, 2)
+    assert stats.last_success_at == now - 9.5 and stats.last_failure_at == now - 1
+    backup = await deliveries.stats("a.io", 3600, now=now, endpoint="backup")
+    assert (backup.attempts, backup.delivered, backup.p50_ms) == (1, 1, 99.0)
+
+
+async def test_stats_take_an_attempt_started_at_the_window_edge(
+    recorder: Recorder, deliveries: Deliveries
+) -> None:
+    edge = time.time()
+    recorder.record(_at("EV_edge", edge))
+    await recorder.flush()
+
+    now = edge + 60.0
+    window = now - edge  # exact (Sterbenz), so now - window is the edge itself
+    assert (await deliveries.stats("a.io", window, now=now)).attempts == 1
+    assert (await deliveries.stats("a.io", window - 0.001, now=now)).attempts == 0
+
+
+async def test_stats_count_a_connection_error_and_time_only_what_was_measured(
+    recorder: Recorder, deliveries: Deliveries
+) -> None:
+    now = time.time()
+    recorder.record(_at("EV_1", now, duration_ms=12.3456))
+    recorder.record(_at("EV_2", now, "failed", None, duration_ms=40.0))  # refused after 40 ms
+    recorder.record(_at("EV_3", now, "failed", None, duration_ms=0.0))  # nothing measured
+    await recorder.flush()
+
+    stats = await deliveries.stats("a.io", 3600, now=now)
+
+    assert (stats.attempts, stats.delivered, stats.failed) == (3, 1, 2)
+    assert stats.success_rate == 0.3333  # 4 decimals
+    assert stats.durations == [12.3456, 40.0]
+    assert (stats.p50_ms, stats.p99_ms) == (12.3, 40.0)
+
+
+async def test_stats_of_one_attempt_are_its_own_duration(
+    recorder: Recorder, deliveries: Deliveries
+) -> None:
+    recorder.record(_at("EV_1", time.time(), "dead", 410, duration_ms=7.0))
+    await recorder.flush()
+
+    stats = await deliveries.stats("a.io", 3600)
+
+    assert (stats.p50_ms, stats.p99_ms, stats.success_rate) == (7.0, 7.0, 0.0)
+    assert stats.last_success_at is None and stats.truncated is False
