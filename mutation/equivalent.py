@@ -780,10 +780,15 @@ EQUIVALENT: dict[str, list[tuple[str, str, str]]] = {
     "egress": [
         ("@dataclass(frozen=True)", "@dataclass(frozen=False)", _FROZEN),
         (
-            "port = target.port or 443",
-            "port = target.port or 444",
-            "yarl gives http(s) URLs"
-            " their default port: the fallback is never taken (hooks are https)",
+            'host = target.raw_host or ""  # an IPv6 literal without its brackets',
+            'host = target.raw_host or "XXXX"  # an IPv6 literal without its brackets',
+            "a hook URL always has a host (validate.hook_url refuses one without):"
+            " the fallback is never taken",
+        ),
+        (
+            "self._failing_since: float | None = None",
+            "self._failing_since: float & None = None",
+            _ANNOTATION,
         ),
         (
             "delay: float = min(BACKOFF_MAX, self._first * 2.0 ** min(self._failures - 1, 16))",

@@ -62,8 +62,8 @@ async def tunnel_for(target: URL, resolver: CheckedResolver) -> Tunnel:
     """Resolve `target`'s host now and keep the first address the policy allows
     (BlockedAddress when none: nothing reaches the proxy)."""
     host = target.raw_host or ""  # an IPv6 literal without its brackets
-    port = target.port or 443
-    allowed = await resolver.resolve(host, port, socket.AF_UNSPEC)
+    # No port: it only fills the answers' port, and the tunnel's URL keeps its own.
+    allowed = await resolver.resolve(host, family=socket.AF_UNSPEC)
     if not allowed:  # the resolver raises first; kept for the type checker
         raise BlockedAddress(host, [])
     address = allowed[0]["host"]
