@@ -1,0 +1,266 @@
+"""What the forwarder records, counts and logs as it settles each attempt (settle.py), on
+a real nats-server and HTTPS sink: the attempt records operators read (every field), the
+retry, dead-letter and latency metrics, and the log lines of a retry and a dead letter."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import socket
+import time
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+
+from sayna_sip.common import records, topology
+from sayna_sip.common.contracts import DeadReason, Header
+from sayna_sip.common.delivery import Delivery
+from sayna_sip.common.records import AttemptRecord
+from sayna_sip.forwarder import signing
+from sayna_sip.forwarder.app import Forwarder
+from tests.fixtures.https_sink import HttpsSink, Reply
+from tests.forwarder.conftest import (
+    SECRET,
+    StartForwarder,
+    drained,
+    publish,
+    put_hook,
+    wait_dead,
+)
+
+
+class Attempts(list[AttemptRecord]):
+    """Every attempt record the forwarder publishes, in order, and a wait for the n-th."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.grew = asyncio.Event()
+
+    async def wait(self, count: int) -> list[AttemptRecord]:
+        async with asyncio.timeout(10):
+            while len(self) < count:
+                self.grew.clear()
+                await self.grew.wait()
+        return list(self)
+
+
+@pytest.fixture
+async def attempts(nats_client: Client) -> AsyncIterator[Attempts]:
+    got = Attempts()
+
+    async def on_record(msg: Msg) -> None:
+        record = records.decode(msg.data)
+        if isinstance(record, AttemptRecord):
+            got.append(record)
+            got.grew.set()
+
+    sub = await nats_client.subscribe("sip.attempt.>", cb=on_record)
+    yield got
+    await sub.unsubscribe()
+
+
+async def metrics(fwd: Forwarder) -> str:
+    async with httpx.AsyncClient() as http:
+        return (await http.get(f"http://127.0.0.1:{fwd.port}/metrics")).text
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    """The value of one sample of `text` (0 when absent)."""
+    tags = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    sample = f"sayna_sip_forwarder_{name}{{{tags}}}" if tags else f"sayna_sip_forwarder_{name}"
+    for line in text.splitlines():
+        if line.startswith(sample + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def _is_tenth(value: float) -> bool:
+    return value == round(value, 1)
+
+
+async def test_each_attempt_is_recorded_with_what_it_sent_got_and_when_it_retries(
+    start_forwarder: StartForwarder,
+    https_sink: HttpsSink,
+    jetstream: JetStreamContext,
+    attempts: Attempts,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    https_sink.program("/r", Reply(503, b"busy right now"), then=Reply(200, b"okay"))
+    await put_hook(jetstream, "rec.example.com", https_sink.url("/r"))
+    fwd = await start_forwarder(
+        SIP_RETRY_SCHEDULE="0s,300ms", SIP_ATTEMPT_BODY_BYTES="4", SIP_HOOK_SECRET=SECRET
+    )
+    before = time.time()
+
+    with caplog.at_level(logging.INFO, logger="sayna_sip.forwarder"):
+        event_id, _ = await publish(jetstream, "rec.example.com")
+        first, second = await attempts.wait(2)
+        await drained(jetstream)
+
+    sent = https_sink.received("/r")
+    assert len(sent) == 2
+    for n, a in enumerate((first, second), start=1):
+        assert (a.event_id, a.event, a.room) == (event_id, "participant_joined", "sip-room-1")
+        assert (a.host, a.endpoint, a.url, a.attempt) == (
+            "rec.example.com", "default", https_sink.url("/r"), n
+        )  # fmt: skip
+        assert (a.redrive, a.call_seq, a.late, a.released) == (0, 0, False, 0)
+        assert a.rate_limited_ms == 0.0 and a.reason == "" and a.trace_id == ""
+        assert a.request_headers["webhook-id"] == event_id  # what was sent, as sent
+        assert a.request_headers["webhook-signature"] == "v1,<redacted>"
+        assert a.duration_ms > 0 and _is_tenth(a.duration_ms)  # ms to a tenth
+    assert before <= first.started_at < second.started_at <= time.time()
+    # The 503: failed, its excerpt cut to SIP_ATTEMPT_BODY_BYTES, the retry due in 300 ms
+    # ± 20 %, to the millisecond, and it went then.
+    assert (first.outcome, first.status, first.error, first.response) == (
+        "failed", 503, "HTTP 503", "busy"
+    )  # fmt: skip
+    assert first.retry_at == round(first.retry_at, 3)
+    assert first.started_at + 0.24 <= first.retry_at <= first.started_at + 0.36 + 0.1
+    assert sent[1].at >= first.retry_at - 0.01
+    assert (second.outcome, second.status, second.error, second.response) == (
+        "delivered", 200, "", "okay"
+    )  # fmt: skip
+    assert second.retry_at == 0.0
+
+    text = await metrics(fwd)
+    assert metric(text, "retries_scheduled_total", host="rec.example.com") == 1.0
+    assert metric(text, "delivery_latency_seconds_count") == 1.0  # the delivered one only
+    assert fwd.worker.delivered == 1
+    retry = [r.getMessage() for r in caplog.records if "delivery_retry" in r.getMessage()]
+    assert len(retry) == 1
+    assert re.fullmatch(
+        rf"event=delivery_retry event_id={event_id} hook=rec\.example\.com attempt=1 "
+        r'delay=0\.\d{3} error="HTTP 503"',
+        retry[0],
+    ), retry
+
+
+async def test_a_dead_letter_is_recorded_counted_and_logged_with_its_reason(
+    start_forwarder: StartForwarder,
+    https_sink: HttpsSink,
+    jetstream: JetStreamContext,
+    attempts: Attempts,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    https_sink.program("/gone", Reply(410, b"no such tenant"))
+    await put_hook(jetstream, "gone.example.com", https_sink.url("/gone"))
+    fwd = await start_forwarder()
+
+    with caplog.at_level(logging.WARNING, logger="sayna_sip.forwarder"):
+        event_id, _ = await publish(jetstream, "gone.example.com")
+        (a,) = await attempts.wait(1)
+        await wait_dead(jetstream, 1)
+        await drained(jetstream)
+
+    assert (a.outcome, a.status, a.reason, a.retry_at) == ("dead", 410, DeadReason.GONE, 0.0)
+    assert (a.attempt, a.error, a.response) == (1, "HTTP 410", "no such tenant")
+    text = await metrics(fwd)
+    assert metric(text, "dead_letters_total", host="gone.example.com", reason="gone") == 1.0
+    assert metric(text, "retries_scheduled_total", host="gone.example.com") == 0.0
+    assert metric(text, "delivery_latency_seconds_count") == 0.0
+    assert fwd.worker.delivered == 0
+    dead = [r.getMessage() for r in caplog.records if "delivery_dead" in r.getMessage()]
+    assert dead == [
+        f"event=delivery_dead event_id={event_id} hook=gone.example.com reason=gone attempts=1"
+        ' error="HTTP 410"'
+    ]
+
+
+async def test_a_blocked_target_is_recorded_blocked_not_failed(
+    start_forwarder: StartForwarder,
+    https_sink: HttpsSink,
+    jetstream: JetStreamContext,
+    attempts: Attempts,
+) -> None:
+    await put_hook(jetstream, "evil.example.com", "https://10.0.0.1/b")
+    await start_forwarder(SIP_HOOK_ALLOW_NETWORKS="")
+    await publish(jetstream, "evil.example.com")
+
+    (a,) = await attempts.wait(1)
+
+    assert (a.outcome, a.reason, a.status, a.attempt) == ("blocked", DeadReason.BLOCKED, None, 1)
+    assert "blocked address" in a.error
+
+
+async def test_a_proxy_failure_is_recorded_as_the_proxys_with_its_retry_due(
+    start_forwarder: StartForwarder,
+    https_sink: HttpsSink,
+    jetstream: JetStreamContext,
+    attempts: Attempts,
+) -> None:
+    with socket.socket() as s:  # a port nothing listens on: the proxy is down
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    await put_hook(jetstream, "px.example.com", https_sink.url("/px"))
+    await start_forwarder(SIP_EGRESS_PROXY=f"http://127.0.0.1:{port}")
+    await publish(jetstream, "px.example.com")
+
+    a = (await attempts.wait(1))[0]
+
+    assert (a.outcome, a.status, a.reason, a.attempt) == ("proxy_error", None, "", 1)
+    assert a.error.startswith("cannot reach the proxy: ")
+    assert a.started_at + 0.7 <= a.retry_at <= a.started_at + 1.3  # its own 1 s backoff
+
+
+async def test_a_crash_nats_cannot_dead_letter_comes_back_after_half_a_second(
+    start_forwarder: StartForwarder,
+    https_sink: HttpsSink,
+    jetstream: JetStreamContext,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A bug in delivery while SIP_DEAD is gone: the dead letter cannot be written, so the
+    # message is not acked but put back, 0.5 s later, and dead-lettered once it can be.
+    crashes: list[float] = []
+
+    def broken(*_: object) -> dict[str, str]:
+        crashes.append(time.monotonic())
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(signing, "signature_headers", broken)
+    await put_hook(jetstream, "bug.example.com", https_sink.url("/bug"))
+    dead_config = (await jetstream.stream_info(topology.SIP_DEAD)).config
+    await start_forwarder()
+    await jetstream.delete_stream(topology.SIP_DEAD)
+    with caplog.at_level(logging.WARNING, logger="sayna_sip.forwarder"):
+        event_id, _ = await publish(jetstream, "bug.example.com")
+        async with asyncio.timeout(10):
+            while len(crashes) < 2:  # noqa: ASYNC110  # the crash has no event to await
+                await asyncio.sleep(0.02)
+        await jetstream.add_stream(dead_config)
+        (dead,) = await wait_dead(jetstream, 1)
+        await drained(jetstream)
+    assert crashes[1] - crashes[0] >= 0.45
+    assert (dead.headers or {})[Header.DEAD_REASON] == "internal error: KeyError"
+    failed = [r.getMessage() for r in caplog.records if "settle_failed" in r.getMessage()]
+    assert failed and all(m.startswith(f"event=settle_failed event_id={event_id} ") for m in failed)
+
+
+async def test_a_crash_that_cannot_even_be_dead_lettered_is_dropped_not_looped(
+    start_forwarder: StartForwarder,
+    https_sink: HttpsSink,
+    jetstream: JetStreamContext,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def broken(*_: object, **__: object) -> dict[str, str]:
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(signing, "signature_headers", broken)
+    monkeypatch.setattr(Delivery, "dead_headers", broken)
+    await put_hook(jetstream, "bug.example.com", https_sink.url("/bug"))
+    await start_forwarder()
+    with caplog.at_level(logging.ERROR, logger="sayna_sip.forwarder"):
+        event_id, _ = await publish(jetstream, "bug.example.com")
+        await drained(jetstream)  # terminated: gone from the work queue, never redelivered
+    dropped = [r.getMessage() for r in caplog.records if "delivery_dropped" in r.getMessage()]
+    assert dropped == [f"event=delivery_dropped event_id={event_id} hook=bug.example.com"]
+    assert await wait_dead(jetstream, 1, timeout=0.2) == []
+    info = await jetstream.consumer_info(topology.SIP_DELIVERIES, topology.FORWARDER_CONSUMER)
+    assert (info.num_pending, info.num_ack_pending, info.num_redelivered) == (0, 0, 0)
