@@ -20,6 +20,8 @@ from nats.js import JetStreamContext
 from sayna_sip.common import records, topology
 from sayna_sip.common.contracts import DeadReason, Header
 from sayna_sip.common.delivery import Delivery
+from sayna_sip.common.hook import Hook
+from sayna_sip.common.hosts import host_token
 from sayna_sip.common.records import AttemptRecord
 from sayna_sip.forwarder import signing
 from sayna_sip.forwarder.app import Forwarder
@@ -70,7 +72,7 @@ async def metrics(fwd: Forwarder) -> str:
 
 
 def metric(text: str, name: str, **labels: str) -> float:
-    """The value of one sample of `text` (0 when absent)."""
+    """The value of one sample of `text` (0 when absent); `labels` in the order shown."""
     tags = ",".join(f'{k}="{v}"' for k, v in labels.items())
     sample = f"sayna_sip_forwarder_{name}{{{tags}}}" if tags else f"sayna_sip_forwarder_{name}"
     for line in text.splitlines():
@@ -264,3 +266,32 @@ async def test_a_crash_that_cannot_even_be_dead_lettered_is_dropped_not_looped(
     assert await wait_dead(jetstream, 1, timeout=0.2) == []
     info = await jetstream.consumer_info(topology.SIP_DELIVERIES, topology.FORWARDER_CONSUMER)
     assert (info.num_pending, info.num_ack_pending, info.num_redelivered) == (0, 0, 0)
+
+
+async def test_a_paced_copy_is_counted_waiting_and_its_attempt_says_how_long(
+    start_forwarder: StartForwarder,
+    https_sink: HttpsSink,
+    jetstream: JetStreamContext,
+    attempts: Attempts,
+) -> None:
+    # 10/s: three at once, the 2nd and 3rd wait for slots 0.1 s and 0.2 s away.
+    kv = await jetstream.key_value(topology.HOOKS_BUCKET)
+    hook = Hook(host="rl.example.com", url=https_sink.url("/rl"), source="runtime", rate_limit=10)
+    await kv.put(host_token("rl.example.com"), hook.encode())
+    fwd = await start_forwarder()
+    for _ in range(3):
+        await publish(jetstream, "rl.example.com")
+
+    got = await attempts.wait(3)
+    await drained(jetstream)
+
+    waited = sorted(a.rate_limited_ms for a in got)
+    assert waited[0] == 0.0 and all(_is_tenth(w) for w in waited)
+    assert 0.0 < waited[1] <= 150.0 and 0.0 < waited[2] <= 250.0, waited  # less when late
+    text = await metrics(fwd)
+    labels = {"endpoint": "default", "host": "rl.example.com"}  # as exposed: sorted
+    assert metric(text, "rate_limited_seconds_total", **labels) == pytest.approx(
+        sum(waited) / 1000, abs=0.01
+    )
+    assert metric(text, "deferred_total", host="rl.example.com", reason="rate_limit") == 2.0
+    assert {a.attempt for a in got} == {1}  # the wait spent no try
