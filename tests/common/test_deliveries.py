@@ -12,7 +12,7 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 from prometheus_client import CollectorRegistry
 
-from sayna_sip.common import topology
+from sayna_sip.common import records, topology
 from sayna_sip.common.deliveries import Deliveries
 from sayna_sip.common.recorder import Recorder, RecorderMetrics
 from sayna_sip.common.records import AttemptRecord, RouteRecord
@@ -276,14 +276,15 @@ async def test_stats_count_one_endpoint_its_recent_rate_and_its_latest_times(
 async def test_stats_take_an_attempt_started_at_the_window_edge(
     recorder: Recorder, deliveries: Deliveries
 ) -> None:
-    edge = time.time()
+    edge = float(int(time.time()) - 1)  # whole seconds: now - window is the edge exactly
     recorder.record(_at("EV_edge", edge))
     await recorder.flush()
 
-    now = edge + 60.0
-    window = now - edge  # exact (Sterbenz), so now - window is the edge itself
-    assert (await deliveries.stats("a.io", window, now=now)).attempts == 1
-    assert (await deliveries.stats("a.io", window - 0.001, now=now)).attempts == 0
+    assert (await deliveries.stats("a.io", 60.0, now=edge + 60.0)).attempts == 1
+    assert (await deliveries.stats("a.io", 59.5, now=edge + 60.0)).attempts == 0
+    # the current rate's 10 s, edges included
+    assert (await deliveries.stats("a.io", 3600, now=edge + 10.0)).recent == 1
+    assert (await deliveries.stats("a.io", 3600, now=edge + 10.5)).recent == 0
 
 
 async def test_stats_count_a_connection_error_and_time_only_what_was_measured(
@@ -313,3 +314,43 @@ async def test_stats_of_one_attempt_are_its_own_duration(
 
     assert (stats.p50_ms, stats.p99_ms, stats.success_rate) == (7.0, 7.0, 0.0)
     assert stats.last_success_at is None and stats.truncated is False
+
+
+async def test_stats_past_their_read_bound_say_truncated(
+    nats_client: Client, jetstream: JetStreamContext, recorder: Recorder, deliveries: Deliveries
+) -> None:
+    # 1,002 attempts, a bound of 1,000: the first batch fills it, the rest is not read.
+    for n in range(1, 1003):
+        recorder.record(_attempt(f"EV_{n}", 1, "delivered", 200))
+    await recorder.flush()
+    reader = StreamReader(nats_client, topology.SIP_ATTEMPTS)
+    await reader.start()
+
+    async def last_seq() -> int:
+        return (await jetstream.stream_info(topology.SIP_ATTEMPTS)).state.last_seq
+
+    try:
+        stats = await Deliveries(reader, last_seq, stats_cap=1000).stats("a.io", 3600)
+    finally:
+        await reader.close()
+
+    assert (stats.attempts, stats.truncated) == (1000, True)
+    assert (await deliveries.stats("a.io", 3600)).truncated is False
+
+
+async def test_a_record_this_release_cannot_read_is_skipped(
+    jetstream: JetStreamContext, recorder: Recorder, deliveries: Deliveries
+) -> None:
+    good = _attempt("EV_ok", 1, "delivered", 200)
+    subject = records.subject(good)
+    await jetstream.publish(subject, b'{"kind":"attempt","v":"x"}', stream=topology.SIP_ATTEMPTS)
+    recorder.record(good)
+    await recorder.flush()
+    await jetstream.publish(subject, b"not json", stream=topology.SIP_ATTEMPTS)
+
+    page = await deliveries.page()
+    view = await deliveries.event("EV_ok")
+
+    assert [r.event_id for r in page.items] == ["EV_ok"]
+    assert view is not None and [a.event_id for a in view.attempts] == ["EV_ok"]
+    assert (await deliveries.stats("a.io", 3600)).attempts == 1

@@ -165,3 +165,9 @@ def test_of_two_records_of_the_same_try_the_one_read_last_decides() -> None:
     # a later try of the same number (a redelivery of the message) decides too
     later = _try(1, "failed", NOW + 20, started_at=NOW + 1)
     assert next_retry([_try(1, "delivered"), later]) == NOW + 20
+
+
+def test_the_stats_windows_are_one_hour_one_day_and_seven_days() -> None:
+    # design: `window=1h|24h|7d`; each is exactly that long (a 1 h window one second
+    # longer counts an attempt from 3,600.5 s ago).
+    assert deliveries.STATS_WINDOWS == {"1h": 3600.0, "24h": 86400.0, "7d": 604800.0}

@@ -66,10 +66,12 @@ class Stats:
 
 
 class Deliveries:
-    def __init__(self, reader: StreamReader, last_seq: Any) -> None:
-        """`last_seq()` -> the stream's last sequence (a stream-info call)."""
+    def __init__(self, reader: StreamReader, last_seq: Any, stats_cap: int = STATS_CAP) -> None:
+        """`last_seq()` -> the stream's last sequence (a stream-info call); `stats_cap`:
+        attempts one stats answer reads at most (checked between batches of 1,000)."""
         self._reader = reader
         self._last_seq = last_seq
+        self._stats_cap = stats_cap
 
     async def event(self, event_id: str) -> EventView | None:
         subject = records.filter_subject(event_id=event_id)
@@ -129,7 +131,7 @@ class Deliveries:
         if first is None:
             return out
         seq = first
-        while out.attempts < STATS_CAP:
+        while out.attempts < self._stats_cap:
             batch = await self._reader.batch(subject, seq=seq, size=1000)
             for rec in _decoded(batch):
                 if (
