@@ -777,6 +777,54 @@ EQUIVALENT: dict[str, list[tuple[str, str, str]]] = {
             "a bound on the initial replay, which the server sends at once: it never runs out",
         ),
     ],
+    "deliveries": [
+        (
+            "STATS_CAP = 200_000  # attempts read for one stats answer at most",
+            "STATS_CAP = 200001  # attempts read for one stats answer at most",
+            "a read bound no contract fixes; what it does (`truncated`) is tested with a"
+            " bound of 1,000: 200,000 records take minutes to write",
+        ),
+        *[
+            (f"{name}: float | None = None", f"{name}: float & None = None", _ANNOTATION)
+            for name in ("success_rate", "p50_ms", "p99_ms", "last_success_at", "last_failure_at")
+        ],
+        (
+            "durations: list[float] = field(default_factory=list, repr=False)",
+            "durations: list[float] = field(default_factory=list, repr=True)",
+            "no code shows, logs or compares the repr of a Stats",
+        ),
+        (
+            "batch = await self._reader.batch(subject, seq=seq, size=1000)",
+            "batch = await self._reader.batch(subject, seq=seq, size=1001)",
+            "the reader asks for MAX_BATCH = 1,000 at most whatever it is given",
+        ),
+        (
+            "limit: int = 50,",
+            "limit: int = 51,",
+            "the API and the CLI always pass `limit`: the default is never read",
+        ),
+        (
+            "floor, below = 1, await self._last_seq() + 1",
+            "floor, below = 1, await self._last_seq() + 2",
+            "`below` is exclusive and no record has a sequence past the last one read a"
+            " moment before (one written in between may be shown either way)",
+        ),
+        *[
+            (
+                f"out.{name} = max(out.{name} or 0.0, rec.started_at)",
+                f"out.{name} = max(out.{name} or 1.0, rec.started_at)",
+                "a started_at is a unix time, far past 1 s: the max is the same",
+            )
+            for name in ("last_success_at", "last_failure_at")
+        ],
+        (
+            "due = [a.retry_at for a in latest.values() if a.outcome in _PENDING and"
+            " a.retry_at > 0]",
+            "due = [a.retry_at for a in latest.values() if a.outcome in _PENDING and"
+            " a.retry_at > 1]",
+            "retry_at is 0 (no try due) or a unix time: nothing lies in between",
+        ),
+    ],
     "egress": [
         ("@dataclass(frozen=True)", "@dataclass(frozen=False)", _FROZEN),
         (

@@ -154,7 +154,7 @@ class Deliveries:
 _NOTHING_SENT = frozenset({DeadReason.HOOK_DISABLED, DeadReason.HOOK_REMOVED})
 
 
-def _count(out: Stats, rec: AttemptRecord, recent: bool = False) -> None:
+def _count(out: Stats, rec: AttemptRecord, *, recent: bool) -> None:
     if rec.reason in _NOTHING_SENT and rec.status is None:
         return
     if rec.outcome == AttemptOutcome.PROXY_ERROR:
@@ -215,7 +215,7 @@ def parse_when(text: str, now: float | None = None) -> float:
             raise QueryError(f"'{shorten(text)}' is too long ago")
         return now - back
     try:
-        stamp = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+        stamp = datetime.fromisoformat(value.replace("z", "Z"))  # 3.11 reads Z, not z
     except ValueError:
         raise QueryError(
             f"'{shorten(text)}' is neither an RFC 3339 time nor a duration like 1h"
