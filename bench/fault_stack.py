@@ -122,4 +122,4 @@ async def _provision(cfg: config.ServerConfig) -> None:
     try:
         await provision_nats(nc, cfg)
     finally:
-        await nc.close()
+        await natsconn.close(nc)  # on purpose: not logged as a lost connection
