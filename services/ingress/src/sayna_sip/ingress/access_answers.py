@@ -11,7 +11,8 @@ read: its methods, its `{host}`, its `host` filter and its `opt`.
 from __future__ import annotations
 
 from litestar import Litestar
-from litestar.openapi.spec import OpenAPI, OpenAPIResponse, Operation, Reference
+from litestar.handlers import HTTPRouteHandler
+from litestar.openapi.spec import OpenAPI, OpenAPIMediaType, OpenAPIResponse, Operation, Reference
 from litestar.routes import HTTPRoute
 
 from sayna_sip.common.labels import ErrorCode
@@ -27,41 +28,39 @@ TENANT = "{why} (code {code})"
 
 def apply(openapi: OpenAPI, app: Litestar) -> None:
     paths = openapi.paths or {}
-    for route in app.routes:
-        if not isinstance(route, HTTPRoute) or route.path_format not in paths:
-            continue
+    routes = [r for r in app.routes if isinstance(r, HTTPRoute) and r.path_format in paths]
+    for route in routes:  # the /schema pages are not in the document: not guarded
         item = paths[route.path_format]
         for handler in route.route_handlers:
             for method in handler.http_methods:
-                operation = getattr(item, method.lower(), None)
-                if not isinstance(operation, Operation) or not operation.security:
-                    continue  # an open route: no token, no tenant rule
-                reasons = []
-                if method in writeguard.STATE_CHANGING and not handler.opt.get(writeguard.EXEMPT):
-                    reasons.append(CROSS_SITE)
-                refusal = access.refusal(handler, route.path_format)
-                if refusal is not None:
-                    reasons.append(TENANT.format(code=ErrorCode.FORBIDDEN, why=refusal))
-                _state(operation, reasons)
+                operation = getattr(item, method.lower(), None)  # OPTIONS, HEAD: none
+                if operation is not None and operation.security:  # an open one: no guard
+                    _state(operation, _forbidden(handler, method, route.path_format))
+
+
+def _forbidden(handler: HTTPRouteHandler, method: str, path: str) -> list[str]:
+    """What the guards answer 403 for on this route, beside its own checks."""
+    reasons = []
+    if method in writeguard.STATE_CHANGING and not handler.opt.get(writeguard.EXEMPT):
+        reasons.append(CROSS_SITE)
+    refusal = access.refusal(handler, path)
+    if refusal is not None:
+        reasons.append(TENANT.format(code=ErrorCode.FORBIDDEN, why=refusal))
+    return reasons
 
 
 def _state(operation: Operation, reasons: list[str]) -> None:
-    responses = operation.responses or {}
-    _describe(responses, "401", UNAUTHORIZED)
+    """The guards' 401 and 403 (no 403 when none applies) on `operation`, in the
+    ErrorBody of every error; no route writes its own (access_answers is their one place)."""
+    responses = dict(operation.responses or {})
+    responses["401"] = _error(UNAUTHORIZED)
     if reasons:
         text = "; or ".join(reasons)
-        _describe(responses, "403", text[0].upper() + text[1:])
-    else:
-        responses.pop("403", None)
+        responses["403"] = _error(text[0].upper() + text[1:])
     # In status order, as Litestar lists them: the one added last would come out last.
     operation.responses = dict(sorted(responses.items()))
 
 
-def _describe(responses: dict[str, OpenAPIResponse | Reference], status: str, text: str) -> None:
-    answer = responses.get(status)
-    if isinstance(answer, OpenAPIResponse):
-        answer.description = text
-    else:  # not declared by the route: the ErrorBody the others use
-        template = responses.get("400") or responses.get("404") or responses.get("503")
-        content = template.content if isinstance(template, OpenAPIResponse) else None
-        responses[status] = OpenAPIResponse(description=text, content=content)
+def _error(description: str) -> OpenAPIResponse:
+    body = OpenAPIMediaType(schema=Reference(ref="#/components/schemas/ErrorBody"))
+    return OpenAPIResponse(description=description, content={"application/json": body})
