@@ -12,11 +12,14 @@ from tests.ingress.tenants import A, B, Tenants, bearer
 from tests.ingress.test_tenant_access import WRITES, _fill, _routes
 
 CROSS_SITE = {"Sec-Fetch-Site": "cross-site"}
+ERROR_BODY = {"$ref": "#/components/schemas/ErrorBody"}
 
 
 def _said(op: dict[str, Any], status: int) -> str:
+    """The description of `status`, declared with the ErrorBody every error has."""
     answer = op["responses"].get(str(status))
     assert answer is not None, f"{status} is not declared"
+    assert answer["content"] == {"application/json": {"schema": ERROR_BODY}}, status
     return str(answer["description"])
 
 

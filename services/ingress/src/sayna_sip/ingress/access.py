@@ -77,18 +77,18 @@ def scope(
     path_host = connection.path_params.get("host")
     if path_host is not None and _normal(str(path_host)) != who.host:
         raise hidden()
-    refused = refusal(handler, "{host}" if path_host is not None else "")
+    refused = refusal(handler, on_host=path_host is not None)
     if refused is not None:
         raise Forbidden(refused)
     if path_host is None and handler.opt.get("tenant") != "self":
         _filter_query(connection, who.host)
 
 
-def refusal(handler: BaseRouteHandler, path: str) -> str | None:
+def refusal(handler: BaseRouteHandler, *, on_host: bool) -> str | None:
     """Why a tenant token is refused (403) on this route even for its own host, or None
-    when it is admitted there (`path`: the route's path, `{host}` in it or not)."""
+    when it is admitted there (`on_host`: the route's path has a `{host}`)."""
     mode = handler.opt.get("tenant")
-    if "{host}" in path:
+    if on_host:
         return ADMIN_ROUTE if mode == "admin" else None
     if mode == "self":
         return None

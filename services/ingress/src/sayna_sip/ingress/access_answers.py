@@ -43,7 +43,7 @@ def _forbidden(handler: HTTPRouteHandler, method: str, path: str) -> list[str]:
     reasons = []
     if method in writeguard.STATE_CHANGING and not handler.opt.get(writeguard.EXEMPT):
         reasons.append(CROSS_SITE)
-    refusal = access.refusal(handler, path)
+    refusal = access.refusal(handler, on_host="{host}" in path)
     if refusal is not None:
         reasons.append(TENANT.format(code=ErrorCode.FORBIDDEN, why=refusal))
     return reasons
