@@ -120,3 +120,28 @@ async def test_room_event_racing_the_calls_join_is_not_lost(
         router.registry.get_sample_value("sayna_sip_router_events_total", {"outcome": "no_host"})
         == 0
     )
+
+
+async def test_a_room_whose_record_an_operator_deleted_routes_and_is_remembered_again(
+    jetstream: JetStreamContext, router: RouterService
+) -> None:
+    """A deleted (or purged) key keeps its marker's sequence: a write expecting none
+    conflicted every time, and every event of the room was retried for ever."""
+    await put_hook(jetstream, "example.com")
+    kv = await jetstream.key_value(topology.ROOMS_BUCKET)
+    for room, remove in (("sip-deleted", kv.delete), ("sip-purged", kv.purge)):
+        await kv.put(room_key(room), b'{"sip_host":"example.com","hook":"example.com"}')
+        await remove(room_key(room))  # `nats kv del sip_rooms ...`
+        await publish_event(jetstream, sip_event(room=room, to="sip:a@example.com"))
+
+    got = await take_deliveries(jetstream, 2)
+
+    assert {headers_of(m)[Header.ROOM] for m in got} == {"sip-deleted", "sip-purged"}
+    for room in ("sip-deleted", "sip-purged"):
+        entry = await kv.get(room_key(room))
+        record = msgspec.json.decode(entry.value or b"", type=RoomRecord)
+        assert (record.sip_host, record.call_seq) == ("example.com", {"example.com#default": 1})
+    retried = router.registry.get_sample_value(
+        "sayna_sip_router_events_total", {"outcome": "retry"}
+    )
+    assert retried == 0

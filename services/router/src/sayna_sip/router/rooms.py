@@ -107,8 +107,11 @@ class RoomMemory:
                 return known
         try:
             entry = await self._kv.get(room_key(room))
-        except KeyNotFoundError:  # also raised for deleted/purged keys
-            return RoomState(None, 0)
+        except KeyNotFoundError as exc:  # also raised for deleted/purged keys
+            # A deleted key's last sequence is its marker's: a write expecting 0 would
+            # conflict every time and the room's events be retried for ever.
+            marker = getattr(exc, "entry", None)
+            return RoomState(None, (marker.revision or 0) if marker is not None else 0)
         record = None
         if entry.value:
             try:
