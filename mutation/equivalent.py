@@ -43,6 +43,10 @@ _HEADROOM = (
     "unreachable: a webhook body is read up to max_payload less 16 KiB (contracts.body_limit)"
     " and its headers hold under 1 KiB, so no message reaching the publisher is near the limit"
 )
+_READ_FIRST = (
+    "unreachable: the test send reads the hook first, and HookStore.get refuses (503) when"
+    " NATS is not connected; nc is set whenever SIP is (writable() refuses otherwise)"
+)
 _THREAD = (
     "sync_to_thread only picks where a sync handler runs (the loop or a worker thread):"
     " it returns the same bytes read at app build either way"
@@ -957,6 +961,23 @@ EQUIVALENT: dict[str, list[tuple[str, str, str]]] = {
             'if record.endpoint(entry.id or "XXXX") is not None:',
             "hookrules.endpoint gives every entry its id (the one sent, or a generated one):"
             " the fallback is never read",
+        ),
+        (
+            "if ingress.nc is None or not ingress.nc.is_connected:",
+            "if ingress.nc is None and not ingress.nc.is_connected:",
+            _READ_FIRST,
+        ),
+        (
+            'raise Unavailable("NATS is not connected; retry later", ErrorCode.NATS_UNAVAILABLE)',
+            'raise Unavailable("XXNATS is not connected; retry laterXX",'
+            " ErrorCode.NATS_UNAVAILABLE)",
+            _READ_FIRST,
+        ),
+        (
+            "host, result.status, result.duration_ms, (time.monotonic() - started) * 1000,",
+            "host, result.status, result.duration_ms, (time.monotonic() - started) * 1001,",
+            "a thousandth more of one request's wall time in a log line: no bound on a"
+            " request's duration tells the two apart",
         ),
     ],
     "routes_console": [

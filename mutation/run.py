@@ -115,7 +115,8 @@ MODULES = {
         "services/ingress/src/sayna_sip/ingress/routes_deliveries.py",
         (
             "tests/docs/test_api_answers.py",  # its documented answers, in a second
-            "tests/ingress/test_records_input.py",  # the 400s
+            "tests/ingress/test_records_answers.py",  # its 503 and 400 texts
+            "tests/ingress/test_records_input.py",
             "tests/ingress/test_operator_answers.py",
             "tests/ingress/test_tenant_access.py",  # what a tenant's token reaches
             "tests/ingress/test_audit.py",  # what its writes record

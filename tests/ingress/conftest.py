@@ -60,6 +60,9 @@ async def serve_http(config: ServerConfig, **kwargs: float) -> AsyncIterator[htt
             lifespan="on",
             log_config=None,
             access_log=False,
+            # a request still waiting at the end (a test that failed on it) must not
+            # hold the teardown for ever
+            timeout_graceful_shutdown=5,
         )
     )
     task = asyncio.create_task(server.serve())

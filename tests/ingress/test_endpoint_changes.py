@@ -17,6 +17,7 @@ from nats.js import JetStreamContext
 
 from sayna_sip.common import contracts, topology
 from sayna_sip.common.hook import Hook, parse_stamp
+from sayna_sip.common.secretbox import fingerprint
 from tests.fixtures.nats import NatsServer
 from tests.ingress.conftest import Client, ingress_config, serve, serve_http
 from tests.ingress.tenants import SECRETS_KEY
@@ -24,6 +25,7 @@ from tests.ingress.tenants import SECRETS_KEY
 HOST = "pbx.tenant-a.example"
 URL = f"https://{HOST}/hook"
 ENDPOINTS = f"/sip/hooks/{HOST}/endpoints"
+NEW_SECRET = "crm-own-secret-0123456789abcdef"
 
 
 @pytest.fixture
@@ -81,6 +83,8 @@ async def test_changes_to_an_endpoint_name_it_in_the_log_and_404_when_it_is_not_
     assert _lines(caplog, "endpoint_changed") == [
         f"event=endpoint_changed host={HOST} endpoint=crm"
     ]
+    r = await api.patch(f"{ENDPOINTS}/crm", json={"secret": NEW_SECRET})  # it signs from now on
+    assert [s["fingerprint"] for s in r.json()["secrets"]] == [fingerprint(NEW_SECRET)]
     r = await api.request("DELETE", f"{ENDPOINTS}/crm", json={})
     assert r.status_code == 200 and [e["id"] for e in r.json()["endpoints"]] == ["default"]
     assert _lines(caplog, "endpoint_removed") == [
@@ -185,13 +189,18 @@ async def test_a_test_send_asks_a_forwarder_and_answers_what_it_made(
     asked: list[dict[str, str]] = []
     made = {"status": 204, "duration_ms": 12.5, "error": None, "response_excerpt": ""}
     await _forwarder(nats_client, json.dumps(made).encode(), asked)
+    started = time.monotonic()
     r = await http_api.post(f"/sip/hooks/{HOST}/test", json={})
+    took_ms = (time.monotonic() - started) * 1000
     assert (r.status_code, r.json()) == (200, made)
     r = await http_api.post(f"{ENDPOINTS}/default/test", json={})
     assert (r.status_code, r.json()) == (200, made)
     assert asked == [{"host": HOST, "endpoint": "default"}] * 2
     (line, _) = _lines(caplog, "hook_tested")
-    assert line.startswith(f"event=hook_tested host={HOST} status=204 duration_ms=12.5 wall_ms=")
+    head = f"event=hook_tested host={HOST} status=204 duration_ms=12.5 wall_ms="
+    assert line.startswith(head), line
+    # the ingress's own wait for the forwarder, in ms: inside the whole call's time
+    assert 0 < float(line.removeprefix(head)) <= took_ms, (line, took_ms)
 
 
 async def test_a_test_send_nobody_answers_in_time_or_answered_oddly_is_503(
