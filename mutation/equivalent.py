@@ -832,6 +832,7 @@ EQUIVALENT: dict[str, list[tuple[str, str, str]]] = {
         ),
     ],
     "routing": [
+        ("@dataclass(frozen=True)", "@dataclass(frozen=False)", _FROZEN),
         (
             "RecordRoute = Callable[[RouteRecord], None]  # never blocks, never raises"
             " (Recorder.record)",
@@ -870,12 +871,6 @@ EQUIVALENT: dict[str, list[tuple[str, str, str]]] = {
             'if len(room.encode("utf-8", "XXsurrogatepassXX")) > MAX_ROOM_BYTES:  # its KV key',
             "msgspec refuses lone surrogates: a decoded room always encodes, the error"
             " handler is never looked up",
-        ),
-        (
-            "done = await asyncio.gather(*writes, return_exceptions=True)",
-            "done = await asyncio.gather(*writes, return_exceptions=False)",
-            "the same first error is raised (a retry); the other writes run on to their end"
-            " and gather retrieves their errors: nothing logged, the redelivery writes again",
         ),
         ("fresh = False", "fresh = True", _FRESH),
         ("fresh = False", "fresh = None", _FRESH),
