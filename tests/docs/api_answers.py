@@ -49,6 +49,8 @@ def _query(op: dict[str, Any]) -> str:
         bounds = [f"{k} {s[k]:g}" for k in ("minimum", "maximum") if k in s]
         if "default" in s:
             bounds.append(f"default {s['default']}")
+        if p.get("description"):
+            bounds.insert(0, p["description"])
         note = f" ({', '.join(bounds)})" if bounds else ""
         out.append(f"`{p['name']}`{note}")
     return ", ".join(out)
