@@ -994,6 +994,27 @@ EQUIVALENT: dict[str, list[tuple[str, str, str]]] = {
             " request's duration tells the two apart",
         ),
     ],
+    "routes_deliveries": [
+        (
+            "return ResponseSpec(data_container=ErrorBody, description=description,"
+            " generate_examples=False)",
+            "return ResponseSpec(data_container=ErrorBody, description=description,"
+            " generate_examples=True)",
+            "ErrorBody is one shared component schema, answered by reference: Litestar puts"
+            " no examples on a $ref, so the schema served is the same (docs/api-answers.md)",
+        ),
+        (
+            "code: str = ErrorCode.NOT_FOUND",
+            "code: str = None",
+            "every NotFound of this module is raised with its code: the default is never read",
+        ),
+        (
+            'body = original[0].decode(errors="replace") if original is not None else None',
+            'body = original[0].decode(errors="XXreplaceXX") if original is not None else None',
+            "the error handler is consulted only for bytes that are not UTF-8, and a stored"
+            " webhook body is JSON that msgspec decoded (valid UTF-8) at intake",
+        ),
+    ],
     "routes_console": [
         (
             '@get("/console", include_in_schema=False, sync_to_thread=False)',

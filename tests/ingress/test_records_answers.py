@@ -76,3 +76,14 @@ async def test_a_bad_time_or_host_is_named_and_coded_by_where_it_came_from(
     r = await ingress.request(method, path, json=body)
     assert (r.status_code, r.json()["error"]) == (400, code), r.text
     assert r.json()["message"].startswith(start), r.text
+
+
+async def test_an_event_without_records_is_404_naming_it(ingress: Client) -> None:
+    for method, path in (
+        ("GET", "/sip/deliveries/EV_none"),
+        ("POST", "/sip/deliveries/EV_none/resend"),
+    ):
+        r = await ingress.request(method, path, json=None if method == "GET" else {})
+        assert (r.status_code, r.json()) == (404, {
+            "error": "not_found", "message": "no delivery record of event EV_none",
+        }), method  # fmt: skip
