@@ -53,3 +53,18 @@ async def test_a_value_that_is_not_a_generation_is_refused(
     await (await jetstream.key_value(topology.ACCESS_BUCKET)).put(host_token(A), value)
     with pytest.raises(ValueError, match=r"^unreadable token generation in KV sip_access$"):
         await (await _kv(jetstream)).current(A)
+
+
+@pytest.mark.parametrize("removal", ["delete", "purge"])
+async def test_a_generation_an_operator_removed_is_revoked_again_not_refused_for_ever(
+    jetstream: JetStreamContext, removal: str
+) -> None:
+    """`nats kv del` leaves a marker whose revision a write must name (the router's room
+    records had that bug): the next revoke is stored, from 0 again, not retried to a 503."""
+    kv = await jetstream.key_value(topology.ACCESS_BUCKET)
+    gens = await _kv(jetstream)
+    assert await gens.bump(A) == 1
+    await getattr(kv, removal)(host_token(A))
+    assert await gens.current(A) == 0
+    assert await gens.bump(A) == 1
+    assert await gens.current(A) == 1
