@@ -3,20 +3,24 @@ KV, deliveries published the way the router publishes them, dead letters read ba
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
+from nats.aio.client import Client
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import RawStreamMsg
 from nats.js.errors import NotFoundError
 
-from sayna_sip.common import contracts, topology
+from sayna_sip.common import contracts, records, topology
 from sayna_sip.common.config import ServerConfig
 from sayna_sip.common.contracts import Header
 from sayna_sip.common.hook import Hook
 from sayna_sip.common.hosts import host_token
+from sayna_sip.common.records import AttemptRecord
 from sayna_sip.forwarder.app import Forwarder
 from sayna_sip.forwarder.breaker import BreakerSettings
 from sayna_sip.forwarder.tuning import Tuning
@@ -157,3 +161,33 @@ async def start_forwarder(
     for fwd in started:
         if not fwd.running.done() or fwd.nc.is_connected:
             await fwd.stop()
+
+
+class Attempts(list[AttemptRecord]):
+    """Every attempt record the forwarders publish, in order, and a wait for the n-th."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.grew = asyncio.Event()
+
+    async def wait(self, count: int) -> list[AttemptRecord]:
+        async with asyncio.timeout(10):
+            while len(self) < count:
+                self.grew.clear()
+                await self.grew.wait()
+        return list(self)
+
+
+@pytest.fixture
+async def attempts(nats_client: Client) -> AsyncIterator[Attempts]:
+    got = Attempts()
+
+    async def on_record(msg: Msg) -> None:
+        record = records.decode(msg.data)
+        if isinstance(record, AttemptRecord):
+            got.append(record)
+            got.grew.set()
+
+    sub = await nats_client.subscribe("sip.attempt.>", cb=on_record)
+    yield got
+    await sub.unsubscribe()

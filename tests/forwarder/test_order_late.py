@@ -4,19 +4,15 @@ bounded hold (SIP_ORDER_HOLD_MAX) releases the rest and its record says how many
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
-import pytest
 from nats.aio.client import Client
-from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
-from sayna_sip.common import deadletters, records, topology
-from sayna_sip.common.records import AttemptRecord
+from sayna_sip.common import deadletters, topology
 from sayna_sip.common.streamscan import StreamReader
 from tests.fixtures.https_sink import HttpsSink, Received, Reply
-from tests.forwarder.conftest import StartForwarder, drained, wait_dead
+from tests.forwarder.conftest import Attempts, StartForwarder, drained, wait_dead
 from tests.forwarder.test_order_lanes import (
     HOST,
     publish_call_event,
@@ -39,35 +35,6 @@ def refuse_first(**statuses: int) -> Callable[[Received], Reply | None]:
         return None
 
     return decide
-
-
-class Attempts(list[AttemptRecord]):
-    """Every attempt record the forwarders publish, and a wait for the n-th."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.grew = asyncio.Event()
-
-    async def wait(self, count: int) -> None:
-        async with asyncio.timeout(5):
-            while len(self) < count:
-                self.grew.clear()
-                await self.grew.wait()
-
-
-@pytest.fixture
-async def attempts(nats_client: Client) -> AsyncIterator[Attempts]:
-    got = Attempts()
-
-    async def on_record(msg: Msg) -> None:
-        record = records.decode(msg.data)
-        if isinstance(record, AttemptRecord):
-            got.append(record)
-            got.grew.set()
-
-    sub = await nats_client.subscribe("sip.attempt.>", cb=on_record)
-    yield got
-    await sub.unsubscribe()
 
 
 async def redrive_the_letter(js: JetStreamContext, nc: Client) -> None:

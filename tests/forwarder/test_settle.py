@@ -9,17 +9,16 @@ import logging
 import re
 import socket
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import httpx
 import pytest
 from nats.aio.client import Client
-from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 
-from sayna_sip.common import contracts, records, topology
+from sayna_sip.common import contracts, topology
 from sayna_sip.common.contracts import DeadReason, Header
 from sayna_sip.common.delivery import Delivery
 from sayna_sip.common.hook import Hook
@@ -33,6 +32,7 @@ from sayna_sip.forwarder.settle import nak
 from tests.fixtures.https_sink import HttpsSink, Received, Reply
 from tests.forwarder.conftest import (
     SECRET,
+    Attempts,
     StartForwarder,
     drained,
     publish,
@@ -47,36 +47,6 @@ from tests.forwarder.test_order_lanes import (
 )
 
 ROOM = "sip-room-1"
-
-
-class Attempts(list[AttemptRecord]):
-    """Every attempt record the forwarder publishes, in order, and a wait for the n-th."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.grew = asyncio.Event()
-
-    async def wait(self, count: int) -> list[AttemptRecord]:
-        async with asyncio.timeout(10):
-            while len(self) < count:
-                self.grew.clear()
-                await self.grew.wait()
-        return list(self)
-
-
-@pytest.fixture
-async def attempts(nats_client: Client) -> AsyncIterator[Attempts]:
-    got = Attempts()
-
-    async def on_record(msg: Msg) -> None:
-        record = records.decode(msg.data)
-        if isinstance(record, AttemptRecord):
-            got.append(record)
-            got.grew.set()
-
-    sub = await nats_client.subscribe("sip.attempt.>", cb=on_record)
-    yield got
-    await sub.unsubscribe()
 
 
 async def metrics(fwd: Forwarder) -> str:
