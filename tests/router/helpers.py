@@ -16,6 +16,7 @@ from sayna_sip.common import contracts, topology
 from sayna_sip.common.contracts import Header
 from sayna_sip.common.hook import Hook
 from sayna_sip.common.hosts import host_token
+from sayna_sip.router.app import RouterService
 
 
 def ingress_headers(event: dict[str, Any]) -> dict[str, str]:
@@ -127,3 +128,9 @@ async def until(condition: Callable[[], bool], timeout: float = 15.0) -> None:
             if condition():
                 return
             await asyncio.sleep(0.02)
+
+
+def events_counted(router: RouterService, outcome: str) -> float:
+    """The router's `sayna_sip_router_events_total` for one outcome (0 before any)."""
+    value = router.registry.get_sample_value("sayna_sip_router_events_total", {"outcome": outcome})
+    return value or 0.0

@@ -13,6 +13,7 @@ from sayna_sip.router.app import RouterService
 from tests.fixtures.livekit import sip_event
 from tests.router.helpers import (
     drained,
+    events_counted,
     ingress_headers,
     publish_event,
     publish_raw,
@@ -22,11 +23,6 @@ from tests.router.helpers import (
 )
 
 ONE_MIB = 1 << 20
-
-
-def events_counted(router: RouterService, outcome: str) -> float:
-    value = router.registry.get_sample_value("sayna_sip_router_events_total", {"outcome": outcome})
-    return value or 0.0
 
 
 async def test_a_delivery_over_max_payload_is_terminated_not_sent(

@@ -14,6 +14,7 @@ from sayna_sip.common.config import ServerConfig
 from sayna_sip.router.app import RouterService
 from tests.fixtures.livekit import sip_event
 from tests.router.helpers import (
+    events_counted,
     ingress_headers,
     publish_event,
     publish_raw,
@@ -23,11 +24,6 @@ from tests.router.helpers import (
 )
 
 SLACK = 0.9  # a loaded machine's scheduling, on top of the delay
-
-
-def counted(router: RouterService, outcome: str) -> float:
-    value = router.registry.get_sample_value("sayna_sip_router_events_total", {"outcome": outcome})
-    return value or 0.0
 
 
 async def test_a_retry_comes_back_after_2_s_and_a_host_less_event_after_1_s_twice(
@@ -44,7 +40,7 @@ async def test_a_retry_comes_back_after_2_s_and_a_host_less_event_after_1_s_twic
 
     def both() -> bool:
         for outcome in ("retry", "deferred"):
-            if outcome not in seen and counted(router, outcome) == 1:
+            if outcome not in seen and events_counted(router, outcome) == 1:
                 seen[outcome] = time.monotonic()
         return len(seen) == 2
 
@@ -56,9 +52,9 @@ async def test_a_retry_comes_back_after_2_s_and_a_host_less_event_after_1_s_twic
 
     await take_deliveries(jetstream, 1, timeout=5)
     retried = time.monotonic() - seen["retry"]
-    await until(lambda: counted(router, "no_host") == 1, timeout=5)
+    await until(lambda: events_counted(router, "no_host") == 1, timeout=5)
     given_up = time.monotonic() - seen["deferred"]
 
     assert 2.0 - 0.1 <= retried < 2.0 + SLACK
-    assert counted(router, "deferred") == 2  # nak'd twice, 1 s each
+    assert events_counted(router, "deferred") == 2  # nak'd twice, 1 s each
     assert 2 * 1.0 - 0.1 <= given_up < 2 * 1.0 + SLACK

@@ -18,6 +18,7 @@ from tests.fixtures.livekit import sip_event
 from tests.router.helpers import (
     delete_hook,
     drained,
+    events_counted,
     headers_of,
     ingress_headers,
     publish_event,
@@ -30,11 +31,6 @@ from tests.router.helpers import (
 
 STANDARD_METRICS = ("process_cpu_seconds_total", "process_resident_memory_bytes",
                     "python_info", "python_gc_objects_collected_total")  # fmt: skip
-
-
-def events_counted(service: RouterService, outcome: str) -> float:
-    value = service.registry.get_sample_value("sayna_sip_router_events_total", {"outcome": outcome})
-    return value or 0.0
 
 
 # (To header, X-To-IP, hook that must receive it, parsed host)
