@@ -11,6 +11,7 @@ from sayna_sip.common.contracts import DeadReason, Header
 from tests.fixtures.https_sink import HttpsSink
 from tests.fixtures.nats import NatsServer
 from tests.forwarder.conftest import StartForwarder, delete_hook, publish, put_hook, wait_dead
+from tests.router.helpers import until
 
 
 async def test_hook_cache_follows_changes_after_a_nats_restart(
@@ -28,6 +29,7 @@ async def test_hook_cache_follows_changes_after_a_nats_restart(
     async with asyncio.timeout(10):  # the reconnect is noticed within about a second
         await fwd.hooks.reloaded.wait()
     await delete_hook(jetstream, "r.example.com")
+    await until(lambda: fwd.hooks.get("r.example.com") is None)  # the new watch saw it
     await publish(jetstream, "r.example.com")
 
     (dead,) = await wait_dead(jetstream, 1)
