@@ -209,6 +209,26 @@ async def test_no_token_a_wrong_one_an_expired_one_and_a_revoked_one_are_refused
     assert (await t.client.get(path, headers=bearer(fresh))).status_code == 200
 
 
+@pytest.mark.parametrize("removal", ["delete", "purge"])
+async def test_a_generation_an_operator_removed_keeps_revoked_tokens_revoked(
+    tenants: Tenants, jetstream: Any, removal: str
+) -> None:
+    t = tenants
+    path = f"/sip/hooks/{A}"
+    r = await t.as_admin("POST", f"/sip/hooks/{A}/access-tokens/revoke", json={})
+    assert r.status_code == 200, r.text
+    kv = await jetstream.key_value(topology.ACCESS_BUCKET)
+    await getattr(kv, removal)(host_token(A))  # an operator's `nats kv del|purge`
+    r = await t.as_tenant(A, "GET", path)
+    assert r.status_code == 401 and r.json()["error"] == "token_revoked", r.text
+    fresh = (await t.mint(A)).json()["token"]
+    assert (await t.client.get(path, headers=bearer(fresh))).status_code == 200
+    r = await t.as_admin("POST", f"/sip/hooks/{A}/access-tokens/revoke", json={})
+    assert r.status_code == 200, r.text  # a revoke after the removal is stored
+    r = await t.client.get(path, headers=bearer(fresh))
+    assert r.status_code == 401 and r.json()["error"] == "token_revoked", r.text
+
+
 async def test_deleting_a_host_ends_its_tokens(tenants: Tenants) -> None:
     t = tenants
     r = await t.as_admin("DELETE", "/sip/hooks", json={"hosts": [A]})

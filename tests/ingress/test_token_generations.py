@@ -41,9 +41,14 @@ async def test_concurrent_revokes_all_count(jetstream: JetStreamContext) -> None
     assert await gens.current(A) == 5
 
 
-async def test_an_empty_value_is_generation_0(jetstream: JetStreamContext) -> None:
-    await (await jetstream.key_value(topology.ACCESS_BUCKET)).put(host_token(A), b"")
-    assert await (await _kv(jetstream)).current(A) == 0
+async def test_an_empty_value_reads_as_its_revision_not_0(jetstream: JetStreamContext) -> None:
+    """0 would bring back every token revoked before the empty write."""
+    kv = await jetstream.key_value(topology.ACCESS_BUCKET)
+    gens = await _kv(jetstream)
+    assert [await gens.bump(A), await gens.bump(A)] == [1, 2]
+    revision = await kv.put(host_token(A), b"")
+    assert revision > 2 and await gens.current(A) == revision
+    assert await gens.bump(A) == revision + 1
 
 
 @pytest.mark.parametrize("value", [b"not json", b'{"v": 1}', b'{"generation": "1"}', b"[1]"])
@@ -56,15 +61,18 @@ async def test_a_value_that_is_not_a_generation_is_refused(
 
 
 @pytest.mark.parametrize("removal", ["delete", "purge"])
-async def test_a_generation_an_operator_removed_is_revoked_again_not_refused_for_ever(
+async def test_a_generation_an_operator_removed_reads_as_its_markers_revision(
     jetstream: JetStreamContext, removal: str
 ) -> None:
-    """`nats kv del` leaves a marker whose revision a write must name (the router's room
-    records had that bug): the next revoke is stored, from 0 again, not retried to a 503."""
+    """`nats kv del` leaves a marker: the generation reads as the marker's revision (above
+    every generation before it, so revoked tokens stay revoked), and the next revoke is
+    stored after the marker (a write must name its revision: the router's room records had
+    that bug), not retried to a 503."""
     kv = await jetstream.key_value(topology.ACCESS_BUCKET)
     gens = await _kv(jetstream)
-    assert await gens.bump(A) == 1
+    assert [await gens.bump(A), await gens.bump(A)] == [1, 2]
     await getattr(kv, removal)(host_token(A))
-    assert await gens.current(A) == 0
-    assert await gens.bump(A) == 1
-    assert await gens.current(A) == 1
+    marker = (await kv.history(host_token(A)))[-1].revision or 0
+    assert marker > 2 and await gens.current(A) == marker
+    assert await gens.bump(A) == marker + 1
+    assert await gens.current(A) == marker + 1

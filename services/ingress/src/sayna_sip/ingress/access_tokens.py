@@ -114,27 +114,34 @@ def parse_ttl(text: str | None) -> float:
 
 
 class Generations:
-    """The token generation of each host in KV `sip_access` (absent = 0)."""
+    """The token generation of each host in KV `sip_access` (never written = 0)."""
 
     def __init__(self, kv: KeyValue) -> None:
         self._kv = kv
 
     async def current(self, host: str) -> int:
+        return (await self._read(host))[0]
+
+    async def _read(self, host: str) -> tuple[int, int]:
+        """(generation, revision to write after). Where an operator deleted or purged the
+        key, or wrote it empty, the generation is that write's revision: a stream sequence
+        above every generation stored before it (each was one write), so the tokens revoked
+        then stay revoked instead of reading as generation 0 again."""
         try:
             entry = await self._kv.get(host_token(host))
-        except KeyNotFoundError:
-            return 0
-        return _generation(entry.value)
+        except KeyNotFoundError as gone:
+            marker = gone.entry
+            if marker is None or marker.revision is None:
+                return 0, 0  # never written
+            return marker.revision, 0  # create names the marker's revision itself
+        revision = entry.revision or 0  # an entry read has one
+        return (_generation(entry.value) if entry.value else revision), revision
 
     async def bump(self, host: str) -> int:
         """The next generation, written with compare-and-set (two revokes both count)."""
         key = host_token(host)
         for _ in range(CAS_ATTEMPTS):
-            try:
-                entry = await self._kv.get(key)
-                current, revision = _generation(entry.value), entry.revision
-            except KeyNotFoundError:
-                current, revision = 0, 0
+            current, revision = await self._read(host)
             value = json.dumps({"v": 1, "generation": current + 1, "at": time.time()}).encode()
             try:
                 if revision:
@@ -147,11 +154,9 @@ class Generations:
         raise nats.errors.Error(f"the token generation of {host} kept changing")
 
 
-def _generation(value: bytes | None) -> int:
-    """Absent is 0; an unreadable value raises (ValueError) rather than read as 0, which
-    would bring revoked tokens back."""
-    if not value:
-        return 0
+def _generation(value: bytes) -> int:
+    """An unreadable value raises (ValueError) rather than read as 0, which would bring
+    revoked tokens back."""
     try:
         gen = json.loads(value)["generation"]
     except (ValueError, KeyError, TypeError):
