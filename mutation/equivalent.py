@@ -597,6 +597,12 @@ EQUIVALENT: dict[str, list[tuple[str, str, str]]] = {
     ],
     "access_tokens": [
         ("CAS_ATTEMPTS = 20", "CAS_ATTEMPTS = 21", _TUNING),
+        (
+            "revision = entry.revision or 0  # an entry read has one",
+            "revision = entry.revision or 1  # an entry read has one",
+            "nats-py sets an entry's revision from the stream sequence of every message it"
+            " reads: the fallback (for the type only) is never taken",
+        ),
         ("@dataclass(frozen=True)", "@dataclass(frozen=False)", _FROZEN),
         (
             'return token.count(".") == 2 and token.startswith("ey")',
