@@ -22,7 +22,7 @@ from sayna_sip.common import contracts, topology
 from sayna_sip.common.hook import Endpoint, Hook
 from sayna_sip.common.hosts import host_token
 from tests.fixtures.https_sink import HttpsSink, Reply
-from tests.forwarder.conftest import FAST, SECRET, StartForwarder, publish
+from tests.forwarder.conftest import FAST, SECRET, StartForwarder
 
 HOST = "tenant.example"
 LOG = "sayna_sip.forwarder"
@@ -127,26 +127,69 @@ async def test_an_unknown_hook_or_endpoint_or_a_broken_request_is_answered_not_s
     assert https_sink.received() == []
 
 
-async def test_a_stopping_forwarder_answers_no_test_send_while_its_deliveries_finish(
+async def test_a_stopping_forwarder_leaves_the_queue_and_answers_what_it_was_asked(
     start_forwarder: StartForwarder, nats_client: Client, https_sink: HttpsSink
 ) -> None:
-    # It leaves the queue group first: another forwarder answers (here: none is left).
+    # It leaves the queue group first: another forwarder answers (here: none is left); the
+    # test send in flight is finished within the grace and answered, as a delivery is.
     fwd = await start_forwarder(dataclasses.replace(FAST, shutdown_grace=30.0))
     await put_hook(nats_client, https_sink)
-    https_sink.program("/t", Reply(hang=True), then=Reply(200))
-    await publish(nats_client.jetstream(), HOST)
-    await https_sink.wait_for(1, "/t")  # a delivery in flight: the stop waits for it
+    https_sink.program("/t", Reply(hang=True))
+    asked = asyncio.create_task(ask(nats_client, json.dumps({"host": HOST}).encode(), 20))
+    await https_sink.wait_for(1, "/t")
     stopping = asyncio.create_task(fwd.stop())
     try:
-        async with asyncio.timeout(3):
+        async with asyncio.timeout(5):
             while True:
-                try:  # one asked as it unsubscribes is dropped: no answer, ask again
+                try:
                     await ask(nats_client, json.dumps({"host": HOST}).encode(), timeout=0.5)
                 except NoRespondersError:
                     break
                 except TimeoutError:
                     continue
-        assert not stopping.done()  # still finishing its delivery
+        assert not stopping.done() and not asked.done()  # still finishing the first
     finally:
         https_sink.release()
-        await stopping
+    answer = await asked
+    assert (answer["status"], answer["error"], answer["response_excerpt"]) == (
+        200, None, "released",
+    )  # fmt: skip
+    await stopping
+
+
+async def test_a_test_send_cut_short_by_a_stop_is_answered_so(
+    start_forwarder: StartForwarder, nats_client: Client, https_sink: HttpsSink
+) -> None:
+    fwd = await start_forwarder(dataclasses.replace(FAST, shutdown_grace=0.2))
+    await put_hook(nats_client, https_sink)
+    https_sink.program("/t", Reply(hang=True))
+    asked = asyncio.create_task(ask(nats_client, json.dumps({"host": HOST}).encode(), 20))
+    await https_sink.wait_for(1, "/t")
+    try:
+        await fwd.stop()
+        assert await asked == {
+            "status": None,
+            "duration_ms": 0.0,
+            "error": "the forwarder stopped before the test send ended; try again",
+            "response_excerpt": "",
+        }
+    finally:
+        https_sink.release()
+
+
+async def test_a_hanging_hook_does_not_hold_the_next_test_send(
+    start_forwarder: StartForwarder, nats_client: Client, https_sink: HttpsSink
+) -> None:
+    await start_forwarder(SIP_HOOK_SECRET=SECRET)
+    await put_hook(nats_client, https_sink)
+    https_sink.program("/t", Reply(hang=True))
+    hanging = asyncio.create_task(ask(nats_client, json.dumps({"host": HOST}).encode(), 20))
+    await https_sink.wait_for(1, "/t")
+    try:
+        request = json.dumps({"host": HOST, "endpoint": "second"}).encode()
+        answer = await ask(nats_client, request, timeout=3)
+        assert (answer["status"], answer["error"]) == (200, None)
+        assert not hanging.done()
+    finally:
+        https_sink.release()
+    assert (await hanging)["status"] == 200

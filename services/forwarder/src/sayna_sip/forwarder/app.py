@@ -129,7 +129,7 @@ class Forwarder:
             undo.push_async_callback(lanes.stop)
             worker = _worker(config, tuning, nc, js, deliverer, metrics, recorder, peers, lanes)
             await worker.puller.start()
-            responder = TestResponder(nc, deliverer)
+            responder = TestResponder(nc, deliverer, worker.grace)
             await responder.start()
             forwarder: Forwarder | None = None
             health = await _start_health(config, nc, registry, lambda: _readiness(forwarder))
@@ -157,8 +157,8 @@ class Forwarder:
         A second call does nothing."""
         if self.nc.is_closed:
             return
-        await self.responder.stop()
-        await self.worker.stop(self._loop)
+        # Side by side: a test send and a delivery in flight each get the grace period.
+        await asyncio.gather(self.responder.stop(), self.worker.stop(self._loop))
         if self.lanes is not None:
             await self.lanes.stop()
         if self.peers is not None:

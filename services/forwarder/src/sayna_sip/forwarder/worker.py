@@ -78,7 +78,7 @@ class Worker:
         self._schedule = retry_schedule(config)
         self._concurrency = config.forwarder.concurrency
         grace = tuning.shutdown_grace
-        self._grace = min(config.forwarder.timeout, 5.0) if grace is None else grace
+        self.grace = min(config.forwarder.timeout, 5.0) if grace is None else grace
         self._tasks: dict[asyncio.Task[None], Msg] = {}
         self._lanes = lanes
         self._ordering = config.sip.ordering if config.sip else "call"
@@ -335,7 +335,7 @@ class Worker:
         await asyncio.gather(*waiting, return_exceptions=True)
         tasks = list(self._tasks)
         if tasks:
-            _, pending = await asyncio.wait(tasks, timeout=self._grace)
+            _, pending = await asyncio.wait(tasks, timeout=self.grace)
             for task in pending:
                 task.cancel()  # its handler naks the message
             await asyncio.gather(*pending, return_exceptions=True)
