@@ -506,8 +506,10 @@ def main() -> None:
     killed = sum(s.killed + s.other for s in scores.values())
     equivalent = sum(len(s.equivalent) for s in scores.values())
     killable = sum(s.total - s.untested for s in scores.values()) - equivalent
+    seconds = sum(s.seconds for s in scores.values())
     print(f"{'all':<10} {killable + equivalent:>7} {killed:>6} {equivalent:>5} "
-          f"{killable - killed:>8} {'':>8} {100 * killed / max(killable, 1):>5.1f}%")  # fmt: skip
+          f"{killable - killed:>8} {'':>8} {100 * killed / max(killable, 1):>5.1f}%  "
+          f"{seconds:.0f}s ({seconds / 60:.0f} min)")  # fmt: skip
 
 
 if __name__ == "__main__":
