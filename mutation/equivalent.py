@@ -889,6 +889,16 @@ EQUIVALENT: dict[str, list[tuple[str, str, str]]] = {
         ),
     ],
     "testsend": [
+        *(
+            (
+                "DRAIN_TIMEOUT_S = 2.0",
+                f"DRAIN_TIMEOUT_S = {mutant}",
+                "the drain's flush is bounded by nats-py itself (10 s) and the callbacks it"
+                " waits for only start a task: the bound only shortens a stop on a server"
+                " that does not answer",
+            )
+            for mutant in ("3.0", "None")
+        ),
         (
             "class TestRequest(msgspec.Struct, frozen=True):",
             "class TestRequest(msgspec.Struct, frozen=False):",
