@@ -42,6 +42,14 @@ async def put_hook(nc: Client, sink: HttpsSink) -> None:
     await kv.put(host_token(HOST), hook.encode())
 
 
+async def hanging_test_send(nc: Client, sink: HttpsSink) -> asyncio.Task[dict[str, Any]]:
+    """A test send to `default`, whose endpoint hangs (until `sink.release()`), in flight."""
+    sink.program("/t", Reply(hang=True))
+    asked = asyncio.create_task(ask(nc, json.dumps({"host": HOST}).encode(), 20))
+    await sink.wait_for(1, "/t")
+    return asked
+
+
 async def test_a_test_send_posts_one_signed_test_event_and_answers_what_came_back(
     start_forwarder: StartForwarder,
     nats_client: Client,
@@ -134,9 +142,7 @@ async def test_a_stopping_forwarder_leaves_the_queue_and_answers_what_it_was_ask
     # test send in flight is finished within the grace and answered, as a delivery is.
     fwd = await start_forwarder(dataclasses.replace(FAST, shutdown_grace=30.0))
     await put_hook(nats_client, https_sink)
-    https_sink.program("/t", Reply(hang=True))
-    asked = asyncio.create_task(ask(nats_client, json.dumps({"host": HOST}).encode(), 20))
-    await https_sink.wait_for(1, "/t")
+    asked = await hanging_test_send(nats_client, https_sink)
     stopping = asyncio.create_task(fwd.stop())
     try:
         async with asyncio.timeout(5):
@@ -162,9 +168,7 @@ async def test_a_test_send_cut_short_by_a_stop_is_answered_so(
 ) -> None:
     fwd = await start_forwarder(dataclasses.replace(FAST, shutdown_grace=0.2))
     await put_hook(nats_client, https_sink)
-    https_sink.program("/t", Reply(hang=True))
-    asked = asyncio.create_task(ask(nats_client, json.dumps({"host": HOST}).encode(), 20))
-    await https_sink.wait_for(1, "/t")
+    asked = await hanging_test_send(nats_client, https_sink)
     try:
         await fwd.stop()
         assert await asked == {
@@ -182,9 +186,7 @@ async def test_a_hanging_hook_does_not_hold_the_next_test_send(
 ) -> None:
     await start_forwarder(SIP_HOOK_SECRET=SECRET)
     await put_hook(nats_client, https_sink)
-    https_sink.program("/t", Reply(hang=True))
-    hanging = asyncio.create_task(ask(nats_client, json.dumps({"host": HOST}).encode(), 20))
-    await https_sink.wait_for(1, "/t")
+    hanging = await hanging_test_send(nats_client, https_sink)
     try:
         request = json.dumps({"host": HOST, "endpoint": "second"}).encode()
         answer = await ask(nats_client, request, timeout=3)
