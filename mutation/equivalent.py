@@ -15,6 +15,7 @@ _SLOTS = "`slots` only saves memory; no code adds attributes"
 _WRONG_LAST_COMMENT = '  # JetStream\'s "wrong last sequence" error codes'
 _DECLINES_MORE = "it only declines more: PyJWT then gives the same verdict (speed only)"
 _CLOCK = "the monotonic clock's float minus a stamp is never exactly the bound"
+_CLOCK_EDGE = "a wall-clock float plus a constant is never exactly another stamp"
 _TURN = "a Turn is compared by identity only: its value is never stored, shown or logged"
 _FRESH = "speed only: a fresh load reads KV, which holds what the cache has or newer"
 _CONFLICT = "a conflicting save drops the room from the cache: the next load reads KV anyway"
@@ -529,6 +530,49 @@ EQUIVALENT: dict[str, list[tuple[str, str, str]]] = {
             " subscription; its worker stopped before, so nothing waits on a lane",
         ),
         ("waited = False", "waited = None", "read only as a truth value: None and False alike"),
+        (
+            "if state.due <= now + DUE_SLACK and left > 0 and room:",
+            "if state.due < now + DUE_SLACK and left > 0 and room:",
+            _CLOCK_EDGE,
+        ),
+        (
+            "if state.due <= now + DUE_SLACK and left > 0 and room:",
+            "if state.due <= now + DUE_SLACK and left >= 0 and room:",
+            "a wait of 0 s times out at once: the loop's next pass finds the slice over"
+            " (left < 0) and goes back to JetStream, as without it",
+        ),
+        (
+            "until = state.due if state.due > now + DUE_SLACK else now + backoff",
+            "until = state.due if state.due >= now + DUE_SLACK else now + backoff",
+            _CLOCK_EDGE,
+        ),
+        (
+            "if seq > self._ended.get(key, 0) and self._behind(key, seq + 1):",
+            "if seq >= self._ended.get(key, 0) and self._behind(key, seq + 1):",
+            "the same end heard twice (a copy's own `ended` notice) only wakes the waiters"
+            " once more: each checks again and waits on, the mark holds the same seq",
+        ),
+        (
+            "while len(self._ended) > CACHE_SIZE:  # writes that never landed: KV decides",
+            "while len(self._ended) >= CACHE_SIZE:  # writes that never landed: KV decides",
+            "a memory bound no contract fixes: a mark forgotten leaves the lane to KV",
+        ),
+        (
+            "if cached is not None and rev is not None and (cached[1] or 0) > rev:",
+            "if cached is not None and rev is not None and (cached[1] or 1) > rev:",
+            "KV revisions start at 1: no revision is below 1 either",
+        ),
+        (
+            "if cached is not None and rev is not None and (cached[1] or 0) > rev:",
+            "if cached is not None and rev is not None and (cached[1] or 0) >= rev:",
+            "a revision names one value: a notice of the revision cached holds what the"
+            " cache holds",
+        ),
+        (
+            "if rev is not None and self._ended.get(key, 0) <= state.done:",
+            "if rev is not None and self._ended.get(key, 1) <= state.done:",
+            "the default is read only when the lane has no mark: then there is none to drop",
+        ),
     ],
     "pace": [
         ("@dataclass(frozen=True)", "@dataclass(frozen=False)", _FROZEN),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 
 import nats
@@ -17,7 +18,7 @@ from nats.js.errors import NoKeysError
 from nats.js.kv import KeyValue
 from prometheus_client import CollectorRegistry
 
-from sayna_sip.common import topology
+from sayna_sip.common import contracts, topology
 from sayna_sip.common.delivery import Delivery
 from sayna_sip.forwarder.metrics import ForwarderMetrics
 from sayna_sip.forwarder.order import LaneState, Order
@@ -38,6 +39,7 @@ async def lanes_on(url: str) -> tuple[Client, CallLanes]:
     kv = await nc.jetstream().key_value(topology.LANES_BUCKET)
     lanes = CallLanes(nc, kv, 300.0, 10, ForwarderMetrics(CollectorRegistry()))
     await lanes.start()
+    await nc.flush()  # its notice subscription is in place on the server
     return nc, lanes
 
 
@@ -63,6 +65,7 @@ async def test_a_calls_first_copy_and_a_copy_woken_by_the_notice_go_without_a_kv
         await a.ended(copy(1))
         async with asyncio.timeout(0.9):  # well inside b's in-process wait (1 s)
             assert await second == Order(2)
+        assert await b.ended(copy(2)) == 0  # its write on the revision the notice carried
         await nats_client.flush()
         assert len(reads) == 1, reads  # b took its turn from the notice, not from KV
     finally:
@@ -103,3 +106,114 @@ async def _keys(kv: KeyValue) -> AsyncIterator[str]:
     with contextlib.suppress(NoKeysError):
         for key in await kv.keys():
             yield key
+
+
+async def heard(nc: Client, *notices: bytes) -> None:
+    """Publish these lane notices for copy 1's lane and wait until `nc` has them: the
+    server sends them before the answer to nc's flush, and their callback runs first."""
+    for body in notices:
+        await nc.publish(f"{contracts.LANE_NOTICE}.{lane_key(copy(1))}", body)
+    await nc.flush()
+
+
+async def test_a_forwarder_that_never_saw_the_call_lets_its_second_copy_go_on_the_first_ones_end(
+    nats_server: NatsServer, jetstream: JetStreamContext
+) -> None:
+    nc_a, a = await lanes_on(nats_server.url)
+    nc_b, b = await lanes_on(nats_server.url)
+    try:
+        assert await a.turn(copy(1)) == Order(1)
+        await a.ending(copy(1), Order(1))  # `ended 1` to every forwarder
+        await nc_a.flush()
+        await nc_b.flush()  # b has heard it
+        async with asyncio.timeout(0.5):  # not b's in-process wait (1 s) for a write
+            assert await b.turn(copy(2)) == Order(2)
+    finally:
+        for lanes, nc in ((a, nc_a), (b, nc_b)):
+            await lanes.stop()
+            await nc.close()
+
+
+async def test_a_late_notice_of_an_earlier_end_changes_nothing(
+    nats_server: NatsServer, jetstream: JetStreamContext
+) -> None:
+    # A forwarder hears `ended 1` (its own, or another's) after copy 2 ended here: copy 3
+    # still goes at once, copy 2 coming again is still late, after the cache is dropped.
+    nc, a = await lanes_on(nats_server.url)
+    try:
+        assert await a.turn(copy(1)) == Order(1)
+        await a.ending(copy(1), Order(1))
+        assert await a.turn(copy(2)) == Order(2)
+        await a.ending(copy(2), Order(2))  # neither written yet
+        await heard(nc, b"ended 1")
+        async with asyncio.timeout(0.5):
+            assert await a.turn(copy(3)) == Order(3)
+        for seq in (1, 2):  # written: the lane is at 2 (copy 3 still in flight)
+            assert await a.ended(copy(seq)) == 0
+        await heard(nc, b"ended 1", b"")  # and an empty notice (a release before): read again
+        assert await a.turn(copy(2), redelivered=2) == Order(2, late=True)
+    finally:
+        await a.stop()
+        await nc.close()
+
+
+async def test_a_mark_of_an_end_is_dropped_once_kv_shows_it(
+    nats_server: NatsServer, jetstream: JetStreamContext
+) -> None:
+    # Copy 1 ended here and was written; copy 2 ended on another forwarder, whose notice
+    # was lost (core NATS). When this one reads the lane again, copy 2 coming again is
+    # late: its own old mark of copy 1 does not make copy 2 the head.
+    kv = await jetstream.key_value(topology.LANES_BUCKET)
+    nc, a = await lanes_on(nats_server.url)
+    try:
+        assert await a.turn(copy(1)) == Order(1)
+        await a.ending(copy(1), Order(1))
+        assert await a.ended(copy(1)) == 0
+        await kv.put(lane_key(copy(1)), LaneState(done=2).encode())
+        await heard(nc, b"")  # drop the cache (a release before this one): read again
+        assert await a.turn(copy(2), redelivered=2) == Order(2, late=True)
+    finally:
+        await a.stop()
+        await nc.close()
+
+
+async def test_a_notice_older_than_what_a_forwarder_knows_is_ignored(
+    nats_server: NatsServer, jetstream: JetStreamContext
+) -> None:
+    # Copy 1's notice reaches this forwarder after copy 2's write (notices of two
+    # forwarders may cross): the older revision does not take copy 2's turn back.
+    kv = await jetstream.key_value(topology.LANES_BUCKET)
+    nc, a = await lanes_on(nats_server.url)
+    try:
+        assert await a.turn(copy(1)) == Order(1)
+        assert await a.ended(copy(1)) == 0
+        old = await kv.get(lane_key(copy(1)))
+        assert await a.turn(copy(2)) == Order(2)
+        assert await a.ended(copy(2)) == 0
+        assert old.revision is not None and old.value is not None
+        await heard(nc, b"%d %s" % (old.revision, old.value))
+        assert await a.turn(copy(2), redelivered=2) == Order(2, late=True)
+        assert await a.turn(copy(3)) == Order(3)
+    finally:
+        await a.stop()
+        await nc.close()
+
+
+async def test_a_notice_from_a_forwarder_that_missed_an_end_keeps_that_end(
+    nats_server: NatsServer, jetstream: JetStreamContext
+) -> None:
+    # Copy 1 ended here, its write not made yet. Another forwarder, which has not heard
+    # of it, notes copy 3 waiting behind copy 1 and says so: copy 2 still goes here at once.
+    kv = await jetstream.key_value(topology.LANES_BUCKET)
+    nc, a = await lanes_on(nats_server.url)
+    try:
+        assert await a.turn(copy(1)) == Order(1)
+        await a.ending(copy(1), Order(1))
+        waiting = LaneState(since=time.time(), tail=3)
+        revision = await kv.put(lane_key(copy(1)), waiting.encode())
+        await heard(nc, b"%d %s" % (revision, waiting.encode()))
+        async with asyncio.timeout(0.5):  # not its in-process wait (1 s) for copy 1's write
+            assert await a.turn(copy(2)) == Order(2)
+    finally:
+        await a.stop()
+        await nc.close()

@@ -191,10 +191,11 @@ class CallLanes:
                 new = order.advance(self._caught_up(key, state, d.call_seq), d.call_seq)
                 if new is None:
                     return 0
-                if await self._write(key, new, rev):
+                written = await self._write(key, new, rev)
+                if written is not None:
                     if new.done != state.done:
                         self._wake(key)
-                        await self._announce(key)
+                        await self._announce(key, new, written)
                     return order.released_count(state, d.call_seq)
                 self._cache.pop(key, None)
         log.warning("event=lane_advance_failed hook=%s room=%s", d.hook, d.room)
@@ -251,7 +252,8 @@ class CallLanes:
 
     async def _release(self, d: Delivery, key: str, state: LaneState, rev: int | None) -> None:
         new = order.release(state)
-        if await self._write(key, new, rev):
+        written = await self._write(key, new, rev)
+        if written is not None:
             count = order.released_count(new, state.head)
             log.warning(
                 "event=lane_released hook=%s endpoint=%s room=%s head=%d waited=%d",
@@ -259,7 +261,7 @@ class CallLanes:
             )  # fmt: skip
             self._metrics.order_released.labels(d.hook).inc()
             self._wake(key)
-            await self._announce(key)
+            await self._announce(key, new, written)
         else:
             self._cache.pop(key, None)
 
@@ -279,8 +281,9 @@ class CallLanes:
         self._remember(key, state, rev)
         return state, rev
 
-    async def _write(self, key: str, state: LaneState, rev: int | None) -> bool:
-        """Compare-and-set; False when another forwarder wrote first (the caller re-reads)."""
+    async def _write(self, key: str, state: LaneState, rev: int | None) -> int | None:
+        """Compare-and-set: the new revision, or None when another forwarder wrote first
+        (the caller re-reads)."""
         value = state.encode()
         try:
             if rev is None:
@@ -289,16 +292,14 @@ class CallLanes:
                 new_rev = await kvwrite.update(self._kv, key, value, rev)
         except KeyWrongLastSequenceError:
             self._cache.pop(key, None)
-            return False
+            return None
         self._remember(key, state, new_rev)
-        return True
+        return new_rev
 
-    async def _announce(self, key: str) -> None:
+    async def _announce(self, key: str, state: LaneState, rev: int) -> None:
         """Tell every forwarder the lane moved on: `<revision> <state JSON>` (a release
         before this one sent an empty notice: read the lane again)."""
-        cached = self._cache.get(key)
-        body = b"%d %s" % (cached[1], cached[0].encode()) if cached and cached[1] else b""
-        await self._nc.publish(f"{contracts.LANE_NOTICE}.{key}", body)
+        await self._nc.publish(f"{contracts.LANE_NOTICE}.{key}", b"%d %s" % (rev, state.encode()))
 
     def _remember(self, key: str, state: LaneState, rev: int | None) -> None:
         cached = self._cache.get(key)
