@@ -547,12 +547,6 @@ EQUIVALENT: dict[str, list[tuple[str, str, str]]] = {
             _CLOCK_EDGE,
         ),
         (
-            "if seq > self._ended.get(key, 0) and self._behind(key, seq + 1):",
-            "if seq >= self._ended.get(key, 0) and self._behind(key, seq + 1):",
-            "the same end heard twice (a copy's own `ended` notice) only wakes the waiters"
-            " once more: each checks again and waits on, the mark holds the same seq",
-        ),
-        (
             "while len(self._ended) > CACHE_SIZE:  # writes that never landed: KV decides",
             "while len(self._ended) >= CACHE_SIZE:  # writes that never landed: KV decides",
             "a memory bound no contract fixes: a mark forgotten leaves the lane to KV",
