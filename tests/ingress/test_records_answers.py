@@ -67,7 +67,15 @@ async def test_unusable_input_is_400_saying_what_to_send(
       "until: "),
      ("POST", f"/sip/hooks/{HOST}/replay", {"since": "1h", "until": "soon"}, "invalid_body",
       "until: "),
+     ("GET", "/sip/deliveries?until=soon", None, "invalid_query", "until: "),
+     ("GET", "/sip/dead-letters?since=soon", None, "invalid_query", "since: "),
+     ("POST", f"/sip/hooks/{HOST}/replay", {"since": "soon"}, "invalid_body", "since: "),
+     ("POST", f"/sip/hooks/{HOST}/endpoints/default/replay", {"since": "1h", "until": "soon"},
+      "invalid_body", "until: "),
      ("GET", "/sip/deliveries?host=-bad-", None, "invalid_query", BAD_HOST),
+     ("GET", "/sip/dead-letters?host=-bad-", None, "invalid_query", BAD_HOST),
+     ("GET", "/sip/hooks/-bad-/stats", None, "invalid_query", BAD_HOST),
+     ("POST", "/sip/hooks/-bad-/replay", {"since": "1h"}, "invalid_query", BAD_HOST),
      ("POST", "/sip/dead-letters/redrive", {"host": "-bad-"}, "invalid_body", BAD_HOST)],
 )  # fmt: skip
 async def test_a_bad_time_or_host_is_named_and_coded_by_where_it_came_from(
