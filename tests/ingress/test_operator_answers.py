@@ -21,7 +21,7 @@ from sayna_sip.common.deliveries import rfc3339
 from sayna_sip.common.delivery import Delivery
 from sayna_sip.common.hook import Hook, parse_stamp, utc_stamp
 from sayna_sip.common.recorder import Recorder, RecorderMetrics
-from sayna_sip.common.records import AttemptRecord
+from sayna_sip.common.records import AttemptRecord, RouteRecord
 from sayna_sip.common.streamscan import StoredMsg, StreamReader
 from tests.fixtures.nats import NatsServer
 from tests.ingress.conftest import Client, ingress_config, serve, wait_until
@@ -297,3 +297,25 @@ async def _reader(nc: Nats) -> AsyncIterator[StreamReader]:
         yield reader
     finally:
         await reader.close()
+
+
+async def test_deliveries_filter_by_an_outcome_name_with_underscores_and_page_by_cursor(
+    api: Client, nats_client: Nats
+) -> None:
+    rec = Recorder(nats_client, RecorderMetrics(CollectorRegistry()))
+    await rec.start()
+    now = time.time()
+    for n, outcome in enumerate(("matched", "not_sip", "not_sip", "not_sip")):
+        rec.record(RouteRecord(event_id=f"EV_{n}", event="participant_joined", room="sip-r",
+                               outcome=outcome, at=now))  # fmt: skip
+    await rec.flush()
+    await rec.stop()
+
+    async def page(**params: str | int) -> tuple[list[str], str | None]:
+        r = await api.get("/sip/deliveries", params={"outcome": "not_sip", "limit": 2, **params})
+        assert r.status_code == 200, r.text
+        return [x["event_id"] for x in r.json()["deliveries"]], r.json()["next_cursor"]
+
+    first, cursor = await page()
+    assert first == ["EV_3", "EV_2"] and cursor is not None
+    assert await page(cursor=cursor) == (["EV_1"], None)  # the next page, not the first again
