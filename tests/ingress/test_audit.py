@@ -303,3 +303,39 @@ async def test_a_resend_to_one_endpoint_is_recorded_with_that_endpoint(
     rec = (await _records(jetstream))[-1]
     assert (rec["action"], rec["host"], rec["endpoint"]) == ("resend_delivery", A, "default")
     assert rec["fields"] == ["endpoint", "event_id"]
+
+
+async def test_a_resend_to_every_endpoint_is_recorded_with_its_event_and_no_endpoint(
+    tenants: Tenants, jetstream: JetStreamContext
+) -> None:
+    r = await tenants.as_admin("POST", f"/sip/deliveries/{EV[A]}/resend", json={"endpoint": " "})
+    assert r.status_code == 200, r.text
+    rec = (await _records(jetstream))[-1]
+    assert (rec["action"], rec["host"], rec.get("endpoint")) == ("resend_delivery", A, None)
+    assert (rec["fields"], rec["values"]) == (["event_id"], {"event_ids": [EV[A]]})
+
+
+async def test_a_redrive_is_recorded_with_its_filters_and_what_it_did(
+    tenants: Tenants, jetstream: JetStreamContext
+) -> None:
+    body = {"since": "7d", "until": "2099-01-01T00:00:00Z", "event_ids": [EV[A], EV[B], " "]}
+    r = await tenants.as_admin("POST", "/sip/dead-letters/redrive", json=body)
+    assert (r.status_code, r.json()) == (200, {"redriven": 2, "skipped": 0, "truncated": False})
+    rec = (await _records(jetstream))[-1]
+    assert (rec["action"], rec.get("host")) == ("redrive", None)
+    assert rec["fields"] == ["event_ids", "since", "until"]
+    assert rec["values"] == {"since": "7d", "until": "2099-01-01T00:00:00Z", "count": 3,
+                             "redriven": 2, "skipped": 0, "truncated": False}  # fmt: skip
+
+
+async def test_a_replay_is_recorded_with_its_window_and_what_it_did(
+    tenants: Tenants, jetstream: JetStreamContext
+) -> None:
+    r = await tenants.as_admin("POST", f"/sip/hooks/{A}/endpoints/default/replay",
+                               json={"since": "1h", "until": "2099-01-01T00:00:00Z"})  # fmt: skip
+    assert r.status_code == 200, r.text
+    rec = (await _records(jetstream))[-1]
+    assert (rec["action"], rec["host"], rec["endpoint"]) == ("endpoint_replay", A, "default")
+    assert rec["fields"] == ["since", "until"]
+    assert rec["values"] == {"since": "1h", "until": "2099-01-01T00:00:00Z",
+                             "replayed": 1, "expired": 0, "truncated": False}  # fmt: skip
