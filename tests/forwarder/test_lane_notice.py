@@ -34,13 +34,19 @@ def copy(seq: int) -> Delivery:
     )  # fmt: skip
 
 
-async def lanes_on(url: str) -> tuple[Client, CallLanes]:
+@contextlib.asynccontextmanager
+async def lanes_on(url: str) -> AsyncIterator[tuple[Client, CallLanes]]:
+    """A forwarder's call lanes on a connection of their own, stopped on the way out."""
     nc = await nats.connect(url)
     kv = await nc.jetstream().key_value(topology.LANES_BUCKET)
     lanes = CallLanes(nc, kv, 300.0, 10, ForwarderMetrics(CollectorRegistry()))
     await lanes.start()
     await nc.flush()  # its notice subscription is in place on the server
-    return nc, lanes
+    try:
+        yield nc, lanes
+    finally:
+        await lanes.stop()
+        await nc.close()
 
 
 async def test_a_calls_first_copy_and_a_copy_woken_by_the_notice_go_without_a_kv_read(
@@ -53,9 +59,7 @@ async def test_a_calls_first_copy_and_a_copy_woken_by_the_notice_go_without_a_kv
 
     await nats_client.subscribe(f"$JS.API.STREAM.MSG.GET.KV_{topology.LANES_BUCKET}", cb=on_read)
     await nats_client.subscribe(f"$JS.API.DIRECT.GET.KV_{topology.LANES_BUCKET}.>", cb=on_read)
-    nc_a, a = await lanes_on(nats_server.url)
-    nc_b, b = await lanes_on(nats_server.url)
-    try:
+    async with lanes_on(nats_server.url) as (_, a), lanes_on(nats_server.url) as (_, b):
         assert await a.turn(copy(1)) == Order(1)  # the call's first copy: no read
         second = asyncio.create_task(b.turn(copy(2)))  # waits: copy 1 has not ended
         async with asyncio.timeout(5):
@@ -68,10 +72,6 @@ async def test_a_calls_first_copy_and_a_copy_woken_by_the_notice_go_without_a_kv
         assert await b.ended(copy(2)) == 0  # its write on the revision the notice carried
         await nats_client.flush()
         assert len(reads) == 1, reads  # b took its turn from the notice, not from KV
-    finally:
-        for lanes, nc in ((a, nc_a), (b, nc_b)):
-            await lanes.stop()
-            await nc.close()
 
 
 async def test_a_calls_second_copy_on_another_forwarder_goes_when_the_first_ends_not_its_write(
@@ -80,9 +80,7 @@ async def test_a_calls_second_copy_on_another_forwarder_goes_when_the_first_ends
     # room_started is stored with the join that names the host: when it ends on one
     # forwarder, the join waiting on the other goes at once, not after its lane write.
     kv = await jetstream.key_value(topology.LANES_BUCKET)
-    nc_a, a = await lanes_on(nats_server.url)
-    nc_b, b = await lanes_on(nats_server.url)
-    try:
+    async with lanes_on(nats_server.url) as (_, a), lanes_on(nats_server.url) as (_, b):
         assert await a.turn(copy(1)) == Order(1)
         second = asyncio.create_task(b.turn(copy(2)))
         await asyncio.sleep(0.1)
@@ -96,10 +94,6 @@ async def test_a_calls_second_copy_on_another_forwarder_goes_when_the_first_ends
         assert await b.ended(copy(2)) == 0
         assert await a.ended(copy(1)) == 0
         assert LaneState.decode((await kv.get(lane_key(copy(1)))).value).done == 2
-    finally:
-        for lanes, nc in ((a, nc_a), (b, nc_b)):
-            await lanes.stop()
-            await nc.close()
 
 
 async def _keys(kv: KeyValue) -> AsyncIterator[str]:
@@ -121,8 +115,7 @@ async def test_a_late_notice_of_an_earlier_end_changes_nothing(
 ) -> None:
     # A forwarder hears `ended 1` (its own, or another's) after copy 2 ended here: copy 3
     # still goes at once, copy 2 coming again is still late, after the cache is dropped.
-    nc, a = await lanes_on(nats_server.url)
-    try:
+    async with lanes_on(nats_server.url) as (nc, a):
         assert await a.turn(copy(1)) == Order(1)
         await a.ending(copy(1), Order(1))
         assert await a.turn(copy(2)) == Order(2)
@@ -134,9 +127,6 @@ async def test_a_late_notice_of_an_earlier_end_changes_nothing(
             assert await a.ended(copy(seq)) == 0
         await heard(nc, b"ended 1", b"")  # and an empty notice (a release before): read again
         assert await a.turn(copy(2), redelivered=2) == Order(2, late=True)
-    finally:
-        await a.stop()
-        await nc.close()
 
 
 async def test_a_notice_older_than_what_a_forwarder_knows_is_ignored(
@@ -145,8 +135,7 @@ async def test_a_notice_older_than_what_a_forwarder_knows_is_ignored(
     # Copy 1's notice reaches this forwarder after copy 2's write (notices of two
     # forwarders may cross): the older revision does not take copy 2's turn back.
     kv = await jetstream.key_value(topology.LANES_BUCKET)
-    nc, a = await lanes_on(nats_server.url)
-    try:
+    async with lanes_on(nats_server.url) as (nc, a):
         assert await a.turn(copy(1)) == Order(1)
         assert await a.ended(copy(1)) == 0
         old = await kv.get(lane_key(copy(1)))
@@ -156,9 +145,6 @@ async def test_a_notice_older_than_what_a_forwarder_knows_is_ignored(
         await heard(nc, b"%d %s" % (old.revision, old.value))
         assert await a.turn(copy(2), redelivered=2) == Order(2, late=True)
         assert await a.turn(copy(3)) == Order(3)
-    finally:
-        await a.stop()
-        await nc.close()
 
 
 async def test_a_notice_from_a_forwarder_that_missed_an_end_keeps_that_end(
@@ -167,8 +153,7 @@ async def test_a_notice_from_a_forwarder_that_missed_an_end_keeps_that_end(
     # Copy 1 ended here, its write not made yet. Another forwarder, which has not heard
     # of it, notes copy 3 waiting behind copy 1 and says so: copy 2 still goes here at once.
     kv = await jetstream.key_value(topology.LANES_BUCKET)
-    nc, a = await lanes_on(nats_server.url)
-    try:
+    async with lanes_on(nats_server.url) as (nc, a):
         assert await a.turn(copy(1)) == Order(1)
         await a.ending(copy(1), Order(1))
         waiting = LaneState(since=time.time(), tail=3)
@@ -176,6 +161,3 @@ async def test_a_notice_from_a_forwarder_that_missed_an_end_keeps_that_end(
         await heard(nc, b"%d %s" % (revision, waiting.encode()))
         async with asyncio.timeout(0.5):  # not its in-process wait (1 s) for copy 1's write
             assert await a.turn(copy(2)) == Order(2)
-    finally:
-        await a.stop()
-        await nc.close()
