@@ -91,6 +91,11 @@ cleanup() {
   set +e
   [ -n "$HEALTH_PID" ] && kill "$HEALTH_PID" 2>/dev/null
   [ "$SENT" != 0 ] && kill "$SENT" 2>/dev/null
+  if [ -n "${COMPOSE_TEST_KEEP:-}" ]; then  # keep the logs of a run to read after it
+    mkdir -p "$COMPOSE_TEST_KEEP"
+    [ -S "$WORK/podman.sock" ] && PT=60 DC logs --no-color -t >"$COMPOSE_TEST_KEEP/stack.log" 2>&1
+    cp "$WORK"/*.log "$WORK"/*.ids "$WORK"/*.json "$WORK"/*.metrics "$COMPOSE_TEST_KEEP"/ 2>/dev/null
+  fi
   if [ -S "$WORK/podman.sock" ]; then PT=120 DC down -v --remove-orphans -t 5 >/dev/null 2>&1; fi
   PT=60 P rm -af -t 1 >/dev/null 2>&1
   PT=60 P pod rm -af >/dev/null 2>&1
@@ -314,6 +319,14 @@ cluster_up() {
   $PY -m tests.compose.cluster replicas "$WORK/jsz.json"  # every stream and bucket R3
 }
 
+forwarder_metrics() { # every forwarder's /metrics, one after the other
+  local id
+  for id in $(P ps -q --filter "label=com.docker.compose.project=$PROJECT" \
+      --filter "label=com.docker.compose.service=forwarder"); do
+    PT=20 P exec "$id" python -c "import urllib.request as u; print(u.urlopen('http://127.0.0.1:3003/metrics', timeout=5).read().decode())" || return 1
+  done
+}
+
 sent() { wc -l <"$WORK/cluster.ids"; }
 
 await_sent() { # await_sent N: until N events were acknowledged (or the sender ended)
@@ -364,8 +377,10 @@ cluster_faults() {
   sink_log
   DC logs --no-color balancer >"$WORK/balancer.log" 2>&1
   grep -E "Server ingress/" "$WORK/balancer.log" | sed 's/^/compose-test: balancer: /' || true
+  # The forwarders' retries and attempts, to read a failure by (not counted: best effort).
+  forwarder_metrics >"$WORK/forwarders.metrics" || say "a forwarder did not answer /metrics"
   $PY -m tests.compose.cluster report "$WORK/cluster.ids" "$WORK/sink.log" "$WORK/jsz.json" \
-    "$WORK/balancer.log" "$WORK/balancer-before.log"
+    "$WORK/balancer.log" "$WORK/balancer-before.log" "$WORK/forwarders.metrics"
 }
 
 step base-rootfs base_tar
