@@ -177,6 +177,7 @@ async def test_a_dead_letter_missing_headers_is_listed_with_empty_fields(
     (shown,) = r.json()["dead_letters"]
     assert (shown["host"], shown["event_id"], shown["attempts"]) == (A, "EV_bare", 0)
     assert shown["last_status"] is None and shown["dead_at"] is None
+    assert shown["endpoint"] == "default"  # the one endpoint there was before endpoints
     assert {shown[k] for k in ("event", "room", "reason", "last_error", "url")} == {""}
 
 
@@ -319,3 +320,23 @@ async def test_deliveries_filter_by_an_outcome_name_with_underscores_and_page_by
     first, cursor = await page()
     assert first == ["EV_3", "EV_2"] and cursor is not None
     assert await page(cursor=cursor) == (["EV_1"], None)  # the next page, not the first again
+
+
+async def test_a_dead_letter_is_listed_with_every_field_its_writer_stored(
+    api: Client, jetstream: JetStreamContext
+) -> None:
+    first = Delivery.first(event_id="EV_full", event="participant_left", room="sip-r",
+                           hook=A, sip_host=A, received_at=None, endpoint="backup")  # fmt: skip
+    headers = first.dead_headers(reason="retries exhausted", attempts=4, last_status=503,
+                                 last_error="HTTP 503", hook_url=f"https://{A}/b",
+                                 dead_at=1_700_000_000.25)  # fmt: skip
+    ack = await jetstream.publish(contracts.dead_subject(A), b"{}", stream=topology.SIP_DEAD,
+                                  headers=headers)  # fmt: skip
+    r = await api.get("/sip/dead-letters")
+    assert r.status_code == 200, r.text
+    assert r.json() == {"dead_letters": [{
+        "seq": ack.seq, "host": A, "event_id": "EV_full", "event": "participant_left",
+        "room": "sip-r", "reason": "retries exhausted", "attempts": 4, "last_status": 503,
+        "last_error": "HTTP 503", "url": f"https://{A}/b", "dead_at": "2023-11-14T22:13:20.250Z",
+        "endpoint": "backup",
+    }], "next_cursor": None}  # fmt: skip

@@ -76,6 +76,11 @@ async def test_unusable_input_is_400_saying_what_to_send(
      ("GET", "/sip/dead-letters?host=-bad-", None, "invalid_query", BAD_HOST),
      ("GET", "/sip/hooks/-bad-/stats", None, "invalid_query", BAD_HOST),
      ("POST", "/sip/hooks/-bad-/replay", {"since": "1h"}, "invalid_query", BAD_HOST),
+     ("GET", "/sip/hooks/%20/stats", None, "invalid_query", "SIP hook host cannot be empty"),
+     ("GET", "/sip/hooks/%20/endpoints/default/stats", None, "invalid_query",
+      "SIP hook host cannot be empty"),
+     ("POST", "/sip/hooks/%20/replay", {"since": "1h"}, "invalid_query",
+      "SIP hook host cannot be empty"),
      ("POST", "/sip/dead-letters/redrive", {"host": "-bad-"}, "invalid_body", BAD_HOST)],
 )  # fmt: skip
 async def test_a_bad_time_or_host_is_named_and_coded_by_where_it_came_from(

@@ -89,13 +89,17 @@ def _when(value: str | None, name: str, code: str = ErrorCode.INVALID_QUERY) -> 
         raise BadRequest(f"{name}: {exc}", code) from None
 
 
-def _host(value: str | None, code: str = ErrorCode.INVALID_QUERY) -> str | None:
-    if value is None or not value.strip():
-        return None
+def _named(value: str, code: str = ErrorCode.INVALID_QUERY) -> str:
+    """A host as hooks are keyed; a path's blank host is no host (400), not every host."""
     try:
         return normalize_host(value)
     except ConfigError as exc:
         raise BadRequest(shorten(str(exc)), code) from None
+
+
+def _host(value: str | None, code: str = ErrorCode.INVALID_QUERY) -> str | None:
+    """A filter's host: blank is no filter."""
+    return None if value is None or not value.strip() else _named(value, code)
 
 
 def _out(record: Any) -> RouteOut | AttemptOut:
@@ -293,7 +297,7 @@ async def _stats(ingress: IngressDep, host: str, endpoint: str, window: str) -> 
     if seconds is None:
         raise BadRequest(f"window must be one of {', '.join(deliveries.STATS_WINDOWS)}",
                          ErrorCode.INVALID_QUERY)  # fmt: skip
-    name = _host(host) or ""
+    name = _named(host)
     records = _records(ingress)
     st = await records.deliveries.stats(name, seconds, endpoint=endpoint)
     return HookStats(
@@ -321,7 +325,7 @@ async def _replay(
         raise BadRequest("'since' is required (a time or a duration back, like 1h)",
                          ErrorCode.INVALID_BODY)  # fmt: skip
     records = _records(ingress)
-    name = _host(host) or ""
+    name = _named(host)
     done = await records.replayer.replay(name, since, until, endpoint)
     note(request, Change(name, ("since", "until"), {
         "since": data.since, "until": data.until, "replayed": done.replayed,
