@@ -1068,6 +1068,17 @@ EQUIVALENT: dict[str, list[tuple[str, str, str]]] = {
             "the error handler is consulted only for bytes that are not UTF-8, and a stored"
             " webhook body is JSON that msgspec decoded (valid UTF-8) at intake",
         ),
+        (
+            "body = ErrorCode.INVALID_BODY",
+            "body = None",
+            "a BadRequest given no code keeps its own, invalid_body: the same answer",
+        ),
+        (
+            "current_rate=round(st.recent / deliveries.RECENT_WINDOW, 2),",
+            "current_rate=round(st.recent / deliveries.RECENT_WINDOW, 3),",
+            "a whole count over RECENT_WINDOW (10.0 s) has one decimal at most: rounded to"
+            " 2 or 3 places it is the same float",
+        ),
     ],
     "routes_console": [
         (

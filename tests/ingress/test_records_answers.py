@@ -40,6 +40,8 @@ async def test_without_sip_every_records_route_says_records_are_unavailable(
     ("method", "path", "body", "answer"),
     [("GET", "/sip/deliveries?outcome=x-y", None,
       ("invalid_query", "outcome 'x-y' is not an outcome name")),
+     ("GET", "/sip/deliveries?outcome=__", None,  # underscores join words, they are none
+      ("invalid_query", "outcome '__' is not an outcome name")),
      ("GET", f"/sip/hooks/{HOST}/stats?window=2h", None,
       ("invalid_query", "window must be one of 1h, 24h, 7d")),
      ("GET", f"/sip/hooks/{HOST}/endpoints/default/stats?window=30d", None,
