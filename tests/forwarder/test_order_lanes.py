@@ -87,15 +87,34 @@ def fail_first_join(failing: set[str]) -> object:
     return decide
 
 
+class Attempts(list[AttemptRecord]):
+    """The attempt records heard so far; `reach(n)` awaits the n-th."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._grew = asyncio.Event()
+
+    def add(self, record: AttemptRecord) -> None:
+        self.append(record)
+        self._grew.set()
+
+    async def reach(self, n: int, timeout: float = 10.0) -> None:
+        # A forwarder's recorder publishes in the background: a record may trail its ack.
+        async with asyncio.timeout(timeout):
+            while len(self) < n:
+                self._grew.clear()
+                await self._grew.wait()
+
+
 @pytest.fixture
-async def attempts(nats_client: Client) -> AsyncIterator[list[AttemptRecord]]:
+async def attempts(nats_client: Client) -> AsyncIterator[Attempts]:
     """Every attempt record the forwarders publish from now on."""
-    got: list[AttemptRecord] = []
+    got = Attempts()
 
     async def on_record(msg: object) -> None:
         record = records.decode(msg.data)  # type: ignore[attr-defined]
         if isinstance(record, AttemptRecord):
-            got.append(record)
+            got.add(record)
 
     sub = await nats_client.subscribe("sip.attempt.>", cb=on_record)
     yield got
@@ -104,7 +123,7 @@ async def attempts(nats_client: Client) -> AsyncIterator[list[AttemptRecord]]:
 
 async def test_interleaved_calls_arrive_in_order_across_a_failed_join(
     start_forwarder: StartForwarder, https_sink: HttpsSink, jetstream: JetStreamContext,
-    attempts: list[AttemptRecord],
+    attempts: Attempts,
 ) -> None:  # fmt: skip
     # The issue's run, shortened: 10 calls x 5 events interleaved; half of the calls'
     # joins fail once. Two forwarders pull the same durable.
@@ -125,7 +144,7 @@ async def test_interleaved_calls_arrive_in_order_across_a_failed_join(
         assert by_room[room] == [1, 2, 3, 4, 5], room
     for r in got:  # signed as always; the seq is not part of the signature
         Webhook(SECRET.encode()).verify(r.body, r.headers)
-    await asyncio.sleep(0)  # the records are published before each ack
+    await attempts.reach(55)
     seqs = sorted((a.room, a.call_seq, a.outcome) for a in attempts)
     assert ("sip-call-0", 2, "failed") in seqs and len(seqs) == 55
     assert not any(a.late or a.released for a in attempts)
