@@ -27,6 +27,7 @@ from sayna_sip.forwarder.metrics import ForwarderMetrics
 from sayna_sip.forwarder.order import LaneState, Order
 from sayna_sip.forwarder.order_lanes import CallLanes, Later, lane_key
 from tests.fixtures.nats import NatsServer
+from tests.router.helpers import until
 
 HOST = "Lanes.Example.com"
 HOOK = HOST.lower()  # as the copy names it (and its metrics)
@@ -85,13 +86,6 @@ async def kv_reads(nats_client: Client) -> list[str]:
     await nats_client.subscribe(f"$JS.API.DIRECT.GET.KV_{topology.LANES_BUCKET}.>", cb=on_read)
     await nats_client.flush()
     return reads
-
-
-async def until(check: Callable[[], bool], timeout: float = 5.0) -> None:
-    """Wait for `check` to hold (a copy reached its wait, a read was made)."""
-    async with asyncio.timeout(timeout):
-        while not check():  # noqa: ASYNC110  # a metric and a list of reads have no event
-            await asyncio.sleep(0.01)
 
 
 def waits(registry: CollectorRegistry) -> float | None:
